@@ -1,0 +1,8 @@
+/** `npm run migrate`: creates the database if missing and applies pending migrations. */
+import { config } from '../src/config';
+import { migrate } from '../src/utils/migrator';
+
+migrate(config.DATABASE_URL, { log: (line) => process.stdout.write(`migrate: ${line}\n`) }).catch((error: Error) => {
+  process.stderr.write(`migrate: ${error.message}\n`);
+  process.exit(1);
+});

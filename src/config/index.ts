@@ -1,0 +1,127 @@
+/**
+ * The one place that reads `process.env`. Parsed once at import; every other module imports
+ * the frozen, typed `config` object. Names and defaults follow CONTRACT §2.
+ */
+import { z } from 'zod';
+import dotenv from 'dotenv';
+
+/** Secrets that `NODE_ENV=production` refuses to default. */
+const SECRET_VARIABLES = ['ADMIN_API_KEY', 'ENCRYPTION_KEY', 'META_APP_SECRET', 'META_VERIFY_TOKEN'] as const;
+
+const DEV_SECRETS: Record<(typeof SECRET_VARIABLES)[number], string> = {
+  ADMIN_API_KEY: 'dev-admin-key',
+  // 32 bytes of hex, public on purpose: it only protects development data.
+  ENCRYPTION_KEY: '000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f',
+  META_APP_SECRET: 'dev-app-secret',
+  META_VERIFY_TOKEN: 'dev-verify-token',
+};
+
+const integer = (min: number, max: number) => z.coerce.number().int().min(min).max(max);
+const flag = z.enum(['true', 'false', '1', '0']).transform((value) => value === 'true' || value === '1');
+const url = (protocols: string[]) =>
+  z.string().refine((value) => {
+    try {
+      return protocols.includes(new URL(value).protocol);
+    } catch {
+      return false;
+    }
+  }, `must be a URL (${protocols.join(' or ')})`);
+
+/** An AES-256 key: exactly 32 bytes, written as 64 hex digits or as base64. */
+const encryptionKey = z.string().transform((value, ctx) => {
+  const key = /^[0-9a-fA-F]{64}$/.test(value) ? Buffer.from(value, 'hex') : Buffer.from(value, 'base64');
+  if (key.length !== 32) {
+    ctx.addIssue({ code: 'custom', message: 'must be 32 bytes, as 64 hex digits or base64' });
+    return z.NEVER;
+  }
+  return key;
+});
+
+const schema = z.object({
+  NODE_ENV: z.enum(['development', 'production', 'test']).default('development'),
+  PORT: integer(0, 65535).default(3000),
+  DATABASE_URL: url(['postgres:', 'postgresql:']).default('postgres://postgres@127.0.0.1:5432/multichannel_agent'),
+  DATABASE_POOL_SIZE: integer(1, 200).default(10),
+  REDIS_URL: url(['redis:', 'rediss:']).default('redis://127.0.0.1:6379/0'),
+  /** Prepended to every Redis key; tests give each file its own. */
+  REDIS_KEY_PREFIX: z.string().default('mca:'),
+  ADMIN_API_KEY: z.string().min(12, 'must be at least 12 characters'),
+  ENCRYPTION_KEY: encryptionKey,
+  META_APP_SECRET: z.string().min(8, 'must be at least 8 characters'),
+  META_VERIFY_TOKEN: z.string().min(8, 'must be at least 8 characters'),
+  META_GRAPH_API_URL: url(['http:', 'https:']).default('https://graph.facebook.com'),
+  INSTAGRAM_GRAPH_API_URL: url(['http:', 'https:']).default('https://graph.instagram.com'),
+  META_GRAPH_API_VERSION: z.string().regex(/^v\d+\.\d+$/, 'must look like v25.0').default('v25.0'),
+  OPENAI_API_KEY: z.string().min(1).optional(),
+  OPENAI_BASE_URL: url(['http:', 'https:']).default('https://api.openai.com/v1'),
+  OPENAI_MODEL: z.string().min(1).default('gpt-4o-mini'),
+  OPENAI_TIMEOUT_MS: integer(100, 600_000).default(30_000),
+  EXTRACTION_IDLE_SECONDS: integer(1, 30 * 24 * 3600).default(600),
+  MESSAGE_WORKERS: integer(0, 64).default(1),
+  EXTRACTION_WORKERS: integer(0, 64).default(1),
+  WORKER_CONCURRENCY: integer(1, 10_000).default(50),
+  CREDITS_PER_1K_TOKENS: integer(0, 1_000_000_000).default(1000),
+  RATE_LIMIT_PER_MINUTE: integer(1, 1_000_000).default(600),
+  MIGRATE_ON_START: flag.default(true),
+  SHUTDOWN_TIMEOUT_MS: integer(100, 600_000).default(10_000),
+  BODY_LIMIT: z.string().regex(/^\d+(b|kb|mb)$/i, 'must look like 100kb or 3mb').default('3mb'),
+  LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+});
+
+export type Config = Readonly<z.infer<typeof schema>> & {
+  /** Secrets that fell back to public development values; the logger warns about each. */
+  readonly defaultedSecrets: readonly string[];
+};
+
+/** Raised with every bad variable named at once, so an operator fixes them in one go. */
+export class ConfigError extends Error {
+  constructor(readonly problems: string[]) {
+    super(`invalid configuration: ${problems.join('; ')}`);
+    this.name = 'ConfigError';
+  }
+}
+
+/** Pure: parses an environment into a config, or throws a ConfigError naming every bad variable. */
+export function loadConfig(env: NodeJS.ProcessEnv): Config {
+  const source: Record<string, string | undefined> = {};
+  // An empty variable means "not set": `.env.example` copies leave blanks behind.
+  for (const key of Object.keys(schema.shape)) source[key] = env[key] === '' ? undefined : env[key];
+
+  const production = (source.NODE_ENV ?? 'development') === 'production';
+  const problems: string[] = [];
+  const defaultedSecrets: string[] = [];
+  for (const name of SECRET_VARIABLES) {
+    if (source[name] !== undefined) continue;
+    if (production) problems.push(`${name}: required when NODE_ENV=production`);
+    else {
+      source[name] = DEV_SECRETS[name];
+      defaultedSecrets.push(name);
+    }
+  }
+
+  const parsed = schema.safeParse(source);
+  if (!parsed.success) {
+    for (const issue of parsed.error.issues) {
+      const name = String(issue.path[0]);
+      const given = source[name] === undefined ? 'is missing' : 'is invalid';
+      if (!problems.some((p) => p.startsWith(`${name}:`))) problems.push(`${name}: ${given}, ${issue.message}`);
+    }
+  }
+  if (problems.length > 0) throw new ConfigError(problems);
+  return Object.freeze({ ...parsed.data!, defaultedSecrets: Object.freeze(defaultedSecrets) });
+}
+
+function loadFromProcess(): Config {
+  // `.env` is optional; real deployments set the environment directly.
+  if (process.env.NODE_ENV !== 'test') dotenv.config({ quiet: true });
+  try {
+    return loadConfig(process.env);
+  } catch (error) {
+    if (!(error instanceof ConfigError)) throw error;
+    // Before the logger exists, so plain stderr; one line an operator can act on.
+    process.stderr.write(`${error.message}\n`);
+    process.exit(1);
+  }
+}
+
+export const config: Config = loadFromProcess();

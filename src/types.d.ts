@@ -1,0 +1,16 @@
+// Fields our middleware adds to Express's request.
+declare global {
+  namespace Express {
+    interface Request {
+      requestId: string;
+      /** The raw bytes of the body, kept only where a signature is checked over them. */
+      rawBody?: Buffer;
+      /** Set by the auth middleware: the tenant a tenant key belongs to. */
+      userId?: string;
+      /** Set by the auth middleware: which key authenticated the request. */
+      apiKeyId?: string;
+      isAdmin?: boolean;
+    }
+  }
+}
+export {};

@@ -1,0 +1,75 @@
+/**
+ * The only module that imports `pg`. One pool per process; models call `query` (or take the
+ * `Queryable` a transaction hands them) and never see `pg` types beyond that.
+ */
+import { Pool, type PoolClient, type QueryResultRow } from 'pg';
+import { config } from '../config';
+import { logger } from './logger';
+
+export interface Queryable {
+  query<R extends QueryResultRow = QueryResultRow>(text: string, params?: unknown[]): Promise<{ rows: R[]; rowCount: number | null }>;
+}
+
+let pool: Pool | undefined;
+
+export function getPool(): Pool {
+  if (!pool) {
+    pool = new Pool({
+      connectionString: config.DATABASE_URL,
+      max: config.DATABASE_POOL_SIZE,
+      connectionTimeoutMillis: 5_000,
+      idleTimeoutMillis: 30_000,
+    });
+    // An idle client losing its connection emits here; without a listener it would crash the process.
+    pool.on('error', (error) => logger.error({ err: error }, 'idle Postgres client failed'));
+  }
+  return pool;
+}
+
+/** Wraps a client so every statement's text and duration are logged, never its parameters. */
+function timed(client: Queryable): Queryable {
+  return {
+    async query(text, params) {
+      const started = process.hrtime.bigint();
+      try {
+        return await client.query(text, params);
+      } finally {
+        if (logger.isLevelEnabled('debug')) {
+          const ms = Number(process.hrtime.bigint() - started) / 1e6;
+          logger.debug({ sql: text.replace(/\s+/g, ' ').slice(0, 200), ms }, 'query');
+        }
+      }
+    },
+  } as Queryable;
+}
+
+export const db: Queryable = timed({ query: (text: string, params?: unknown[]) => getPool().query(text, params) } as Queryable);
+
+/**
+ * Runs `fn` inside BEGIN/COMMIT on one client, rolling back on any error. The client is
+ * released in `finally` so a failed COMMIT cannot leak it.
+ */
+export async function withTransaction<T>(fn: (tx: Queryable) => Promise<T>): Promise<T> {
+  const client: PoolClient = await getPool().connect();
+  try {
+    await client.query('BEGIN');
+    const result = await fn(timed(client as unknown as Queryable));
+    await client.query('COMMIT');
+    return result;
+  } catch (error) {
+    await client.query('ROLLBACK').catch(() => undefined);
+    throw error;
+  } finally {
+    client.release();
+  }
+}
+
+export async function pingDatabase(): Promise<void> {
+  await getPool().query('SELECT 1');
+}
+
+export async function closeDatabase(): Promise<void> {
+  const current = pool;
+  pool = undefined;
+  await current?.end();
+}

@@ -1,0 +1,56 @@
+import request from 'supertest';
+import { createApp } from '../../src/app';
+import { setupTestDatabase, teardownTestDatabase } from '../fixtures/testDatabase';
+import { getRedis } from '../../src/utils/redis';
+
+describe('health endpoints', () => {
+  beforeAll(setupTestDatabase);
+  afterAll(teardownTestDatabase);
+  const app = createApp();
+
+  it('when the process is up, then /healthz answers 200 with a request id', async () => {
+    const res = await request(app).get('/healthz');
+    expect(res.status).toBe(200);
+    expect(res.body).toEqual({ status: 'ok' });
+    expect(res.headers['x-request-id']).toMatch(/^[0-9a-f-]{36}$/);
+  });
+
+  it('when the caller sends X-Request-Id, then it is echoed', async () => {
+    const res = await request(app).get('/healthz').set('X-Request-Id', 'abc-123');
+    expect(res.headers['x-request-id']).toBe('abc-123');
+  });
+
+  it('when Postgres and Redis answer, then /readyz is 200', async () => {
+    const res = await request(app).get('/readyz');
+    expect(res.status).toBe(200);
+    expect(res.body.checks).toEqual({ postgres: 'ok', redis: 'ok' });
+  });
+
+  it('when Redis is unreachable, then /readyz is 503 and names it', async () => {
+    const redis = getRedis();
+    // Point the shared client at a port nothing listens on; reconnects keep failing.
+    redis.disconnect();
+    const original = redis.options.port;
+    redis.options.port = 1;
+    try {
+      const res = await request(app).get('/readyz');
+      expect(res.status).toBe(503);
+      expect(res.body.checks).toEqual({ postgres: 'ok', redis: 'down' });
+    } finally {
+      redis.options.port = original;
+      await redis.connect().catch(() => undefined);
+    }
+  });
+
+  it('when the route is unknown, then 404 in the error shape', async () => {
+    const res = await request(app).get('/nope').set('X-Request-Id', 'r-1');
+    expect(res.status).toBe(404);
+    expect(res.body).toEqual({ error: { code: 'not_found', message: 'No route for GET /nope', request_id: 'r-1' } });
+  });
+
+  it('when /metrics is scraped, then Prometheus text comes back', async () => {
+    const res = await request(app).get('/metrics');
+    expect(res.status).toBe(200);
+    expect(res.text).toContain('process_cpu_user_seconds_total');
+  });
+});
