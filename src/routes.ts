@@ -1,7 +1,25 @@
 /** The table of contents of the HTTP API: every mount, in one place. */
-import type { Express } from 'express';
+import express, { type Express } from 'express';
+import swaggerUi from 'swagger-ui-express';
 import { healthRouter } from './controllers/health';
+import { usersRouter } from './controllers/users';
+import { phoneNumbersRouter } from './controllers/phoneNumbers';
+import { agentsRouter } from './controllers/agents';
+import { conversationsRouter } from './controllers/messages';
+import { extractionsRouter } from './controllers/extractions';
+import { createRateLimiter } from './middleware/rateLimit';
+import { openapiDocument } from './utils/openapi';
 
 export function mountRoutes(app: Express): void {
   app.use(healthRouter);
+  app.get('/openapi.json', (_req, res) => {
+    res.json(openapiDocument());
+  });
+  app.use('/docs', swaggerUi.serve, swaggerUi.setup(undefined, { swaggerUrl: '/openapi.json', swaggerOptions: { url: '/openapi.json' } }));
+
+  // Only the REST API is rate limited; Meta's webhook must never be turned away.
+  const v1 = express.Router();
+  v1.use(createRateLimiter());
+  v1.use(usersRouter, phoneNumbersRouter, agentsRouter, conversationsRouter, extractionsRouter);
+  app.use('/v1', v1);
 }

@@ -22,3 +22,8 @@ CREATE INDEX extractions_user_created_idx ON extractions (user_id, created_at DE
 ALTER TABLE credit_ledger ADD COLUMN extraction_id uuid REFERENCES extractions (id);
 -- An extraction is charged once.
 CREATE UNIQUE INDEX credit_ledger_extraction_once_idx ON credit_ledger (extraction_id) WHERE reason = 'extraction';
+
+-- `POST /v1/conversations/:id/extract` marks the conversation; the extraction worker clears
+-- the mark when it stores the result. A column, not a queue entry, so the request survives
+-- a Redis restart.
+ALTER TABLE conversations ADD COLUMN extraction_requested_at timestamptz;

@@ -1,0 +1,60 @@
+/**
+ * Bearer authentication. The operator's key is compared in constant time; a tenant key is
+ * hashed and looked up in Postgres on every request. There is deliberately no cache: a revoked
+ * key must stop working at once in every API process, and an indexed lookup is cheap.
+ */
+import { createHash, timingSafeEqual } from 'node:crypto';
+import type { NextFunction, Request, Response } from 'express';
+import { config } from '../config';
+import { AppError } from '../utils/errors';
+import { findActiveKeyByHash, hashApiKey } from '../models/ApiKey';
+import { currentContext } from '../utils/context';
+
+export function bearerToken(req: Request): string | null {
+  const header = req.get('authorization');
+  const match = header ? /^Bearer\s+(\S+)\s*$/i.exec(header) : null;
+  return match?.[1] ?? null;
+}
+
+/** Compares digests so neither length nor content leaks through timing. */
+export function constantTimeEquals(a: string, b: string): boolean {
+  const digest = (value: string) => createHash('sha256').update(value).digest();
+  return timingSafeEqual(digest(a), digest(b));
+}
+
+const isAdminKey = (token: string) => constantTimeEquals(token, config.ADMIN_API_KEY);
+
+const missing = () => new AppError('unauthorized', 'A valid API key is required (Authorization: Bearer <key>)');
+
+export async function requireAdmin(req: Request, _res: Response, next: NextFunction): Promise<void> {
+  const token = bearerToken(req);
+  if (!token) throw missing();
+  if (isAdminKey(token)) {
+    req.isAdmin = true;
+    return next();
+  }
+  if (await findActiveKeyByHash(hashApiKey(token))) throw new AppError('forbidden', 'This endpoint needs the operator key');
+  throw missing();
+}
+
+export async function requireTenant(req: Request, _res: Response, next: NextFunction): Promise<void> {
+  const token = bearerToken(req);
+  if (!token) throw missing();
+  const key = await findActiveKeyByHash(hashApiKey(token));
+  if (!key) {
+    if (isAdminKey(token)) throw new AppError('forbidden', 'This endpoint needs a tenant key, not the operator key');
+    throw missing();
+  }
+  req.userId = key.userId;
+  req.apiKeyId = key.id;
+  // Later log lines of this request name the tenant too.
+  const context = currentContext();
+  if (context) context.userId = key.userId;
+  next();
+}
+
+/** The authenticated tenant; only valid behind `requireTenant`. */
+export function tenantOf(req: Request): string {
+  if (!req.userId) throw new AppError('unauthorized', 'A tenant key is required');
+  return req.userId;
+}

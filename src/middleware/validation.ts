@@ -1,0 +1,105 @@
+/**
+ * `defineRoute` declares one endpoint once: its zod schemas validate the request, and the same
+ * schemas describe it in the OpenAPI document. Handlers receive parsed, typed input and return
+ * the response body; Express 5 forwards their rejections to the error handler.
+ */
+import type { NextFunction, Request, RequestHandler, Response, Router } from 'express';
+import { z, type ZodType } from 'zod';
+import { openapiRegistry } from '../utils/openapi';
+import { ERROR_STATUS, type ErrorCode } from '../utils/errors';
+import { requireAdmin, requireTenant } from './auth';
+
+type Method = 'get' | 'post' | 'put' | 'patch' | 'delete';
+
+export interface RouteInput<B, Q, P> {
+  body: B;
+  query: Q;
+  params: P;
+  req: Request;
+  res: Response;
+}
+
+export interface RouteSpec<B, Q, P> {
+  method: Method;
+  /** Express-style path, e.g. `/v1/agents/:id`. */
+  path: string;
+  summary: string;
+  tag: string;
+  /** Who may call it: the operator's key, a tenant's key, or anyone (handler checks itself). */
+  auth: 'admin' | 'tenant' | 'none';
+  body?: ZodType<B>;
+  query?: ZodType<Q>;
+  params?: ZodType<P>;
+  status?: number;
+  response?: ZodType;
+  /** Error codes worth documenting beyond the ones auth and validation always add. */
+  errors?: ErrorCode[];
+}
+
+const errorSchema = z.object({
+  error: z.object({
+    code: z.string(),
+    message: z.string(),
+    details: z.array(z.object({ path: z.string(), message: z.string() })).optional(),
+    request_id: z.string(),
+  }),
+});
+
+const toOpenApiPath = (path: string) => path.replace(/:([A-Za-z_]+)/g, '{$1}');
+
+function register(spec: RouteSpec<unknown, unknown, unknown>): void {
+  const status = spec.status ?? 200;
+  const codes = new Set<ErrorCode>(spec.errors ?? []);
+  if (spec.auth !== 'none') {
+    codes.add('unauthorized');
+    codes.add('forbidden');
+    codes.add('rate_limited');
+  }
+  if (spec.body || spec.query || spec.params) codes.add('validation_error');
+  const responses: Record<string, { description: string; content?: Record<string, { schema: ZodType }> }> = {
+    [status]: spec.response
+      ? { description: 'Success', content: { 'application/json': { schema: spec.response } } }
+      : { description: 'Success' },
+  };
+  for (const code of codes) {
+    const key = String(ERROR_STATUS[code]);
+    const existing = responses[key];
+    responses[key] = {
+      description: existing ? `${existing.description}, ${code}` : code,
+      content: { 'application/json': { schema: errorSchema } },
+    };
+  }
+  openapiRegistry.registerPath({
+    method: spec.method,
+    path: toOpenApiPath(spec.path),
+    summary: spec.summary,
+    tags: [spec.tag],
+    security: spec.auth === 'none' ? [] : [{ bearer: [] }],
+    request: {
+      ...(spec.params ? { params: spec.params as never } : {}),
+      ...(spec.query ? { query: spec.query as never } : {}),
+      ...(spec.body ? { body: { content: { 'application/json': { schema: spec.body } } } } : {}),
+    },
+    responses,
+  });
+}
+
+export function defineRoute<B = undefined, Q = undefined, P = undefined>(
+  router: Router,
+  spec: RouteSpec<B, Q, P>,
+  handler: (input: RouteInput<B, Q, P>) => Promise<unknown> | unknown,
+): void {
+  register(spec as RouteSpec<unknown, unknown, unknown>);
+  const guards: RequestHandler[] = spec.auth === 'admin' ? [requireAdmin] : spec.auth === 'tenant' ? [requireTenant] : [];
+  router[spec.method](spec.path, ...guards, async (req: Request, res: Response, _next: NextFunction) => {
+    // Params first: an unknown id is a 404-worthy problem only once it is a well-formed id.
+    const params = (spec.params ? spec.params.parse(req.params) : undefined) as P;
+    const query = (spec.query ? spec.query.parse(req.query) : undefined) as Q;
+    const body = (spec.body ? spec.body.parse(req.body ?? {}) : undefined) as B;
+    const result = await handler({ body, query, params, req, res });
+    if (res.headersSent) return;
+    const status = spec.status ?? 200;
+    if (status === 204 || result === undefined) res.status(status).end();
+    else res.status(status).json(result);
+  });
+}
