@@ -68,6 +68,9 @@ const schema = z.object({
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
 });
 
+/** Every variable the product reads; `.env.example` documents each. */
+export const CONFIG_VARIABLES = Object.keys(schema.shape);
+
 export type Config = Readonly<z.infer<typeof schema>> & {
   /** Secrets that fell back to public development values; the logger warns about each. */
   readonly defaultedSecrets: readonly string[];
@@ -103,8 +106,8 @@ export function loadConfig(env: NodeJS.ProcessEnv): Config {
   if (!parsed.success) {
     for (const issue of parsed.error.issues) {
       const name = String(issue.path[0]);
-      const given = source[name] === undefined ? 'is missing' : 'is invalid';
-      if (!problems.some((p) => p.startsWith(`${name}:`))) problems.push(`${name}: ${given}, ${issue.message}`);
+      const given = source[name] === undefined ? 'missing' : 'invalid';
+      if (!problems.some((p) => p.startsWith(`${name}:`))) problems.push(`${name}: ${given} (${issue.message})`);
     }
   }
   if (problems.length > 0) throw new ConfigError(problems);

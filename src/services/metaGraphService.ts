@@ -1,0 +1,432 @@
+/**
+ * The one client for Meta's send APIs (spec §6): WhatsApp Cloud API on `META_GRAPH_API_URL` and
+ * Instagram API with Instagram Login on `INSTAGRAM_GRAPH_API_URL`, both under
+ * `META_GRAPH_API_VERSION`. Replies too long for one message are split per channel (spec §8) and
+ * sent in order. Every failure is a `GraphError` that says whether retrying can help (spec §7).
+ *
+ * The access token only ever travels in the Authorization header: it is never logged and is
+ * scrubbed from anything Meta echoes back, because errors end up in logs and in the API.
+ */
+import { config } from '../config';
+import { logger } from '../utils/logger';
+import { CHANNEL_TEXT_LIMITS, splitText } from '../utils/textSplit';
+
+export type Channel = 'whatsapp' | 'instagram';
+
+export interface SendTextInput {
+  channel: Channel;
+  /** WhatsApp `phone_number_id` or Instagram account id: the sender. */
+  accountId: string;
+  accessToken: string;
+  /** WhatsApp: the customer's phone number (`wa_id`); Instagram: the customer's IGSID. */
+  to: string;
+  text: string;
+  /** WhatsApp only: the inbound wamid to quote; set on the first part only. Ignored on Instagram. */
+  replyToExternalId?: string;
+  /**
+   * Index of the first part to send, to resume after a `GraphError` whose `sentExternalIds` were
+   * already delivered (pass its `nextPart`). Splitting is deterministic, so indexes are stable.
+   */
+  fromPart?: number;
+}
+
+export interface SendTextResult {
+  /** One Meta id per part sent by this call, in order (WhatsApp `wamid.…`, Instagram `mid`). */
+  externalIds: string[];
+  /** The text of each part sent by this call, aligned with `externalIds`. */
+  parts: string[];
+  /** How many parts the whole text splits into, including any skipped by `fromPart`. */
+  totalParts: number;
+}
+
+export interface MarkReadInput {
+  channel: Channel;
+  accountId: string;
+  accessToken: string;
+  /** WhatsApp: the inbound wamid to mark read (earlier ones in the thread follow). */
+  externalId: string;
+  /** Instagram: the customer's IGSID; `mark_seen` addresses the thread, not a message. */
+  customerId: string;
+  /**
+   * Also show "typing…" (WhatsApp: `typing_indicator` on the same call, dismissed by the reply or
+   * after 25 s; Instagram: a separate `typing_on`). Only when a reply is really coming (spec §6).
+   */
+  typingIndicator?: boolean;
+}
+
+export interface GraphClientOptions {
+  whatsappBaseUrl?: string;
+  instagramBaseUrl?: string;
+  /** Graph API version path segment, e.g. `v25.0`. */
+  version?: string;
+  /** Per HTTP call (each part is one call), headers and body included. */
+  timeoutMs?: number;
+}
+
+export interface GraphClient {
+  sendText(input: SendTextInput): Promise<SendTextResult>;
+  markRead(input: MarkReadInput): Promise<void>;
+}
+
+export const DEFAULT_TIMEOUT_MS = 10_000;
+
+// ---------------------------------------------------------------------------------------------
+// Errors
+
+/** What kind of failure: Meta answered with an error, or we never got a usable answer. */
+export type GraphErrorKind = 'graph' | 'network' | 'timeout' | 'invalid_response' | 'invalid_request';
+
+/**
+ * How to back off before a retry. `pair_rate_limit` (131056) is per customer and needs
+ * 4^X-second waits (spec §7); `standard` is ordinary exponential backoff.
+ */
+export type GraphBackoff = 'none' | 'standard' | 'pair_rate_limit';
+
+export interface GraphErrorClassification {
+  retryable: boolean;
+  backoff: GraphBackoff;
+}
+
+/** Transient by Meta's table (spec §7): throughput, pair limit, upgrade window, app/page call limits, temporary errors. */
+const RETRYABLE_CODES: ReadonlySet<number> = new Set([
+  130429, 131056, 131057, 1, 2, 4, 17, 32, 613, 80007,
+  // Meta's error table names these "service unavailable" / "server temporarily unavailable".
+  131016, 133004,
+]);
+
+/** Permanent until someone acts (template, re-auth, payment, policy, a fixed request): retrying repeats the failure. */
+const PERMANENT_CODES: ReadonlySet<number> = new Set([
+  131047, 131026, 131048, 131049, 131050, 131051, 131052, 131053, 131062, 131031, 131042, 130497, 133010, 190, 0, 10,
+  100, 368, 551,
+]);
+
+/**
+ * Retry policy from Meta's `code` first (spec §7: "build logic on code … not on HTTP status"),
+ * falling back to the HTTP status only for codes we do not know. `code === null` with no status
+ * means we never got an answer (network error, timeout): retryable.
+ */
+export function classifyGraphError(code: number | null, httpStatus: number | null): GraphErrorClassification {
+  if (code === 131056) return { retryable: true, backoff: 'pair_rate_limit' };
+  if (code !== null) {
+    if (RETRYABLE_CODES.has(code)) return { retryable: true, backoff: 'standard' };
+    if (PERMANENT_CODES.has(code) || (code >= 200 && code <= 299)) return { retryable: false, backoff: 'none' };
+  }
+  if (httpStatus === null || httpStatus >= 500 || httpStatus === 429 || httpStatus === 408) {
+    return { retryable: true, backoff: 'standard' };
+  }
+  return { retryable: false, backoff: 'none' };
+}
+
+/** The pair limit's pace: one message every 6 s to the same customer (spec §8). */
+const PAIR_RATE_LIMIT_PACE_MS = 6_000;
+
+export interface GraphErrorInit {
+  kind: GraphErrorKind;
+  channel: Channel;
+  code?: number | null;
+  subcode?: number | null;
+  httpStatus?: number | null;
+  details?: string | null;
+  fbtraceId?: string | null;
+  retryAfterMs?: number;
+  sentExternalIds?: string[];
+  nextPart?: number;
+  totalParts?: number;
+  cause?: unknown;
+}
+
+export class GraphError extends Error {
+  readonly kind: GraphErrorKind;
+  readonly channel: Channel;
+  /** Meta's `error.code`; null when Meta did not answer with an error body. */
+  readonly code: number | null;
+  /** `error_subcode` (deprecated on WhatsApp, still meaningful on Instagram, e.g. 2534022). */
+  readonly subcode: number | null;
+  readonly httpStatus: number | null;
+  /** `error_data.details` (WhatsApp) or `error_user_msg`: the human-readable cause. */
+  readonly details: string | null;
+  readonly fbtraceId: string | null;
+  readonly retryable: boolean;
+  readonly backoff: GraphBackoff;
+  /** The least wait before retrying: from `Retry-After`, or the 6 s pair pace for 131056. */
+  readonly retryAfterMs?: number;
+  /** Parts of this call Meta accepted before the failure: never send these again. */
+  readonly sentExternalIds: string[];
+  /** `fromPart` for the retry that sends only what is left. */
+  readonly nextPart: number;
+  readonly totalParts: number;
+
+  constructor(message: string, init: GraphErrorInit) {
+    super(message, init.cause === undefined ? undefined : { cause: init.cause });
+    this.name = 'GraphError';
+    this.kind = init.kind;
+    this.channel = init.channel;
+    this.code = init.code ?? null;
+    this.subcode = init.subcode ?? null;
+    this.httpStatus = init.httpStatus ?? null;
+    this.details = init.details ?? null;
+    this.fbtraceId = init.fbtraceId ?? null;
+    const classification =
+      init.kind === 'invalid_request' || init.kind === 'invalid_response'
+        ? // Bad input never improves; a 2xx we cannot read may already have been delivered.
+          { retryable: false, backoff: 'none' as const }
+        : classifyGraphError(this.code, init.kind === 'graph' ? this.httpStatus : null);
+    this.retryable = classification.retryable;
+    this.backoff = classification.backoff;
+    const retryAfterMs =
+      classification.backoff === 'pair_rate_limit'
+        ? Math.max(init.retryAfterMs ?? 0, PAIR_RATE_LIMIT_PACE_MS)
+        : init.retryAfterMs;
+    if (retryAfterMs !== undefined) this.retryAfterMs = retryAfterMs;
+    this.sentExternalIds = init.sentExternalIds ?? [];
+    this.nextPart = init.nextPart ?? 0;
+    this.totalParts = init.totalParts ?? 0;
+  }
+
+  /** A copy that also records the parts already sent, for a failure in the middle of a split reply. */
+  withProgress(sentExternalIds: string[], nextPart: number, totalParts: number): GraphError {
+    const copy = new GraphError(this.message, {
+      kind: this.kind,
+      channel: this.channel,
+      code: this.code,
+      subcode: this.subcode,
+      httpStatus: this.httpStatus,
+      details: this.details,
+      fbtraceId: this.fbtraceId,
+      retryAfterMs: this.retryAfterMs,
+      sentExternalIds,
+      nextPart,
+      totalParts,
+      cause: this.cause,
+    });
+    copy.stack = this.stack;
+    return copy;
+  }
+}
+
+/**
+ * Suggested wait before retry number `attempt` (0 for the first retry). 131056 follows Meta's
+ * 4^X seconds; others double from 1 s to at most 60 s with jitter so workers do not retry in step.
+ * Never less than `retryAfterMs`.
+ */
+export function retryDelayMs(error: GraphError, attempt: number, random: () => number = Math.random): number {
+  const exponent = Math.max(0, Math.floor(attempt));
+  let delay: number;
+  if (error.backoff === 'pair_rate_limit') delay = Math.min(4 ** exponent, 1024) * 1000;
+  else delay = Math.min(1000 * 2 ** exponent, 60_000) * (0.5 + random() / 2);
+  return Math.round(Math.max(delay, error.retryAfterMs ?? 0));
+}
+
+// ---------------------------------------------------------------------------------------------
+// Client
+
+const log = logger.child({ module: 'metaGraph' });
+
+interface MetaErrorBody {
+  message?: unknown;
+  code?: unknown;
+  error_subcode?: unknown;
+  error_data?: { details?: unknown };
+  error_user_msg?: unknown;
+  fbtrace_id?: unknown;
+}
+
+const asNumber = (value: unknown): number | null =>
+  typeof value === 'number' && Number.isFinite(value) ? value : typeof value === 'string' && /^\d+$/.test(value) ? Number(value) : null;
+const asString = (value: unknown): string | null => (typeof value === 'string' && value !== '' ? value : null);
+
+/** Replaces the token wherever it shows up; Meta sometimes quotes request parameters back. */
+function scrub(text: string, accessToken: string): string {
+  return accessToken.length >= 4 ? text.split(accessToken).join('[redacted]') : text;
+}
+
+/** `Retry-After` in seconds or as an HTTP date. */
+function parseRetryAfter(header: string | null): number | undefined {
+  if (!header) return undefined;
+  const seconds = Number(header);
+  if (Number.isFinite(seconds) && seconds >= 0) return Math.round(seconds * 1000);
+  const date = Date.parse(header);
+  return Number.isNaN(date) ? undefined : Math.max(0, date - Date.now());
+}
+
+/** undici says only "fetch failed"; the cause's code (ECONNREFUSED, ENOTFOUND…) is what an operator needs. */
+function describeNetworkError(error: unknown): string {
+  if (!(error instanceof Error)) return String(error);
+  const cause = error.cause as { code?: unknown; message?: unknown } | undefined;
+  const detail = typeof cause?.code === 'string' ? cause.code : typeof cause?.message === 'string' ? cause.message : null;
+  return detail ? `${error.message} (${detail})` : error.message;
+}
+
+const trimSlash = (url: string) => url.replace(/\/+$/, '');
+
+export function createGraphClient(options: GraphClientOptions = {}): GraphClient {
+  const bases: Record<Channel, string> = {
+    whatsapp: trimSlash(options.whatsappBaseUrl ?? config.META_GRAPH_API_URL),
+    instagram: trimSlash(options.instagramBaseUrl ?? config.INSTAGRAM_GRAPH_API_URL),
+  };
+  const version = options.version ?? config.META_GRAPH_API_VERSION;
+  const timeoutMs = options.timeoutMs ?? DEFAULT_TIMEOUT_MS;
+
+  /** One POST to `/{version}/{accountId}/messages`; resolves with the parsed 2xx body or throws a GraphError. */
+  async function post(channel: Channel, accountId: string, accessToken: string, body: unknown, what: string) {
+    const url = `${bases[channel]}/${version}/${encodeURIComponent(accountId)}/messages`;
+    const started = Date.now();
+    let response: Response;
+    let text: string;
+    try {
+      response = await fetch(url, {
+        method: 'POST',
+        headers: { Authorization: `Bearer ${accessToken}`, 'Content-Type': 'application/json', Accept: 'application/json' },
+        body: JSON.stringify(body),
+        signal: AbortSignal.timeout(timeoutMs),
+      });
+      // Read inside the try: the timeout also covers a body that stalls after the headers.
+      text = await response.text();
+    } catch (error) {
+      const timedOut = error instanceof Error && (error.name === 'TimeoutError' || error.name === 'AbortError');
+      log.debug({ channel, accountId, what, durationMs: Date.now() - started, timedOut }, 'graph call got no answer');
+      // The undici cause names host and port only; no headers, so no token.
+      throw new GraphError(
+        timedOut
+          ? `Graph ${channel} ${what} timed out after ${timeoutMs} ms (Meta may still have accepted it)`
+          : `Graph ${channel} ${what} failed: ${scrub(describeNetworkError(error), accessToken)}`,
+        { kind: timedOut ? 'timeout' : 'network', channel, cause: error },
+      );
+    }
+
+    let parsed: unknown = null;
+    try {
+      parsed = text === '' ? null : JSON.parse(text);
+    } catch {
+      parsed = null;
+    }
+    log.debug({ channel, accountId, what, status: response.status, durationMs: Date.now() - started }, 'graph call answered');
+
+    if (!response.ok) {
+      const metaError =
+        parsed && typeof parsed === 'object' && 'error' in parsed && parsed.error && typeof parsed.error === 'object'
+          ? (parsed.error as MetaErrorBody)
+          : null;
+      const code = asNumber(metaError?.code);
+      const details = asString(metaError?.error_data?.details) ?? asString(metaError?.error_user_msg);
+      const metaMessage = asString(metaError?.message) ?? `HTTP ${response.status}`;
+      throw new GraphError(
+        scrub(`Graph ${channel} ${what} failed: ${metaMessage} (code ${code ?? 'none'}, HTTP ${response.status})`, accessToken),
+        {
+          kind: 'graph',
+          channel,
+          code,
+          subcode: asNumber(metaError?.error_subcode),
+          httpStatus: response.status,
+          details: details === null ? null : scrub(details, accessToken),
+          fbtraceId: asString(metaError?.fbtrace_id),
+          retryAfterMs: parseRetryAfter(response.headers.get('retry-after')),
+        },
+      );
+    }
+    return { status: response.status, body: parsed };
+  }
+
+  async function sendText(input: SendTextInput): Promise<SendTextResult> {
+    const { channel, accountId, accessToken, to } = input;
+    const parts = splitText(input.text, CHANNEL_TEXT_LIMITS[channel]);
+    const fromPart = input.fromPart ?? 0;
+    if (parts.length === 0) {
+      throw new GraphError(`Graph ${channel} send refused: the text is empty`, { kind: 'invalid_request', channel });
+    }
+    if (!Number.isInteger(fromPart) || fromPart < 0 || fromPart >= parts.length) {
+      throw new GraphError(`Graph ${channel} send refused: fromPart ${fromPart} is outside 0..${parts.length - 1}`, {
+        kind: 'invalid_request',
+        channel,
+        totalParts: parts.length,
+      });
+    }
+
+    const externalIds: string[] = [];
+    const sentParts: string[] = [];
+    // Sequential on purpose: Meta keeps the order in which it accepted the calls, and a reader
+    // must see part 2 after part 1.
+    for (let index = fromPart; index < parts.length; index++) {
+      const part = parts[index] as string;
+      const body =
+        channel === 'whatsapp'
+          ? {
+              messaging_product: 'whatsapp',
+              recipient_type: 'individual',
+              to,
+              type: 'text',
+              text: { preview_url: false, body: part },
+              // Quoting every part would repeat the same bubble; the first one anchors the reply.
+              ...(index === 0 && input.replyToExternalId ? { context: { message_id: input.replyToExternalId } } : {}),
+            }
+          : { recipient: { id: to }, message: { text: part } };
+      const what = parts.length > 1 ? `send (part ${index + 1}/${parts.length})` : 'send';
+      let result: { body: unknown };
+      try {
+        result = await post(channel, accountId, accessToken, body, what);
+      } catch (error) {
+        if (error instanceof GraphError) throw error.withProgress(externalIds, index, parts.length);
+        throw error;
+      }
+      const externalId = readExternalId(channel, result.body);
+      if (externalId === null) {
+        throw new GraphError(`Graph ${channel} ${what} answered without a message id`, {
+          kind: 'invalid_response',
+          channel,
+          httpStatus: 200,
+          sentExternalIds: externalIds,
+          // Meta probably accepted it, so the safe resume point is after this part.
+          nextPart: index + 1,
+          totalParts: parts.length,
+        });
+      }
+      externalIds.push(externalId);
+      sentParts.push(part);
+    }
+    return { externalIds, parts: sentParts, totalParts: parts.length };
+  }
+
+  async function markRead(input: MarkReadInput): Promise<void> {
+    const { channel, accountId, accessToken } = input;
+    if (channel === 'whatsapp') {
+      await post(
+        channel,
+        accountId,
+        accessToken,
+        {
+          messaging_product: 'whatsapp',
+          status: 'read',
+          message_id: input.externalId,
+          ...(input.typingIndicator ? { typing_indicator: { type: 'text' } } : {}),
+        },
+        'mark read',
+      );
+      return;
+    }
+    // "mark_seen indicators should only include the sender_action parameter and the recipient object".
+    await post(channel, accountId, accessToken, { recipient: { id: input.customerId }, sender_action: 'mark_seen' }, 'mark seen');
+    if (input.typingIndicator) {
+      await post(channel, accountId, accessToken, { recipient: { id: input.customerId }, sender_action: 'typing_on' }, 'typing on');
+    }
+  }
+
+  return { sendText, markRead };
+}
+
+function readExternalId(channel: Channel, body: unknown): string | null {
+  if (!body || typeof body !== 'object') return null;
+  if (channel === 'whatsapp') {
+    const messages = (body as { messages?: unknown }).messages;
+    const first = Array.isArray(messages) ? (messages[0] as { id?: unknown } | undefined) : undefined;
+    return asString(first?.id);
+  }
+  return asString((body as { message_id?: unknown }).message_id);
+}
+
+/** Built from `config`; tests and the demo make their own with `createGraphClient`. */
+export const graphClient: GraphClient = createGraphClient();
+
+/** Sends a reply through the default client. See `GraphClient.sendText`. */
+export const sendText = (input: SendTextInput): Promise<SendTextResult> => graphClient.sendText(input);
+/** Marks an inbound message read through the default client. See `GraphClient.markRead`. */
+export const markRead = (input: MarkReadInput): Promise<void> => graphClient.markRead(input);

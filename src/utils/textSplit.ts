@@ -1,0 +1,166 @@
+/**
+ * Splits a reply that is too long for one channel message into ordered parts, cutting at the
+ * most natural boundary that works: blank line, then line break, then end of sentence, then
+ * space. Only a single word longer than the limit is cut inside, and then between graphemes,
+ * so an emoji, an accented letter or a flag is never broken in two.
+ *
+ * Limits (Meta spec §8): WhatsApp `text.body` is at most 4096 characters; Instagram text is
+ * at most 1000 UTF-8 bytes (an accent is 2 bytes, an emoji 4 or more).
+ */
+
+export interface TextLimits {
+  /** Most characters per part, counted in Unicode code points (an emoji is 1, not 2). */
+  maxChars?: number;
+  /** Most UTF-8 bytes per part. At least 4, so any single code point fits. */
+  maxBytes?: number;
+}
+
+/** WhatsApp: "Maximum 4096 characters". */
+export const WHATSAPP_TEXT_LIMITS: Readonly<TextLimits> = Object.freeze({ maxChars: 4096 });
+/** Instagram: "UTF-8 and 1000 bytes or less"; bytes bound characters too, so one limit suffices. */
+export const INSTAGRAM_TEXT_LIMITS: Readonly<TextLimits> = Object.freeze({ maxBytes: 1000 });
+
+export const CHANNEL_TEXT_LIMITS = Object.freeze({
+  whatsapp: WHATSAPP_TEXT_LIMITS,
+  instagram: INSTAGRAM_TEXT_LIMITS,
+});
+
+interface Size {
+  chars: number;
+  bytes: number;
+}
+
+/** Code points and UTF-8 bytes in one pass; both add up under concatenation, which packing relies on. */
+export function measureText(text: string): Size {
+  let chars = 0;
+  let bytes = 0;
+  for (let i = 0; i < text.length; i++) {
+    const unit = text.charCodeAt(i);
+    chars++;
+    if (unit < 0x80) bytes += 1;
+    else if (unit < 0x800) bytes += 2;
+    else if (unit >= 0xd800 && unit <= 0xdbff && i + 1 < text.length) {
+      const next = text.charCodeAt(i + 1);
+      if (next >= 0xdc00 && next <= 0xdfff) {
+        // A surrogate pair is one code point and 4 bytes.
+        bytes += 4;
+        i++;
+      } else bytes += 3; // a lone surrogate is encoded as U+FFFD
+    } else bytes += 3;
+  }
+  return { chars, bytes };
+}
+
+/**
+ * Boundaries from the most to the least natural. Each captures its separator so the parts keep
+ * the text's own spacing; lookbehinds keep the sentence's closing punctuation on its sentence.
+ */
+const BOUNDARIES: readonly RegExp[] = [
+  /(\n[^\S\n]*\n\s*)/, // paragraph: a blank line
+  /(\s*\n\s*)/, // line break
+  /(?<=[.!?…。！？][)"'”’»\]]*)(\s+)/u, // end of sentence
+  /(\s+)/, // space between words
+];
+
+const graphemes = new Intl.Segmenter(undefined, { granularity: 'grapheme' });
+
+/**
+ * Splits `text` into parts that each fit `limits`, in order, trimmed and never empty.
+ * Text that already fits comes back as one (trimmed) part; blank text gives `[]`.
+ */
+export function splitText(text: string, limits: TextLimits): string[] {
+  const { maxChars, maxBytes } = limits;
+  if (maxChars === undefined && maxBytes === undefined) throw new RangeError('splitText needs maxChars or maxBytes');
+  if (maxChars !== undefined && !(Number.isInteger(maxChars) && maxChars >= 1)) {
+    throw new RangeError('maxChars must be an integer of at least 1');
+  }
+  // Below 4 bytes a 4-byte code point could never be placed, and it must not be cut.
+  if (maxBytes !== undefined && !(Number.isInteger(maxBytes) && maxBytes >= 4)) {
+    throw new RangeError('maxBytes must be an integer of at least 4');
+  }
+  const fits = (size: Size) =>
+    (maxChars === undefined || size.chars <= maxChars) && (maxBytes === undefined || size.bytes <= maxBytes);
+
+  const trimmed = text.trim();
+  if (trimmed === '') return [];
+  if (fits(measureText(trimmed))) return [trimmed];
+  return splitAt(trimmed, 0, fits);
+}
+
+/** `text` is trimmed and does not fit; pack its units at boundary `level`, going finer for any unit too big alone. */
+function splitAt(text: string, level: number, fits: (size: Size) => boolean): string[] {
+  const boundary = BOUNDARIES[level];
+  if (!boundary) return hardSplit(text, fits);
+
+  // split() with a capture group alternates unit, separator, unit, …
+  const pieces = text.split(boundary);
+  if (pieces.length === 1) return splitAt(text, level + 1, fits);
+
+  const parts: string[] = [];
+  let current = '';
+  let currentSize: Size = { chars: 0, bytes: 0 };
+  const flush = () => {
+    const part = current.trim();
+    if (part !== '') parts.push(part);
+    current = '';
+    currentSize = { chars: 0, bytes: 0 };
+  };
+
+  for (let i = 0; i < pieces.length; i += 2) {
+    const unit = (pieces[i] ?? '').trim();
+    if (unit === '') continue;
+    const unitSize = measureText(unit);
+    if (current !== '') {
+      const separator = pieces[i - 1] ?? ' ';
+      const separatorSize = measureText(separator);
+      const joined = {
+        chars: currentSize.chars + separatorSize.chars + unitSize.chars,
+        bytes: currentSize.bytes + separatorSize.bytes + unitSize.bytes,
+      };
+      if (fits(joined)) {
+        current += separator + unit;
+        currentSize = joined;
+        continue;
+      }
+      flush();
+    }
+    if (fits(unitSize)) {
+      current = unit;
+      currentSize = unitSize;
+    } else {
+      // The tail of an oversized unit is not merged with the next unit: the coarser boundary
+      // between them is the better place for the reader to see a new message start.
+      parts.push(...splitAt(unit, level + 1, fits));
+    }
+  }
+  flush();
+  return parts;
+}
+
+/** The last resort for a single overlong word: cut between graphemes, or code points if one grapheme is too big. */
+function hardSplit(text: string, fits: (size: Size) => boolean): string[] {
+  const parts: string[] = [];
+  let current = '';
+  let currentSize: Size = { chars: 0, bytes: 0 };
+  const add = (piece: string) => {
+    const size = measureText(piece);
+    const joined = { chars: currentSize.chars + size.chars, bytes: currentSize.bytes + size.bytes };
+    if (fits(joined)) {
+      current += piece;
+      currentSize = joined;
+      return;
+    }
+    if (current !== '') parts.push(current);
+    current = piece;
+    currentSize = size;
+  };
+
+  for (const { segment } of graphemes.segment(text)) {
+    if (fits(measureText(segment))) add(segment);
+    // A grapheme bigger than the limit (e.g. a letter with hundreds of combining marks) has to
+    // be cut; code points are the smallest unit that still encodes to valid text.
+    else for (const codePoint of segment) add(codePoint);
+  }
+  if (current !== '') parts.push(current);
+  return parts;
+}

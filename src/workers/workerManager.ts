@@ -1,0 +1,122 @@
+/**
+ * `npm start`: migrates (unless MIGRATE_ON_START=false), then runs the API and every worker
+ * kind as separate OS processes, restarting any that dies with capped exponential backoff.
+ * SIGTERM stops intake everywhere and waits for children to drain before exiting 0.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import path from 'node:path';
+import { config } from '../config';
+import { logger } from '../utils/logger';
+import { migrate } from '../utils/migrator';
+import { WORKER_KINDS } from './kinds';
+
+interface ChildSpec {
+  name: string;
+  script: string;
+  args: string[];
+}
+
+interface Supervised {
+  spec: ChildSpec;
+  child?: ChildProcess;
+  startedAt: number;
+  failures: number;
+  restartTimer?: NodeJS.Timeout;
+}
+
+const ROOT = path.join(__dirname, '..', '..');
+/** A child that stayed up this long is healthy again: its next crash restarts quickly. */
+const HEALTHY_AFTER_MS = 30_000;
+
+export function restartDelay(failures: number): number {
+  return Math.min(30_000, 500 * 2 ** Math.max(0, failures - 1));
+}
+
+export function childSpecs(): ChildSpec[] {
+  const specs: ChildSpec[] = [{ name: 'api', script: path.join(ROOT, 'src', 'server.ts'), args: [] }];
+  for (const [kind, { processes }] of Object.entries(WORKER_KINDS)) {
+    for (let i = 0; i < processes; i++) {
+      specs.push({ name: `${kind}-${i + 1}`, script: path.join(ROOT, 'scripts', 'worker-start.ts'), args: [kind] });
+    }
+  }
+  return specs;
+}
+
+export class WorkerManager {
+  private readonly supervised: Supervised[];
+  private stopping = false;
+
+  constructor(specs: ChildSpec[] = childSpecs()) {
+    this.supervised = specs.map((spec) => ({ spec, startedAt: 0, failures: 0 }));
+  }
+
+  start(): void {
+    for (const entry of this.supervised) this.spawn(entry);
+  }
+
+  private spawn(entry: Supervised): void {
+    // The same loader flags (tsx) this process runs under, so children run TypeScript too.
+    const child = spawn(process.execPath, [...process.execArgv, entry.spec.script, ...entry.spec.args], {
+      stdio: 'inherit',
+      env: process.env,
+    });
+    entry.child = child;
+    entry.startedAt = Date.now();
+    logger.info({ child: entry.spec.name, pid: child.pid }, 'child started');
+    child.once('exit', (code, signal) => {
+      entry.child = undefined;
+      if (this.stopping) return;
+      entry.failures = Date.now() - entry.startedAt > HEALTHY_AFTER_MS ? 1 : entry.failures + 1;
+      const delay = restartDelay(entry.failures);
+      logger.error({ child: entry.spec.name, code, signal, restart_in_ms: delay }, 'child exited unexpectedly; restarting');
+      entry.restartTimer = setTimeout(() => this.spawn(entry), delay);
+    });
+  }
+
+  /** Sends SIGTERM to every child, waits for them up to the bound, then kills stragglers. */
+  async stop(timeoutMs = config.SHUTDOWN_TIMEOUT_MS + 2_000): Promise<void> {
+    this.stopping = true;
+    const exits = this.supervised.map((entry) => {
+      clearTimeout(entry.restartTimer);
+      const child = entry.child;
+      if (!child || child.exitCode !== null) return Promise.resolve();
+      return new Promise<void>((resolve) => {
+        child.once('exit', () => resolve());
+        child.kill('SIGTERM');
+      });
+    });
+    const timer = setTimeout(() => {
+      for (const entry of this.supervised) entry.child?.kill('SIGKILL');
+    }, timeoutMs);
+    await Promise.all(exits);
+    clearTimeout(timer);
+  }
+
+  pids(): Record<string, number | undefined> {
+    return Object.fromEntries(this.supervised.map((entry) => [entry.spec.name, entry.child?.pid]));
+  }
+}
+
+async function main(): Promise<void> {
+  if (config.MIGRATE_ON_START) {
+    await migrate(config.DATABASE_URL, { log: (line) => logger.info(`migrate: ${line}`) });
+  }
+  const manager = new WorkerManager();
+  manager.start();
+  for (const signal of ['SIGTERM', 'SIGINT'] as const) {
+    process.once(signal, () => {
+      logger.info({ signal }, 'supervisor stopping');
+      manager.stop().then(() => {
+        logger.info('supervisor stopped');
+        process.exit(0);
+      });
+    });
+  }
+}
+
+if (require.main === module) {
+  main().catch((error) => {
+    logger.fatal({ err: error }, 'supervisor failed to start');
+    process.exit(1);
+  });
+}
