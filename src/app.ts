@@ -16,15 +16,9 @@ export function createApp(): Express {
   app.set('trust proxy', 1);
   app.use(requestContext);
   app.use(helmet());
-  app.use(
-    express.json({
-      limit: config.BODY_LIMIT,
-      // The webhook's signature covers the exact bytes Meta sent, so keep them.
-      verify: (req, _res, buffer) => {
-        (req as express.Request).rawBody = buffer;
-      },
-    }),
-  );
+  const json = express.json({ limit: config.BODY_LIMIT });
+  // The webhook reads its body raw: its signature covers Meta's exact bytes.
+  app.use((req, res, next) => (req.path.startsWith('/webhooks/') ? next() : json(req, res, next)));
   mountRoutes(app);
   app.use(notFoundHandler);
   app.use(errorHandler);

@@ -2,6 +2,7 @@
 import express, { type Express } from 'express';
 import swaggerUi from 'swagger-ui-express';
 import { healthRouter } from './controllers/health';
+import { webhookRouter } from './controllers/webhook';
 import { usersRouter } from './controllers/users';
 import { phoneNumbersRouter } from './controllers/phoneNumbers';
 import { agentsRouter } from './controllers/agents';
@@ -12,6 +13,7 @@ import { openapiDocument } from './utils/openapi';
 
 export function mountRoutes(app: Express): void {
   app.use(healthRouter);
+  app.use(webhookRouter);
   app.get('/openapi.json', (_req, res) => {
     res.json(openapiDocument());
   });

@@ -3,8 +3,6 @@ declare global {
   namespace Express {
     interface Request {
       requestId: string;
-      /** The raw bytes of the body, kept only where a signature is checked over them. */
-      rawBody?: Buffer;
       /** Set by the auth middleware: the tenant a tenant key belongs to. */
       userId?: string;
       /** Set by the auth middleware: which key authenticated the request. */

@@ -251,10 +251,10 @@ function parseRetryAfter(header: string | null): number | undefined {
 
 /** undici says only "fetch failed"; the cause's code (ECONNREFUSED, ENOTFOUND…) is what an operator needs. */
 function describeNetworkError(error: unknown): string {
-  if (!(error instanceof Error)) return String(error);
-  const cause = error.cause as { code?: unknown; message?: unknown } | undefined;
+  const { message, cause } = (error ?? {}) as { message?: unknown; cause?: { code?: unknown; message?: unknown } };
+  if (typeof message !== 'string') return String(error);
   const detail = typeof cause?.code === 'string' ? cause.code : typeof cause?.message === 'string' ? cause.message : null;
-  return detail ? `${error.message} (${detail})` : error.message;
+  return detail ? `${message} (${detail})` : message;
 }
 
 const trimSlash = (url: string) => url.replace(/\/+$/, '');
@@ -283,7 +283,9 @@ export function createGraphClient(options: GraphClientOptions = {}): GraphClient
       // Read inside the try: the timeout also covers a body that stalls after the headers.
       text = await response.text();
     } catch (error) {
-      const timedOut = error instanceof Error && (error.name === 'TimeoutError' || error.name === 'AbortError');
+      // Duck-typed: fetch's errors can come from another realm (e.g. jest's sandbox), so instanceof fails.
+      const name = (error as { name?: unknown } | null)?.name;
+      const timedOut = name === 'TimeoutError' || name === 'AbortError';
       log.debug({ channel, accountId, what, durationMs: Date.now() - started, timedOut }, 'graph call got no answer');
       // The undici cause names host and port only; no headers, so no token.
       throw new GraphError(

@@ -248,6 +248,11 @@ function asObj(value: unknown): Obj | undefined {
   return typeof value === 'object' && value !== null && !Array.isArray(value) ? (value as Obj) : undefined;
 }
 
+/** Reads a key named by the body itself, so `type: "constructor"` cannot reach the prototype. */
+function own(container: Obj | undefined, key: string): unknown {
+  return container !== undefined && Object.hasOwn(container, key) ? container[key] : undefined;
+}
+
 /** Empty strings count as absent: Meta uses `""` for "none" (e.g. a removed reaction). */
 function str(value: unknown): string | undefined {
   return typeof value === 'string' && value !== '' ? value : undefined;
@@ -577,7 +582,7 @@ interface Content {
 const WHATSAPP_MEDIA_TYPES = new Set(['image', 'audio', 'video', 'document', 'sticker']);
 
 function whatsAppContent(type: string, msg: Obj): Content {
-  const body = asObj(msg[type]);
+  const body = asObj(own(msg, type));
   if (type === 'text') return { text: str(body?.body) ?? null, media: null, payload: {} };
   if (WHATSAPP_MEDIA_TYPES.has(type)) {
     const media: MediaRef = {};
@@ -686,7 +691,7 @@ function whatsAppContacts(raw: unknown): Content {
 
 function whatsAppInteractive(body: Obj | undefined): Content {
   const interactiveType = str(body?.type);
-  const reply = interactiveType === undefined ? undefined : asObj(body?.[interactiveType]);
+  const reply = interactiveType === undefined ? undefined : asObj(own(body, interactiveType));
   if (interactiveType === 'nfm_reply') {
     // A WhatsApp Flow submission: response_json is a JSON string; keep it verbatim, the flow owner parses it.
     return {
@@ -921,7 +926,7 @@ function normalizeInstagramItem(ctx: Walk, ig: IgEntry, raw: unknown, path: stri
     (key) => item[key] !== undefined,
   );
   const detail = known
-    ? `${known}${known === 'referral' ? ` ${JSON.stringify(toJson(item.referral))}` : ''}`
+    ? `${known}${known === 'referral' ? ` ${JSON.stringify(toJson(item.referral) ?? null).slice(0, 300)}` : ''}`
     : `no known event in keys [${Object.keys(item).slice(0, 10).join(', ')}]`;
   ignore(ctx, 'instagram', accountId, 'unhandled_event', detail, path);
 }

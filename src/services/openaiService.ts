@@ -79,6 +79,9 @@ export class ModelError extends Error {
   }
 }
 
+const timeoutError = (cause?: unknown) =>
+  new ModelError('retryable', 'model_timeout', 'The AI provider did not answer in time', { cause });
+
 /** The breaker counts only the provider's own trouble; a bad request or an odd answer is not an outage. */
 const PROVIDER_FAILURES: ReadonlySet<ModelErrorCode> = new Set([
   'model_rate_limited',
@@ -125,9 +128,7 @@ export function classifyError(error: unknown, context: { model: string; apiKey?:
   if (error instanceof APIUserAbortError || (error instanceof Error && error.name === 'AbortError')) {
     return new ModelError('retryable', 'model_aborted', 'The AI request was cancelled', { cause: error });
   }
-  if (error instanceof APIConnectionTimeoutError) {
-    return new ModelError('retryable', 'model_timeout', 'The AI provider did not answer in time', { cause: error });
-  }
+  if (error instanceof APIConnectionTimeoutError) return timeoutError(error);
   if (error instanceof APIConnectionError) {
     return new ModelError('retryable', 'model_network', 'Could not reach the AI provider', { cause: error });
   }
@@ -271,6 +272,33 @@ export const DEFAULT_BREAKER = { failureThreshold: 5, cooldownMs: 30_000 } as co
 
 const log = logger.child({ component: 'openai' });
 
+/**
+ * Our own per-attempt deadline, on top of the SDK's `timeout`: it also covers reading the body
+ * (the SDK's stops at the headers), and it tells a timeout from a caller's abort by our own
+ * flag rather than by the SDK recognising an AbortError, which fails when the error comes from
+ * another realm (jest's sandbox wraps undici's DOMException into a bare "Connection error").
+ */
+function attemptGuard(timeoutMs: number, caller: AbortSignal | undefined) {
+  const controller = new AbortController();
+  let timedOut = false;
+  const onCallerAbort = () => controller.abort(caller?.reason);
+  // Created before the SDK's own timer with the same delay, so ours fires first.
+  const timer = setTimeout(() => {
+    timedOut = true;
+    controller.abort();
+  }, timeoutMs);
+  if (caller?.aborted) onCallerAbort();
+  else caller?.addEventListener('abort', onCallerAbort, { once: true });
+  return {
+    signal: controller.signal,
+    timedOut: () => timedOut,
+    dispose: () => {
+      clearTimeout(timer);
+      caller?.removeEventListener('abort', onCallerAbort);
+    },
+  };
+}
+
 /** Strips one ```json fence: some compatible servers wrap JSON even when asked for a schema. */
 function unfence(text: string): string {
   const match = /^\s*```(?:json)?\s*\n([\s\S]*?)\n?```\s*$/i.exec(text);
@@ -321,11 +349,15 @@ export function createOpenAIService(options: OpenAIServiceOptions = {}): OpenAIS
           const attemptStarted = Date.now();
           const response = await breaker
             .exec(async () => {
+              const guard = attemptGuard(timeoutMs, signal);
               try {
-                return await getClient().chat.completions.create(body, { signal, timeout: timeoutMs, maxRetries: 0 });
+                return await getClient().chat.completions.create(body, { signal: guard.signal, timeout: timeoutMs, maxRetries: 0 });
               } catch (error) {
+                if (guard.timedOut()) throw timeoutError(error);
                 // Classified inside the breaker so it can tell a 400 from an outage.
                 throw classifyError(error, { model: body.model, apiKey });
+              } finally {
+                guard.dispose();
               }
             })
             .catch((error: unknown) => {

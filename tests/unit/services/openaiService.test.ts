@@ -230,7 +230,8 @@ describe('complete', () => {
     const svc = createOpenAIService({
       apiKey: KEY,
       baseURL: standIn.url,
-      retry: { attempts: 2, baseMs: 10, maxMs: 1_000 },
+      retry: { attempts: 3, baseMs: 10, maxMs: 1_000 },
+      random: () => 0,
       breaker: { failureThreshold: 1, cooldownMs: 500, now: () => now },
       // The injected sleep moves the injected clock, as real time would.
       sleep: async (ms) => {
@@ -238,8 +239,10 @@ describe('complete', () => {
       },
     });
     standIn.script(apiError(500, 'boom'));
-    await expect(svc.complete({ model: 'gpt-test', messages })).resolves.toMatchObject({ text: 'Hello!', attempts: 2 });
+    // attempt 1: 500 and the circuit opens; attempt 2: turned away, waits the 500 ms left; attempt 3: the trial.
+    await expect(svc.complete({ model: 'gpt-test', messages })).resolves.toMatchObject({ text: 'Hello!', attempts: 3 });
     expect(now).toBe(500);
+    expect(standIn.received).toHaveLength(2);
   });
 
   it('when the request is bad (400), then it is permanent, sent once, and the breaker stays closed', async () => {
@@ -382,7 +385,7 @@ describe('extractStructured', () => {
 describe('classifyError', () => {
   const classify = (error: unknown) => classifyError(error, { model: 'gpt-test', apiKey: KEY });
   const generated = (status: number, code: string | null = null, headers: Record<string, string> = {}) =>
-    APIError.generate(status, { message: 'x', code }, undefined, new Headers(headers));
+    APIError.generate(status, { error: { message: 'x', code } }, undefined, new Headers(headers));
 
   it('when the status is 408, 409 or 5xx, then it is retryable', () => {
     expect(classify(generated(408))).toMatchObject({ kind: 'retryable', code: 'model_timeout' });

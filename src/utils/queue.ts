@@ -1,0 +1,67 @@
+/**
+ * The Redis Streams the workers consume. An entry is a nudge, not the message: it names a
+ * conversation that owes a reply, and the worker reads what is pending from Postgres under
+ * the conversation's lock. So a lost entry costs latency (the sweeper re-sends it), never a
+ * message, and a duplicate entry costs one lock attempt, never a second reply.
+ */
+import type Redis from 'ioredis';
+import { getRedis } from './redis';
+
+export const STREAMS = {
+  /** Conversations with customer messages to answer or human messages to send. */
+  messages: 'stream:messages',
+  /** Entries that failed too often to keep retrying (poison), for inspection. */
+  messagesDead: 'stream:messages:dead',
+} as const;
+
+export const CONSUMER_GROUPS = { messages: 'message-workers' } as const;
+
+/** Bounds memory: the stream keeps about this many entries; the sweeper covers any trimmed unread. */
+export const STREAM_MAX_LENGTH = 100_000;
+
+export interface ConversationNudge {
+  conversationId: string;
+  userId: string;
+  /** The message that caused the nudge, for logs only. */
+  messageId?: string;
+  requestId?: string;
+}
+
+export function nudgeFields(nudge: ConversationNudge): string[] {
+  return [
+    'conversation_id',
+    nudge.conversationId,
+    'user_id',
+    nudge.userId,
+    'message_id',
+    nudge.messageId ?? '',
+    'request_id',
+    nudge.requestId ?? '',
+  ];
+}
+
+export function parseNudge(fields: string[]): ConversationNudge | null {
+  const map = new Map<string, string>();
+  for (let i = 0; i + 1 < fields.length; i += 2) map.set(fields[i]!, fields[i + 1]!);
+  const conversationId = map.get('conversation_id');
+  const userId = map.get('user_id');
+  if (!conversationId || !userId) return null;
+  return {
+    conversationId,
+    userId,
+    messageId: map.get('message_id') || undefined,
+    requestId: map.get('request_id') || undefined,
+  };
+}
+
+/** Appends nudges in one round trip. Throws if Redis cannot take them; callers decide. */
+export async function enqueueConversations(nudges: ConversationNudge[], redis: Redis = getRedis()): Promise<void> {
+  if (nudges.length === 0) return;
+  const pipeline = redis.pipeline();
+  for (const nudge of nudges) {
+    pipeline.xadd(STREAMS.messages, 'MAXLEN', '~', String(STREAM_MAX_LENGTH), '*', ...nudgeFields(nudge));
+  }
+  const results = (await pipeline.exec()) ?? [];
+  const failed = results.find(([error]) => error);
+  if (failed) throw failed[0];
+}

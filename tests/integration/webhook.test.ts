@@ -1,0 +1,303 @@
+import request from 'supertest';
+import { createApp } from '../../src/app';
+import { db } from '../../src/utils/database';
+import { getRedis } from '../../src/utils/redis';
+import { STREAMS } from '../../src/utils/queue';
+import { setupTestDatabase, teardownTestDatabase } from '../fixtures/testDatabase';
+import { createTestTenant } from '../fixtures/tenants';
+import { createTestAgent, createTestPhoneNumber } from '../fixtures/conversations';
+import {
+  FIXTURE_IDS,
+  fixtureBytes,
+  instagramMessageBody,
+  sign,
+  uniqueWamid,
+  whatsappStatusBody,
+  whatsappTextBody,
+} from '../fixtures/meta';
+
+const app = createApp();
+
+function post(body: string | Buffer, signature: string | null = sign(body)) {
+  const req = request(app).post('/webhooks/meta').set('Content-Type', 'application/json');
+  if (signature !== null) req.set('X-Hub-Signature-256', signature);
+  // A string goes out byte for byte; superagent would JSON-encode a Buffer.
+  return req.send(body.toString());
+}
+
+async function messagesWhere(sql: string, params: unknown[] = []) {
+  const { rows } = await db.query(`SELECT * FROM messages WHERE ${sql} ORDER BY created_at, sequence_no`, params);
+  return rows;
+}
+
+async function streamEntries(): Promise<Record<string, string>[]> {
+  const entries = await getRedis().xrange(STREAMS.messages, '-', '+');
+  return entries.map(([, fields]) => Object.fromEntries(fields.flatMap((_, i) => (i % 2 ? [] : [[fields[i], fields[i + 1]]]))));
+}
+
+describe('Meta webhook', () => {
+  let userId: string;
+  let waNumberId: string;
+  let igNumberId: string;
+
+  beforeAll(async () => {
+    await setupTestDatabase();
+    const tenant = await createTestTenant({ credits: 1000 });
+    userId = tenant.userId;
+    const agent = await createTestAgent(userId);
+    waNumberId = (await createTestPhoneNumber(userId, { externalId: FIXTURE_IDS.whatsappPhoneNumberId, agentId: agent.id })).id;
+    igNumberId = (await createTestPhoneNumber(userId, { channel: 'instagram', externalId: FIXTURE_IDS.instagramAccountId, agentId: agent.id })).id;
+  });
+  afterAll(teardownTestDatabase);
+  beforeEach(() => getRedis().del(STREAMS.messages));
+
+  describe('GET handshake', () => {
+    it('when the verify token matches, then the challenge comes back as plain text', async () => {
+      const res = await request(app).get('/webhooks/meta').query({ 'hub.mode': 'subscribe', 'hub.verify_token': 'dev-verify-token', 'hub.challenge': '1158201444' });
+      expect(res.status).toBe(200);
+      expect(res.headers['content-type']).toMatch(/^text\/plain/);
+      expect(res.text).toBe('1158201444');
+    });
+
+    it('when the token or mode is wrong, then 403', async () => {
+      const wrongToken = await request(app).get('/webhooks/meta').query({ 'hub.mode': 'subscribe', 'hub.verify_token': 'nope', 'hub.challenge': '1' });
+      const wrongMode = await request(app).get('/webhooks/meta').query({ 'hub.mode': 'unsubscribe', 'hub.verify_token': 'dev-verify-token', 'hub.challenge': '1' });
+      const missing = await request(app).get('/webhooks/meta');
+      for (const res of [wrongToken, wrongMode, missing]) {
+        expect(res.status).toBe(403);
+        expect(res.body.error.code).toBe('forbidden');
+      }
+    });
+  });
+
+  describe('signature', () => {
+    it('when the signature is missing, wrong, or from another secret, then 401 and nothing is stored or queued', async () => {
+      const body = whatsappTextBody({ phoneNumberId: FIXTURE_IDS.whatsappPhoneNumberId, from: '15550009999', text: 'unsigned' });
+      const before = (await messagesWhere('true')).length;
+      for (const signature of [null, 'sha256=deadbeef', sign(body, 'another-secret'), sign(`${body} `), 'sha1=abc']) {
+        const res = await post(body, signature);
+        expect(res.status).toBe(401);
+        expect(res.body.error.code).toBe('invalid_signature');
+      }
+      expect((await messagesWhere('true')).length).toBe(before);
+      expect(await streamEntries()).toEqual([]);
+    });
+
+    it('when the body is not JSON and unsigned, then 401, not a parse error', async () => {
+      const res = await post('{not json', 'sha256=' + '0'.repeat(64));
+      expect(res.status).toBe(401);
+    });
+
+    it('when a signed body is not JSON, then 400 invalid_json', async () => {
+      const res = await post('{not json');
+      expect(res.status).toBe(400);
+      expect(res.body.error.code).toBe('invalid_json');
+    });
+
+    it('when Meta sends escaped unicode, then the signature over the raw bytes verifies', async () => {
+      const raw = fixtureBytes('whatsapp_image.json');
+      expect(raw.toString()).toContain('\\u00e9');
+      const res = await post(raw);
+      expect(res.status).toBe(200);
+      const [message] = await messagesWhere('external_id = $1', ['wamid.HBgLMTU1NTAxMDIwMzAVAgASGBQzQUZBS0UwMDAwMDAwMDAwMDAwNAA=']);
+      expect(message).toMatchObject({ type: 'image', text: 'This one', status: 'pending' });
+      const { rows } = await db.query('SELECT customer_name FROM conversations WHERE id = $1', [message.conversation_id]);
+      expect(rows[0].customer_name).toBe('José García');
+    });
+  });
+
+  describe('customer messages', () => {
+    it('when a text arrives for a linked number, then it is stored pending and its conversation is queued with tenant and request id', async () => {
+      const res = await post(fixtureBytes('whatsapp_text.json')).set('X-Request-Id', 'meta-req-1');
+      expect(res.status).toBe(200);
+      const [message] = await messagesWhere('external_id = $1', ['wamid.HBgLMTU1NTAxMDIwMzAVAgASGBQzQUZBS0UwMDAwMDAwMDAwMDAwMAA=']);
+      expect(message).toMatchObject({
+        direction: 'inbound',
+        author: 'customer',
+        channel: 'whatsapp',
+        type: 'text',
+        text: 'Hola! Do you have this jacket in size M?',
+        status: 'pending',
+        user_id: userId,
+      });
+      expect(await streamEntries()).toEqual([
+        { conversation_id: message.conversation_id, user_id: userId, message_id: message.id, request_id: 'meta-req-1' },
+      ]);
+    });
+
+    it('when one body batches messages from two customers, then each is stored in its own conversation and both are queued', async () => {
+      expect((await post(fixtureBytes('whatsapp_multi_messages_batch.json'))).status).toBe(200);
+      const rows = await messagesWhere('external_id = ANY($1)', [[
+        'wamid.HBgLMTU1NTAxMDIwMzAVAgASGBQzQUZBS0UwMDAwMDAwMDAwMDAwMgA=',
+        'wamid.HBgMNDQ3NzAwOTAwMTIzFQIAEhgUM0FGQUtFMDAwMDAwMDAwMDAwMDMA',
+      ]]);
+      expect(rows).toHaveLength(2);
+      expect(new Set(rows.map((r) => r.conversation_id)).size).toBe(2);
+      expect((await streamEntries()).map((e) => e.message_id).sort()).toEqual(rows.map((r) => r.id).sort());
+    });
+
+    it('when reactions, locations and button replies arrive, then they are stored; only answerable ones are queued', async () => {
+      for (const name of ['whatsapp_reaction.json', 'whatsapp_location.json', 'whatsapp_interactive_button_reply.json', 'instagram_reaction.json']) {
+        expect((await post(fixtureBytes(name))).status).toBe(200);
+      }
+      const [reaction] = await messagesWhere(`type = 'reaction' AND channel = 'whatsapp'`);
+      expect(reaction).toMatchObject({ status: 'ignored', text: '👍' });
+      const [location] = await messagesWhere(`type = 'location'`);
+      expect(location.status).toBe('pending');
+      expect(location.text).toContain('Example Store');
+      const [button] = await messagesWhere(`type = 'interactive'`);
+      expect(button).toMatchObject({ status: 'pending', text: 'Yes, size M' });
+      const [igReaction] = await messagesWhere(`type = 'reaction' AND channel = 'instagram'`);
+      expect(igReaction.status).toBe('ignored');
+      expect((await streamEntries()).map((e) => e.message_id).sort()).toEqual([location.id, button.id].sort());
+    });
+
+    it('when the same message is delivered five times, four at once and one later, then it is recorded and queued once', async () => {
+      const id = uniqueWamid();
+      const body = whatsappTextBody({ phoneNumberId: FIXTURE_IDS.whatsappPhoneNumberId, from: '15550001111', text: 'only once', id });
+      const concurrent = await Promise.all([post(body), post(body), post(body), post(body)]);
+      expect(concurrent.map((r) => r.status)).toEqual([200, 200, 200, 200]);
+      // Meta's later retry: nothing in Redis remembers it, only Postgres does.
+      await getRedis().flushdb();
+      expect((await post(body)).status).toBe(200);
+      expect(await messagesWhere('external_id = $1', [id])).toHaveLength(1);
+      const { rows } = await db.query(`SELECT count(*)::int AS n FROM conversations WHERE customer_external_id = '15550001111'`);
+      expect(rows[0].n).toBe(1);
+      expect((await streamEntries()).filter((e) => e.message_id)).toHaveLength(0); // flushed; the retry queued nothing new
+    });
+
+    it('when messages follow each other, then they get consecutive sequence numbers in one conversation', async () => {
+      const from = '15550002222';
+      for (const text of ['one', 'two', 'three']) {
+        await post(whatsappTextBody({ phoneNumberId: FIXTURE_IDS.whatsappPhoneNumberId, from, text }));
+      }
+      const rows = await messagesWhere(`conversation_id = (SELECT id FROM conversations WHERE customer_external_id = $1)`, [from]);
+      expect(rows.map((r) => [r.sequence_no, r.text])).toEqual([[1, 'one'], [2, 'two'], [3, 'three']]);
+    });
+
+    it('when the account is unknown, then 200 and nothing is stored', async () => {
+      const body = whatsappTextBody({ phoneNumberId: '999999999', from: '15550003333', text: 'hello?' });
+      expect((await post(body)).status).toBe(200);
+      expect(await messagesWhere(`text = 'hello?'`)).toHaveLength(0);
+    });
+
+    it('when the number has no agent, then the message is stored but not queued', async () => {
+      const number = await createTestPhoneNumber(userId, { externalId: 'no-agent-number' });
+      const body = whatsappTextBody({ phoneNumberId: number.externalId, from: '15550004444', text: 'anyone there?' });
+      expect((await post(body)).status).toBe(200);
+      const [message] = await messagesWhere(`text = 'anyone there?'`);
+      expect(message.status).toBe('ignored');
+      expect(await streamEntries()).toEqual([]);
+    });
+
+    it('when the conversation is paused, then new messages are stored but not queued', async () => {
+      const from = '15550005555';
+      await post(whatsappTextBody({ phoneNumberId: FIXTURE_IDS.whatsappPhoneNumberId, from, text: 'first' }));
+      await db.query(`UPDATE conversations SET bot_paused = true WHERE customer_external_id = $1`, [from]);
+      await getRedis().del(STREAMS.messages);
+      await post(whatsappTextBody({ phoneNumberId: FIXTURE_IDS.whatsappPhoneNumberId, from, text: 'second' }));
+      const [second] = await messagesWhere(`text = 'second'`);
+      expect(second.status).toBe('ignored');
+      expect(await streamEntries()).toEqual([]);
+    });
+
+    it('when Redis is unreachable, then the webhook still answers 200 and the message waits in Postgres', async () => {
+      const redis = getRedis();
+      redis.disconnect();
+      const original = redis.options.port;
+      redis.options.port = 1;
+      try {
+        const id = uniqueWamid();
+        const res = await post(whatsappTextBody({ phoneNumberId: FIXTURE_IDS.whatsappPhoneNumberId, from: '15550006666', text: 'redis down', id }));
+        expect(res.status).toBe(200);
+        expect(await messagesWhere('external_id = $1', [id])).toEqual([expect.objectContaining({ status: 'pending' })]);
+      } finally {
+        redis.options.port = original;
+        await redis.connect().catch(() => undefined);
+      }
+    });
+  });
+
+  describe('statuses', () => {
+    async function outbound(externalId: string, status = 'sent') {
+      const { rows } = await db.query(`SELECT id, conversation_id FROM messages WHERE channel = 'whatsapp' AND direction = 'inbound' LIMIT 1`);
+      const conversationId = rows[0].conversation_id;
+      const { rows: seq } = await db.query(
+        `UPDATE conversations SET last_sequence_no = last_sequence_no + 1 WHERE id = $1 RETURNING last_sequence_no`,
+        [conversationId],
+      );
+      await db.query(
+        `INSERT INTO messages (user_id, conversation_id, sequence_no, direction, author, channel, type, text, status, external_id)
+         VALUES ($1, $2, $3, 'outbound', 'agent', 'whatsapp', 'text', 'reply', $4, $5)`,
+        [userId, conversationId, seq[0].last_sequence_no, status, externalId],
+      );
+    }
+    const statusOf = async (externalId: string) => (await messagesWhere('external_id = $1', [externalId]))[0];
+
+    it('when statuses arrive out of order, then the message only moves forward', async () => {
+      const wamid = 'wamid.HBgLMTU1NTAxMDIwMzAVAgARGBJGQUtFT1VUMDAwMDAwMDAwMDEA';
+      await outbound(wamid);
+      expect((await post(fixtureBytes('whatsapp_status_delivered.json'))).status).toBe(200);
+      expect((await statusOf(wamid)).status).toBe('delivered');
+      await post(whatsappStatusBody(FIXTURE_IDS.whatsappPhoneNumberId, wamid, 'sent'));
+      expect((await statusOf(wamid)).status).toBe('delivered');
+      await post(whatsappStatusBody(FIXTURE_IDS.whatsappPhoneNumberId, wamid, 'read'));
+      await post(whatsappStatusBody(FIXTURE_IDS.whatsappPhoneNumberId, wamid, 'delivered'));
+      expect((await statusOf(wamid)).status).toBe('read');
+    });
+
+    it('when a send failed, then the message is failed with Meta code and text, and stays failed', async () => {
+      const wamid = 'wamid.HBgMNDQ3NzAwOTAwMTIzFQIAERgSRkFLRU9VVDAwMDAwMDAwMDAzAA==';
+      await outbound(wamid);
+      expect((await post(fixtureBytes('whatsapp_status_failed.json'))).status).toBe(200);
+      expect(await statusOf(wamid)).toMatchObject({
+        status: 'failed',
+        error_code: '131047',
+        error_message: 'Message failed to send because more than 24 hours have passed since the customer last replied to this number.',
+      });
+      await post(whatsappStatusBody(FIXTURE_IDS.whatsappPhoneNumberId, wamid, 'delivered'));
+      expect((await statusOf(wamid)).status).toBe('failed');
+    });
+
+    it('when a status names no message of ours, then 200 and nothing changes', async () => {
+      const res = await post(whatsappStatusBody(FIXTURE_IDS.whatsappPhoneNumberId, 'wamid.unknown', 'delivered'));
+      expect(res.status).toBe(200);
+    });
+  });
+
+  describe('Instagram', () => {
+    it('when a customer writes and sends an image, then both are stored pending under the IGSID', async () => {
+      expect((await post(fixtureBytes('instagram_text.json'))).status).toBe(200);
+      expect((await post(fixtureBytes('instagram_attachment_image.json'))).status).toBe(200);
+      const rows = await messagesWhere(`channel = 'instagram' AND direction = 'inbound' AND type <> 'reaction'`);
+      expect(rows.map((r) => [r.type, r.status])).toEqual([['text', 'pending'], ['image', 'pending']]);
+      const { rows: conversation } = await db.query('SELECT customer_external_id, phone_number_id FROM conversations WHERE id = $1', [rows[0].conversation_id]);
+      expect(conversation[0]).toEqual({ customer_external_id: FIXTURE_IDS.igsid, phone_number_id: igNumberId });
+    });
+
+    it('when a human writes from the Instagram app (echo), then it is recorded as a human message and the bot pauses', async () => {
+      expect((await post(fixtureBytes('instagram_echo.json'))).status).toBe(200);
+      const [echo] = await messagesWhere(`channel = 'instagram' AND author = 'human'`);
+      expect(echo).toMatchObject({ direction: 'outbound', status: 'sent', text: 'Yes, it is! Would you like the link?' });
+      const { rows } = await db.query('SELECT bot_paused FROM conversations WHERE id = $1', [echo.conversation_id]);
+      expect(rows[0].bot_paused).toBe(true);
+    });
+
+    it('when our own reply echoes back, then it is not taken for a human and the bot stays on', async () => {
+      const igsid = '6021000000000099';
+      await post(instagramMessageBody({ accountId: FIXTURE_IDS.instagramAccountId, igsid, text: 'hi there' }));
+      const [inbound] = await messagesWhere(`text = 'hi there'`);
+      // The worker's reply, committed before Graph answered with its id.
+      await db.query(
+        `WITH seq AS (UPDATE conversations SET last_sequence_no = last_sequence_no + 1 WHERE id = $1 RETURNING last_sequence_no)
+         INSERT INTO messages (user_id, conversation_id, sequence_no, direction, author, channel, type, text, status)
+         SELECT $2, $1, last_sequence_no, 'outbound', 'agent', 'instagram', 'text', 'Hello! How can I help?', 'queued' FROM seq`,
+        [inbound.conversation_id, userId],
+      );
+      await post(instagramMessageBody({ accountId: FIXTURE_IDS.instagramAccountId, igsid, text: 'Hello! How can I help?', echo: true }));
+      expect(await messagesWhere(`author = 'human' AND conversation_id = $1`, [inbound.conversation_id])).toEqual([]);
+      const { rows } = await db.query('SELECT bot_paused FROM conversations WHERE id = $1', [inbound.conversation_id]);
+      expect(rows[0].bot_paused).toBe(false);
+    });
+  });
+});
