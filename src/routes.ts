@@ -10,6 +10,7 @@ import { conversationsRouter } from './controllers/messages';
 import { extractionsRouter } from './controllers/extractions';
 import { createRateLimiter } from './middleware/rateLimit';
 import { openapiDocument } from './utils/openapi';
+import { API_PREFIX } from './middleware/validation';
 
 export function mountRoutes(app: Express): void {
   app.use(healthRouter);
@@ -23,5 +24,5 @@ export function mountRoutes(app: Express): void {
   const v1 = express.Router();
   v1.use(createRateLimiter());
   v1.use(usersRouter, phoneNumbersRouter, agentsRouter, conversationsRouter, extractionsRouter);
-  app.use('/v1', v1);
+  app.use(API_PREFIX, v1);
 }

@@ -60,6 +60,12 @@ const schema = z.object({
   MESSAGE_WORKERS: integer(0, 64).default(1),
   EXTRACTION_WORKERS: integer(0, 64).default(1),
   WORKER_CONCURRENCY: integer(1, 10_000).default(50),
+  /** A worker's hold on a conversation and on a stream entry; a dead worker's work is taken over after it. */
+  WORKER_LEASE_MS: integer(200, 600_000).default(30_000),
+  /** How often a worker looks for accepted messages that nobody is answering (lost nudges). */
+  SWEEPER_INTERVAL_MS: integer(100, 3_600_000).default(15_000),
+  /** Turns a message may take (each a model call with its own retries) before it is failed. */
+  MESSAGE_MAX_ATTEMPTS: integer(1, 100).default(8),
   CREDITS_PER_1K_TOKENS: integer(0, 1_000_000_000).default(1000),
   RATE_LIMIT_PER_MINUTE: integer(1, 1_000_000).default(600),
   MIGRATE_ON_START: flag.default(true),

@@ -1,3 +1,196 @@
+/**
+ * Conversations and their messages (CONTRACT §3, tenant key): read them, write as a human,
+ * and switch the bot off and on. Paths are relative to the `/v1` mount in routes.ts.
+ */
 import { Router } from 'express';
+import { z } from 'zod';
+import { defineRoute } from '../middleware/validation';
+import { tenantOf } from '../middleware/auth';
+import { pageQuery } from '../utils/pagination';
+import * as conversationService from '../services/conversationService';
+import * as messageService from '../services/messageService';
+import type { Conversation } from '../models/Conversation';
+import type { Message } from '../models/Message';
 
 export const conversationsRouter = Router();
+
+const TAG = 'Conversations';
+
+const idParams = z.object({ id: z.uuid() });
+
+const timestamp = z.iso.datetime();
+
+const conversationJson = z.object({
+  id: z.uuid(),
+  phone_number_id: z.uuid(),
+  agent_id: z.uuid().nullable(),
+  channel: z.enum(['whatsapp', 'instagram']),
+  customer: z.object({ external_id: z.string(), name: z.string().nullable() }),
+  is_active: z.boolean(),
+  bot_paused: z.boolean(),
+  last_message_at: timestamp.nullable(),
+  created_at: timestamp,
+  archived_at: timestamp.nullable(),
+  archive_reason: z.enum(['agent_relinked', 'agent_unlinked', 'agent_archived', 'phone_number_deleted']).nullable(),
+});
+
+const messageJson = z.object({
+  id: z.uuid(),
+  sequence_no: z.number().int(),
+  direction: z.enum(['inbound', 'outbound']),
+  author: z.enum(['customer', 'agent', 'human']),
+  type: z.string(),
+  text: z.string().nullable(),
+  status: z.enum(['pending', 'answered', 'ignored', 'insufficient_credits', 'queued', 'sent', 'delivered', 'read', 'failed']),
+  external_id: z.string().nullable(),
+  error: z.object({ code: z.string(), message: z.string().nullable() }).optional(),
+  created_at: timestamp,
+});
+
+const pageOf = <T extends z.ZodType>(item: T) => z.object({ data: z.array(item), next_cursor: z.string().nullable() });
+
+/** Query strings carry text: only the words `true` and `false` are booleans here. */
+const booleanFlag = z.enum(['true', 'false']).transform((value) => value === 'true');
+
+const listQuery = pageQuery.extend({
+  phone_number_id: z.uuid().optional(),
+  agent_id: z.uuid().optional(),
+  is_active: booleanFlag.optional(),
+});
+
+const iso = (date: Date | null) => (date ? date.toISOString() : null);
+
+function toConversationJson(conversation: Conversation): z.infer<typeof conversationJson> {
+  return {
+    id: conversation.id,
+    phone_number_id: conversation.phoneNumberId,
+    agent_id: conversation.agentId,
+    channel: conversation.channel,
+    customer: { external_id: conversation.customerExternalId, name: conversation.customerName },
+    is_active: conversation.isActive,
+    bot_paused: conversation.botPaused,
+    last_message_at: iso(conversation.lastMessageAt),
+    created_at: conversation.createdAt.toISOString(),
+    archived_at: iso(conversation.archivedAt),
+    archive_reason: conversation.archiveReason,
+  };
+}
+
+function toMessageJson(message: Message): z.infer<typeof messageJson> {
+  return {
+    id: message.id,
+    sequence_no: message.sequenceNo,
+    direction: message.direction,
+    author: message.author,
+    type: message.type,
+    text: message.text,
+    status: message.status,
+    external_id: message.externalId,
+    // Only failed (or otherwise annotated) messages carry an error; the rest omit the key.
+    ...(message.errorCode !== null ? { error: { code: message.errorCode, message: message.errorMessage } } : {}),
+    created_at: message.createdAt.toISOString(),
+  };
+}
+
+defineRoute(
+  conversationsRouter,
+  {
+    method: 'get',
+    path: '/conversations',
+    summary: 'List conversations, newest first',
+    tag: TAG,
+    auth: 'tenant',
+    query: listQuery,
+    response: pageOf(conversationJson),
+  },
+  async ({ req, query }) => {
+    const { limit, cursor, phone_number_id, agent_id, is_active } = query;
+    const page = await conversationService.listConversations(
+      tenantOf(req),
+      { phoneNumberId: phone_number_id, agentId: agent_id, isActive: is_active },
+      { limit, cursor },
+    );
+    return { data: page.data.map(toConversationJson), next_cursor: page.next_cursor };
+  },
+);
+
+defineRoute(
+  conversationsRouter,
+  {
+    method: 'get',
+    path: '/conversations/:id',
+    summary: 'Get a conversation',
+    tag: TAG,
+    auth: 'tenant',
+    params: idParams,
+    response: conversationJson,
+    errors: ['not_found'],
+  },
+  async ({ req, params }) => toConversationJson(await conversationService.getConversation(tenantOf(req), params.id)),
+);
+
+defineRoute(
+  conversationsRouter,
+  {
+    method: 'get',
+    path: '/conversations/:id/messages',
+    summary: "List a conversation's messages in sequence order",
+    tag: TAG,
+    auth: 'tenant',
+    params: idParams,
+    query: pageQuery,
+    response: pageOf(messageJson),
+    errors: ['not_found'],
+  },
+  async ({ req, params, query }) => {
+    const page = await messageService.listMessages(tenantOf(req), params.id, query);
+    return { data: page.data.map(toMessageJson), next_cursor: page.next_cursor };
+  },
+);
+
+defineRoute(
+  conversationsRouter,
+  {
+    method: 'post',
+    path: '/conversations/:id/messages',
+    summary: "Queue a human's message to the customer; pauses the bot for this conversation",
+    tag: TAG,
+    auth: 'tenant',
+    params: idParams,
+    body: z.object({ text: z.string().min(1).max(4096) }),
+    status: 202,
+    response: messageJson,
+    errors: ['not_found', 'conflict'],
+  },
+  async ({ req, params, body }) => toMessageJson(await messageService.sendHumanMessage(tenantOf(req), params.id, body.text)),
+);
+
+defineRoute(
+  conversationsRouter,
+  {
+    method: 'post',
+    path: '/conversations/:id/pause',
+    summary: 'Stop the bot answering this conversation',
+    tag: TAG,
+    auth: 'tenant',
+    params: idParams,
+    response: conversationJson,
+    errors: ['not_found'],
+  },
+  async ({ req, params }) => toConversationJson(await conversationService.pauseConversation(tenantOf(req), params.id)),
+);
+
+defineRoute(
+  conversationsRouter,
+  {
+    method: 'post',
+    path: '/conversations/:id/resume',
+    summary: 'Let the bot answer this conversation again',
+    tag: TAG,
+    auth: 'tenant',
+    params: idParams,
+    response: conversationJson,
+    errors: ['not_found'],
+  },
+  async ({ req, params }) => toConversationJson(await conversationService.resumeConversation(tenantOf(req), params.id)),
+);

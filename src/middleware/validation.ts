@@ -21,7 +21,7 @@ export interface RouteInput<B, Q, P> {
 
 export interface RouteSpec<B, Q, P> {
   method: Method;
-  /** Express-style path, e.g. `/v1/agents/:id`. */
+  /** Express-style path below API_PREFIX, e.g. `/agents/:id`. */
   path: string;
   summary: string;
   tag: string;
@@ -45,7 +45,10 @@ const errorSchema = z.object({
   }),
 });
 
-const toOpenApiPath = (path: string) => path.replace(/:([A-Za-z_]+)/g, '{$1}');
+/** routes.ts mounts every router built with defineRoute under this prefix. */
+export const API_PREFIX = '/v1';
+
+const toOpenApiPath = (path: string) => `${API_PREFIX}${path}`.replace(/:([A-Za-z_]+)/g, '{$1}');
 
 function register(spec: RouteSpec<unknown, unknown, unknown>): void {
   const status = spec.status ?? 200;

@@ -48,7 +48,10 @@ DECLARE
   new_id uuid;
 BEGIN
   SELECT * INTO num FROM phone_numbers pn
-   WHERE pn.channel = p_channel AND pn.external_id = p_account_id AND pn.deleted_at IS NULL;
+   WHERE pn.channel = p_channel AND pn.external_id = p_account_id AND pn.deleted_at IS NULL
+   -- A relink (FOR UPDATE on the number) waits for this message, or this message for the
+   -- relink: never a message filed into a conversation the relink is archiving.
+   FOR KEY SHARE;
   IF NOT FOUND THEN
     RETURN QUERY SELECT 'unknown_account', NULL::uuid, NULL::uuid, NULL::uuid, NULL::text, NULL::integer;
     RETURN;
@@ -98,7 +101,10 @@ DECLARE
   new_id uuid;
 BEGIN
   SELECT * INTO num FROM phone_numbers pn
-   WHERE pn.channel = p_channel AND pn.external_id = p_account_id AND pn.deleted_at IS NULL;
+   WHERE pn.channel = p_channel AND pn.external_id = p_account_id AND pn.deleted_at IS NULL
+   -- A relink (FOR UPDATE on the number) waits for this message, or this message for the
+   -- relink: never a message filed into a conversation the relink is archiving.
+   FOR KEY SHARE;
   IF NOT FOUND THEN
     RETURN QUERY SELECT 'unknown_account', NULL::uuid, NULL::uuid, NULL::uuid;
     RETURN;
@@ -109,10 +115,15 @@ BEGIN
   END IF;
   conversation := lock_active_conversation(num, p_customer_id, NULL);
   SELECT m.id INTO own_id FROM messages m
-   WHERE m.conversation_id = conversation.id AND m.direction = 'outbound' AND m.author = 'agent'
-     AND m.external_id IS NULL AND m.status IN ('queued', 'sent')
-     AND p_text IS NOT NULL AND p_text <> '' AND position(p_text IN m.text) > 0
-     AND m.created_at > now() - interval '10 minutes'
+   WHERE m.conversation_id = conversation.id AND m.direction = 'outbound' AND m.author IN ('agent', 'human')
+     AND (
+       -- A later part of a reply split in several: only the first part's id is external_id.
+       (m.payload -> 'external_ids') ? p_external_id
+       -- Graph answered, but the worker has not stored the id yet.
+       OR (m.external_id IS NULL AND m.status IN ('queued', 'sent')
+           AND p_text IS NOT NULL AND p_text <> '' AND position(p_text IN m.text) > 0
+           AND m.created_at > now() - interval '10 minutes')
+     )
    ORDER BY m.sequence_no DESC LIMIT 1;
   IF FOUND THEN
     RETURN QUERY SELECT 'own_echo', num.user_id, conversation.id, own_id;

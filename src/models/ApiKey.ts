@@ -45,3 +45,13 @@ export async function revokeApiKey(userId: string, keyId: string, client: Querya
   );
   return (rowCount ?? 0) > 0;
 }
+
+/** One of the tenant's keys, live or revoked, or null; never the hash. */
+export async function findApiKey(userId: string, keyId: string, client: Queryable = db): Promise<ApiKey | null> {
+  const { rows } = await client.query<ApiKey>(
+    `SELECT id, user_id AS "userId", key_prefix AS "keyPrefix", created_at AS "createdAt", revoked_at AS "revokedAt"
+     FROM api_keys WHERE user_id = $1 AND id = $2`,
+    [userId, keyId],
+  );
+  return rows[0] ?? null;
+}

@@ -1,7 +1,156 @@
 /** Conversations: one per customer per number while active; archived ones stay readable. */
 import { db, type Queryable } from '../utils/database';
 
+export type Channel = 'whatsapp' | 'instagram';
+
 export type ArchiveReason = 'agent_relinked' | 'agent_unlinked' | 'agent_archived' | 'phone_number_deleted';
+
+/** One row of `conversations`, camelCased. */
+export interface Conversation {
+  id: string;
+  userId: string;
+  phoneNumberId: string;
+  /** Null when the number had no agent linked when the conversation opened. */
+  agentId: string | null;
+  channel: Channel;
+  /** wa_id (or BSUID) on WhatsApp, IGSID on Instagram. */
+  customerExternalId: string;
+  customerName: string | null;
+  isActive: boolean;
+  botPaused: boolean;
+  /** The highest sequence_no handed out so far (0 before the first message). */
+  lastSequenceNo: number;
+  lastMessageAt: Date | null;
+  createdAt: Date;
+  archivedAt: Date | null;
+  archiveReason: ArchiveReason | null;
+  /** Set by `POST …/extract`; the extraction worker clears it once it stored a result. */
+  extractionRequestedAt: Date | null;
+}
+
+export interface ConversationFilters {
+  phoneNumberId?: string;
+  agentId?: string;
+  isActive?: boolean;
+}
+
+/** What the webhook knows about an inbound message's conversation. */
+export interface ActiveConversationKey {
+  phoneNumberId: string;
+  agentId: string | null;
+  channel: Channel;
+  customerExternalId: string;
+  /** The customer's profile name as this message reported it, if it did. */
+  customerName?: string | null;
+}
+
+const COLUMNS = `id, user_id AS "userId", phone_number_id AS "phoneNumberId", agent_id AS "agentId", channel,
+  customer_external_id AS "customerExternalId", customer_name AS "customerName", is_active AS "isActive",
+  bot_paused AS "botPaused", last_sequence_no AS "lastSequenceNo", last_message_at AS "lastMessageAt",
+  created_at AS "createdAt", archived_at AS "archivedAt", archive_reason AS "archiveReason",
+  extraction_requested_at AS "extractionRequestedAt"`;
+
+/** The tenant's conversation, or null (also for another tenant's id). */
+export async function findConversation(userId: string, id: string, client: Queryable = db): Promise<Conversation | null> {
+  const { rows } = await client.query<Conversation>(`SELECT ${COLUMNS} FROM conversations WHERE user_id = $1 AND id = $2`, [
+    userId,
+    id,
+  ]);
+  return rows[0] ?? null;
+}
+
+/**
+ * Like `findConversation`, but holds the row lock until the caller's transaction ends, so the
+ * conversation cannot be archived (or take another message) between a check and a write.
+ * Only meaningful inside `withTransaction`.
+ */
+export async function lockConversation(userId: string, id: string, client: Queryable): Promise<Conversation | null> {
+  const { rows } = await client.query<Conversation>(
+    `SELECT ${COLUMNS} FROM conversations WHERE user_id = $1 AND id = $2 FOR UPDATE`,
+    [userId, id],
+  );
+  return rows[0] ?? null;
+}
+
+/**
+ * One page of the tenant's conversations, newest first, with one extra row that only tells
+ * whether another page exists. `afterId` is the last conversation of the previous page: the
+ * position is compared in SQL against that row's own (created_at, id), so microsecond
+ * timestamps never lose precision in a JavaScript Date and ties are broken by id.
+ */
+export async function listConversations(
+  userId: string,
+  filters: ConversationFilters,
+  page: { limit: number; afterId?: string },
+  client: Queryable = db,
+): Promise<Conversation[]> {
+  const params: unknown[] = [userId];
+  const where = ['user_id = $1'];
+  const add = (condition: (placeholder: string) => string, value: unknown) => {
+    params.push(value);
+    where.push(condition(`$${params.length}`));
+  };
+  if (filters.phoneNumberId !== undefined) add((p) => `phone_number_id = ${p}`, filters.phoneNumberId);
+  if (filters.agentId !== undefined) add((p) => `agent_id = ${p}`, filters.agentId);
+  if (filters.isActive !== undefined) add((p) => `is_active = ${p}`, filters.isActive);
+  if (page.afterId !== undefined) {
+    add((p) => `(created_at, id) < (SELECT created_at, id FROM conversations WHERE user_id = $1 AND id = ${p})`, page.afterId);
+  }
+  params.push(page.limit + 1);
+  const { rows } = await client.query<Conversation>(
+    `SELECT ${COLUMNS} FROM conversations WHERE ${where.join(' AND ')}
+     ORDER BY created_at DESC, id DESC LIMIT $${params.length}`,
+    params,
+  );
+  return rows;
+}
+
+/** Turns the bot off (true) or on (false) for one conversation; null when the tenant has no such conversation. */
+export async function setBotPaused(userId: string, id: string, paused: boolean, client: Queryable = db): Promise<Conversation | null> {
+  const { rows } = await client.query<Conversation>(
+    `UPDATE conversations SET bot_paused = $3 WHERE user_id = $1 AND id = $2 RETURNING ${COLUMNS}`,
+    [userId, id, paused],
+  );
+  return rows[0] ?? null;
+}
+
+/**
+ * Marks the conversation for the extraction worker; false when the tenant has no such
+ * conversation. A column, not a queue entry, so the request survives a Redis restart. Each
+ * request moves the mark to now(), so a request made while an extraction runs is not lost:
+ * the worker should clear the mark only if it is not newer than the one it read.
+ */
+export async function markExtractionRequested(userId: string, id: string, client: Queryable = db): Promise<boolean> {
+  const { rowCount } = await client.query(
+    `UPDATE conversations SET extraction_requested_at = now() WHERE user_id = $1 AND id = $2`,
+    [userId, id],
+  );
+  return (rowCount ?? 0) > 0;
+}
+
+/**
+ * The active conversation of this customer on this number, created if there is none. One
+ * statement, so it is race-safe: concurrent callers (Meta delivers batches and retries at
+ * once) all meet the partial unique index `conversations_one_active_idx`, and the losers
+ * take the winner's row through DO UPDATE instead of failing. The update keeps the newest
+ * non-null customer name; a message without a name never erases a known one.
+ */
+export async function findOrCreateActiveConversation(
+  userId: string,
+  key: ActiveConversationKey,
+  client: Queryable = db,
+): Promise<Conversation> {
+  const { rows } = await client.query<Conversation>(
+    `INSERT INTO conversations (user_id, phone_number_id, agent_id, channel, customer_external_id, customer_name)
+     VALUES ($1, $2, $3, $4, $5, $6)
+     ON CONFLICT (phone_number_id, customer_external_id) WHERE is_active
+     DO UPDATE SET customer_name = COALESCE(EXCLUDED.customer_name, conversations.customer_name)
+     RETURNING ${COLUMNS}`,
+    [userId, key.phoneNumberId, key.agentId, key.channel, key.customerExternalId, key.customerName ?? null],
+  );
+  // INSERT … ON CONFLICT DO UPDATE returns exactly one row, inserted or updated.
+  return rows[0]!;
+}
 
 /**
  * Archives the number's active conversations, so the next customer message opens a fresh one
@@ -19,4 +168,63 @@ export async function archiveActiveConversations(
     [userId, phoneNumberId, reason],
   );
   return rowCount ?? 0;
+}
+
+/** Everything a worker needs to answer a conversation, read in one query. */
+export interface ReplyContext {
+  conversation: Pick<Conversation, 'id' | 'userId' | 'channel' | 'customerExternalId' | 'isActive' | 'botPaused' | 'agentId'>;
+  agent: {
+    id: string;
+    systemPrompt: string;
+    model: string;
+    temperature: number;
+    maxTokens: number;
+    historyLimit: number;
+    debounceMs: number;
+    fallbackMessage: string | null;
+    archivedAt: Date | null;
+  } | null;
+  /** Null when the number was deleted. */
+  phoneNumber: { id: string; externalId: string; agentId: string | null } | null;
+}
+
+export async function loadReplyContext(userId: string, conversationId: string, client: Queryable = db): Promise<ReplyContext | null> {
+  const { rows } = await client.query<Record<string, unknown>>(
+    `SELECT c.id, c.user_id, c.channel, c.customer_external_id, c.is_active, c.bot_paused, c.agent_id,
+            a.id AS a_id, a.system_prompt, a.model, a.temperature::float8 AS temperature, a.max_tokens, a.history_limit,
+            a.debounce_ms, a.fallback_message, a.archived_at,
+            p.id AS p_id, p.external_id AS p_external_id, p.agent_id AS p_agent_id
+       FROM conversations c
+       LEFT JOIN agents a ON a.id = c.agent_id AND a.user_id = c.user_id
+       LEFT JOIN phone_numbers p ON p.id = c.phone_number_id AND p.user_id = c.user_id AND p.deleted_at IS NULL
+      WHERE c.user_id = $1 AND c.id = $2`,
+    [userId, conversationId],
+  );
+  const row = rows[0];
+  if (!row) return null;
+  return {
+    conversation: {
+      id: row.id as string,
+      userId: row.user_id as string,
+      channel: row.channel as Channel,
+      customerExternalId: row.customer_external_id as string,
+      isActive: row.is_active as boolean,
+      botPaused: row.bot_paused as boolean,
+      agentId: row.agent_id as string | null,
+    },
+    agent: row.a_id
+      ? {
+          id: row.a_id as string,
+          systemPrompt: row.system_prompt as string,
+          model: row.model as string,
+          temperature: row.temperature as number,
+          maxTokens: row.max_tokens as number,
+          historyLimit: row.history_limit as number,
+          debounceMs: row.debounce_ms as number,
+          fallbackMessage: row.fallback_message as string | null,
+          archivedAt: row.archived_at as Date | null,
+        }
+      : null,
+    phoneNumber: row.p_id ? { id: row.p_id as string, externalId: row.p_external_id as string, agentId: row.p_agent_id as string | null } : null,
+  };
 }

@@ -215,6 +215,11 @@ export interface CompletionRequest {
   temperature?: number;
   maxTokens?: number;
   messages: ChatMessage[];
+  /**
+   * Sent as `prompt_cache_key`: requests of one conversation share a prefix, so the provider
+   * can reuse its cache. Compatible servers ignore it.
+   */
+  promptCacheKey?: string;
   signal?: AbortSignal;
 }
 
@@ -437,6 +442,7 @@ export function createOpenAIService(options: OpenAIServiceOptions = {}): OpenAIS
         // max_completion_tokens, not the deprecated max_tokens that o-series models reject;
         // compatible servers that do not know it ignore it.
         ...(request.maxTokens !== undefined ? { max_completion_tokens: request.maxTokens } : {}),
+        ...(request.promptCacheKey ? { prompt_cache_key: request.promptCacheKey } : {}),
       };
       const result = await call(body, request.signal, requireContent);
       return {

@@ -17,7 +17,8 @@ export function getPool(): Pool {
     pool = new Pool({
       connectionString: config.DATABASE_URL,
       max: config.DATABASE_POOL_SIZE,
-      connectionTimeoutMillis: 5_000,
+      // Workers run more tasks than connections; a task waits its turn rather than failing.
+      connectionTimeoutMillis: 30_000,
       idleTimeoutMillis: 30_000,
     });
     // An idle client losing its connection emits here; without a listener it would crash the process.

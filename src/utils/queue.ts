@@ -65,3 +65,11 @@ export async function enqueueConversations(nudges: ConversationNudge[], redis: R
   const failed = results.find(([error]) => error);
   if (failed) throw failed[0];
 }
+
+/**
+ * ioredis adds its key prefix to most commands but not to container commands such as XGROUP
+ * and XINFO, whose key sits behind a subcommand; those need the full key spelled out.
+ */
+export function prefixedKey(redis: Redis, key: string): string {
+  return `${redis.options.keyPrefix ?? ''}${key}`;
+}

@@ -17,9 +17,12 @@ export interface WorkerKind {
   create(): Promise<WorkerProcess>;
 }
 
-export const WORKER_KINDS: Record<string, WorkerKind> = {};
+export const WORKER_KINDS: Record<string, WorkerKind> = {
+  message: {
+    processes: config.MESSAGE_WORKERS,
+    // Imported on demand: the supervisor reads this table without loading every worker's code.
+    create: async () => new (await import('./messageWorker')).MessageWorker(),
+  },
+};
 
 export const isWorkerKind = (name: string): boolean => Object.hasOwn(WORKER_KINDS, name);
-
-// Referenced so the counts stay declared next to the kinds they will size.
-export const plannedWorkerCounts = { message: config.MESSAGE_WORKERS, extraction: config.EXTRACTION_WORKERS };

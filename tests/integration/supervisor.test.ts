@@ -5,7 +5,7 @@ import { dropDatabase, testDatabaseName } from '../fixtures/testDatabase';
 describe('npm start supervisor', () => {
   afterAll(() => dropDatabase(testDatabaseName()));
 
-  it('when started, then it migrates, serves the API, restarts a killed child and exits 0 on SIGTERM', async () => {
+  it('when started, then it migrates, runs the API and a message worker, restarts a killed child and exits 0 on SIGTERM', async () => {
     const port = await freePort();
     const supervisor = runEntryPoint('src/workers/workerManager.ts', [], {
       PORT: String(port),
@@ -15,12 +15,12 @@ describe('npm start supervisor', () => {
     try {
       const first = await supervisor.waitFor((line) => line.msg === 'child started' && line.child === 'api');
       await supervisor.waitFor((line) => line.msg === 'API listening');
+      await supervisor.waitFor((line) => line.msg === 'message worker reading');
       expect((await fetch(`http://127.0.0.1:${port}/readyz`)).status).toBe(200);
 
       process.kill(first.pid as number, 'SIGKILL');
       await supervisor.waitFor((line) => line.msg === 'child exited unexpectedly; restarting' && line.signal === 'SIGKILL');
-      const second = await supervisor.waitFor((line) => line.msg === 'child started' && line.pid !== first.pid);
-      expect(second.child).toBe('api');
+      const second = await supervisor.waitFor((line) => line.msg === 'child started' && line.child === 'api' && line.pid !== first.pid);
       await supervisor.waitFor((line) => line.msg === 'API listening' && line.pid === second.pid);
       expect((await fetch(`http://127.0.0.1:${port}/healthz`)).status).toBe(200);
     } finally {

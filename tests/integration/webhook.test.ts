@@ -25,8 +25,12 @@ function post(body: string | Buffer, signature: string | null = sign(body)) {
   return req.send(body.toString());
 }
 
-async function messagesWhere(sql: string, params: unknown[] = []) {
-  const { rows } = await db.query(`SELECT * FROM messages WHERE ${sql} ORDER BY created_at, sequence_no`, params);
+// Rows are read loosely: the assertions themselves check their shape.
+// eslint-disable-next-line @typescript-eslint/no-explicit-any
+type Row = any;
+
+async function messagesWhere(sql: string, params: unknown[] = []): Promise<Row[]> {
+  const { rows } = await db.query<Row>(`SELECT * FROM messages WHERE ${sql} ORDER BY created_at, sequence_no`, params);
   return rows;
 }
 
@@ -101,7 +105,7 @@ describe('Meta webhook', () => {
       expect(res.status).toBe(200);
       const [message] = await messagesWhere('external_id = $1', ['wamid.HBgLMTU1NTAxMDIwMzAVAgASGBQzQUZBS0UwMDAwMDAwMDAwMDAwNAA=']);
       expect(message).toMatchObject({ type: 'image', text: 'This one', status: 'pending' });
-      const { rows } = await db.query('SELECT customer_name FROM conversations WHERE id = $1', [message.conversation_id]);
+      const { rows } = await db.query<Row>('SELECT customer_name FROM conversations WHERE id = $1', [message.conversation_id]);
       expect(rows[0].customer_name).toBe('José García');
     });
   });
@@ -161,7 +165,7 @@ describe('Meta webhook', () => {
       await getRedis().flushdb();
       expect((await post(body)).status).toBe(200);
       expect(await messagesWhere('external_id = $1', [id])).toHaveLength(1);
-      const { rows } = await db.query(`SELECT count(*)::int AS n FROM conversations WHERE customer_external_id = '15550001111'`);
+      const { rows } = await db.query<Row>(`SELECT count(*)::int AS n FROM conversations WHERE customer_external_id = '15550001111'`);
       expect(rows[0].n).toBe(1);
       expect((await streamEntries()).filter((e) => e.message_id)).toHaveLength(0); // flushed; the retry queued nothing new
     });
@@ -220,9 +224,9 @@ describe('Meta webhook', () => {
 
   describe('statuses', () => {
     async function outbound(externalId: string, status = 'sent') {
-      const { rows } = await db.query(`SELECT id, conversation_id FROM messages WHERE channel = 'whatsapp' AND direction = 'inbound' LIMIT 1`);
+      const { rows } = await db.query<Row>(`SELECT id, conversation_id FROM messages WHERE channel = 'whatsapp' AND direction = 'inbound' LIMIT 1`);
       const conversationId = rows[0].conversation_id;
-      const { rows: seq } = await db.query(
+      const { rows: seq } = await db.query<Row>(
         `UPDATE conversations SET last_sequence_no = last_sequence_no + 1 WHERE id = $1 RETURNING last_sequence_no`,
         [conversationId],
       );
@@ -271,7 +275,7 @@ describe('Meta webhook', () => {
       expect((await post(fixtureBytes('instagram_attachment_image.json'))).status).toBe(200);
       const rows = await messagesWhere(`channel = 'instagram' AND direction = 'inbound' AND type <> 'reaction'`);
       expect(rows.map((r) => [r.type, r.status])).toEqual([['text', 'pending'], ['image', 'pending']]);
-      const { rows: conversation } = await db.query('SELECT customer_external_id, phone_number_id FROM conversations WHERE id = $1', [rows[0].conversation_id]);
+      const { rows: conversation } = await db.query<Row>('SELECT customer_external_id, phone_number_id FROM conversations WHERE id = $1', [rows[0].conversation_id]);
       expect(conversation[0]).toEqual({ customer_external_id: FIXTURE_IDS.igsid, phone_number_id: igNumberId });
     });
 
@@ -279,7 +283,7 @@ describe('Meta webhook', () => {
       expect((await post(fixtureBytes('instagram_echo.json'))).status).toBe(200);
       const [echo] = await messagesWhere(`channel = 'instagram' AND author = 'human'`);
       expect(echo).toMatchObject({ direction: 'outbound', status: 'sent', text: 'Yes, it is! Would you like the link?' });
-      const { rows } = await db.query('SELECT bot_paused FROM conversations WHERE id = $1', [echo.conversation_id]);
+      const { rows } = await db.query<Row>('SELECT bot_paused FROM conversations WHERE id = $1', [echo.conversation_id]);
       expect(rows[0].bot_paused).toBe(true);
     });
 
@@ -296,7 +300,7 @@ describe('Meta webhook', () => {
       );
       await post(instagramMessageBody({ accountId: FIXTURE_IDS.instagramAccountId, igsid, text: 'Hello! How can I help?', echo: true }));
       expect(await messagesWhere(`author = 'human' AND conversation_id = $1`, [inbound.conversation_id])).toEqual([]);
-      const { rows } = await db.query('SELECT bot_paused FROM conversations WHERE id = $1', [inbound.conversation_id]);
+      const { rows } = await db.query<Row>('SELECT bot_paused FROM conversations WHERE id = $1', [inbound.conversation_id]);
       expect(rows[0].bot_paused).toBe(false);
     });
   });

@@ -1,0 +1,281 @@
+/** Messages of a conversation, numbered by the conversation's own counter. */
+import { db, type Queryable } from '../utils/database';
+import { notFound } from '../utils/errors';
+import type { Channel } from './Conversation';
+
+export type MessageDirection = 'inbound' | 'outbound';
+export type MessageAuthor = 'customer' | 'agent' | 'human';
+/**
+ * inbound: pending → answered | failed | insufficient_credits | ignored;
+ * outbound: queued → sent → delivered → read, or failed (terminal).
+ */
+export type MessageStatus =
+  | 'pending'
+  | 'answered'
+  | 'ignored'
+  | 'insufficient_credits'
+  | 'queued'
+  | 'sent'
+  | 'delivered'
+  | 'read'
+  | 'failed';
+
+/** One row of `messages`, camelCased. */
+export interface Message {
+  id: string;
+  userId: string;
+  conversationId: string;
+  sequenceNo: number;
+  direction: MessageDirection;
+  author: MessageAuthor;
+  channel: Channel;
+  type: string;
+  text: string | null;
+  payload: unknown;
+  status: MessageStatus;
+  /** Meta's id (wamid / mid); unique per channel. */
+  externalId: string | null;
+  replyToMessageId: string | null;
+  errorCode: string | null;
+  errorMessage: string | null;
+  attempts: number;
+  externalTimestamp: Date | null;
+  createdAt: Date;
+  updatedAt: Date;
+}
+
+/** What a caller chooses for a new message; the sequence number and channel come from the conversation. */
+export interface NewMessage {
+  direction: MessageDirection;
+  author: MessageAuthor;
+  type: string;
+  text?: string | null;
+  payload?: unknown;
+  status: MessageStatus;
+  externalId?: string | null;
+  replyToMessageId?: string | null;
+  errorCode?: string | null;
+  errorMessage?: string | null;
+  externalTimestamp?: Date | null;
+}
+
+const COLUMNS = `id, user_id AS "userId", conversation_id AS "conversationId", sequence_no AS "sequenceNo", direction,
+  author, channel, type, text, payload, status, external_id AS "externalId", reply_to_message_id AS "replyToMessageId",
+  error_code AS "errorCode", error_message AS "errorMessage", attempts, external_timestamp AS "externalTimestamp",
+  created_at AS "createdAt", updated_at AS "updatedAt"`;
+
+/**
+ * Stores a message under the conversation's next sequence number. The counter is bumped and
+ * the row inserted in one statement, so they commit or fail together even without a
+ * transaction; the UPDATE holds the conversation's row lock until the caller's transaction
+ * ends, so concurrent writers get distinct, consecutive numbers in commit order.
+ * It also moves `last_message_at`. It does not look at `is_active` or `bot_paused`: callers
+ * decide whether the conversation may take the message.
+ * Throws `not_found` when the tenant has no such conversation, and Postgres' unique violation
+ * (23505) when `externalId` was already stored on this channel; the counter is then untouched.
+ */
+export async function insertMessage(
+  userId: string,
+  conversationId: string,
+  fields: NewMessage,
+  client: Queryable = db,
+): Promise<Message> {
+  const { rows } = await client.query<Message>(
+    `WITH seq AS (
+       UPDATE conversations SET last_sequence_no = last_sequence_no + 1, last_message_at = now()
+       WHERE user_id = $1 AND id = $2
+       RETURNING last_sequence_no, channel
+     )
+     INSERT INTO messages (user_id, conversation_id, sequence_no, channel, direction, author, type, text, payload, status,
+                           external_id, reply_to_message_id, error_code, error_message, external_timestamp)
+     SELECT $1, $2, seq.last_sequence_no, seq.channel, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13 FROM seq
+     RETURNING ${COLUMNS}`,
+    [
+      userId,
+      conversationId,
+      fields.direction,
+      fields.author,
+      fields.type,
+      fields.text ?? null,
+      // pg would send a JS array as a Postgres array; JSON text is what a jsonb column wants.
+      fields.payload === undefined || fields.payload === null ? null : JSON.stringify(fields.payload),
+      fields.status,
+      fields.externalId ?? null,
+      fields.replyToMessageId ?? null,
+      fields.errorCode ?? null,
+      fields.errorMessage ?? null,
+      fields.externalTimestamp ?? null,
+    ],
+  );
+  const message = rows[0];
+  if (!message) throw notFound('Conversation');
+  return message;
+}
+
+/**
+ * One page of a conversation's messages in sequence order, plus one extra row that only tells
+ * whether another page exists. Sequence numbers only grow, so a page after `afterSequenceNo`
+ * never repeats or skips a message, however many arrive meanwhile.
+ */
+export async function listMessages(
+  userId: string,
+  conversationId: string,
+  page: { limit: number; afterSequenceNo?: number },
+  client: Queryable = db,
+): Promise<Message[]> {
+  const { rows } = await client.query<Message>(
+    `SELECT ${COLUMNS} FROM messages
+     WHERE user_id = $1 AND conversation_id = $2 AND sequence_no > $3
+     ORDER BY sequence_no LIMIT $4`,
+    [userId, conversationId, page.afterSequenceNo ?? 0, page.limit + 1],
+  );
+  return rows;
+}
+
+// ---------------------------------------------------------------------------------------------
+// What the message worker reads and writes while it holds a conversation's lease.
+
+/** Customer messages still owed a reply, oldest first. */
+export async function listPendingInbound(userId: string, conversationId: string, client: Queryable = db): Promise<Message[]> {
+  const { rows } = await client.query<Message>(
+    `SELECT ${COLUMNS} FROM messages
+     WHERE user_id = $1 AND conversation_id = $2 AND direction = 'inbound' AND status = 'pending'
+     ORDER BY sequence_no`,
+    [userId, conversationId],
+  );
+  return rows;
+}
+
+/** Outbound messages (replies, fallbacks, humans' messages) not yet accepted by Graph, oldest first. */
+export async function listQueuedOutbound(userId: string, conversationId: string, client: Queryable = db): Promise<Message[]> {
+  const { rows } = await client.query<Message>(
+    `SELECT ${COLUMNS} FROM messages
+     WHERE user_id = $1 AND conversation_id = $2 AND direction = 'outbound' AND status = 'queued'
+     ORDER BY sequence_no`,
+    [userId, conversationId],
+  );
+  return rows;
+}
+
+/** The last `limit` messages up to `uptoSequenceNo` that carry something to read, oldest first. */
+export async function listHistory(
+  userId: string,
+  conversationId: string,
+  limit: number,
+  uptoSequenceNo: number,
+  client: Queryable = db,
+): Promise<Message[]> {
+  const { rows } = await client.query<Message>(
+    `SELECT * FROM (
+       SELECT ${COLUMNS} FROM messages
+       WHERE user_id = $1 AND conversation_id = $2 AND sequence_no <= $3
+         AND type <> 'reaction' AND status <> 'failed'
+       ORDER BY sequence_no DESC LIMIT $4
+     ) recent ORDER BY "sequenceNo"`,
+    [userId, conversationId, uptoSequenceNo, limit],
+  );
+  return rows;
+}
+
+/**
+ * Moves pending customer messages to a final status. Only rows still `pending` move, and the
+ * count says how many did: a caller that expected all of them knows when it lost a race.
+ */
+export async function markInboundStatus(
+  userId: string,
+  ids: string[],
+  status: 'answered' | 'ignored' | 'insufficient_credits' | 'failed',
+  error: { code: string; message: string } | null = null,
+  client: Queryable = db,
+): Promise<number> {
+  const { rowCount } = await client.query(
+    `UPDATE messages SET status = $3, error_code = $4, error_message = $5, updated_at = now()
+     WHERE user_id = $1 AND id = ANY($2::uuid[]) AND direction = 'inbound' AND status = 'pending'`,
+    [userId, ids, status, error?.code ?? null, error?.message ?? null],
+  );
+  return rowCount ?? 0;
+}
+
+/** Fails whatever a conversation still owes (poison handling), so the API says why. */
+export async function failPendingInbound(
+  userId: string,
+  conversationId: string,
+  error: { code: string; message: string },
+  client: Queryable = db,
+): Promise<number> {
+  const { rowCount } = await client.query(
+    `UPDATE messages SET status = 'failed', error_code = $3, error_message = $4, updated_at = now()
+     WHERE user_id = $1 AND conversation_id = $2 AND status IN ('pending', 'queued')`,
+    [userId, conversationId, error.code, error.message],
+  );
+  return rowCount ?? 0;
+}
+
+/** Counts one more turn at these messages; returns the highest count among them. */
+export async function bumpAttempts(userId: string, ids: string[], client: Queryable = db): Promise<number> {
+  const { rows } = await client.query<{ attempts: number }>(
+    `UPDATE messages SET attempts = attempts + 1, updated_at = now()
+     WHERE user_id = $1 AND id = ANY($2::uuid[]) RETURNING attempts`,
+    [userId, ids],
+  );
+  return Math.max(0, ...rows.map((row) => row.attempts));
+}
+
+/** Graph accepted every part: the first part's id is the message's id, all of them are kept. */
+export async function markOutboundSent(userId: string, id: string, externalIds: string[], client: Queryable = db): Promise<void> {
+  await client.query(
+    `UPDATE messages
+        SET status = 'sent', external_id = $3, updated_at = now(),
+            payload = COALESCE(payload, '{}'::jsonb) - 'send_progress' || jsonb_build_object('external_ids', $4::jsonb)
+      WHERE user_id = $1 AND id = $2 AND status = 'queued'`,
+    [userId, id, externalIds[0] ?? null, JSON.stringify(externalIds)],
+  );
+}
+
+/** Parts already delivered of a split message, so a retry never sends them again. */
+export async function saveSendProgress(
+  userId: string,
+  id: string,
+  progress: { nextPart: number; externalIds: string[] },
+  client: Queryable = db,
+): Promise<void> {
+  await client.query(
+    `UPDATE messages
+        SET payload = COALESCE(payload, '{}'::jsonb) || jsonb_build_object('send_progress', $3::jsonb, 'external_ids', $4::jsonb),
+            attempts = attempts + 1, updated_at = now()
+      WHERE user_id = $1 AND id = $2`,
+    [userId, id, JSON.stringify(progress), JSON.stringify(progress.externalIds)],
+  );
+}
+
+export async function markOutboundFailed(
+  userId: string,
+  id: string,
+  error: { code: string; message: string },
+  client: Queryable = db,
+): Promise<void> {
+  await client.query(
+    `UPDATE messages SET status = 'failed', error_code = $3, error_message = $4, updated_at = now()
+     WHERE user_id = $1 AND id = $2 AND status = 'queued'`,
+    [userId, id, error.code, error.message],
+  );
+}
+
+/**
+ * Conversations owed something (a pending customer message or a queued outbound one) that no
+ * worker has touched for `idleMs`. Spans tenants on purpose: it is the system's own repair job,
+ * and each result carries its tenant for the worker that picks it up.
+ */
+export async function findStaleConversations(
+  idleMs: number,
+  limit: number,
+  client: Queryable = db,
+): Promise<{ conversationId: string; userId: string }[]> {
+  const { rows } = await client.query<{ conversationId: string; userId: string }>(
+    `SELECT DISTINCT conversation_id AS "conversationId", user_id AS "userId" FROM messages
+     WHERE status IN ('pending', 'queued') AND updated_at < now() - make_interval(secs => $1::double precision / 1000)
+     LIMIT $2`,
+    [idleMs, limit],
+  );
+  return rows;
+}

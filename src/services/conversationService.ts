@@ -1,0 +1,54 @@
+/**
+ * Conversations as the tenant API sees them: listing, reading, and the handoff switch
+ * (CONTRACT §4.6). Every function takes the tenant first; another tenant's id is `not_found`.
+ */
+import * as conversations from '../models/Conversation';
+import type { Conversation, ConversationFilters } from '../models/Conversation';
+import { notFound } from '../utils/errors';
+import { decodeCursor, toPage, type Page } from '../utils/pagination';
+
+/** A list request as `pageQuery` parses it. */
+export interface PageRequest {
+  limit: number;
+  cursor?: string;
+}
+
+/** The tenant's conversations, newest first; the cursor names the last conversation of a page. */
+export async function listConversations(userId: string, filters: ConversationFilters, page: PageRequest): Promise<Page<Conversation>> {
+  const afterId = page.cursor === undefined ? undefined : decodeCursor<string>(page.cursor, 'uuid');
+  const rows = await conversations.listConversations(userId, filters, { limit: page.limit, afterId });
+  return toPage(rows, page.limit, (row) => row.id);
+}
+
+/** One conversation of the tenant; throws `not_found` otherwise. */
+export async function getConversation(userId: string, id: string): Promise<Conversation> {
+  const conversation = await conversations.findConversation(userId, id);
+  if (!conversation) throw notFound('Conversation');
+  return conversation;
+}
+
+/**
+ * Turns the bot off for the conversation. Idempotent, and allowed on archived conversations
+ * too: the flag is harmless there and refusing would only make dashboards special-case them.
+ */
+export async function pauseConversation(userId: string, id: string): Promise<Conversation> {
+  return found(await conversations.setBotPaused(userId, id, true));
+}
+
+/** Turns the bot back on; what the customer wrote meanwhile is the message worker's to decide. */
+export async function resumeConversation(userId: string, id: string): Promise<Conversation> {
+  return found(await conversations.setBotPaused(userId, id, false));
+}
+
+/**
+ * Asks for an extraction now. It only marks the conversation: the extraction worker picks the
+ * mark up, so the request survives restarts and costs the API no OpenAI call.
+ */
+export async function requestExtraction(userId: string, id: string): Promise<void> {
+  if (!(await conversations.markExtractionRequested(userId, id))) throw notFound('Conversation');
+}
+
+function found(conversation: Conversation | null): Conversation {
+  if (!conversation) throw notFound('Conversation');
+  return conversation;
+}

@@ -1,0 +1,120 @@
+/**
+ * Credits (CONTRACT §4.4): top-ups, clamped charges, the balance check before a model call,
+ * and the price of tokens. The API, the message worker and the extraction worker all come
+ * through here.
+ *
+ * Every write is a single SQL statement that locks the tenant's row and appends one ledger
+ * entry; the ledger trigger moves `users.credit_balance`. Nothing reads a balance into JS to
+ * write it back, so concurrent writers can never lose an update or go below zero. Each function
+ * takes an optional `client` so a worker can charge inside the transaction that records the
+ * reply: both commit together or neither does.
+ */
+import { config } from '../config';
+import { db, type Queryable } from '../utils/database';
+import { notFound } from '../utils/errors';
+import { decodeCursor, toPage, type Page } from '../utils/pagination';
+import {
+  findBalance,
+  insertClampedCharge,
+  insertTopUp,
+  listEntries,
+  type CreditEntry,
+} from '../models/CreditLedger';
+
+export type { CreditEntry, CreditReason } from '../models/CreditLedger';
+
+/** The largest amount one top-up may add: keeps every balance exactly representable in JS. */
+export const MAX_CREDIT_AMOUNT = 1_000_000_000_000;
+
+/** What a charge is for. A `reply` must name the outbound message it paid for. */
+export interface ChargeFor {
+  reason: 'reply' | 'extraction';
+  messageId?: string | null;
+  conversationId?: string | null;
+  extractionId?: string | null;
+  /** Prompt + completion tokens the model reported; kept on the entry for audit. */
+  tokens?: number | null;
+}
+
+export interface ChargeResult {
+  /** Credits actually taken: `cost`, or less when the balance ran out (0 when it was empty). */
+  charged: number;
+  /** The balance right after this charge. */
+  balance: number;
+  /** The ledger entry written; null when this reply or extraction had already been charged. */
+  entryId: string | null;
+  /** True when an earlier charge for the same reply message or extraction exists; nothing was taken. */
+  alreadyCharged: boolean;
+}
+
+export interface TopUpResult {
+  balance: number;
+  entry: CreditEntry;
+}
+
+function assertWholeCredits(name: string, value: number, min: number): void {
+  if (!Number.isSafeInteger(value) || value < min) throw new RangeError(`${name} must be an integer >= ${min}, got ${value}`);
+}
+
+/**
+ * Adds `amount` credits to the tenant as one `top_up` entry. 404 when the user does not exist.
+ * @param description free text kept on the entry (≤ 500 characters, the column's limit)
+ */
+export async function topUp(userId: string, amount: number, description?: string | null, client: Queryable = db): Promise<TopUpResult> {
+  assertWholeCredits('amount', amount, 1);
+  if (amount > MAX_CREDIT_AMOUNT) throw new RangeError(`amount must be at most ${MAX_CREDIT_AMOUNT}`);
+  const written = await insertTopUp(userId, amount, description ?? null, client);
+  if (!written) throw notFound('User');
+  return written;
+}
+
+/**
+ * Takes `cost` credits from the tenant, clamped at its balance: a charge larger than what is
+ * left takes the balance to zero, never below, whatever runs concurrently. Writes exactly one
+ * ledger entry (amount = -charged, possibly 0); a repeated charge for the same reply message or
+ * extraction writes nothing and reports `alreadyCharged`, so a retried job cannot pay twice.
+ *
+ * Pass the caller's transaction as `client` to make the charge commit with the work it pays for.
+ * The tenant's row stays locked until that transaction ends, so keep it short.
+ */
+export async function charge(userId: string, cost: number, what: ChargeFor, client: Queryable = db): Promise<ChargeResult> {
+  assertWholeCredits('cost', cost, 0);
+  if (what.reason === 'reply' && !what.messageId) throw new TypeError('a reply charge must name its messageId');
+  const written = await insertClampedCharge(userId, cost, what, client);
+  if (!written) throw notFound('User');
+  const { entry, balance } = written;
+  // `0 - amount`, not `-amount`: a clamped zero charge must not come back as -0.
+  return { charged: entry ? 0 - entry.amount : 0, balance, entryId: entry?.id ?? null, alreadyCharged: entry === null };
+}
+
+/**
+ * Whether the tenant may spend anything: balance > 0. An unknown tenant has none.
+ * A snapshot, not a reservation: the later `charge` clamps, so a race here costs at most one
+ * reply's worth of credits, never a negative balance.
+ */
+export async function hasCredits(userId: string, client: Queryable = db): Promise<boolean> {
+  return ((await findBalance(userId, client)) ?? 0) > 0;
+}
+
+/** The tenant's current balance. 404 when the user does not exist. */
+export async function getBalance(userId: string, client: Queryable = db): Promise<number> {
+  const balance = await findBalance(userId, client);
+  if (balance === null) throw notFound('User');
+  return balance;
+}
+
+/**
+ * The price of `tokens` (prompt + completion, as the model reports them), rounded up so any
+ * usage costs at least one credit: ceil(tokens × CREDITS_PER_1K_TOKENS / 1000).
+ */
+export function costForTokens(tokens: number, creditsPer1kTokens: number = config.CREDITS_PER_1K_TOKENS): number {
+  assertWholeCredits('tokens', tokens, 0);
+  return Math.ceil((tokens * creditsPer1kTokens) / 1000);
+}
+
+/** The tenant's ledger, newest first, one page at a time (`cursor` from the previous page). */
+export async function listLedger(userId: string, page: { limit: number; cursor?: string | undefined }): Promise<Page<CreditEntry>> {
+  const afterId = page.cursor === undefined ? undefined : decodeCursor<string>(page.cursor, 'uuid');
+  const rows = await listEntries(userId, page.limit + 1, afterId);
+  return toPage(rows, page.limit, (entry) => entry.id);
+}

@@ -1,0 +1,153 @@
+/**
+ * Phone numbers and their agent link.
+ *
+ * The rule every link change follows: whenever a number's `agent_id` changes, its active
+ * conversations are archived in the same transaction, under the number's row lock. So an
+ * active conversation always belongs to the agent the number is linked to now (or to none),
+ * and the next customer message opens a fresh conversation (CONTRACT §4.8). Reasons:
+ * `agent_relinked` (link to a different agent, including from "no agent"), `agent_unlinked`,
+ * `phone_number_deleted`, and `agent_archived` (agentService).
+ */
+import { withTransaction } from '../utils/database';
+import { encryptSecret } from '../utils/encryption';
+import { conflict, notFound } from '../utils/errors';
+import { decodeCursor, toPage, type Page } from '../utils/pagination';
+import * as PhoneNumbers from '../models/PhoneNumber';
+import type { Channel, PhoneNumber } from '../models/PhoneNumber';
+import { findAgent } from '../models/Agent';
+import { archiveActiveConversations } from '../models/Conversation';
+
+export interface CreatePhoneNumberInput {
+  channel: Channel;
+  externalId: string;
+  displayName?: string | null | undefined;
+  /** Plain; encrypted here and never stored, returned or logged as is. */
+  accessToken: string;
+}
+
+function isUniqueViolation(error: unknown, constraint: string): boolean {
+  const pgError = error as { code?: unknown; constraint?: unknown } | null;
+  return pgError?.code === '23505' && pgError.constraint === constraint;
+}
+
+/**
+ * Registers a number for the tenant with its token encrypted. 409 when any tenant (this one
+ * included) already has the account live; the message does not say which.
+ */
+export async function createPhoneNumber(userId: string, input: CreatePhoneNumberInput): Promise<PhoneNumber> {
+  try {
+    return await PhoneNumbers.insertPhoneNumber(userId, {
+      channel: input.channel,
+      externalId: input.externalId,
+      displayName: input.displayName ?? null,
+      accessTokenEncrypted: encryptSecret(input.accessToken),
+    });
+  } catch (error) {
+    // The unique index decides, not a prior SELECT: two tenants racing for one account cannot both win.
+    if (isUniqueViolation(error, PhoneNumbers.EXTERNAL_ID_UNIQUE_INDEX)) {
+      throw conflict(`This ${input.channel} account is already registered`);
+    }
+    throw error;
+  }
+}
+
+/** A page of the tenant's live numbers, newest first. */
+export async function listPhoneNumbers(
+  userId: string,
+  options: { limit: number; cursor?: string | undefined },
+): Promise<Page<PhoneNumber>> {
+  const afterId = options.cursor === undefined ? undefined : decodeCursor<string>(options.cursor, 'uuid');
+  const rows = await PhoneNumbers.listPhoneNumbers(userId, { limit: options.limit, afterId });
+  return toPage(rows, options.limit, (phoneNumber) => phoneNumber.id);
+}
+
+/** One live number of the tenant; 404 for unknown, deleted or another tenant's. */
+export async function getPhoneNumber(userId: string, phoneNumberId: string): Promise<PhoneNumber> {
+  const phoneNumber = await PhoneNumbers.findPhoneNumber(userId, phoneNumberId);
+  if (!phoneNumber) throw notFound('Phone number');
+  return phoneNumber;
+}
+
+export interface UpdatePhoneNumberInput {
+  /** null clears it. */
+  displayName?: string | null | undefined;
+  /** Plain; replaces the stored token (e.g. after Meta rotated it). */
+  accessToken?: string | undefined;
+}
+
+export async function updatePhoneNumber(userId: string, phoneNumberId: string, input: UpdatePhoneNumberInput): Promise<PhoneNumber> {
+  const updated = await PhoneNumbers.updatePhoneNumber(userId, phoneNumberId, {
+    ...(input.displayName !== undefined ? { displayName: input.displayName } : {}),
+    ...(input.accessToken !== undefined ? { accessTokenEncrypted: encryptSecret(input.accessToken) } : {}),
+  });
+  if (!updated) throw notFound('Phone number');
+  return updated;
+}
+
+/**
+ * Soft-deletes a number: it stops routing webhooks at once, its agent link goes, and its active
+ * conversations are archived (`phone_number_deleted`) but stay readable. 404 when not live.
+ */
+export async function deletePhoneNumber(userId: string, phoneNumberId: string): Promise<void> {
+  await withTransaction(async (tx) => {
+    const locked = await PhoneNumbers.findPhoneNumber(userId, phoneNumberId, tx, { lock: 'update' });
+    if (!locked) throw notFound('Phone number');
+    await archiveActiveConversations(userId, phoneNumberId, 'phone_number_deleted', tx);
+    await PhoneNumbers.softDeletePhoneNumber(userId, phoneNumberId, tx);
+  });
+}
+
+/** The outcome of a link change. */
+export interface LinkResult {
+  phoneNumber: PhoneNumber;
+  /** False when the number was already in the requested state (nothing written). */
+  changed: boolean;
+  archivedConversations: number;
+}
+
+/**
+ * Links an agent to a number. Linking the agent already linked is a no-op; linking any other
+ * agent (or linking where none was) archives the number's active conversations
+ * (`agent_relinked`) in the same transaction as the link change.
+ * 404: the number or the agent is not the tenant's; 409: the agent is archived.
+ *
+ * Concurrency: parallel links to one number serialise on its row lock (FOR UPDATE), so the
+ * last to commit wins and each change archives exactly the conversations opened before it.
+ * The agent is held FOR SHARE first (lock order agent → number), so a concurrent archive of
+ * it either completes before (we see it archived) or waits and then unlinks what we linked.
+ */
+export async function linkAgent(userId: string, phoneNumberId: string, agentId: string): Promise<LinkResult> {
+  return withTransaction(async (tx) => {
+    // Unlocked first look, only so a missing number is reported before a missing agent.
+    if (!(await PhoneNumbers.findPhoneNumber(userId, phoneNumberId, tx))) throw notFound('Phone number');
+    const agent = await findAgent(userId, agentId, tx, { lock: 'share' });
+    if (!agent) throw notFound('Agent');
+    if (agent.archivedAt) throw conflict('An archived agent cannot be linked');
+
+    const locked = await PhoneNumbers.findPhoneNumber(userId, phoneNumberId, tx, { lock: 'update' });
+    // Deleted between the first look and the lock.
+    if (!locked) throw notFound('Phone number');
+    if (locked.agentId === agentId) return { phoneNumber: locked, changed: false, archivedConversations: 0 };
+
+    const archivedConversations = await archiveActiveConversations(userId, phoneNumberId, 'agent_relinked', tx);
+    const phoneNumber = await PhoneNumbers.setPhoneNumberAgent(userId, phoneNumberId, agentId, tx);
+    return { phoneNumber: phoneNumber!, changed: true, archivedConversations };
+  });
+}
+
+/**
+ * Unlinks the number's agent: inbound messages are then stored but not answered. Its active
+ * conversations are archived (`agent_unlinked`) so a later link starts fresh. Unlinking a
+ * number without an agent is a no-op; 404 when the number is not the tenant's.
+ */
+export async function unlinkAgent(userId: string, phoneNumberId: string): Promise<LinkResult> {
+  return withTransaction(async (tx) => {
+    const locked = await PhoneNumbers.findPhoneNumber(userId, phoneNumberId, tx, { lock: 'update' });
+    if (!locked) throw notFound('Phone number');
+    if (locked.agentId === null) return { phoneNumber: locked, changed: false, archivedConversations: 0 };
+
+    const archivedConversations = await archiveActiveConversations(userId, phoneNumberId, 'agent_unlinked', tx);
+    const phoneNumber = await PhoneNumbers.setPhoneNumberAgent(userId, phoneNumberId, null, tx);
+    return { phoneNumber: phoneNumber!, changed: true, archivedConversations };
+  });
+}

@@ -1,0 +1,271 @@
+/**
+ * One conversation's turn, run by a message worker while it holds the conversation's lease:
+ * send what is queued, then answer every pending customer message with one reply, charge it,
+ * send it, and go round again until nothing is owed. Postgres is the source of truth at every
+ * step, so a worker killed anywhere leaves work the next one finishes without answering twice.
+ *
+ * The reply is committed (with its charge, and the customer messages marked answered) BEFORE
+ * it goes to Graph, as a queued outbound message; sending moves it to `sent`. A crash between
+ * Graph's 200 and that update is the only window in which a reply can go out twice.
+ */
+import { config } from '../config';
+import { logger } from '../utils/logger';
+import { withTransaction } from '../utils/database';
+import { abortableSleep } from '../utils/retry';
+import { charge, costForTokens, hasCredits } from './creditService';
+import { buildChatMessages, ModelError, type OpenAIService } from './openaiService';
+import { GraphError, retryDelayMs, type GraphClient } from './metaGraphService';
+import {
+  bumpAttempts,
+  insertMessage,
+  listHistory,
+  listPendingInbound,
+  listQueuedOutbound,
+  markInboundStatus,
+  markOutboundFailed,
+  markOutboundSent,
+  saveSendProgress,
+  type Message,
+} from '../models/Message';
+import { loadReplyContext, type ReplyContext } from '../models/Conversation';
+import { getAccessToken } from '../models/PhoneNumber';
+import { replyMetrics } from '../utils/metrics';
+
+/** A transient failure: leave the work where it is and try again after the lease. */
+export class RetryLater extends Error {
+  override name = 'RetryLater';
+}
+
+export interface ReplyDeps {
+  openai: OpenAIService;
+  graph: GraphClient;
+  /** Aborted when the worker loses the conversation's lease or shuts down. */
+  signal: AbortSignal;
+  now?: () => number;
+}
+
+/** Graph sends retried in place before the turn gives up for a lease period. */
+const SEND_ATTEMPTS_IN_PLACE = 3;
+const MAX_SEND_WAIT_MS = 10_000;
+
+/** What the model reads for a message: its text, with non-text types named. */
+export function renderForModel(message: Pick<Message, 'type' | 'text'>): string | null {
+  if (message.type === 'text') return message.text;
+  const text = message.text?.trim();
+  return text ? `[${message.type}] ${text}` : `[${message.type}]`;
+}
+
+/** Why a conversation's pending messages will get no reply, or null if they will. */
+export function reasonNotToAnswer(context: ReplyContext): string | null {
+  if (!context.conversation.isActive) return 'conversation_archived';
+  if (context.conversation.botPaused) return 'bot_paused';
+  if (!context.agent || context.agent.archivedAt) return 'no_agent';
+  if (!context.phoneNumber || context.phoneNumber.agentId !== context.agent.id) return 'number_unlinked';
+  return null;
+}
+
+export async function serveConversation(userId: string, conversationId: string, deps: ReplyDeps): Promise<void> {
+  const now = deps.now ?? Date.now;
+  const log = logger.child({ conversation_id: conversationId, user_id: userId });
+  for (;;) {
+    if (deps.signal.aborted) throw new RetryLater('lease lost or shutting down');
+    const context = await loadReplyContext(userId, conversationId);
+    if (!context) return;
+    await sendQueued(context, deps, log);
+
+    const pending = await listPendingInbound(userId, conversationId);
+    if (pending.length === 0) return;
+    const ids = pending.map((m) => m.id);
+    const newest = pending[pending.length - 1]!;
+
+    const skip = reasonNotToAnswer(context);
+    if (skip) {
+      await markInboundStatus(userId, ids, 'ignored');
+      log.info({ reason: skip, messages: ids.length }, 'not answering');
+      continue;
+    }
+    const agent = context.agent!;
+
+    // Debounce: wait until the newest message is `debounce_ms` old, then look again, so a
+    // burst gets one reply that sees all of it.
+    const wait = newest.createdAt.getTime() + agent.debounceMs - now();
+    if (wait > 0) {
+      await abortableSleep(wait, deps.signal).catch(() => undefined);
+      continue;
+    }
+
+    if (!(await hasCredits(userId))) {
+      await answerWithoutCredits(context, pending, log);
+      continue;
+    }
+
+    const attempts = await bumpAttempts(userId, ids);
+    if (attempts > config.MESSAGE_MAX_ATTEMPTS) {
+      await markInboundStatus(userId, ids, 'failed', { code: 'max_attempts', message: 'Gave up after repeated failures; see the logs' });
+      replyMetrics.failures.inc({ reason: 'max_attempts' });
+      log.error({ attempts }, 'message failed after its last attempt');
+      continue;
+    }
+
+    void markReadBestEffort(context, newest, deps.graph, log);
+    const history = await listHistory(userId, conversationId, agent.historyLimit, newest.sequenceNo);
+    const messages = buildChatMessages({
+      systemPrompt: agent.systemPrompt,
+      history: history.map((m) => ({ author: m.author, text: renderForModel(m) })),
+      historyLimit: agent.historyLimit,
+    });
+
+    let completion;
+    const modelTimer = replyMetrics.modelLatency.startTimer();
+    try {
+      completion = await deps.openai.complete({
+        model: agent.model,
+        temperature: agent.temperature,
+        maxTokens: agent.maxTokens,
+        messages,
+        promptCacheKey: conversationId,
+        signal: deps.signal,
+      });
+    } catch (error) {
+      if (error instanceof ModelError && !error.retryable) {
+        await markInboundStatus(userId, ids, 'failed', { code: error.code, message: error.message });
+        replyMetrics.failures.inc({ reason: error.code });
+        log.warn({ code: error.code }, 'model refused the turn; messages failed');
+        continue;
+      }
+      replyMetrics.failures.inc({ reason: error instanceof ModelError ? error.code : 'model_error' });
+      throw new RetryLater(`model call failed: ${(error as Error).message}`);
+    } finally {
+      modelTimer();
+    }
+
+    if (deps.signal.aborted) throw new RetryLater('lease lost during the model call');
+    const tokens = completion.promptTokens + completion.completionTokens;
+    const cost = costForTokens(tokens);
+    const recorded = await withTransaction(async (tx) => {
+      // Only what is still pending is answered: if another worker got here first (a lease
+      // that lapsed), this turn rolls back instead of replying twice.
+      const answered = await markInboundStatus(userId, ids, 'answered', null, tx);
+      if (answered !== ids.length) return null;
+      const reply = await insertMessage(
+        userId,
+        conversationId,
+        { direction: 'outbound', author: 'agent', type: 'text', text: completion.text, status: 'queued', replyToMessageId: newest.id },
+        tx,
+      );
+      const charged = await charge(userId, cost, { reason: 'reply', messageId: reply.id, conversationId, tokens }, tx);
+      return { reply, charged: charged.charged };
+    });
+    if (!recorded) {
+      log.warn('pending messages were answered elsewhere; dropping this reply');
+      continue;
+    }
+    replyMetrics.creditsCharged.inc(recorded.charged);
+    log.info({ message_id: recorded.reply.id, tokens, charged: recorded.charged, answered: ids.length }, 'reply recorded');
+    await sendQueued(context, deps, log);
+  }
+}
+
+/** No credits: the customer messages say so, and the agent's fallback (if any) goes out free. */
+async function answerWithoutCredits(context: ReplyContext, pending: Message[], log: typeof logger): Promise<void> {
+  const { userId, id: conversationId } = context.conversation;
+  const fallback = context.agent?.fallbackMessage;
+  await withTransaction(async (tx) => {
+    await markInboundStatus(userId, pending.map((m) => m.id), 'insufficient_credits', null, tx);
+    if (fallback) {
+      await insertMessage(
+        userId,
+        conversationId,
+        { direction: 'outbound', author: 'agent', type: 'text', text: fallback, status: 'queued', replyToMessageId: pending.at(-1)!.id, payload: { fallback: true } },
+        tx,
+      );
+    }
+  });
+  replyMetrics.failures.inc({ reason: 'insufficient_credits' });
+  log.info({ fallback: Boolean(fallback) }, 'no credits: no model call');
+}
+
+async function markReadBestEffort(context: ReplyContext, message: Message, graph: GraphClient, log: typeof logger): Promise<void> {
+  if (!context.phoneNumber || !message.externalId) return;
+  try {
+    const accessToken = await getAccessToken(context.conversation.userId, context.phoneNumber.id);
+    if (!accessToken) return;
+    await graph.markRead({
+      channel: context.conversation.channel,
+      accountId: context.phoneNumber.externalId,
+      accessToken,
+      externalId: message.externalId,
+      customerId: context.conversation.customerExternalId,
+      typingIndicator: true,
+    });
+  } catch (error) {
+    log.debug({ err: { message: (error as Error).message } }, 'mark-as-read failed (best effort)');
+  }
+}
+
+/**
+ * Sends every queued outbound message of the conversation (the agent's replies, fallbacks and
+ * humans' messages from the API), oldest first. A permanent Graph error fails that message
+ * with Meta's code and text; a transient one is retried in place, then left for later.
+ */
+export async function sendQueued(context: ReplyContext, deps: Pick<ReplyDeps, 'graph' | 'signal'>, log: typeof logger): Promise<void> {
+  const { userId, id: conversationId } = context.conversation;
+  const queued = await listQueuedOutbound(userId, conversationId);
+  if (queued.length === 0) return;
+  const accessToken = context.phoneNumber ? await getAccessToken(userId, context.phoneNumber.id) : null;
+  for (const message of queued) {
+    if (!context.phoneNumber || !accessToken) {
+      await markOutboundFailed(userId, message.id, { code: 'number_unavailable', message: 'The number was deleted before this message could be sent' });
+      continue;
+    }
+    const progress = sendProgress(message);
+    for (let attempt = 1; ; attempt++) {
+      const timer = replyMetrics.sendLatency.startTimer({ channel: message.channel });
+      try {
+        const result = await deps.graph.sendText({
+          channel: message.channel,
+          accountId: context.phoneNumber.externalId,
+          accessToken,
+          to: context.conversation.customerExternalId,
+          text: message.text ?? '',
+          fromPart: progress.nextPart,
+        });
+        timer();
+        const externalIds = [...progress.externalIds, ...result.externalIds];
+        await markOutboundSent(userId, message.id, externalIds);
+        replyMetrics.replies.inc({ channel: message.channel, author: message.author });
+        log.info({ message_id: message.id, parts: externalIds.length }, 'message sent');
+        break;
+      } catch (error) {
+        timer();
+        if (!(error instanceof GraphError)) throw error;
+        if (error.sentExternalIds.length > 0) {
+          progress.externalIds.push(...error.sentExternalIds);
+          progress.nextPart = error.nextPart;
+          await saveSendProgress(userId, message.id, progress);
+        }
+        if (!error.retryable) {
+          await markOutboundFailed(userId, message.id, { code: String(error.code ?? error.kind), message: error.details ?? error.message });
+          replyMetrics.failures.inc({ reason: `graph_${error.code ?? error.kind}` });
+          log.warn({ message_id: message.id, code: error.code }, 'send failed permanently');
+          break;
+        }
+        if (attempt >= SEND_ATTEMPTS_IN_PLACE || deps.signal.aborted) {
+          replyMetrics.failures.inc({ reason: `graph_${error.code ?? error.kind}` });
+          throw new RetryLater(`send failed: ${error.message}`);
+        }
+        await abortableSleep(Math.min(MAX_SEND_WAIT_MS, retryDelayMs(error, attempt)), deps.signal).catch(() => undefined);
+      }
+    }
+  }
+}
+
+interface SendProgress {
+  nextPart: number;
+  externalIds: string[];
+}
+
+function sendProgress(message: Message): SendProgress {
+  const saved = (message.payload as { send_progress?: Partial<SendProgress> } | null)?.send_progress;
+  return { nextPart: saved?.nextPart ?? 0, externalIds: [...(saved?.externalIds ?? [])] };
+}

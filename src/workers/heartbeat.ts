@@ -1,0 +1,46 @@
+/**
+ * Workers report liveness and their Prometheus series through Redis, so the API process can
+ * serve one /metrics for the whole fleet (prom-client's aggregation of per-process registries).
+ */
+import { getRedis } from '../utils/redis';
+import { registry } from '../utils/metrics';
+
+export const HEARTBEAT_KEY = 'workers:heartbeat';
+export const workerMetricsKey = (name: string) => `workers:metrics:${name}`;
+/** A worker silent this long is gone; its metrics stop being served. */
+export const HEARTBEAT_TTL_MS = 30_000;
+
+export interface Heartbeat {
+  kind: string;
+  name: string;
+  pid: number;
+  at: number;
+  inFlight: number;
+  handled: number;
+}
+
+export async function publishHeartbeat(kind: string, name: string, stats: { inFlight: number; handled: number }): Promise<void> {
+  const redis = getRedis();
+  const beat: Heartbeat = { kind, name, pid: process.pid, at: Date.now(), ...stats };
+  const metrics = JSON.stringify(await registry.getMetricsAsJSON());
+  await redis
+    .multi()
+    .hset(HEARTBEAT_KEY, name, JSON.stringify(beat))
+    .set(workerMetricsKey(name), metrics, 'PX', HEARTBEAT_TTL_MS)
+    .exec();
+}
+
+export async function readHeartbeats(): Promise<Heartbeat[]> {
+  const all = await getRedis().hgetall(HEARTBEAT_KEY);
+  const now = Date.now();
+  const beats: Heartbeat[] = [];
+  const stale: string[] = [];
+  for (const [name, json] of Object.entries(all)) {
+    const beat = JSON.parse(json) as Heartbeat;
+    if (now - beat.at > HEARTBEAT_TTL_MS * 10) stale.push(name);
+    else beats.push(beat);
+  }
+  // Long-dead workers (restarted under a new pid) would otherwise be listed forever.
+  if (stale.length > 0) await getRedis().hdel(HEARTBEAT_KEY, ...stale);
+  return beats;
+}

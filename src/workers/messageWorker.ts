@@ -1,0 +1,262 @@
+/**
+ * A message worker: one member of the `message-workers` consumer group on `stream:messages`.
+ * It serves up to WORKER_CONCURRENCY conversations at once (async I/O, one task each), never one
+ * conversation twice at once (a Redis lease per conversation), and loses nothing when killed:
+ * an entry is acknowledged only once its conversation owes nothing, so a dead worker's entries
+ * are claimed by a live one after the lease (XAUTOCLAIM), and the sweeper re-queues anything
+ * Postgres says is owed but Redis forgot.
+ */
+import { hostname } from 'node:os';
+import type Redis from 'ioredis';
+import { config } from '../config';
+import { logger } from '../utils/logger';
+import { runWithContext } from '../utils/context';
+import { createBlockingRedis, getRedis } from '../utils/redis';
+import { conversationLease, markConversationDirty } from '../utils/locks';
+import { CONSUMER_GROUPS, STREAMS, enqueueConversations, parseNudge, prefixedKey, type ConversationNudge } from '../utils/queue';
+import { replyMetrics } from '../utils/metrics';
+import { getOpenAIService, type OpenAIService } from '../services/openaiService';
+import { graphClient, type GraphClient } from '../services/metaGraphService';
+import { RetryLater, serveConversation } from '../services/replyService';
+import { failPendingInbound, findStaleConversations } from '../models/Message';
+import { publishHeartbeat } from './heartbeat';
+import type { WorkerProcess } from './kinds';
+
+export interface MessageWorkerOptions {
+  concurrency?: number;
+  leaseMs?: number;
+  sweepIntervalMs?: number;
+  maxDeliveries?: number;
+  /** How long one XREADGROUP blocks; bounds how fast `close()` stops intake. */
+  blockMs?: number;
+  consumerName?: string;
+  openai?: OpenAIService;
+  graph?: GraphClient;
+}
+
+type StreamEntry = [id: string, fields: string[]];
+
+const isNoGroup = (error: unknown) => /NOGROUP/.test(String((error as Error)?.message));
+
+export class MessageWorker implements WorkerProcess {
+  readonly consumer: string;
+  private readonly concurrency: number;
+  private readonly leaseMs: number;
+  private readonly sweepIntervalMs: number;
+  private readonly maxDeliveries: number;
+  private readonly blockMs: number;
+  private readonly openai: OpenAIService;
+  private readonly graph: GraphClient;
+  private readonly redis: Redis = getRedis();
+  private blocking?: Redis;
+  private readonly inFlight = new Set<Promise<void>>();
+  private readonly timers: NodeJS.Timeout[] = [];
+  private readLoop?: Promise<void>;
+  private closing?: Promise<void>;
+  private handled = 0;
+  private slotFreed?: () => void;
+
+  constructor(options: MessageWorkerOptions = {}) {
+    this.concurrency = options.concurrency ?? config.WORKER_CONCURRENCY;
+    this.leaseMs = options.leaseMs ?? config.WORKER_LEASE_MS;
+    this.sweepIntervalMs = options.sweepIntervalMs ?? config.SWEEPER_INTERVAL_MS;
+    this.maxDeliveries = options.maxDeliveries ?? config.MESSAGE_MAX_ATTEMPTS;
+    this.blockMs = options.blockMs ?? 1_000;
+    this.consumer = options.consumerName ?? `${hostname()}-${process.pid}`;
+    this.openai = options.openai ?? getOpenAIService();
+    this.graph = options.graph ?? graphClient;
+  }
+
+  async start(): Promise<void> {
+    this.blocking = createBlockingRedis(`message-worker:${this.consumer}`);
+    await this.ensureGroup();
+    this.readLoop = this.read();
+    this.every(Math.max(100, Math.floor(this.leaseMs / 2)), () => this.reclaim());
+    this.every(this.sweepIntervalMs, () => this.sweep());
+    this.every(5_000, () => publishHeartbeat('message', this.consumer, { inFlight: this.inFlight.size, handled: this.handled }));
+    void publishHeartbeat('message', this.consumer, { inFlight: 0, handled: 0 });
+    logger.info({ consumer: this.consumer, concurrency: this.concurrency }, 'message worker reading');
+  }
+
+  /** Idempotent: stops reading, lets in-flight conversations finish, then stops the timers. */
+  close(): Promise<void> {
+    this.closing ??= (async () => {
+      for (const timer of this.timers) clearInterval(timer);
+      this.slotFreed?.();
+      await this.readLoop;
+      await Promise.allSettled([...this.inFlight]);
+      // The blocking connection goes first: nothing may be left waiting on it.
+      this.blocking?.disconnect();
+      logger.info({ consumer: this.consumer, handled: this.handled }, 'message worker closed');
+    })();
+    return this.closing;
+  }
+
+  private get isClosing(): boolean {
+    return this.closing !== undefined;
+  }
+
+  private every(ms: number, task: () => Promise<unknown>): void {
+    let running = false;
+    const timer = setInterval(() => {
+      // A slow round (Redis or Postgres struggling) must not pile up behind itself.
+      if (running || this.isClosing) return;
+      running = true;
+      task()
+        .catch((error) => logger.warn({ err: { message: (error as Error).message } }, 'worker housekeeping failed'))
+        .finally(() => (running = false));
+    }, ms);
+    this.timers.push(timer);
+  }
+
+  private async ensureGroup(): Promise<void> {
+    try {
+      // From the start of the stream: nudges written before any worker existed still count.
+      await this.redis.xgroup('CREATE', prefixedKey(this.redis, STREAMS.messages), CONSUMER_GROUPS.messages, '0', 'MKSTREAM');
+    } catch (error) {
+      if (!/BUSYGROUP/.test(String((error as Error).message))) throw error;
+    }
+  }
+
+  private async read(): Promise<void> {
+    while (!this.isClosing) {
+      const free = this.concurrency - this.inFlight.size;
+      if (free <= 0) {
+        await new Promise<void>((resolve) => (this.slotFreed = resolve));
+        continue;
+      }
+      try {
+        const reply = (await this.blocking!.xreadgroup(
+          'GROUP', CONSUMER_GROUPS.messages, this.consumer,
+          'COUNT', free, 'BLOCK', this.blockMs,
+          'STREAMS', STREAMS.messages, '>',
+        )) as [string, StreamEntry[]][] | null;
+        for (const [, entries] of reply ?? []) for (const entry of entries) this.dispatch(entry);
+      } catch (error) {
+        if (this.isClosing) break;
+        // Redis restarted empty: the group is gone with the stream. Recreate and carry on;
+        // the sweeper re-queues what the lost entries named.
+        if (isNoGroup(error)) await this.ensureGroup().catch(() => undefined);
+        else {
+          logger.warn({ err: { message: (error as Error).message } }, 'stream read failed; retrying');
+          await new Promise((resolve) => setTimeout(resolve, 1_000));
+        }
+      }
+    }
+  }
+
+  private dispatch([id, fields]: StreamEntry): void {
+    const task = this.handle(id, fields).finally(() => {
+      this.inFlight.delete(task);
+      this.handled++;
+      const wake = this.slotFreed;
+      this.slotFreed = undefined;
+      wake?.();
+    });
+    this.inFlight.add(task);
+  }
+
+  private async ack(id: string): Promise<void> {
+    await this.redis.xack(STREAMS.messages, CONSUMER_GROUPS.messages, id);
+  }
+
+  private async handle(id: string, fields: string[]): Promise<void> {
+    const nudge = parseNudge(fields);
+    if (!nudge) {
+      logger.warn({ entry: id }, 'malformed stream entry dropped');
+      await this.ack(id).catch(() => undefined);
+      return;
+    }
+    replyMetrics.turnLag.observe(Math.max(0, Date.now() - Number(id.split('-')[0])) / 1000);
+    await runWithContext({ requestId: nudge.requestId ?? id, userId: nudge.userId }, async () => {
+      try {
+        const done = await this.serve(nudge);
+        if (done) await this.ack(id);
+      } catch (error) {
+        // Left unacknowledged: XAUTOCLAIM hands it to a worker again after the lease.
+        logger.error({ err: error, conversation_id: nudge.conversationId }, 'conversation failed unexpectedly; will retry');
+      }
+    });
+  }
+
+  /** Serves the nudged conversation under its lease. False when it must be retried later. */
+  private async serve(nudge: ConversationNudge): Promise<boolean> {
+    const lease = conversationLease(nudge.conversationId, this.leaseMs, this.redis);
+    if (!(await lease.acquire())) {
+      // Busy: ask the owner for another round. If the owner let go between our two tries,
+      // the second try wins and we serve it ourselves.
+      await markConversationDirty(nudge.conversationId, this.leaseMs, this.redis);
+      if (!(await lease.acquire())) return true;
+    }
+    const controller = new AbortController();
+    lease.keepAlive(() => {
+      logger.warn({ conversation_id: nudge.conversationId }, 'conversation lease lost mid-turn');
+      controller.abort();
+    });
+    try {
+      for (;;) {
+        await serveConversation(nudge.userId, nudge.conversationId, {
+          openai: this.openai,
+          graph: this.graph,
+          signal: controller.signal,
+        });
+        const outcome = await lease.release();
+        if (outcome !== 'again') return true;
+      }
+    } catch (error) {
+      await lease.abandon().catch(() => undefined);
+      if (error instanceof RetryLater) {
+        logger.warn({ conversation_id: nudge.conversationId, reason: error.message }, 'turn postponed');
+        return false;
+      }
+      throw error;
+    }
+  }
+
+  /**
+   * Takes over entries whose worker died or stalled past the lease. Entries delivered too
+   * often are poison: they go to the dead-letter stream and their messages are failed, so one
+   * bad conversation cannot crash workers forever.
+   */
+  private async reclaim(): Promise<void> {
+    const pending = (await this.redis.xpending(
+      STREAMS.messages, CONSUMER_GROUPS.messages, 'IDLE', this.leaseMs, '-', '+', 100,
+    )) as [string, string, number, number][];
+    for (const [id, , , deliveries] of pending) {
+      if (deliveries < this.maxDeliveries) continue;
+      const [entry] = (await this.redis.xrange(STREAMS.messages, id, id)) as StreamEntry[];
+      const nudge = entry ? parseNudge(entry[1]) : null;
+      await this.redis.xadd(STREAMS.messagesDead, 'MAXLEN', '~', '10000', '*', 'entry_id', id, 'deliveries', String(deliveries), ...(entry?.[1] ?? []));
+      if (nudge) {
+        await failPendingInbound(nudge.userId, nudge.conversationId, { code: 'poison', message: 'Processing kept failing; moved to the dead-letter queue' });
+      }
+      await this.ack(id);
+      replyMetrics.failures.inc({ reason: 'poison' });
+      logger.error({ entry: id, deliveries, conversation_id: nudge?.conversationId }, 'poison entry dead-lettered');
+    }
+    const free = this.concurrency - this.inFlight.size;
+    if (free <= 0 || this.isClosing) return;
+    const [, entries] = (await this.redis.xautoclaim(
+      STREAMS.messages, CONSUMER_GROUPS.messages, this.consumer, this.leaseMs, '0-0', 'COUNT', free,
+    )) as [string, (StreamEntry | null)[]];
+    for (const entry of entries) if (entry) this.dispatch(entry);
+  }
+
+  /**
+   * Postgres knows what is owed; Redis only carries nudges. Anything owed and untouched for a
+   * lease (a nudge lost to a Redis restart, a trimmed stream, a failed XADD) is nudged again.
+   * One worker in the fleet sweeps per interval.
+   */
+  private async sweep(): Promise<void> {
+    const turn = await this.redis.set('sweeper:messages', this.consumer, 'PX', this.sweepIntervalMs, 'NX');
+    if (turn !== 'OK') return;
+    const stale = await findStaleConversations(this.leaseMs, 500);
+    if (stale.length === 0) return;
+    await enqueueConversations(stale.map((s) => ({ conversationId: s.conversationId, userId: s.userId, requestId: 'sweeper' })), this.redis);
+    logger.info({ conversations: stale.length }, 'sweeper re-queued conversations owed a reply');
+  }
+}
+
+export function createMessageWorker(options: MessageWorkerOptions = {}): MessageWorker {
+  return new MessageWorker(options);
+}

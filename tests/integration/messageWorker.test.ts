@@ -1,0 +1,269 @@
+import request from 'supertest';
+import { db } from '../../src/utils/database';
+import { getRedis } from '../../src/utils/redis';
+import { setupTestDatabase, teardownTestDatabase } from '../fixtures/testDatabase';
+import {
+  IG_TOKEN,
+  WA_TOKEN,
+  createBusiness,
+  customerWrites,
+  customerWritesOnInstagram,
+  eventually,
+  ledgerOf,
+  messagesOf,
+  startPipeline,
+  type Pipeline,
+} from '../fixtures/pipeline';
+
+let pipeline: Pipeline;
+let customerSeq = 0;
+const newCustomer = () => `1555${String(process.pid).slice(-3)}${String(++customerSeq).padStart(4, '0')}`;
+
+beforeAll(async () => {
+  await setupTestDatabase();
+  pipeline = await startPipeline();
+});
+afterAll(async () => {
+  await pipeline.close();
+  await teardownTestDatabase();
+});
+afterEach(async () => {
+  await pipeline.stopWorkers();
+  pipeline.openai.reset();
+  pipeline.graph.reset();
+});
+
+describe('message workers (CONTRACT §4)', () => {
+  it('when a customer writes, then exactly one reply goes out from that number to that customer with its token, charged once', async () => {
+    const { app, graph } = pipeline;
+    const business = await createBusiness(app);
+    await pipeline.startWorker();
+    const customer = newCustomer();
+    await customerWrites(app, business, customer, 'Do you ship to Spain?');
+    await graph.waitFor((sends) => sends.some((s) => s.kind === 'text' && s.to === customer));
+    const [send] = graph.texts(customer);
+    expect(send).toMatchObject({ channel: 'whatsapp', accountId: business.whatsapp.externalId, token: WA_TOKEN, text: 'Thanks! You said: "Do you ship to Spain?"' });
+
+    const rows = await eventually(async () => {
+      const r = await messagesOf(business.tenant.userId, customer);
+      return r.length === 2 && r[1].status === 'sent' ? r : null;
+    });
+    expect(rows.map((m) => [m.direction, m.author, m.status])).toEqual([['inbound', 'customer', 'answered'], ['outbound', 'agent', 'sent']]);
+    expect(rows[1].external_id).toBe(send!.externalId);
+
+    const ledger = await ledgerOf(business.tenant.userId);
+    const replyEntries = ledger.entries.filter((e) => e.reason === 'reply');
+    expect(replyEntries).toHaveLength(1);
+    expect(replyEntries[0].message_id).toBe(rows[1].id);
+    const usage = pipeline.openai.completions()[0]!.usage!;
+    expect(Number(replyEntries[0].amount)).toBe(-usage.total_tokens);
+    expect(ledger.balance).toBe(ledger.sum);
+    // Marked as read, with a typing indicator, before the reply.
+    expect(graph.sends.some((s) => s.kind === 'read' && s.messageId)).toBe(true);
+  });
+
+  it('when Meta delivers the same message five times, at once and later, then one reply', async () => {
+    const { app, graph } = pipeline;
+    const business = await createBusiness(app);
+    await pipeline.startWorker();
+    const customer = newCustomer();
+    const id = await customerWrites(app, business, customer, 'only once please');
+    await Promise.all([1, 2, 3].map(() => customerWrites(app, business, customer, 'only once please', id)));
+    await graph.waitFor((sends) => sends.some((s) => s.kind === 'text' && s.to === customer));
+    await customerWrites(app, business, customer, 'only once please', id);
+    await new Promise((resolve) => setTimeout(resolve, 700));
+    expect(graph.texts(customer)).toHaveLength(1);
+    expect(pipeline.openai.completions()).toHaveLength(1);
+  });
+
+  it('when a customer writes several times, then replies go out in order and model calls of one conversation never overlap', async () => {
+    const { app, graph, openai } = pipeline;
+    const business = await createBusiness(app);
+    openai.setLatency(150);
+    await Promise.all([pipeline.startWorker(), pipeline.startWorker()]);
+    const customers = [newCustomer(), newCustomer(), newCustomer()];
+    for (const text of ['first', 'second', 'third']) {
+      await Promise.all(customers.map((customer) => customerWrites(app, business, customer, `${text} from ${customer}`)));
+      await new Promise((resolve) => setTimeout(resolve, 40));
+    }
+    await eventually(async () => {
+      const all = await Promise.all(customers.map((c) => messagesOf(business.tenant.userId, c)));
+      return all.every((rows) => rows.filter((m) => m.direction === 'inbound').every((m) => m.status === 'answered')) &&
+        all.every((rows) => rows.filter((m) => m.direction === 'outbound').every((m) => m.status === 'sent'));
+    });
+    expect(openai.overlaps()).toEqual([]);
+    expect(openai.maxConcurrentPerKey()).toBe(1);
+    // Different conversations did run side by side.
+    expect(openai.maxInFlight()).toBeGreaterThan(1);
+    for (const customer of customers) {
+      const rows = await messagesOf(business.tenant.userId, customer);
+      // Each reply answers what came before it, and sends follow the order of the replies.
+      const replies = rows.filter((m) => m.direction === 'outbound').map((m) => m.text);
+      expect(graph.texts(customer).map((s) => s.text)).toEqual(replies);
+      const lastReply = replies[replies.length - 1];
+      expect(lastReply).toContain(`third from ${customer}`);
+    }
+  });
+
+  it('when messages arrive within the debounce window, then one reply sees all of them', async () => {
+    const { app, graph, openai } = pipeline;
+    const business = await createBusiness(app, { agent: { debounce_ms: 600 } });
+    await pipeline.startWorker();
+    const customer = newCustomer();
+    for (const text of ['Hi', 'I need a jacket', 'size M']) {
+      await customerWrites(app, business, customer, text);
+      await new Promise((resolve) => setTimeout(resolve, 100));
+    }
+    await graph.waitFor((sends) => sends.some((s) => s.kind === 'text' && s.to === customer));
+    await new Promise((resolve) => setTimeout(resolve, 800));
+    expect(openai.completions()).toHaveLength(1);
+    expect(graph.texts(customer)).toHaveLength(1);
+    expect(graph.texts(customer)[0]!.text).toBe('Thanks! You said: "Hi / I need a jacket / size M"');
+  });
+
+  it('when 25 customers write and credits cover about 3 replies, then the balance never goes below zero and equals the ledger', async () => {
+    const { app, openai } = pipeline;
+    // Each reply here costs ~30-40 tokens (credits, at the default price).
+    const business = await createBusiness(app, { credits: 100 });
+    await Promise.all([pipeline.startWorker(), pipeline.startWorker()]);
+    const customers = Array.from({ length: 25 }, newCustomer);
+    await Promise.all(customers.map((customer) => customerWrites(app, business, customer, 'Is this still available?')));
+    const settled = await eventually(async () => {
+      const { rows } = await db.query<{ status: string }>(
+        `SELECT status FROM messages WHERE user_id = $1 AND direction = 'inbound'`,
+        [business.tenant.userId],
+      );
+      return rows.length === 25 && rows.every((r) => r.status !== 'pending') ? rows : null;
+    });
+    const ledger = await ledgerOf(business.tenant.userId);
+    expect(ledger.balance).toBe(0);
+    expect(ledger.sum).toBe(ledger.balance);
+    const answered = settled.filter((r) => r.status === 'answered').length;
+    expect(answered).toBeGreaterThanOrEqual(2);
+    expect(answered + settled.filter((r) => r.status === 'insufficient_credits').length).toBe(25);
+    expect(ledger.entries.filter((e) => e.reason === 'reply')).toHaveLength(answered);
+
+    // With the balance at zero, a new message makes no model call at all.
+    const calls = openai.completions().length;
+    const late = newCustomer();
+    await customerWrites(app, business, late, 'anyone?');
+    await eventually(async () => (await messagesOf(business.tenant.userId, late))[0]?.status === 'insufficient_credits');
+    expect(openai.completions()).toHaveLength(calls);
+  });
+
+  it('when the tenant has no credits and the agent has a fallback, then the fallback goes out free', async () => {
+    const { app, graph, openai } = pipeline;
+    const business = await createBusiness(app, { credits: 0, agent: { fallback_message: 'We will get back to you soon.' } });
+    await pipeline.startWorker();
+    const customer = newCustomer();
+    await customerWrites(app, business, customer, 'hello?');
+    await graph.waitFor((sends) => sends.some((s) => s.kind === 'text' && s.to === customer));
+    expect(graph.texts(customer).map((s) => s.text)).toEqual(['We will get back to you soon.']);
+    expect(openai.completions()).toHaveLength(0);
+    const rows = await messagesOf(business.tenant.userId, customer);
+    expect(rows[0].status).toBe('insufficient_credits');
+    expect((await ledgerOf(business.tenant.userId)).entries).toHaveLength(0);
+  });
+
+  it('when OpenAI fails for a while, then the message is answered once it recovers', async () => {
+    const { app, graph, openai } = pipeline;
+    const business = await createBusiness(app);
+    // More failures than one turn retries: the turn is postponed and taken up after the lease.
+    openai.setFault({ status: 503, count: 5 });
+    await pipeline.startWorker();
+    const customer = newCustomer();
+    await customerWrites(app, business, customer, 'are you there?');
+    await graph.waitFor((sends) => sends.some((s) => s.kind === 'text' && s.to === customer), 20_000);
+    expect(graph.texts(customer)).toHaveLength(1);
+    const rows = await messagesOf(business.tenant.userId, customer);
+    expect(rows[0].status).toBe('answered');
+  });
+
+  it('when OpenAI rejects the request (400), then the message fails visibly, uncharged and unsent', async () => {
+    const { app, graph, openai } = pipeline;
+    const business = await createBusiness(app);
+    openai.setFault({ status: 400 });
+    await pipeline.startWorker();
+    const customer = newCustomer();
+    await customerWrites(app, business, customer, 'bad request please');
+    const [message] = await eventually(async () => {
+      const rows = await messagesOf(business.tenant.userId, customer);
+      return rows[0]?.status === 'failed' ? rows : null;
+    });
+    expect(message.error_code).toBe('model_bad_request');
+    expect(openai.completions()).toHaveLength(1);
+    expect(graph.texts(customer)).toHaveLength(0);
+    expect((await ledgerOf(business.tenant.userId)).entries.filter((e) => e.reason === 'reply')).toHaveLength(0);
+    const api = await request(app).get(`/v1/conversations/${message.conversation_id}/messages`).set(business.tenant.auth);
+    expect(api.body.data[0]).toMatchObject({ status: 'failed', error: { code: 'model_bad_request' } });
+  });
+
+  it('when Graph refuses for good (131047), then the reply is failed with Meta code and text, visible in the API', async () => {
+    const { app, graph } = pipeline;
+    const business = await createBusiness(app);
+    graph.setFault({ code: 131047, kind: 'text' });
+    await pipeline.startWorker();
+    const customer = newCustomer();
+    await customerWrites(app, business, customer, 'late reply');
+    const rows = await eventually(async () => {
+      const r = await messagesOf(business.tenant.userId, customer);
+      return r[1]?.status === 'failed' ? r : null;
+    });
+    expect(rows[1]).toMatchObject({ direction: 'outbound', error_code: '131047' });
+    const attempts = graph.sends.filter((s) => s.kind === 'text' && s.to === customer);
+    expect(attempts).toHaveLength(1);
+    const api = await request(app).get(`/v1/conversations/${rows[0].conversation_id}/messages`).set(business.tenant.auth);
+    expect(api.body.data[1].error.code).toBe('131047');
+  });
+
+  it('when Graph throttles (130429) for a moment, then the reply is retried and sent once', async () => {
+    const { app, graph } = pipeline;
+    const business = await createBusiness(app);
+    graph.setFault({ code: 130429, kind: 'text', count: 2 });
+    await pipeline.startWorker();
+    const customer = newCustomer();
+    await customerWrites(app, business, customer, 'busy?');
+    await graph.waitFor((sends) => sends.some((s) => s.kind === 'text' && s.to === customer && s.ok), 20_000);
+    expect(graph.texts(customer)).toHaveLength(1);
+  });
+
+  it('when an Instagram customer writes, then the reply goes to the IGSID through the Instagram endpoint with its token', async () => {
+    const { app, graph } = pipeline;
+    const business = await createBusiness(app);
+    await pipeline.startWorker();
+    const igsid = `60210${newCustomer()}`;
+    await customerWritesOnInstagram(app, business, igsid, 'Is the tote still available?');
+    await graph.waitFor((sends) => sends.some((s) => s.kind === 'text' && s.to === igsid));
+    expect(graph.texts(igsid)[0]).toMatchObject({ channel: 'instagram', accountId: business.instagram.externalId, token: IG_TOKEN });
+  });
+
+  it('when the bot is paused, then customers get no reply; a human message from the API is sent and pauses it', async () => {
+    const { app, graph } = pipeline;
+    const business = await createBusiness(app);
+    await pipeline.startWorker();
+    const customer = newCustomer();
+    await customerWrites(app, business, customer, 'first');
+    await graph.waitFor((sends) => sends.some((s) => s.kind === 'text' && s.to === customer));
+    const [inbound] = await messagesOf(business.tenant.userId, customer);
+    const human = await request(app)
+      .post(`/v1/conversations/${inbound.conversation_id}/messages`)
+      .set(business.tenant.auth)
+      .send({ text: 'Hi, Ana here from the shop.' });
+    expect(human.status).toBe(202);
+    await graph.waitFor((sends) => sends.some((s) => s.kind === 'text' && s.text === 'Hi, Ana here from the shop.'));
+    await customerWrites(app, business, customer, 'thanks Ana');
+    await eventually(async () => (await messagesOf(business.tenant.userId, customer)).some((m) => m.text === 'thanks Ana' && m.status === 'ignored'));
+    expect(graph.texts(customer).map((s) => s.text)).toEqual(['Thanks! You said: "first"', 'Hi, Ana here from the shop.']);
+  });
+
+  it('when Redis is flushed after the webhook said 200, then the message is still answered', async () => {
+    const { app, graph } = pipeline;
+    const business = await createBusiness(app);
+    const customer = newCustomer();
+    await customerWrites(app, business, customer, 'did you lose me?');
+    await getRedis().flushdb();
+    await pipeline.startWorker();
+    await graph.waitFor((sends) => sends.some((s) => s.kind === 'text' && s.to === customer), 20_000);
+    expect(graph.texts(customer)).toHaveLength(1);
+  });
+});

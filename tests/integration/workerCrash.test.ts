@@ -1,0 +1,74 @@
+import { config } from '../../src/config';
+import { setupTestDatabase, teardownTestDatabase } from '../fixtures/testDatabase';
+import { runEntryPoint, type RunningProcess } from '../fixtures/processes';
+import { createBusiness, customerWrites, eventually, messagesOf, startPipeline, type Pipeline } from '../fixtures/pipeline';
+
+let pipeline: Pipeline;
+const running: RunningProcess[] = [];
+
+/** A real `npm run start:worker -- message` process, pointed at this file's database and stand-ins. */
+function workerProcess(): RunningProcess {
+  const worker = runEntryPoint('scripts/worker-start.ts', ['message'], {
+    DATABASE_URL: config.DATABASE_URL,
+    REDIS_KEY_PREFIX: config.REDIS_KEY_PREFIX,
+    OPENAI_BASE_URL: pipeline.openai.url,
+    OPENAI_API_KEY: 'test-key',
+    META_GRAPH_API_URL: pipeline.graph.url,
+    INSTAGRAM_GRAPH_API_URL: pipeline.graph.url,
+    WORKER_LEASE_MS: '1000',
+    SWEEPER_INTERVAL_MS: '500',
+    SHUTDOWN_TIMEOUT_MS: '8000',
+  });
+  running.push(worker);
+  return worker;
+}
+
+beforeAll(async () => {
+  await setupTestDatabase();
+  pipeline = await startPipeline();
+});
+afterAll(async () => {
+  for (const worker of running) worker.child.kill('SIGKILL');
+  await pipeline.close();
+  await teardownTestDatabase();
+});
+
+describe('message worker processes', () => {
+  it('when a worker is killed with SIGKILL mid-reply, then another answers the message exactly once', async () => {
+    const { app, graph, openai } = pipeline;
+    const business = await createBusiness(app);
+    openai.setLatency(2_000);
+    const first = workerProcess();
+    await first.waitFor((line) => line.msg === 'message worker reading');
+    const customer = '15557770001';
+    await customerWrites(app, business, customer, 'are you still there?');
+    await openai.waitFor((requests) => requests.some((r) => r.path.endsWith('/chat/completions')), 10_000);
+    first.child.kill('SIGKILL');
+    await first.exited;
+
+    openai.setLatency(0);
+    const second = workerProcess();
+    await graph.waitFor((sends) => sends.some((s) => s.kind === 'text' && s.to === customer), 20_000);
+    await new Promise((resolve) => setTimeout(resolve, 1_500));
+    expect(graph.texts(customer)).toHaveLength(1);
+    const rows = await messagesOf(business.tenant.userId, customer);
+    expect(rows.map((m) => [m.direction, m.status])).toEqual([['inbound', 'answered'], ['outbound', 'sent']]);
+    second.child.kill('SIGTERM');
+    expect(await second.exited).toBe(0);
+  });
+
+  it('when a worker gets SIGTERM mid-reply, then it finishes that reply and exits 0', async () => {
+    const { app, graph, openai } = pipeline;
+    const business = await createBusiness(app);
+    openai.setLatency(1_000);
+    const worker = workerProcess();
+    await worker.waitFor((line) => line.msg === 'message worker reading');
+    const customer = '15557770002';
+    await customerWrites(app, business, customer, 'one more thing');
+    await openai.waitFor((requests) => requests.some((r) => r.path.endsWith('/chat/completions')), 10_000);
+    worker.child.kill('SIGTERM');
+    expect(await worker.exited).toBe(0);
+    expect(graph.texts(customer)).toHaveLength(1);
+    await eventually(async () => (await messagesOf(business.tenant.userId, customer))[1]?.status === 'sent');
+  });
+});

@@ -1,0 +1,230 @@
+/**
+ * creditService with only the database edge mocked: what SQL it sends (one locking statement
+ * per write, never a read-modify-write), which client it uses, and how rows become results.
+ */
+import { charge, costForTokens, getBalance, hasCredits, listLedger, MAX_CREDIT_AMOUNT, topUp } from '../../../src/services/creditService';
+import { db, type Queryable } from '../../../src/utils/database';
+import { encodeCursor } from '../../../src/utils/pagination';
+import { AppError } from '../../../src/utils/errors';
+
+jest.mock('../../../src/utils/database', () => ({
+  db: { query: jest.fn() },
+  withTransaction: jest.fn(),
+}));
+
+const query = db.query as jest.Mock;
+const USER = '11111111-1111-4111-8111-111111111111';
+const ENTRY = '22222222-2222-4222-8222-222222222222';
+const MESSAGE = '33333333-3333-4333-8333-333333333333';
+const createdAt = new Date('2025-01-02T03:04:05Z');
+
+/** A ledger row as the model selects it (amount is bigint, so a string). */
+function entryRow(amount: string, overrides: Record<string, unknown> = {}) {
+  return {
+    id: ENTRY,
+    userId: USER,
+    amount,
+    reason: 'top_up',
+    description: null,
+    messageId: null,
+    conversationId: null,
+    extractionId: null,
+    tokens: null,
+    createdAt,
+    ...overrides,
+  };
+}
+
+/** A row as the write statements return it: the entry's columns plus the balance after. */
+const writeRow = (amount: string, balance: string, overrides: Record<string, unknown> = {}) => ({
+  ...entryRow(amount, overrides),
+  balance,
+});
+
+const nothingInserted = (balance: string) =>
+  Object.fromEntries(Object.entries(writeRow('0', balance)).map(([key, value]) => [key, key === 'balance' ? value : null]));
+
+const sql = (call = 0) => String(query.mock.calls[call]?.[0]).replace(/\s+/g, ' ');
+const params = (call = 0) => query.mock.calls[call]?.[1] as unknown[];
+
+beforeEach(() => query.mockReset());
+
+describe('topUp', () => {
+  it('when the user exists, then one locking INSERT books the entry and the balance comes back as numbers', async () => {
+    query.mockResolvedValueOnce({ rows: [writeRow('250', '350', { description: 'invoice 7' })], rowCount: 1 });
+
+    const result = await topUp(USER, 250, 'invoice 7');
+
+    expect(query).toHaveBeenCalledTimes(1);
+    expect(sql()).toContain('FOR NO KEY UPDATE');
+    expect(sql()).toContain('INSERT INTO credit_ledger');
+    expect(sql()).not.toMatch(/UPDATE users/);
+    expect(params()).toEqual([USER, 250, 'invoice 7']);
+    expect(result).toEqual({
+      balance: 350,
+      entry: { id: ENTRY, userId: USER, amount: 250, reason: 'top_up', description: 'invoice 7', messageId: null, conversationId: null, extractionId: null, tokens: null, createdAt },
+    });
+  });
+
+  it('when no description is given, then null is stored', async () => {
+    query.mockResolvedValueOnce({ rows: [writeRow('5', '5')], rowCount: 1 });
+    await topUp(USER, 5);
+    expect(params()).toEqual([USER, 5, null]);
+  });
+
+  it('when the user does not exist, then a not_found AppError', async () => {
+    query.mockResolvedValueOnce({ rows: [], rowCount: 0 });
+    await expect(topUp(USER, 5)).rejects.toMatchObject({ code: 'not_found', status: 404 });
+  });
+
+  it('when the amount is not a positive safe integer, then it is refused before any SQL', async () => {
+    for (const amount of [0, -1, 1.5, Number.NaN, MAX_CREDIT_AMOUNT + 1]) {
+      await expect(topUp(USER, amount)).rejects.toBeInstanceOf(RangeError);
+    }
+    expect(query).not.toHaveBeenCalled();
+  });
+
+  it("when a transaction client is passed, then the statement runs on it, not on the pool", async () => {
+    const tx: Queryable = { query: jest.fn().mockResolvedValue({ rows: [writeRow('5', '5')], rowCount: 1 }) } as unknown as Queryable;
+    await topUp(USER, 5, 'x', tx);
+    expect(tx.query).toHaveBeenCalledTimes(1);
+    expect(query).not.toHaveBeenCalled();
+  });
+});
+
+describe('charge', () => {
+  it('when charging, then one statement locks the user and inserts -LEAST(balance, cost)', async () => {
+    query.mockResolvedValueOnce({ rows: [writeRow('-40', '60', { reason: 'reply', messageId: MESSAGE, tokens: 40 })], rowCount: 1 });
+
+    const result = await charge(USER, 40, { reason: 'reply', messageId: MESSAGE, tokens: 40 });
+
+    expect(query).toHaveBeenCalledTimes(1);
+    expect(sql()).toMatch(/SELECT id, credit_balance FROM users WHERE id = \$1 FOR NO KEY UPDATE/);
+    expect(sql()).toContain('-LEAST(locked.credit_balance, $2::bigint)');
+    expect(sql()).toContain('ON CONFLICT DO NOTHING');
+    expect(params()).toEqual([USER, 40, 'reply', MESSAGE, null, null, 40]);
+    expect(result).toEqual({ charged: 40, balance: 60, entryId: ENTRY, alreadyCharged: false });
+  });
+
+  it('when the balance was short, then charged is what the clamped entry took', async () => {
+    query.mockResolvedValueOnce({ rows: [writeRow('-15', '0', { reason: 'extraction' })], rowCount: 1 });
+    expect(await charge(USER, 100, { reason: 'extraction' })).toEqual({ charged: 15, balance: 0, entryId: ENTRY, alreadyCharged: false });
+  });
+
+  it('when the balance was empty, then charged is 0 (not -0)', async () => {
+    query.mockResolvedValueOnce({ rows: [writeRow('0', '0', { reason: 'extraction' })], rowCount: 1 });
+    const result = await charge(USER, 100, { reason: 'extraction' });
+    expect(Object.is(result.charged, 0)).toBe(true);
+  });
+
+  it('when the reply was charged before, then nothing is taken and alreadyCharged is true', async () => {
+    query.mockResolvedValueOnce({ rows: [nothingInserted('90')], rowCount: 1 });
+    expect(await charge(USER, 10, { reason: 'reply', messageId: MESSAGE })).toEqual({
+      charged: 0,
+      balance: 90,
+      entryId: null,
+      alreadyCharged: true,
+    });
+  });
+
+  it('when an extraction is charged, then its ids are passed through', async () => {
+    query.mockResolvedValueOnce({ rows: [writeRow('-1', '9', { reason: 'extraction' })], rowCount: 1 });
+    await charge(USER, 1, { reason: 'extraction', extractionId: ENTRY, conversationId: MESSAGE, tokens: 3 });
+    expect(params()).toEqual([USER, 1, 'extraction', null, MESSAGE, ENTRY, 3]);
+  });
+
+  it('when the user does not exist, then not_found', async () => {
+    query.mockResolvedValueOnce({ rows: [], rowCount: 0 });
+    await expect(charge(USER, 1, { reason: 'extraction' })).rejects.toBeInstanceOf(AppError);
+  });
+
+  it('when a reply charge names no message, then it is refused before any SQL', async () => {
+    await expect(charge(USER, 1, { reason: 'reply' })).rejects.toBeInstanceOf(TypeError);
+    expect(query).not.toHaveBeenCalled();
+  });
+
+  it('when the cost is negative or fractional, then it is refused before any SQL', async () => {
+    await expect(charge(USER, -1, { reason: 'extraction' })).rejects.toBeInstanceOf(RangeError);
+    await expect(charge(USER, 0.5, { reason: 'extraction' })).rejects.toBeInstanceOf(RangeError);
+    expect(query).not.toHaveBeenCalled();
+  });
+
+  it("when a transaction client is passed, then the charge runs on it so it commits with the caller's work", async () => {
+    const tx = { query: jest.fn().mockResolvedValue({ rows: [writeRow('-2', '8')], rowCount: 1 }) };
+    await charge(USER, 2, { reason: 'extraction' }, tx as unknown as Queryable);
+    expect(tx.query).toHaveBeenCalledTimes(1);
+    expect(query).not.toHaveBeenCalled();
+  });
+});
+
+describe('hasCredits and getBalance', () => {
+  it('when the balance is positive, then hasCredits is true', async () => {
+    query.mockResolvedValueOnce({ rows: [{ balance: '1' }], rowCount: 1 });
+    expect(await hasCredits(USER)).toBe(true);
+    expect(params()).toEqual([USER]);
+  });
+
+  it('when the balance is zero or the user is unknown, then hasCredits is false', async () => {
+    query.mockResolvedValueOnce({ rows: [{ balance: '0' }], rowCount: 1 });
+    expect(await hasCredits(USER)).toBe(false);
+    query.mockResolvedValueOnce({ rows: [], rowCount: 0 });
+    expect(await hasCredits(USER)).toBe(false);
+  });
+
+  it('when asked for the balance, then it is a number; unknown user is not_found', async () => {
+    query.mockResolvedValueOnce({ rows: [{ balance: '1234' }], rowCount: 1 });
+    expect(await getBalance(USER)).toBe(1234);
+    query.mockResolvedValueOnce({ rows: [], rowCount: 0 });
+    await expect(getBalance(USER)).rejects.toMatchObject({ code: 'not_found' });
+  });
+});
+
+describe('costForTokens', () => {
+  it('when priced at the default rate, then one credit per token', () => {
+    expect(costForTokens(1)).toBe(1);
+    expect(costForTokens(987)).toBe(987);
+  });
+
+  it('when the rate gives a fraction, then the cost rounds up', () => {
+    expect(costForTokens(1, 1)).toBe(1);
+    expect(costForTokens(1000, 1)).toBe(1);
+    expect(costForTokens(1001, 1)).toBe(2);
+    expect(costForTokens(1500, 3)).toBe(5);
+  });
+
+  it('when there are no tokens or the rate is zero, then the cost is zero', () => {
+    expect(costForTokens(0)).toBe(0);
+    expect(costForTokens(5000, 0)).toBe(0);
+  });
+
+  it('when tokens are negative or fractional, then it throws', () => {
+    expect(() => costForTokens(-1)).toThrow(RangeError);
+    expect(() => costForTokens(1.5)).toThrow(RangeError);
+  });
+});
+
+describe('listLedger', () => {
+  it('when there are more rows than the limit, then one page and a cursor naming its last entry', async () => {
+    query.mockResolvedValueOnce({ rows: ['a', 'b', 'c'].map((id) => entryRow('1', { id })), rowCount: 3 });
+
+    const page = await listLedger(USER, { limit: 2 });
+
+    expect(params()).toEqual([USER, 3]);
+    expect(sql()).toContain('WHERE user_id = $1');
+    expect(page.data.map((entry) => entry.id)).toEqual(['a', 'b']);
+    expect(page.next_cursor).toBe(encodeCursor('b'));
+  });
+
+  it('when a cursor is given, then the query starts after that entry of the same tenant', async () => {
+    query.mockResolvedValueOnce({ rows: [], rowCount: 0 });
+    const page = await listLedger(USER, { limit: 20, cursor: encodeCursor(ENTRY) });
+    expect(params()).toEqual([USER, 21, ENTRY]);
+    expect(sql()).toContain('FROM credit_ledger WHERE user_id = $1 AND id = $3');
+    expect(page).toEqual({ data: [], next_cursor: null });
+  });
+
+  it('when the cursor is not one the API handed out, then validation_error before any SQL', async () => {
+    await expect(listLedger(USER, { limit: 20, cursor: 'nope' })).rejects.toMatchObject({ code: 'validation_error' });
+    expect(query).not.toHaveBeenCalled();
+  });
+});
