@@ -3,6 +3,7 @@ import { Router } from 'express';
 import { pingDatabase } from '../utils/database';
 import { pingRedis } from '../utils/redis';
 import { registry } from '../utils/metrics';
+import { fleetMetricsText } from '../utils/fleetMetrics';
 
 /** Resolves to whether `probe` answered within `ms`; a hung connection must not hang readyz. */
 async function answers(probe: () => Promise<unknown>, ms: number): Promise<boolean> {
@@ -33,5 +34,5 @@ healthRouter.get('/readyz', async (_req, res) => {
 });
 
 healthRouter.get('/metrics', async (_req, res) => {
-  res.type(registry.contentType).send(await registry.metrics());
+  res.type(registry.contentType).send(await fleetMetricsText());
 });

@@ -34,16 +34,6 @@ export interface ConversationFilters {
   isActive?: boolean;
 }
 
-/** What the webhook knows about an inbound message's conversation. */
-export interface ActiveConversationKey {
-  phoneNumberId: string;
-  agentId: string | null;
-  channel: Channel;
-  customerExternalId: string;
-  /** The customer's profile name as this message reported it, if it did. */
-  customerName?: string | null;
-}
-
 const COLUMNS = `id, user_id AS "userId", phone_number_id AS "phoneNumberId", agent_id AS "agentId", channel,
   customer_external_id AS "customerExternalId", customer_name AS "customerName", is_active AS "isActive",
   bot_paused AS "botPaused", last_sequence_no AS "lastSequenceNo", last_message_at AS "lastMessageAt",
@@ -126,30 +116,6 @@ export async function markExtractionRequested(userId: string, id: string, client
     [userId, id],
   );
   return (rowCount ?? 0) > 0;
-}
-
-/**
- * The active conversation of this customer on this number, created if there is none. One
- * statement, so it is race-safe: concurrent callers (Meta delivers batches and retries at
- * once) all meet the partial unique index `conversations_one_active_idx`, and the losers
- * take the winner's row through DO UPDATE instead of failing. The update keeps the newest
- * non-null customer name; a message without a name never erases a known one.
- */
-export async function findOrCreateActiveConversation(
-  userId: string,
-  key: ActiveConversationKey,
-  client: Queryable = db,
-): Promise<Conversation> {
-  const { rows } = await client.query<Conversation>(
-    `INSERT INTO conversations (user_id, phone_number_id, agent_id, channel, customer_external_id, customer_name)
-     VALUES ($1, $2, $3, $4, $5, $6)
-     ON CONFLICT (phone_number_id, customer_external_id) WHERE is_active
-     DO UPDATE SET customer_name = COALESCE(EXCLUDED.customer_name, conversations.customer_name)
-     RETURNING ${COLUMNS}`,
-    [userId, key.phoneNumberId, key.agentId, key.channel, key.customerExternalId, key.customerName ?? null],
-  );
-  // INSERT … ON CONFLICT DO UPDATE returns exactly one row, inserted or updated.
-  return rows[0]!;
 }
 
 /**

@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto';
 import request from 'supertest';
 import { createApp } from '../../src/app';
 import { db } from '../../src/utils/database';
-import { findConversation, findOrCreateActiveConversation } from '../../src/models/Conversation';
+import { findConversation } from '../../src/models/Conversation';
 import { insertMessage } from '../../src/models/Message';
 import { setupTestDatabase, teardownTestDatabase } from '../fixtures/testDatabase';
 import { createTestTenant, ADMIN_AUTH, type TestTenant } from '../fixtures/tenants';
@@ -432,46 +432,6 @@ describe('conversations and messages API', () => {
   });
 
   describe('models used by the webhook and workers', () => {
-    it('when 10 webhook deliveries race for a new customer, then exactly one conversation opens', async () => {
-      const tenant = await createTestTenant();
-      const agent = await createTestAgent(tenant.userId);
-      const number = await createTestPhoneNumber(tenant.userId, { agentId: agent.id });
-      const key = { phoneNumberId: number.id, agentId: agent.id, channel: 'whatsapp' as const, customerExternalId: '15551234567' };
-      const results = await Promise.all(
-        Array.from({ length: 10 }, (_, i) => findOrCreateActiveConversation(tenant.userId, { ...key, customerName: `Name ${i}` })),
-      );
-      expect(new Set(results.map((c) => c.id)).size).toBe(1);
-      const { rows } = await db.query(`SELECT id FROM conversations WHERE phone_number_id = $1`, [number.id]);
-      expect(rows).toHaveLength(1);
-      expect(results[0]).toMatchObject({ isActive: true, botPaused: false, agentId: agent.id, lastSequenceNo: 0 });
-    });
-
-    it('when a newer name arrives, then it replaces the old one, and a missing name keeps it', async () => {
-      const tenant = await createTestTenant();
-      const number = await createTestPhoneNumber(tenant.userId);
-      const key = { phoneNumberId: number.id, agentId: null, channel: 'whatsapp' as const, customerExternalId: 'c-1' };
-      const created = await findOrCreateActiveConversation(tenant.userId, { ...key, customerName: 'Ada' });
-      expect(created.customerName).toBe('Ada');
-      const renamed = await findOrCreateActiveConversation(tenant.userId, { ...key, customerName: 'Ada L.' });
-      expect(renamed).toMatchObject({ id: created.id, customerName: 'Ada L.' });
-      const unnamed = await findOrCreateActiveConversation(tenant.userId, { ...key, customerName: null });
-      expect(unnamed).toMatchObject({ id: created.id, customerName: 'Ada L.' });
-    });
-
-    it('when the active conversation was archived, then the next call opens a new one beside it', async () => {
-      const tenant = await createTestTenant();
-      const number = await createTestPhoneNumber(tenant.userId);
-      const archived = await createTestConversation(tenant.userId, { phoneNumber: number, customerExternalId: 'c-2', isActive: false });
-      const fresh = await findOrCreateActiveConversation(tenant.userId, {
-        phoneNumberId: number.id,
-        agentId: null,
-        channel: 'whatsapp',
-        customerExternalId: 'c-2',
-      });
-      expect(fresh.id).not.toBe(archived.id);
-      expect(fresh).toMatchObject({ isActive: true, customerName: null });
-    });
-
     it('when insertMessage names another tenant’s conversation, then not_found and no counter moves', async () => {
       const owner = await createTestTenant();
       const other = await createTestTenant();

@@ -266,4 +266,23 @@ describe('message workers (CONTRACT §4)', () => {
     await graph.waitFor((sends) => sends.some((s) => s.kind === 'text' && s.to === customer), 20_000);
     expect(graph.texts(customer)).toHaveLength(1);
   });
+
+  it('when workers run, then /metrics shows their heartbeat, the queue and reply series', async () => {
+    const { app, graph } = pipeline;
+    const business = await createBusiness(app);
+    await pipeline.startWorker();
+    const customer = newCustomer();
+    await customerWrites(app, business, customer, 'metrics please');
+    await graph.waitFor((sends) => sends.some((s) => s.kind === 'text' && s.to === customer));
+    const res = await request(app).get('/metrics');
+    expect(res.status).toBe(200);
+    expect(res.text).toMatch(/worker_heartbeat_age_seconds\{worker="test-worker-\d+",kind="message"\}/);
+    expect(res.text).toMatch(/worker_in_flight\{worker="test-worker-\d+",kind="message"\}/);
+    expect(res.text).toMatch(/queue_lag_entries\{stream="stream:messages"\} \d+/);
+    expect(res.text).toMatch(/queue_pending_entries\{stream="stream:messages"\} \d+/);
+    expect(res.text).toMatch(/replies_sent_total\{channel="whatsapp",author="agent"\} \d+/);
+    expect(res.text).toContain('model_call_duration_seconds_bucket');
+    expect(res.text).toContain('graph_send_duration_seconds_bucket');
+    expect(res.text).toContain('credits_charged_total');
+  });
 });

@@ -1,0 +1,78 @@
+/**
+ * /metrics for the whole fleet: the API's own series, every live worker's series (published to
+ * Redis with its heartbeat, summed by prom-client's aggregator, as for a Node cluster), and
+ * gauges read at scrape time: each worker's heartbeat age and load, and the queue's lag.
+ */
+import client, { AggregatorRegistry } from 'prom-client';
+import { getRedis } from './redis';
+import { registry } from './metrics';
+import { CONSUMER_GROUPS, STREAMS, prefixedKey } from './queue';
+import { readHeartbeats, workerMetricsKey } from '../workers/heartbeat';
+import { logger } from './logger';
+
+type MetricsJson = Awaited<ReturnType<typeof registry.getMetricsAsJSON>>;
+
+const fleet = new client.Registry();
+const heartbeatAge = new client.Gauge({
+  name: 'worker_heartbeat_age_seconds',
+  help: 'Seconds since each worker last reported',
+  labelNames: ['worker', 'kind'] as const,
+  registers: [fleet],
+});
+const workerInFlight = new client.Gauge({
+  name: 'worker_in_flight',
+  help: 'Conversations a worker is serving right now',
+  labelNames: ['worker', 'kind'] as const,
+  registers: [fleet],
+});
+const streamLag = new client.Gauge({
+  name: 'queue_lag_entries',
+  help: 'Stream entries not yet delivered to any worker of the group',
+  labelNames: ['stream'] as const,
+  registers: [fleet],
+});
+const streamPending = new client.Gauge({
+  name: 'queue_pending_entries',
+  help: 'Entries delivered to a worker and not yet acknowledged',
+  labelNames: ['stream'] as const,
+  registers: [fleet],
+});
+
+async function readFleet(): Promise<MetricsJson[]> {
+  heartbeatAge.reset();
+  workerInFlight.reset();
+  const redis = getRedis();
+  const beats = await readHeartbeats();
+  for (const beat of beats) {
+    heartbeatAge.set({ worker: beat.name, kind: beat.kind }, (Date.now() - beat.at) / 1000);
+    workerInFlight.set({ worker: beat.name, kind: beat.kind }, beat.inFlight);
+  }
+  try {
+    const groups = (await redis.xinfo('GROUPS', prefixedKey(redis, STREAMS.messages))) as unknown[][];
+    for (const group of groups) {
+      const fields = new Map<string, unknown>();
+      for (let i = 0; i + 1 < group.length; i += 2) fields.set(String(group[i]), group[i + 1]);
+      if (fields.get('name') !== CONSUMER_GROUPS.messages) continue;
+      streamLag.set({ stream: STREAMS.messages }, Number(fields.get('lag') ?? 0));
+      streamPending.set({ stream: STREAMS.messages }, Number(fields.get('pending') ?? 0));
+    }
+  } catch {
+    // No stream yet (no message ever arrived, or Redis restarted empty): nothing to report.
+  }
+  if (beats.length === 0) return [];
+  const published = await redis.mget(...beats.map((beat) => workerMetricsKey(beat.name)));
+  return published.filter((json): json is string => json !== null).map((json) => JSON.parse(json) as MetricsJson);
+}
+
+/** Prometheus text for the fleet; with Redis down, the API's own series alone. */
+export async function fleetMetricsText(): Promise<string> {
+  const own = await registry.getMetricsAsJSON();
+  let workers: MetricsJson[] = [];
+  try {
+    workers = await readFleet();
+  } catch (error) {
+    logger.warn({ err: { message: (error as Error).message } }, 'fleet metrics unavailable');
+  }
+  const merged = AggregatorRegistry.aggregate([own, ...workers]);
+  return `${await merged.metrics()}\n${await fleet.metrics()}`;
+}
