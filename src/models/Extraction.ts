@@ -118,3 +118,142 @@ export async function listLatestExtractions(
   );
   return rows;
 }
+
+// ---------------------------------------------------------------------------------------------
+// Claims: the extraction worker's bookkeeping on `conversations` (migration 005). Only the
+// extraction worker and `extractionService` use these.
+
+/** A conversation a worker has claimed; `token` proves the claim is still this one. */
+export interface ExtractionClaim {
+  conversationId: string;
+  userId: string;
+  token: string;
+  /** POST …/extract asked for it: extract even when the newest extraction is current. */
+  requested: boolean;
+  /** Consecutive failed attempts before this one, for backoff. */
+  failures: number;
+}
+
+export interface ClaimOptions {
+  /** Names the worker in the claim (for operators); a random token is appended per claim. */
+  claimant: string;
+  limit: number;
+  leaseMs: number;
+  /** A conversation this long without messages is due if it has unsettled messages. */
+  idleSeconds: number;
+  /** Only conversations someone asked to extract (the fast poll). */
+  requestsOnly: boolean;
+}
+
+// A request counts unless the worker already tried it and is backing off; a request made after
+// that try (newer than the claim that saw it) is served at once.
+const REQUESTED_DUE = `c.extraction_requested_at IS NOT NULL
+  AND (c.extraction_retry_at IS NULL OR c.extraction_retry_at <= now()
+       OR c.extraction_claimed_at IS NULL OR c.extraction_requested_at > c.extraction_claimed_at)`;
+
+const IDLE_DUE = `c.last_sequence_no > c.extraction_settled_seq
+  AND c.last_message_at < now() - make_interval(secs => $4::double precision)
+  AND (c.extraction_retry_at IS NULL OR c.extraction_retry_at <= now())`;
+
+/**
+ * Claims up to `limit` due conversations (CONTRACT §4.7) for one worker, in one statement: the
+ * rows are picked with `FOR NO KEY UPDATE SKIP LOCKED`, so concurrent workers never pick the same
+ * one and never wait on each other, and marked with a lease that expires, so a killed worker's
+ * claim is taken over. NO KEY UPDATE rather than UPDATE: a message being inserted holds KEY SHARE
+ * on its conversation, which must not make the row look busy. Requests come first.
+ * Spans tenants on purpose, like the message sweeper: each claim carries its tenant.
+ */
+export async function claimDueConversations(options: ClaimOptions, client: Queryable = db): Promise<ExtractionClaim[]> {
+  const due = options.requestsOnly ? `(${REQUESTED_DUE})` : `((${REQUESTED_DUE}) OR (${IDLE_DUE}))`;
+  const { rows } = await client.query<ExtractionClaim>(
+    `WITH due AS (
+       SELECT c.id FROM conversations c
+        WHERE (c.extraction_claimed_until IS NULL OR c.extraction_claimed_until < now()) AND ${due}
+        ORDER BY c.extraction_requested_at ASC NULLS LAST, c.last_message_at ASC
+        LIMIT $2
+        FOR NO KEY UPDATE OF c SKIP LOCKED
+     )
+     UPDATE conversations c
+        SET extraction_claimed_by = $1 || ':' || gen_random_uuid(),
+            extraction_claimed_until = now() + make_interval(secs => $3::double precision / 1000),
+            extraction_claimed_at = now()
+       FROM due WHERE c.id = due.id
+     RETURNING c.id AS "conversationId", c.user_id AS "userId", c.extraction_claimed_by AS token,
+               c.extraction_requested_at IS NOT NULL AS requested, c.extraction_failures AS failures`,
+    options.requestsOnly
+      ? [options.claimant, options.limit, options.leaseMs]
+      : [options.claimant, options.limit, options.leaseMs, options.idleSeconds],
+  );
+  return rows;
+}
+
+/** Pushes the claim's lease forward; false when the claim is no longer this one (expired and taken over). */
+export async function extendExtractionClaim(claim: Pick<ExtractionClaim, 'userId' | 'conversationId' | 'token'>, leaseMs: number, client: Queryable = db): Promise<boolean> {
+  const { rowCount } = await client.query(
+    `UPDATE conversations SET extraction_claimed_until = now() + make_interval(secs => $4::double precision / 1000)
+      WHERE user_id = $1 AND id = $2 AND extraction_claimed_by = $3`,
+    [claim.userId, claim.conversationId, claim.token, leaseMs],
+  );
+  return (rowCount ?? 0) > 0;
+}
+
+/**
+ * Marks the conversation dealt with up to `upToSequenceNo` and ends the claim: clears the
+ * backoff, and the request if it is not newer than the claim (compared in SQL, at Postgres'
+ * microsecond precision; a request made during the attempt stays and is served next).
+ *
+ * With a `token`, it only acts while that claim holds, and its row lock then keeps the claim
+ * until the caller's transaction ends: run it first in the transaction that stores the result,
+ * and roll back on false. Without one (a direct call, no worker), it only moves the settled mark.
+ */
+export async function settleExtraction(
+  userId: string,
+  conversationId: string,
+  settle: { token: string | null; upToSequenceNo: number },
+  client: Queryable = db,
+): Promise<boolean> {
+  const { rowCount } = await client.query(
+    settle.token === null
+      ? `UPDATE conversations SET extraction_settled_seq = GREATEST(extraction_settled_seq, $3)
+          WHERE user_id = $1 AND id = $2`
+      : `UPDATE conversations
+            SET extraction_settled_seq = GREATEST(extraction_settled_seq, $3),
+                extraction_requested_at = CASE WHEN extraction_requested_at <= extraction_claimed_at THEN NULL
+                                               ELSE extraction_requested_at END,
+                extraction_claimed_by = NULL, extraction_claimed_until = NULL,
+                extraction_retry_at = NULL, extraction_failures = 0
+          WHERE user_id = $1 AND id = $2 AND extraction_claimed_by = $4`,
+    settle.token === null ? [userId, conversationId, settle.upToSequenceNo] : [userId, conversationId, settle.upToSequenceNo, settle.token],
+  );
+  return (rowCount ?? 0) > 0;
+}
+
+/**
+ * Ends the claim without settling: the conversation stays due, but not before `delayMs` from
+ * now, so a failing provider or a tenant without credits is not retried in a tight loop. The
+ * request, if any, stays. `countFailure` adds one to the consecutive failures behind the backoff.
+ */
+export async function postponeExtraction(
+  claim: Pick<ExtractionClaim, 'userId' | 'conversationId' | 'token'>,
+  options: { delayMs: number; countFailure: boolean },
+  client: Queryable = db,
+): Promise<boolean> {
+  const { rowCount } = await client.query(
+    `UPDATE conversations
+        SET extraction_claimed_by = NULL, extraction_claimed_until = NULL,
+            extraction_retry_at = now() + make_interval(secs => $4::double precision / 1000),
+            extraction_failures = extraction_failures + CASE WHEN $5 THEN 1 ELSE 0 END
+      WHERE user_id = $1 AND id = $2 AND extraction_claimed_by = $3`,
+    [claim.userId, claim.conversationId, claim.token, options.delayMs, options.countFailure],
+  );
+  return (rowCount ?? 0) > 0;
+}
+
+/** Lets go of a claim as it is (shutdown mid-attempt): the conversation is due again at once. */
+export async function releaseExtractionClaim(claim: Pick<ExtractionClaim, 'userId' | 'conversationId' | 'token'>, client: Queryable = db): Promise<void> {
+  await client.query(
+    `UPDATE conversations SET extraction_claimed_by = NULL, extraction_claimed_until = NULL
+      WHERE user_id = $1 AND id = $2 AND extraction_claimed_by = $3`,
+    [claim.userId, claim.conversationId, claim.token],
+  );
+}

@@ -44,6 +44,9 @@ export interface ReplyDeps {
   now?: () => number;
 }
 
+/** Thrown inside the reply transaction to roll it back when another turn answered first. */
+class LostRace extends Error {}
+
 /** Graph sends retried in place before the turn gives up for a lease period. */
 const SEND_ATTEMPTS_IN_PLACE = 3;
 const MAX_SEND_WAIT_MS = 10_000;
@@ -142,22 +145,26 @@ export async function serveConversation(userId: string, conversationId: string, 
     if (deps.signal.aborted) throw new RetryLater('lease lost during the model call');
     const tokens = completion.promptTokens + completion.completionTokens;
     const cost = costForTokens(tokens);
-    const recorded = await withTransaction(async (tx) => {
-      // Only what is still pending is answered: if another worker got here first (a lease
-      // that lapsed), this turn rolls back instead of replying twice.
-      const answered = await markInboundStatus(userId, ids, 'answered', null, tx);
-      if (answered !== ids.length) return null;
-      const reply = await insertMessage(
-        userId,
-        conversationId,
-        { direction: 'outbound', author: 'agent', type: 'text', text: completion.text, status: 'queued', replyToMessageId: newest.id },
-        tx,
-      );
-      const charged = await charge(userId, cost, { reason: 'reply', messageId: reply.id, conversationId, tokens }, tx);
-      return { reply, charged: charged.charged };
-    });
-    if (!recorded) {
-      log.warn('pending messages were answered elsewhere; dropping this reply');
+    let recorded;
+    try {
+      recorded = await withTransaction(async (tx) => {
+        // Only what is still pending is answered: if another worker got here first (a lease
+        // that lapsed), the whole turn rolls back instead of replying twice, and whatever it
+        // left pending is answered by the next round.
+        const answered = await markInboundStatus(userId, ids, 'answered', null, tx);
+        if (answered !== ids.length) throw new LostRace();
+        const reply = await insertMessage(
+          userId,
+          conversationId,
+          { direction: 'outbound', author: 'agent', type: 'text', text: completion.text, status: 'queued', replyToMessageId: newest.id },
+          tx,
+        );
+        const charged = await charge(userId, cost, { reason: 'reply', messageId: reply.id, conversationId, tokens }, tx);
+        return { reply, charged: charged.charged };
+      });
+    } catch (error) {
+      if (!(error instanceof LostRace)) throw error;
+      log.warn('pending messages were answered elsewhere; this reply is dropped');
       continue;
     }
     replyMetrics.creditsCharged.inc(recorded.charged);

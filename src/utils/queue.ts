@@ -55,9 +55,9 @@ export function parseNudge(fields: string[]): ConversationNudge | null {
 }
 
 /** Appends nudges in one round trip. Throws if Redis cannot take them; callers decide. */
-export async function enqueueConversations(nudges: ConversationNudge[], redis: Redis = getRedis()): Promise<void> {
+export async function enqueueConversations(nudges: ConversationNudge[], redis?: Redis): Promise<void> {
   if (nudges.length === 0) return;
-  const pipeline = redis.pipeline();
+  const pipeline = (redis ?? getRedis()).pipeline();
   for (const nudge of nudges) {
     pipeline.xadd(STREAMS.messages, 'MAXLEN', '~', String(STREAM_MAX_LENGTH), '*', ...nudgeFields(nudge));
   }

@@ -36,8 +36,13 @@ export async function readHeartbeats(): Promise<Heartbeat[]> {
   const beats: Heartbeat[] = [];
   const stale: string[] = [];
   for (const [name, json] of Object.entries(all)) {
-    const beat = JSON.parse(json) as Heartbeat;
-    if (now - beat.at > HEARTBEAT_TTL_MS * 10) stale.push(name);
+    let beat: Heartbeat | null = null;
+    try {
+      beat = JSON.parse(json) as Heartbeat;
+    } catch {
+      // A garbled entry must not take the fleet's /metrics down with it; it is pruned below.
+    }
+    if (!beat || typeof beat.at !== 'number' || now - beat.at > HEARTBEAT_TTL_MS * 10) stale.push(name);
     else beats.push(beat);
   }
   // Long-dead workers (restarted under a new pid) would otherwise be listed forever.

@@ -23,6 +23,10 @@ export const WORKER_KINDS: Record<string, WorkerKind> = {
     // Imported on demand: the supervisor reads this table without loading every worker's code.
     create: async () => new (await import('./messageWorker')).MessageWorker(),
   },
+  extraction: {
+    processes: config.EXTRACTION_WORKERS,
+    create: async () => new (await import('./extractionWorker')).ExtractionWorker(),
+  },
 };
 
 export const isWorkerKind = (name: string): boolean => Object.hasOwn(WORKER_KINDS, name);

@@ -1,0 +1,892 @@
+/**
+ * replyService with every edge faked: the models (an in-memory store that keeps the statuses
+ * the real SQL would), credits, the transaction (runs the callback on a fake client), and the
+ * OpenAI and Graph clients. What one turn decides for each state of a conversation, and how a
+ * send survives permanent, transient and partial failures.
+ */
+import { randomUUID } from 'node:crypto';
+import * as messageModel from '../../../src/models/Message';
+import * as conversationModel from '../../../src/models/Conversation';
+import * as phoneNumberModel from '../../../src/models/PhoneNumber';
+import * as credits from '../../../src/services/creditService';
+import * as database from '../../../src/utils/database';
+import * as retryUtils from '../../../src/utils/retry';
+import type { Message, NewMessage } from '../../../src/models/Message';
+import type { ReplyContext } from '../../../src/models/Conversation';
+import type { Queryable } from '../../../src/utils/database';
+import { ModelError, type CompletionResult, type OpenAIService } from '../../../src/services/openaiService';
+import { GraphError, type GraphClient, type SendTextResult } from '../../../src/services/metaGraphService';
+import { reasonNotToAnswer, renderForModel, RetryLater, sendQueued, serveConversation, type ReplyDeps } from '../../../src/services/replyService';
+import { config } from '../../../src/config';
+import { logger } from '../../../src/utils/logger';
+
+jest.mock('../../../src/models/Message');
+jest.mock('../../../src/models/Conversation');
+jest.mock('../../../src/models/PhoneNumber');
+jest.mock('../../../src/services/creditService', () => ({
+  charge: jest.fn(),
+  hasCredits: jest.fn(),
+  // Pricing is pure arithmetic, not an edge: keep the real one.
+  costForTokens: jest.requireActual('../../../src/services/creditService').costForTokens,
+}));
+jest.mock('../../../src/utils/database', () => ({ db: { query: jest.fn() }, withTransaction: jest.fn() }));
+// Real sleeps by default; the send-retry tests make them instant and read the requested waits.
+jest.mock('../../../src/utils/retry', () => {
+  const actual = jest.requireActual('../../../src/utils/retry');
+  return { ...actual, abortableSleep: jest.fn(actual.abortableSleep) };
+});
+
+const model = jest.mocked(messageModel);
+const loadReplyContext = jest.mocked(conversationModel.loadReplyContext);
+const getAccessToken = jest.mocked(phoneNumberModel.getAccessToken);
+const charge = jest.mocked(credits.charge);
+const hasCredits = jest.mocked(credits.hasCredits);
+const withTransaction = jest.mocked(database.withTransaction);
+const sleep = jest.mocked(retryUtils.abortableSleep);
+const realSleep = jest.requireActual<typeof retryUtils>('../../../src/utils/retry').abortableSleep;
+
+const USER = '11111111-1111-4111-8111-111111111111';
+const CONVERSATION = '22222222-2222-4222-8222-222222222222';
+const AGENT = '33333333-3333-4333-8333-333333333333';
+const PHONE = '44444444-4444-4444-8444-444444444444';
+const TOKEN = 'EAAG-access-token';
+const tx: Queryable = { query: jest.fn() };
+
+// ---------------------------------------------------------------------------------------------
+// Fixtures
+
+function context(overrides: { conversation?: Partial<ReplyContext['conversation']>; agent?: Partial<NonNullable<ReplyContext['agent']>> | null; phoneNumber?: ReplyContext['phoneNumber'] } = {}): ReplyContext {
+  return {
+    conversation: {
+      id: CONVERSATION,
+      userId: USER,
+      channel: 'whatsapp',
+      customerExternalId: '15550001111',
+      isActive: true,
+      botPaused: false,
+      agentId: AGENT,
+      ...overrides.conversation,
+    },
+    agent:
+      overrides.agent === null
+        ? null
+        : {
+            id: AGENT,
+            systemPrompt: 'You sell shoes.',
+            model: 'gpt-test',
+            temperature: 0.4,
+            maxTokens: 300,
+            historyLimit: 20,
+            debounceMs: 0,
+            fallbackMessage: null,
+            archivedAt: null,
+            ...overrides.agent,
+          },
+    phoneNumber: overrides.phoneNumber === undefined ? { id: PHONE, externalId: 'PNID-1', agentId: AGENT } : overrides.phoneNumber,
+  };
+}
+
+let sequence = 0;
+function message(overrides: Partial<Message> = {}): Message {
+  sequence += 1;
+  return {
+    id: randomUUID(),
+    userId: USER,
+    conversationId: CONVERSATION,
+    sequenceNo: sequence,
+    direction: 'inbound',
+    author: 'customer',
+    channel: 'whatsapp',
+    type: 'text',
+    text: `hello ${sequence}`,
+    payload: null,
+    status: 'pending',
+    externalId: `wamid.IN${sequence}`,
+    replyToMessageId: null,
+    errorCode: null,
+    errorMessage: null,
+    attempts: 0,
+    externalTimestamp: null,
+    createdAt: new Date(0),
+    updatedAt: new Date(0),
+    ...overrides,
+  };
+}
+
+const outbound = (overrides: Partial<Message> = {}) =>
+  message({ direction: 'outbound', author: 'agent', status: 'queued', externalId: null, text: 'Our reply', ...overrides });
+
+/** The rows the model functions read and write, kept as the real statements would. */
+interface Store {
+  messages: Message[];
+  history: Message[] | null;
+}
+let store: Store;
+
+const pending = () => store.messages.filter((m) => m.direction === 'inbound' && m.status === 'pending');
+const queued = () => store.messages.filter((m) => m.direction === 'outbound' && m.status === 'queued');
+const byId = (id: string) => store.messages.find((m) => m.id === id);
+
+function installStore(...messages: Message[]): void {
+  store = { messages: [...messages], history: null };
+  model.listPendingInbound.mockImplementation(async () => pending().map((m) => ({ ...m })));
+  model.listQueuedOutbound.mockImplementation(async () => queued().map((m) => ({ ...m })));
+  model.listHistory.mockImplementation(async (_user, _conversation, limit, upto) =>
+    (store.history ?? store.messages.filter((m) => m.sequenceNo <= upto)).slice(-limit),
+  );
+  model.markInboundStatus.mockImplementation(async (_user, ids, status, error = null) => {
+    const moved = pending().filter((m) => ids.includes(m.id));
+    for (const m of moved) Object.assign(m, { status, errorCode: error?.code ?? null, errorMessage: error?.message ?? null });
+    return moved.length;
+  });
+  model.bumpAttempts.mockImplementation(async (_user, ids) => {
+    const rows = store.messages.filter((m) => ids.includes(m.id));
+    for (const m of rows) m.attempts += 1;
+    return Math.max(0, ...rows.map((m) => m.attempts));
+  });
+  model.insertMessage.mockImplementation(async (_user, conversationId, fields: NewMessage) => {
+    const row = message({
+      conversationId,
+      direction: fields.direction,
+      author: fields.author,
+      type: fields.type,
+      text: fields.text ?? null,
+      payload: fields.payload ?? null,
+      status: fields.status,
+      externalId: fields.externalId ?? null,
+      replyToMessageId: fields.replyToMessageId ?? null,
+    });
+    store.messages.push(row);
+    return row;
+  });
+  model.markOutboundSent.mockImplementation(async (_user, id, externalIds) => {
+    const row = byId(id);
+    if (row?.status === 'queued') Object.assign(row, { status: 'sent', externalId: externalIds[0] ?? null });
+  });
+  model.markOutboundFailed.mockImplementation(async (_user, id, error) => {
+    const row = byId(id);
+    if (row?.status === 'queued') Object.assign(row, { status: 'failed', errorCode: error.code, errorMessage: error.message });
+  });
+  model.saveSendProgress.mockImplementation(async (_user, id, progress) => {
+    const row = byId(id);
+    if (row) row.payload = { ...(row.payload as object | null), send_progress: progress, external_ids: progress.externalIds };
+  });
+}
+
+const completion = (overrides: Partial<CompletionResult> = {}): CompletionResult => ({
+  text: 'Hi! How can I help?',
+  promptTokens: 100,
+  completionTokens: 20,
+  model: 'gpt-test',
+  latencyMs: 5,
+  attempts: 1,
+  ...overrides,
+});
+
+let openai: { complete: jest.Mock; extractStructured: jest.Mock; circuitState: 'closed' };
+let graph: { sendText: jest.MockedFunction<GraphClient['sendText']>; markRead: jest.MockedFunction<GraphClient['markRead']> };
+let controller: AbortController;
+let wamid = 0;
+
+function deps(extra: Partial<ReplyDeps> = {}): ReplyDeps {
+  return { openai: openai as unknown as OpenAIService, graph, signal: controller.signal, ...extra };
+}
+
+const sent = (...ids: string[]): SendTextResult => ({ externalIds: ids, parts: ids.map(() => 'part'), totalParts: ids.length });
+
+const graphError = (init: Partial<ConstructorParameters<typeof GraphError>[1]> = {}, message = 'Graph whatsapp send failed') =>
+  new GraphError(message, { kind: 'graph', channel: 'whatsapp', httpStatus: 400, ...init });
+
+beforeEach(() => {
+  jest.resetAllMocks();
+  sequence = 0;
+  wamid = 0;
+  controller = new AbortController();
+  installStore();
+  loadReplyContext.mockResolvedValue(context());
+  getAccessToken.mockResolvedValue(TOKEN);
+  hasCredits.mockResolvedValue(true);
+  charge.mockImplementation(async (_user, cost) => ({ charged: cost, balance: 1_000, entryId: randomUUID(), alreadyCharged: false }));
+  withTransaction.mockImplementation(async (fn) => fn(tx));
+  sleep.mockImplementation(realSleep);
+  openai = { complete: jest.fn().mockResolvedValue(completion()), extractStructured: jest.fn(), circuitState: 'closed' };
+  graph = {
+    sendText: jest.fn<Promise<SendTextResult>, Parameters<GraphClient['sendText']>>(async () => sent(`wamid.OUT${++wamid}`)),
+    markRead: jest.fn().mockResolvedValue(undefined),
+  };
+});
+
+// ---------------------------------------------------------------------------------------------
+
+describe('renderForModel', () => {
+  it('when the message is text, then its text is returned untouched', () => {
+    expect(renderForModel({ type: 'text', text: '  spaced  ' })).toBe('  spaced  ');
+  });
+
+  it('when a text message has no text, then null', () => {
+    expect(renderForModel({ type: 'text', text: null })).toBeNull();
+  });
+
+  it('when another type carries text, then it is tagged with its type and trimmed', () => {
+    expect(renderForModel({ type: 'image', text: '  red sneakers, size 42 ' })).toBe('[image] red sneakers, size 42');
+  });
+
+  it('when another type has no text, or only whitespace, then only the tag is left', () => {
+    expect(renderForModel({ type: 'sticker', text: null })).toBe('[sticker]');
+    expect(renderForModel({ type: 'location', text: ' \n ' })).toBe('[location]');
+  });
+});
+
+describe('reasonNotToAnswer', () => {
+  it('when everything is in place, then null', () => {
+    expect(reasonNotToAnswer(context())).toBeNull();
+  });
+
+  it.each<[string, Parameters<typeof context>[0]]>([
+    ['conversation_archived', { conversation: { isActive: false } }],
+    ['bot_paused', { conversation: { botPaused: true } }],
+    ['no_agent', { agent: null }],
+    ['no_agent', { agent: { archivedAt: new Date() } }],
+    ['number_unlinked', { phoneNumber: null }],
+    ['number_unlinked', { phoneNumber: { id: PHONE, externalId: 'PNID-1', agentId: null } }],
+    ['number_unlinked', { phoneNumber: { id: PHONE, externalId: 'PNID-1', agentId: 'another-agent' } }],
+  ])('when the context is %s (%j), then that is the reason', (reason, overrides) => {
+    expect(reasonNotToAnswer(context(overrides))).toBe(reason);
+  });
+
+  it('when several reasons hold, then archived wins, then paused, then the agent, then the number', () => {
+    expect(reasonNotToAnswer(context({ conversation: { isActive: false, botPaused: true }, agent: null, phoneNumber: null }))).toBe(
+      'conversation_archived',
+    );
+    expect(reasonNotToAnswer(context({ conversation: { botPaused: true }, agent: null, phoneNumber: null }))).toBe('bot_paused');
+    expect(reasonNotToAnswer(context({ agent: null, phoneNumber: null }))).toBe('no_agent');
+  });
+});
+
+describe('serveConversation', () => {
+  it('when the conversation does not exist (any more), then nothing else is read', async () => {
+    loadReplyContext.mockResolvedValue(null);
+
+    await serveConversation(USER, CONVERSATION, deps());
+
+    expect(model.listQueuedOutbound).not.toHaveBeenCalled();
+    expect(model.listPendingInbound).not.toHaveBeenCalled();
+  });
+
+  it('when nothing is pending, then it returns without calling the model', async () => {
+    await serveConversation(USER, CONVERSATION, deps());
+
+    expect(model.listPendingInbound).toHaveBeenCalledWith(USER, CONVERSATION);
+    expect(openai.complete).not.toHaveBeenCalled();
+    expect(hasCredits).not.toHaveBeenCalled();
+  });
+
+  it('when the signal is already aborted, then RetryLater is thrown before anything is read', async () => {
+    controller.abort();
+
+    await expect(serveConversation(USER, CONVERSATION, deps())).rejects.toBeInstanceOf(RetryLater);
+    expect(loadReplyContext).not.toHaveBeenCalled();
+  });
+
+  it('when a message is pending, then the model gets the agent settings and history, the reply is recorded, charged and sent', async () => {
+    const earlier = message({ status: 'answered', text: 'first question' });
+    const photo = message({ type: 'image', text: 'this one?' });
+    installStore(earlier, photo);
+
+    await serveConversation(USER, CONVERSATION, deps());
+
+    expect(model.listHistory).toHaveBeenCalledWith(USER, CONVERSATION, 20, photo.sequenceNo);
+    expect(openai.complete).toHaveBeenCalledTimes(1);
+    expect(openai.complete).toHaveBeenCalledWith({
+      model: 'gpt-test',
+      temperature: 0.4,
+      maxTokens: 300,
+      messages: [
+        { role: 'system', content: 'You sell shoes.' },
+        { role: 'user', content: 'first question' },
+        { role: 'user', content: '[image] this one?' },
+      ],
+      promptCacheKey: CONVERSATION,
+      signal: controller.signal,
+    });
+
+    expect(model.markInboundStatus).toHaveBeenCalledWith(USER, [photo.id], 'answered', null, tx);
+    expect(model.insertMessage).toHaveBeenCalledWith(
+      USER,
+      CONVERSATION,
+      { direction: 'outbound', author: 'agent', type: 'text', text: 'Hi! How can I help?', status: 'queued', replyToMessageId: photo.id },
+      tx,
+    );
+    const reply = store.messages.find((m) => m.direction === 'outbound')!;
+    // 120 tokens at the configured price, inside the same transaction.
+    expect(charge).toHaveBeenCalledWith(
+      USER,
+      Math.ceil((120 * config.CREDITS_PER_1K_TOKENS) / 1000),
+      { reason: 'reply', messageId: reply.id, conversationId: CONVERSATION, tokens: 120 },
+      tx,
+    );
+    expect(graph.sendText).toHaveBeenCalledWith({
+      channel: 'whatsapp',
+      accountId: 'PNID-1',
+      accessToken: TOKEN,
+      to: '15550001111',
+      text: 'Hi! How can I help?',
+      fromPart: 0,
+    });
+    expect(reply).toMatchObject({ status: 'sent', externalId: 'wamid.OUT1' });
+    expect(photo.status).toBe('answered');
+  });
+
+  it('when several messages are pending, then one reply answers them all and quotes the newest', async () => {
+    const [a, b, c] = [message(), message(), message()];
+    installStore(a, b, c);
+
+    await serveConversation(USER, CONVERSATION, deps());
+
+    expect(openai.complete).toHaveBeenCalledTimes(1);
+    expect(model.bumpAttempts).toHaveBeenCalledWith(USER, [a.id, b.id, c.id]);
+    expect(model.markInboundStatus).toHaveBeenCalledWith(USER, [a.id, b.id, c.id], 'answered', null, tx);
+    expect(model.insertMessage.mock.calls[0]?.[2]).toMatchObject({ replyToMessageId: c.id });
+    expect(graph.sendText).toHaveBeenCalledTimes(1);
+  });
+
+  it('when answering, then the newest message is marked read with a typing indicator, best effort', async () => {
+    const newest = message({ externalId: 'wamid.NEWEST' });
+    installStore(message(), newest);
+
+    await serveConversation(USER, CONVERSATION, deps());
+
+    expect(graph.markRead).toHaveBeenCalledWith({
+      channel: 'whatsapp',
+      accountId: 'PNID-1',
+      accessToken: TOKEN,
+      externalId: 'wamid.NEWEST',
+      customerId: '15550001111',
+      typingIndicator: true,
+    });
+  });
+
+  it('when marking read fails, then the reply still goes out', async () => {
+    installStore(message());
+    graph.markRead.mockRejectedValue(new Error('Graph down'));
+
+    await serveConversation(USER, CONVERSATION, deps());
+
+    expect(graph.sendText).toHaveBeenCalledTimes(1);
+  });
+
+  it('when the newest message has no external id, then nothing is marked read', async () => {
+    installStore(message({ externalId: null }));
+
+    await serveConversation(USER, CONVERSATION, deps());
+
+    expect(graph.markRead).not.toHaveBeenCalled();
+    expect(graph.sendText).toHaveBeenCalledTimes(1);
+  });
+
+  it('when the number lost its token, then nothing is marked read and the recorded reply fails as number_unavailable', async () => {
+    installStore(message());
+    getAccessToken.mockResolvedValue(null);
+
+    await serveConversation(USER, CONVERSATION, deps());
+
+    expect(graph.markRead).not.toHaveBeenCalled();
+    expect(graph.sendText).not.toHaveBeenCalled();
+    expect(store.messages.find((m) => m.direction === 'outbound')).toMatchObject({ status: 'failed', errorCode: 'number_unavailable' });
+  });
+
+  it('when a human message is queued and nothing is pending, then it is sent and no model call is made', async () => {
+    const human = outbound({ author: 'human', text: 'A human here' });
+    installStore(human);
+
+    await serveConversation(USER, CONVERSATION, deps());
+
+    expect(graph.sendText).toHaveBeenCalledWith(expect.objectContaining({ text: 'A human here' }));
+    expect(human.status).toBe('sent');
+    expect(openai.complete).not.toHaveBeenCalled();
+  });
+
+  it.each<[string, Parameters<typeof context>[0]]>([
+    ['conversation_archived', { conversation: { isActive: false } }],
+    ['bot_paused', { conversation: { botPaused: true } }],
+    ['no_agent', { agent: null }],
+    ['number_unlinked', { phoneNumber: { id: PHONE, externalId: 'PNID-1', agentId: 'other' } }],
+  ])('when the turn must not be answered (%s), then the pending messages are marked ignored and the model is not called', async (_reason, overrides) => {
+    const [a, b] = [message(), message()];
+    installStore(a, b);
+    loadReplyContext.mockResolvedValue(context(overrides));
+
+    await serveConversation(USER, CONVERSATION, deps());
+
+    expect(model.markInboundStatus).toHaveBeenCalledWith(USER, [a.id, b.id], 'ignored');
+    expect([a.status, b.status]).toEqual(['ignored', 'ignored']);
+    expect(openai.complete).not.toHaveBeenCalled();
+    expect(hasCredits).not.toHaveBeenCalled();
+    expect(model.bumpAttempts).not.toHaveBeenCalled();
+  });
+
+  describe('debounce', () => {
+    it('when the newest message is younger than debounce_ms, then it waits that long and looks again before answering', async () => {
+      const newest = message({ createdAt: new Date(Date.now()) });
+      installStore(newest);
+      loadReplyContext.mockResolvedValue(context({ agent: { debounceMs: 60 } }));
+      const started = Date.now();
+
+      await serveConversation(USER, CONVERSATION, deps({ now: Date.now }));
+
+      expect(Date.now() - started).toBeGreaterThanOrEqual(50);
+      expect(sleep).toHaveBeenCalledTimes(1);
+      expect(sleep.mock.calls[0]?.[0]).toBeGreaterThan(0);
+      expect(sleep.mock.calls[0]?.[0]).toBeLessThanOrEqual(60);
+      expect(loadReplyContext).toHaveBeenCalledTimes(3);
+      expect(model.listPendingInbound).toHaveBeenCalledTimes(3);
+      expect(openai.complete).toHaveBeenCalledTimes(1);
+    });
+
+    it('when now() says the debounce has passed, then it answers at once without sleeping', async () => {
+      installStore(message({ createdAt: new Date(1_000) }));
+      loadReplyContext.mockResolvedValue(context({ agent: { debounceMs: 5_000 } }));
+
+      await serveConversation(USER, CONVERSATION, deps({ now: () => 6_000 }));
+
+      expect(sleep).not.toHaveBeenCalled();
+      expect(openai.complete).toHaveBeenCalledTimes(1);
+    });
+
+    it('when another message arrives during the wait, then one reply sees both', async () => {
+      const first = message({ createdAt: new Date(Date.now()) });
+      installStore(first);
+      loadReplyContext.mockResolvedValue(context({ agent: { debounceMs: 40 } }));
+      let second: Message | undefined;
+      sleep.mockImplementationOnce(async (ms, signal) => {
+        second = message({ createdAt: new Date(Date.now()) });
+        store.messages.push(second);
+        await realSleep(ms, signal);
+      });
+
+      await serveConversation(USER, CONVERSATION, deps({ now: Date.now }));
+
+      expect(openai.complete).toHaveBeenCalledTimes(1);
+      expect(model.markInboundStatus).toHaveBeenCalledWith(USER, [first.id, second!.id], 'answered', null, tx);
+      expect(model.insertMessage.mock.calls[0]?.[2]).toMatchObject({ replyToMessageId: second!.id });
+    });
+
+    it('when the lease is lost during the wait, then RetryLater is thrown promptly and nothing is answered', async () => {
+      installStore(message({ createdAt: new Date(Date.now()) }));
+      loadReplyContext.mockResolvedValue(context({ agent: { debounceMs: 60_000 } }));
+      setTimeout(() => controller.abort(), 20);
+      const started = Date.now();
+
+      await expect(serveConversation(USER, CONVERSATION, deps({ now: Date.now }))).rejects.toBeInstanceOf(RetryLater);
+
+      expect(Date.now() - started).toBeLessThan(5_000);
+      expect(openai.complete).not.toHaveBeenCalled();
+      expect(model.markInboundStatus).not.toHaveBeenCalled();
+    });
+  });
+
+  describe('credits', () => {
+    it('when the tenant has no credits and no fallback, then the messages are marked insufficient_credits and nothing is queued', async () => {
+      const [a, b] = [message(), message()];
+      installStore(a, b);
+      hasCredits.mockResolvedValue(false);
+
+      await serveConversation(USER, CONVERSATION, deps());
+
+      expect(hasCredits).toHaveBeenCalledWith(USER);
+      expect(model.markInboundStatus).toHaveBeenCalledWith(USER, [a.id, b.id], 'insufficient_credits', null, tx);
+      expect(model.insertMessage).not.toHaveBeenCalled();
+      expect(openai.complete).not.toHaveBeenCalled();
+      expect(model.bumpAttempts).not.toHaveBeenCalled();
+      expect(charge).not.toHaveBeenCalled();
+      expect(graph.sendText).not.toHaveBeenCalled();
+    });
+
+    it('when the tenant has no credits and the agent has a fallback, then the fallback is queued in the same transaction and sent free', async () => {
+      const [a, b] = [message(), message()];
+      installStore(a, b);
+      hasCredits.mockResolvedValue(false);
+      loadReplyContext.mockResolvedValue(context({ agent: { fallbackMessage: 'We will get back to you soon.' } }));
+
+      await serveConversation(USER, CONVERSATION, deps());
+
+      expect(withTransaction).toHaveBeenCalledTimes(1);
+      expect(model.insertMessage).toHaveBeenCalledWith(
+        USER,
+        CONVERSATION,
+        {
+          direction: 'outbound',
+          author: 'agent',
+          type: 'text',
+          text: 'We will get back to you soon.',
+          status: 'queued',
+          replyToMessageId: b.id,
+          payload: { fallback: true },
+        },
+        tx,
+      );
+      expect(graph.sendText).toHaveBeenCalledWith(expect.objectContaining({ text: 'We will get back to you soon.' }));
+      expect(openai.complete).not.toHaveBeenCalled();
+      expect(charge).not.toHaveBeenCalled();
+    });
+  });
+
+  describe('attempts', () => {
+    it('when the attempts exceed MESSAGE_MAX_ATTEMPTS, then the messages fail with max_attempts and the model is not called', async () => {
+      const poison = message({ attempts: config.MESSAGE_MAX_ATTEMPTS });
+      installStore(poison);
+
+      await serveConversation(USER, CONVERSATION, deps());
+
+      expect(model.markInboundStatus).toHaveBeenCalledWith(USER, [poison.id], 'failed', {
+        code: 'max_attempts',
+        message: 'Gave up after repeated failures; see the logs',
+      });
+      expect(poison.status).toBe('failed');
+      expect(openai.complete).not.toHaveBeenCalled();
+    });
+
+    it('when this is exactly the last allowed attempt, then the model is still called', async () => {
+      installStore(message({ attempts: config.MESSAGE_MAX_ATTEMPTS - 1 }));
+
+      await serveConversation(USER, CONVERSATION, deps());
+
+      expect(openai.complete).toHaveBeenCalledTimes(1);
+    });
+  });
+
+  describe('model failures', () => {
+    it.each([
+      new ModelError('permanent', 'model_bad_request', 'The AI provider rejected the request'),
+      new ModelError('permanent', 'model_refused', 'The model refused to answer'),
+      new ModelError('not_configured', 'openai_not_configured', 'No OpenAI API key is configured'),
+    ])('when the model fails for good ($code), then the messages fail with its code and message, uncharged and unsent', async (error) => {
+      const pendingMessage = message();
+      installStore(pendingMessage);
+      openai.complete.mockRejectedValue(error);
+
+      await serveConversation(USER, CONVERSATION, deps());
+
+      expect(model.markInboundStatus).toHaveBeenCalledWith(USER, [pendingMessage.id], 'failed', { code: error.code, message: error.message });
+      expect(pendingMessage).toMatchObject({ status: 'failed', errorCode: error.code });
+      expect(withTransaction).not.toHaveBeenCalled();
+      expect(charge).not.toHaveBeenCalled();
+      expect(model.insertMessage).not.toHaveBeenCalled();
+      expect(graph.sendText).not.toHaveBeenCalled();
+    });
+
+    it.each<[string, Error]>([
+      ['model_rate_limited', new ModelError('retryable', 'model_rate_limited', 'The AI provider is rate limiting us')],
+      ['model_timeout', new ModelError('retryable', 'model_timeout', 'The AI provider did not answer in time')],
+      ['model_circuit_open', new ModelError('circuit_open', 'model_circuit_open', 'The AI provider is failing; waiting')],
+      ['a plain Error', new Error('socket hang up')],
+    ])('when the model fails transiently (%s), then RetryLater is thrown and the messages stay pending', async (_what, error) => {
+      const pendingMessage = message();
+      installStore(pendingMessage);
+      openai.complete.mockRejectedValue(error);
+
+      const thrown = await serveConversation(USER, CONVERSATION, deps()).catch((e: unknown) => e);
+
+      expect(thrown).toBeInstanceOf(RetryLater);
+      expect((thrown as Error).message).toContain(error.message);
+      expect(pendingMessage.status).toBe('pending');
+      expect(model.markInboundStatus).not.toHaveBeenCalled();
+      expect(charge).not.toHaveBeenCalled();
+    });
+
+    it('when the lease is lost while the model answers, then RetryLater and the answer is not recorded', async () => {
+      const pendingMessage = message();
+      installStore(pendingMessage);
+      openai.complete.mockImplementation(async () => {
+        controller.abort();
+        return completion();
+      });
+
+      await expect(serveConversation(USER, CONVERSATION, deps())).rejects.toThrow('lease lost during the model call');
+      expect(withTransaction).not.toHaveBeenCalled();
+      expect(pendingMessage.status).toBe('pending');
+    });
+  });
+
+  describe('a race lost to another worker', () => {
+    it('when fewer messages move to answered than were read, then no reply is recorded, charged or sent', async () => {
+      const [a, b] = [message(), message()];
+      installStore(a, b);
+      // Another worker (whose lease lapsed) answered `a` while the model was thinking.
+      openai.complete.mockImplementation(async () => {
+        a.status = 'answered';
+        return completion();
+      });
+
+      await serveConversation(USER, CONVERSATION, deps());
+
+      expect(model.markInboundStatus).toHaveBeenCalledWith(USER, [a.id, b.id], 'answered', null, tx);
+      expect(model.insertMessage).not.toHaveBeenCalled();
+      expect(charge).not.toHaveBeenCalled();
+      expect(graph.sendText).not.toHaveBeenCalled();
+    });
+
+    it('when the race is lost, then the transaction rolls back, so the messages it marked are not committed as answered', async () => {
+      const [a, b] = [message(), message()];
+      installStore(a, b);
+      openai.complete.mockImplementation(async () => {
+        a.status = 'answered';
+        return completion();
+      });
+      let rolledBack = false;
+      withTransaction.mockImplementation(async (fn) => {
+        try {
+          return await fn(tx);
+        } catch (error) {
+          rolledBack = true;
+          throw error;
+        }
+      });
+
+      await serveConversation(USER, CONVERSATION, deps()).catch(() => undefined);
+
+      expect(rolledBack).toBe(true);
+    });
+  });
+});
+
+describe('sendQueued', () => {
+  const send = (ctx: ReplyContext = context()) => sendQueued(ctx, { graph, signal: controller.signal }, logger);
+
+  beforeEach(() => {
+    // No real waits between send retries; the requested waits are asserted instead.
+    sleep.mockResolvedValue(undefined);
+  });
+
+  it('when nothing is queued, then the token is not even read', async () => {
+    await send();
+
+    expect(getAccessToken).not.toHaveBeenCalled();
+    expect(graph.sendText).not.toHaveBeenCalled();
+  });
+
+  it('when a split message is accepted, then it is marked sent with every part id, from the number to the customer', async () => {
+    const reply = outbound({ channel: 'instagram', text: 'long reply' });
+    installStore(reply);
+    graph.sendText.mockResolvedValueOnce(sent('mid.1', 'mid.2', 'mid.3'));
+
+    await send(context({ conversation: { channel: 'instagram', customerExternalId: 'IGSID-9' } }));
+
+    expect(getAccessToken).toHaveBeenCalledWith(USER, PHONE);
+    expect(graph.sendText).toHaveBeenCalledWith({
+      channel: 'instagram',
+      accountId: 'PNID-1',
+      accessToken: TOKEN,
+      to: 'IGSID-9',
+      text: 'long reply',
+      fromPart: 0,
+    });
+    expect(model.markOutboundSent).toHaveBeenCalledWith(USER, reply.id, ['mid.1', 'mid.2', 'mid.3']);
+  });
+
+  it('when several messages are queued, then they are sent oldest first, reading the token once', async () => {
+    const [first, second] = [outbound({ text: 'one' }), outbound({ text: 'two' })];
+    installStore(first, second);
+
+    await send();
+
+    expect(graph.sendText.mock.calls.map(([input]) => input.text)).toEqual(['one', 'two']);
+    expect(getAccessToken).toHaveBeenCalledTimes(1);
+    expect([first.status, second.status]).toEqual(['sent', 'sent']);
+  });
+
+  it('when a queued message has no text, then an empty text is handed to Graph (which refuses it)', async () => {
+    installStore(outbound({ text: null }));
+
+    await send();
+
+    expect(graph.sendText.mock.calls[0]?.[0].text).toBe('');
+  });
+
+  it('when Graph refuses for good, then the message fails with Meta code and details, and the next one is still sent', async () => {
+    const [doomed, fine] = [outbound(), outbound()];
+    installStore(doomed, fine);
+    graph.sendText.mockRejectedValueOnce(graphError({ code: 131047, details: 'More than 24 hours have passed since the customer last replied' }));
+
+    await send();
+
+    expect(model.markOutboundFailed).toHaveBeenCalledWith(USER, doomed.id, {
+      code: '131047',
+      message: 'More than 24 hours have passed since the customer last replied',
+    });
+    expect(graph.sendText).toHaveBeenCalledTimes(2);
+    expect([doomed.status, fine.status]).toEqual(['failed', 'sent']);
+  });
+
+  it('when a permanent error has no details, then its message is stored', async () => {
+    const doomed = outbound();
+    installStore(doomed);
+    graph.sendText.mockRejectedValueOnce(graphError({ code: 100 }, 'Graph whatsapp send failed: Invalid parameter (code 100, HTTP 400)'));
+
+    await send();
+
+    expect(model.markOutboundFailed).toHaveBeenCalledWith(USER, doomed.id, {
+      code: '100',
+      message: 'Graph whatsapp send failed: Invalid parameter (code 100, HTTP 400)',
+    });
+  });
+
+  it('when a permanent error has no Meta code, then its kind is the stored code', async () => {
+    const doomed = outbound();
+    installStore(doomed);
+    graph.sendText.mockRejectedValueOnce(graphError({ kind: 'invalid_request', httpStatus: null }, 'send refused: the text is empty'));
+
+    await send();
+
+    expect(model.markOutboundFailed).toHaveBeenCalledWith(USER, doomed.id, { code: 'invalid_request', message: 'send refused: the text is empty' });
+  });
+
+  it('when Graph throttles once, then the send is retried in place and succeeds', async () => {
+    const reply = outbound();
+    installStore(reply);
+    graph.sendText.mockRejectedValueOnce(graphError({ code: 130429, httpStatus: 429 }));
+
+    await send();
+
+    expect(graph.sendText).toHaveBeenCalledTimes(2);
+    expect(sleep).toHaveBeenCalledTimes(1);
+    expect(reply.status).toBe('sent');
+    expect(model.markOutboundFailed).not.toHaveBeenCalled();
+  });
+
+  it('when Graph keeps failing transiently, then it tries three times and throws RetryLater, leaving the message queued', async () => {
+    const reply = outbound();
+    installStore(reply);
+    graph.sendText.mockRejectedValue(graphError({ kind: 'network', httpStatus: null }));
+
+    await expect(send()).rejects.toBeInstanceOf(RetryLater);
+
+    expect(graph.sendText).toHaveBeenCalledTimes(3);
+    expect(sleep).toHaveBeenCalledTimes(2);
+    expect(reply.status).toBe('queued');
+    expect(model.markOutboundFailed).not.toHaveBeenCalled();
+  });
+
+  it('when the wait Meta asks for is long (pair rate limit), then each in-place wait is capped at 10 s', async () => {
+    installStore(outbound());
+    graph.sendText.mockRejectedValue(graphError({ code: 131056, retryAfterMs: 60_000 }));
+
+    await expect(send()).rejects.toBeInstanceOf(RetryLater);
+
+    expect(sleep.mock.calls.map(([ms]) => ms)).toEqual([10_000, 10_000]);
+  });
+
+  it('when the lease is lost during a transient failure, then it gives up at once without waiting', async () => {
+    installStore(outbound());
+    graph.sendText.mockImplementation(async () => {
+      controller.abort();
+      throw graphError({ code: 130429, httpStatus: 429 });
+    });
+
+    await expect(send()).rejects.toBeInstanceOf(RetryLater);
+
+    expect(graph.sendText).toHaveBeenCalledTimes(1);
+    expect(sleep).not.toHaveBeenCalled();
+  });
+
+  it('when Graph throws something that is not a GraphError, then it propagates as is', async () => {
+    installStore(outbound());
+    const bug = new TypeError('cannot read properties of undefined');
+    graph.sendText.mockRejectedValue(bug);
+
+    await expect(send()).rejects.toBe(bug);
+  });
+
+  it('when a split message fails midway, then the sent parts are saved and the retry resumes from the next part', async () => {
+    const reply = outbound();
+    installStore(reply);
+    graph.sendText
+      .mockRejectedValueOnce(graphError({ kind: 'timeout', httpStatus: null, sentExternalIds: ['wamid.P0', 'wamid.P1'], nextPart: 2, totalParts: 4 }))
+      .mockResolvedValueOnce(sent('wamid.P2', 'wamid.P3'));
+
+    await send();
+
+    expect(model.saveSendProgress).toHaveBeenCalledWith(USER, reply.id, { nextPart: 2, externalIds: ['wamid.P0', 'wamid.P1'] });
+    expect(graph.sendText.mock.calls.map(([input]) => input.fromPart)).toEqual([0, 2]);
+    expect(model.markOutboundSent).toHaveBeenCalledWith(USER, reply.id, ['wamid.P0', 'wamid.P1', 'wamid.P2', 'wamid.P3']);
+  });
+
+  it('when a split message fails midway twice, then progress accumulates across retries', async () => {
+    const reply = outbound();
+    installStore(reply);
+    graph.sendText
+      .mockRejectedValueOnce(graphError({ code: 130429, httpStatus: 429, sentExternalIds: ['p0'], nextPart: 1, totalParts: 3 }))
+      .mockRejectedValueOnce(graphError({ code: 130429, httpStatus: 429, sentExternalIds: ['p1'], nextPart: 2, totalParts: 3 }))
+      .mockResolvedValueOnce(sent('p2'));
+
+    await send();
+
+    expect(model.saveSendProgress).toHaveBeenLastCalledWith(USER, reply.id, { nextPart: 2, externalIds: ['p0', 'p1'] });
+    expect(graph.sendText.mock.calls.map(([input]) => input.fromPart)).toEqual([0, 1, 2]);
+    expect(model.markOutboundSent).toHaveBeenCalledWith(USER, reply.id, ['p0', 'p1', 'p2']);
+  });
+
+  it('when a turn gave up after a partial send, then the next turn resumes from the saved part and keeps the earlier ids', async () => {
+    const reply = outbound();
+    installStore(reply);
+    graph.sendText
+      .mockRejectedValueOnce(graphError({ kind: 'network', httpStatus: null, sentExternalIds: ['p0'], nextPart: 1, totalParts: 3 }))
+      .mockRejectedValueOnce(graphError({ kind: 'network', httpStatus: null }))
+      .mockRejectedValueOnce(graphError({ kind: 'network', httpStatus: null }));
+    await expect(send()).rejects.toBeInstanceOf(RetryLater);
+    expect(reply.payload).toMatchObject({ send_progress: { nextPart: 1, externalIds: ['p0'] } });
+
+    graph.sendText.mockReset().mockResolvedValueOnce(sent('p1', 'p2'));
+    await send();
+
+    expect(graph.sendText).toHaveBeenCalledWith(expect.objectContaining({ fromPart: 1 }));
+    expect(model.markOutboundSent).toHaveBeenCalledWith(USER, reply.id, ['p0', 'p1', 'p2']);
+  });
+
+  it('when a partial send then fails for good, then the progress is saved and the message is failed', async () => {
+    const reply = outbound();
+    installStore(reply);
+    graph.sendText.mockRejectedValueOnce(graphError({ code: 131026, sentExternalIds: ['p0'], nextPart: 1, totalParts: 2 }));
+
+    await send();
+
+    expect(model.saveSendProgress).toHaveBeenCalledWith(USER, reply.id, { nextPart: 1, externalIds: ['p0'] });
+    expect(model.markOutboundFailed).toHaveBeenCalledWith(USER, reply.id, expect.objectContaining({ code: '131026' }));
+  });
+
+  it('when a failure carries no sent parts, then no progress is written', async () => {
+    installStore(outbound());
+    graph.sendText.mockRejectedValueOnce(graphError({ code: 130429, httpStatus: 429 }));
+
+    await send();
+
+    expect(model.saveSendProgress).not.toHaveBeenCalled();
+  });
+
+  it('when the number was deleted, then every queued message fails with number_unavailable and Graph is not called', async () => {
+    const [a, b] = [outbound(), outbound()];
+    installStore(a, b);
+
+    await send(context({ phoneNumber: null }));
+
+    expect(getAccessToken).not.toHaveBeenCalled();
+    for (const m of [a, b]) {
+      expect(model.markOutboundFailed).toHaveBeenCalledWith(USER, m.id, {
+        code: 'number_unavailable',
+        message: 'The number was deleted before this message could be sent',
+      });
+    }
+    expect(graph.sendText).not.toHaveBeenCalled();
+  });
+
+  it('when the number has no token any more, then the message fails with number_unavailable', async () => {
+    const reply = outbound();
+    installStore(reply);
+    getAccessToken.mockResolvedValue(null);
+
+    await send();
+
+    expect(model.markOutboundFailed).toHaveBeenCalledWith(USER, reply.id, expect.objectContaining({ code: 'number_unavailable' }));
+    expect(graph.sendText).not.toHaveBeenCalled();
+  });
+});

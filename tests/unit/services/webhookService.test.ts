@@ -1,0 +1,467 @@
+/**
+ * webhookService with its two edges mocked: the MetaEvent model (Postgres) and the queue
+ * (Redis). What each normalized event turns into, how outcomes are counted, which recorded
+ * messages get a nudge, and how a failure on either edge surfaces.
+ */
+import { ingestWebhookEvents } from '../../../src/services/webhookService';
+import {
+  applyOutboundStatus,
+  ingestBusinessEcho,
+  ingestCustomerMessage,
+  markUnsentByCustomer,
+  type IngestResult,
+} from '../../../src/models/MetaEvent';
+import { enqueueConversations } from '../../../src/utils/queue';
+import { AppError } from '../../../src/utils/errors';
+import type {
+  MetaError,
+  NormalizedError,
+  NormalizedIgnored,
+  NormalizedMessage,
+  NormalizedReaction,
+  NormalizedRead,
+  NormalizedStatus,
+} from '../../../src/services/metaNormalizer';
+
+jest.mock('../../../src/models/MetaEvent', () => ({
+  applyOutboundStatus: jest.fn(),
+  ingestBusinessEcho: jest.fn(),
+  ingestCustomerMessage: jest.fn(),
+  markUnsentByCustomer: jest.fn(),
+}));
+jest.mock('../../../src/utils/queue', () => ({ enqueueConversations: jest.fn() }));
+
+const ingestCustomer = ingestCustomerMessage as jest.MockedFunction<typeof ingestCustomerMessage>;
+const ingestEcho = ingestBusinessEcho as jest.MockedFunction<typeof ingestBusinessEcho>;
+const applyStatus = applyOutboundStatus as jest.MockedFunction<typeof applyOutboundStatus>;
+const markUnsent = markUnsentByCustomer as jest.MockedFunction<typeof markUnsentByCustomer>;
+const enqueue = enqueueConversations as jest.MockedFunction<typeof enqueueConversations>;
+
+const REQUEST_ID = 'req-123';
+const USER = '11111111-1111-4111-8111-111111111111';
+const CONVERSATION = '22222222-2222-4222-8222-222222222222';
+const MESSAGE = '33333333-3333-4333-8333-333333333333';
+const at = new Date('2025-03-04T05:06:07Z');
+
+function message(overrides: Partial<NormalizedMessage> = {}): NormalizedMessage {
+  return {
+    kind: 'message',
+    channel: 'whatsapp',
+    accountId: 'PNID-1',
+    customerId: '15550001111',
+    customerUserId: null,
+    customerName: 'Ana',
+    externalId: 'wamid.A',
+    timestamp: at,
+    type: 'text',
+    text: 'hello',
+    media: null,
+    replyTo: null,
+    isEcho: false,
+    isDeleted: false,
+    isStandby: false,
+    payload: {},
+    dedupeKey: 'wa|wamid.A',
+    ...overrides,
+  };
+}
+
+function reaction(overrides: Partial<NormalizedReaction> = {}): NormalizedReaction {
+  return {
+    kind: 'reaction',
+    channel: 'whatsapp',
+    accountId: 'PNID-1',
+    customerId: '15550001111',
+    targetExternalId: 'wamid.TARGET',
+    emoji: '👍',
+    removed: false,
+    externalId: 'wamid.REACTION',
+    timestamp: at,
+    dedupeKey: 'wa|wamid.REACTION|👍|1741064767000',
+    ...overrides,
+  };
+}
+
+function status(value: NormalizedStatus['status'], errors: MetaError[] = []): NormalizedStatus {
+  return {
+    kind: 'status',
+    channel: 'whatsapp',
+    accountId: 'PNID-1',
+    externalId: 'wamid.OURS',
+    status: value,
+    timestamp: at,
+    recipientId: '15550001111',
+    recipientUserId: null,
+    errors,
+    dedupeKey: `wa|wamid.OURS|${value}`,
+  };
+}
+
+const metaError = (overrides: Partial<MetaError> = {}): MetaError => ({
+  code: 131047,
+  title: 'Re-engagement message',
+  message: 'Message failed to send',
+  details: 'More than 24 hours have passed',
+  ...overrides,
+});
+
+const read: NormalizedRead = {
+  kind: 'read',
+  channel: 'instagram',
+  accountId: 'IG-1',
+  customerId: 'IGSID-1',
+  externalId: 'mid.OURS',
+  timestamp: at,
+  dedupeKey: 'ig|IGSID-1|mid.OURS|read',
+};
+
+const errorEvent: NormalizedError = {
+  kind: 'error',
+  channel: 'whatsapp',
+  accountId: 'PNID-1',
+  code: 131000,
+  title: 'Something went wrong',
+  message: null,
+  details: null,
+};
+
+const ignored: NormalizedIgnored = {
+  kind: 'ignored',
+  channel: 'whatsapp',
+  accountId: 'PNID-1',
+  reason: 'unhandled_field',
+  detail: 'field account_update',
+  path: 'entry[0].changes[0]',
+};
+
+const recorded = (overrides: Partial<IngestResult> = {}): IngestResult => ({
+  outcome: 'recorded',
+  userId: USER,
+  conversationId: CONVERSATION,
+  messageId: MESSAGE,
+  status: 'pending',
+  ...overrides,
+});
+
+const outcome = (value: IngestResult['outcome']): IngestResult => ({
+  outcome: value,
+  userId: null,
+  conversationId: null,
+  messageId: null,
+  status: null,
+});
+
+beforeEach(() => {
+  jest.resetAllMocks();
+  ingestCustomer.mockResolvedValue(recorded());
+  ingestEcho.mockResolvedValue(recorded({ status: null }));
+  applyStatus.mockResolvedValue(true);
+  markUnsent.mockResolvedValue(true);
+  enqueue.mockResolvedValue(undefined);
+});
+
+describe('customer messages', () => {
+  it('when a text arrives, then it is ingested with every field, answerable, and its conversation is nudged with the request id', async () => {
+    const summary = await ingestWebhookEvents([message()], REQUEST_ID);
+
+    expect(ingestCustomer).toHaveBeenCalledTimes(1);
+    expect(ingestCustomer).toHaveBeenCalledWith({
+      channel: 'whatsapp',
+      accountId: 'PNID-1',
+      customerId: '15550001111',
+      customerName: 'Ana',
+      externalId: 'wamid.A',
+      type: 'text',
+      text: 'hello',
+      payload: {},
+      timestamp: at,
+      answerable: true,
+    });
+    expect(enqueue).toHaveBeenCalledWith([{ conversationId: CONVERSATION, userId: USER, messageId: MESSAGE, requestId: REQUEST_ID }]);
+    expect(summary).toEqual({ recorded: 1, duplicates: 0, queued: 1, statuses: 0, ignored: 0 });
+  });
+
+  it('when a message has media and quotes another, then both are folded into the payload next to its own keys', async () => {
+    const media = { id: 'MEDIA-1', mimeType: 'image/jpeg', caption: 'look' };
+    await ingestWebhookEvents([message({ type: 'image', media, replyTo: 'wamid.EARLIER', payload: { sha: 'x' } })], REQUEST_ID);
+
+    expect(ingestCustomer.mock.calls[0]?.[0].payload).toEqual({ sha: 'x', media, reply_to: 'wamid.EARLIER' });
+  });
+
+  it('when a message has neither media nor a quote, then the payload carries no media or reply_to key', async () => {
+    await ingestWebhookEvents([message({ payload: { a: 1 } })], REQUEST_ID);
+
+    expect(ingestCustomer.mock.calls[0]?.[0].payload).toEqual({ a: 1 });
+  });
+
+  it.each(['reaction', 'unsupported', 'system', 'deleted', 'ephemeral', 'unknown'])(
+    'when the message type is %s, then it is stored but not answerable',
+    async (type) => {
+      await ingestWebhookEvents([message({ type })], REQUEST_ID);
+
+      expect(ingestCustomer.mock.calls[0]?.[0].answerable).toBe(false);
+    },
+  );
+
+  it.each(['image', 'location', 'interactive', 'button', 'audio', 'postback'])(
+    'when the message type is %s, then it is answerable',
+    async (type) => {
+      await ingestWebhookEvents([message({ type })], REQUEST_ID);
+
+      expect(ingestCustomer.mock.calls[0]?.[0].answerable).toBe(true);
+    },
+  );
+
+  it('when the message came on standby (another app owns the thread), then it is stored but not answerable', async () => {
+    await ingestWebhookEvents([message({ channel: 'instagram', isStandby: true })], REQUEST_ID);
+
+    expect(ingestCustomer.mock.calls[0]?.[0].answerable).toBe(false);
+  });
+
+  it('when the customer unsent a message, then it is flagged by channel and id and nothing is ingested or counted', async () => {
+    const summary = await ingestWebhookEvents(
+      [message({ channel: 'instagram', externalId: 'mid.GONE', isDeleted: true, type: 'deleted' })],
+      REQUEST_ID,
+    );
+
+    expect(markUnsent).toHaveBeenCalledWith('instagram', 'mid.GONE');
+    expect(ingestCustomer).not.toHaveBeenCalled();
+    expect(ingestEcho).not.toHaveBeenCalled();
+    expect(enqueue).toHaveBeenCalledWith([]);
+    expect(summary).toEqual({ recorded: 0, duplicates: 0, queued: 0, statuses: 0, ignored: 0 });
+  });
+
+  it('when the message is an echo of the business, then it goes to ingestBusinessEcho without customer name or answerable', async () => {
+    const summary = await ingestWebhookEvents(
+      [message({ channel: 'instagram', accountId: 'IG-1', customerId: 'IGSID-1', externalId: 'mid.ECHO', isEcho: true })],
+      REQUEST_ID,
+    );
+
+    expect(ingestCustomer).not.toHaveBeenCalled();
+    expect(ingestEcho).toHaveBeenCalledWith({
+      channel: 'instagram',
+      accountId: 'IG-1',
+      customerId: 'IGSID-1',
+      externalId: 'mid.ECHO',
+      type: 'text',
+      text: 'hello',
+      payload: {},
+      timestamp: at,
+    });
+    expect(summary.recorded).toBe(1);
+    expect(summary.queued).toBe(0);
+  });
+});
+
+describe('reactions', () => {
+  it('when a reaction arrives, then its dedupe key is the external id, the emoji is the text, and it is not answerable', async () => {
+    const summary = await ingestWebhookEvents([reaction()], REQUEST_ID);
+
+    expect(ingestCustomer).toHaveBeenCalledWith({
+      channel: 'whatsapp',
+      accountId: 'PNID-1',
+      customerId: '15550001111',
+      customerName: null,
+      externalId: 'wa|wamid.REACTION|👍|1741064767000',
+      type: 'reaction',
+      text: '👍',
+      payload: { target_external_id: 'wamid.TARGET', emoji: '👍', removed: false },
+      timestamp: at,
+      answerable: false,
+    });
+    expect(summary.recorded).toBe(1);
+  });
+
+  it('when a reaction is removed on Instagram (no id, no emoji), then it is still stored under its dedupe key', async () => {
+    await ingestWebhookEvents(
+      [reaction({ channel: 'instagram', externalId: null, emoji: null, removed: true, dedupeKey: 'ig|S|mid.T|unreact|1' })],
+      REQUEST_ID,
+    );
+
+    expect(ingestCustomer.mock.calls[0]?.[0]).toMatchObject({
+      externalId: 'ig|S|mid.T|unreact|1',
+      text: null,
+      payload: { target_external_id: 'wamid.TARGET', emoji: null, removed: true },
+    });
+  });
+
+  it('when the model stores a reaction as ignored, then it is counted as recorded but not nudged', async () => {
+    ingestCustomer.mockResolvedValue(recorded({ status: 'ignored' }));
+
+    const summary = await ingestWebhookEvents([reaction()], REQUEST_ID);
+
+    expect(summary).toEqual({ recorded: 1, duplicates: 0, queued: 0, statuses: 0, ignored: 0 });
+    expect(enqueue).toHaveBeenCalledWith([]);
+  });
+});
+
+describe('statuses and reads', () => {
+  it.each(['sent', 'delivered', 'read'] as const)('when a %s status arrives, then it is applied with no error', async (value) => {
+    const summary = await ingestWebhookEvents([status(value)], REQUEST_ID);
+
+    expect(applyStatus).toHaveBeenCalledWith('whatsapp', 'wamid.OURS', value, null);
+    expect(summary.statuses).toBe(1);
+  });
+
+  it.each(['played', 'deleted', 'warning', ''])('when a %p status arrives, then it is ignored and nothing is written', async (value) => {
+    const summary = await ingestWebhookEvents([status(value)], REQUEST_ID);
+
+    expect(applyStatus).not.toHaveBeenCalled();
+    expect(summary).toEqual({ recorded: 0, duplicates: 0, queued: 0, statuses: 0, ignored: 1 });
+  });
+
+  it('when a failed status carries details, then the details win over message and title, and the code becomes a string', async () => {
+    await ingestWebhookEvents([status('failed', [metaError()])], REQUEST_ID);
+
+    expect(applyStatus).toHaveBeenCalledWith('whatsapp', 'wamid.OURS', 'failed', {
+      code: '131047',
+      message: 'More than 24 hours have passed',
+    });
+  });
+
+  it('when a failed status has no details, then the message is used', async () => {
+    await ingestWebhookEvents([status('failed', [metaError({ details: null })])], REQUEST_ID);
+
+    expect(applyStatus.mock.calls[0]?.[3]).toEqual({ code: '131047', message: 'Message failed to send' });
+  });
+
+  it('when a failed status has only a title, then the title is used', async () => {
+    await ingestWebhookEvents([status('failed', [metaError({ details: null, message: null })])], REQUEST_ID);
+
+    expect(applyStatus.mock.calls[0]?.[3]).toEqual({ code: '131047', message: 'Re-engagement message' });
+  });
+
+  it('when a failed status has no code and no text, then code "unknown" and message "failed" are stored', async () => {
+    await ingestWebhookEvents([status('failed', [{ code: null, title: null, message: null, details: null }])], REQUEST_ID);
+
+    expect(applyStatus.mock.calls[0]?.[3]).toEqual({ code: 'unknown', message: 'failed' });
+  });
+
+  it('when a failed status carries several errors, then only the first is stored', async () => {
+    await ingestWebhookEvents([status('failed', [metaError({ code: 1 }), metaError({ code: 2 })])], REQUEST_ID);
+
+    expect(applyStatus.mock.calls[0]?.[3]).toMatchObject({ code: '1' });
+  });
+
+  it('when a failed status carries no error object, then it is applied with a null error', async () => {
+    await ingestWebhookEvents([status('failed')], REQUEST_ID);
+
+    expect(applyStatus).toHaveBeenCalledWith('whatsapp', 'wamid.OURS', 'failed', null);
+  });
+
+  it('when a status names no message of ours (or moves backwards), then it is still counted and nothing throws', async () => {
+    applyStatus.mockResolvedValue(false);
+
+    const summary = await ingestWebhookEvents([status('delivered')], REQUEST_ID);
+
+    expect(summary.statuses).toBe(1);
+  });
+
+  it('when Instagram says the customer read our message, then it is applied as a read status', async () => {
+    const summary = await ingestWebhookEvents([read], REQUEST_ID);
+
+    expect(applyStatus).toHaveBeenCalledWith('instagram', 'mid.OURS', 'read', null);
+    expect(summary.statuses).toBe(1);
+  });
+});
+
+describe('errors and ignored items', () => {
+  it('when Meta reports an error or an item was ignored, then each is counted as ignored and nothing is written', async () => {
+    const summary = await ingestWebhookEvents([errorEvent, ignored], REQUEST_ID);
+
+    expect(summary).toEqual({ recorded: 0, duplicates: 0, queued: 0, statuses: 0, ignored: 2 });
+    for (const fn of [ingestCustomer, ingestEcho, applyStatus, markUnsent]) expect(fn).not.toHaveBeenCalled();
+  });
+});
+
+describe('outcomes', () => {
+  it('when the account is unknown, then it is counted as ignored and not nudged', async () => {
+    ingestCustomer.mockResolvedValue(outcome('unknown_account'));
+
+    const summary = await ingestWebhookEvents([message()], REQUEST_ID);
+
+    expect(summary).toEqual({ recorded: 0, duplicates: 0, queued: 0, statuses: 0, ignored: 1 });
+  });
+
+  it('when the message is a duplicate or our own echo, then it is counted as a duplicate and not nudged', async () => {
+    ingestCustomer.mockResolvedValueOnce(outcome('duplicate'));
+    ingestEcho.mockResolvedValueOnce(outcome('own_echo'));
+
+    const summary = await ingestWebhookEvents([message(), message({ isEcho: true, externalId: 'wamid.E' })], REQUEST_ID);
+
+    expect(summary).toEqual({ recorded: 0, duplicates: 2, queued: 0, statuses: 0, ignored: 0 });
+    expect(enqueue).toHaveBeenCalledWith([]);
+  });
+
+  it('when a recorded message is only stored (status ignored), then it is not nudged', async () => {
+    ingestCustomer.mockResolvedValue(recorded({ status: 'ignored' }));
+
+    const summary = await ingestWebhookEvents([message()], REQUEST_ID);
+
+    expect(summary.recorded).toBe(1);
+    expect(summary.queued).toBe(0);
+    expect(enqueue).toHaveBeenCalledWith([]);
+  });
+
+  it('when a body mixes every kind, then events are written in body order and only pending ones are nudged, in order', async () => {
+    const order: string[] = [];
+    ingestCustomer.mockImplementation(async (fields) => {
+      order.push(fields.externalId);
+      return fields.externalId === 'wamid.DUP'
+        ? outcome('duplicate')
+        : recorded({ conversationId: `conv-${fields.externalId}`, messageId: `msg-${fields.externalId}` });
+    });
+    applyStatus.mockImplementation(async (_channel, externalId) => {
+      order.push(externalId);
+      return true;
+    });
+
+    const summary = await ingestWebhookEvents(
+      [message({ externalId: 'wamid.1' }), status('read'), message({ externalId: 'wamid.DUP' }), ignored, message({ externalId: 'wamid.2' })],
+      REQUEST_ID,
+    );
+
+    expect(order).toEqual(['wamid.1', 'wamid.OURS', 'wamid.DUP', 'wamid.2']);
+    expect(enqueue).toHaveBeenCalledWith([
+      { conversationId: 'conv-wamid.1', userId: USER, messageId: 'msg-wamid.1', requestId: REQUEST_ID },
+      { conversationId: 'conv-wamid.2', userId: USER, messageId: 'msg-wamid.2', requestId: REQUEST_ID },
+    ]);
+    expect(summary).toEqual({ recorded: 2, duplicates: 1, queued: 2, statuses: 1, ignored: 1 });
+  });
+
+  it('when the body is empty, then the summary is all zeros', async () => {
+    expect(await ingestWebhookEvents([], REQUEST_ID)).toEqual({ recorded: 0, duplicates: 0, queued: 0, statuses: 0, ignored: 0 });
+  });
+});
+
+describe('failures', () => {
+  it('when the database fails, then an AppError unavailable (503) is thrown with the cause and nothing is queued', async () => {
+    const cause = new Error('connection terminated');
+    ingestCustomer.mockResolvedValueOnce(recorded()).mockRejectedValueOnce(cause);
+
+    const error = await ingestWebhookEvents([message(), message({ externalId: 'wamid.B' })], REQUEST_ID).catch((e: unknown) => e);
+
+    expect(error).toBeInstanceOf(AppError);
+    expect(error).toMatchObject({ code: 'unavailable', status: 503, cause });
+    expect(enqueue).not.toHaveBeenCalled();
+  });
+
+  it.each([
+    ['a status update', () => applyStatus.mockRejectedValue(new Error('db down')), status('sent')],
+    ['an unsend', () => markUnsent.mockRejectedValue(new Error('db down')), message({ isDeleted: true })],
+    ['an echo', () => ingestEcho.mockRejectedValue(new Error('db down')), message({ isEcho: true })],
+  ] as const)('when %s cannot be written, then unavailable is thrown', async (_what, fail, event) => {
+    fail();
+
+    await expect(ingestWebhookEvents([event], REQUEST_ID)).rejects.toMatchObject({ code: 'unavailable' });
+  });
+
+  it('when enqueueing fails, then the error is swallowed and queued stays 0 while the rest of the summary stands', async () => {
+    enqueue.mockRejectedValue(new Error('Redis is down'));
+
+    const summary = await ingestWebhookEvents([message()], REQUEST_ID);
+
+    expect(enqueue).toHaveBeenCalledTimes(1);
+    expect(summary).toEqual({ recorded: 1, duplicates: 0, queued: 0, statuses: 0, ignored: 0 });
+  });
+});

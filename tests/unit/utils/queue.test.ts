@@ -1,0 +1,164 @@
+/**
+ * The queue's wire format and its one write, against ioredis-mock (and a recording fake where
+ * the exact command arguments or a failing command matter).
+ */
+import RedisMock from 'ioredis-mock';
+import type Redis from 'ioredis';
+import {
+  enqueueConversations,
+  nudgeFields,
+  parseNudge,
+  prefixedKey,
+  STREAM_MAX_LENGTH,
+  STREAMS,
+  type ConversationNudge,
+} from '../../../src/utils/queue';
+import { getRedis } from '../../../src/utils/redis';
+
+jest.mock('../../../src/utils/redis', () => ({ getRedis: jest.fn() }));
+
+const USER = '11111111-1111-4111-8111-111111111111';
+const CONVERSATION = '22222222-2222-4222-8222-222222222222';
+
+/** A Redis whose pipeline records every XADD and answers `exec` with the given results. */
+function recordingRedis(results: [Error | null, unknown][] | null) {
+  const calls: unknown[][] = [];
+  const pipeline: { xadd: jest.Mock; exec: jest.Mock } = {
+    xadd: jest.fn((...args: unknown[]): unknown => {
+      calls.push(args);
+      return pipeline;
+    }),
+    exec: jest.fn(async () => results),
+  };
+  const redis = { pipeline: jest.fn(() => pipeline) } as unknown as Redis;
+  return { redis, pipeline, calls };
+}
+
+describe('nudgeFields and parseNudge', () => {
+  it('when a full nudge is written and read back, then it comes back equal', () => {
+    const nudge: ConversationNudge = { conversationId: CONVERSATION, userId: USER, messageId: 'm-1', requestId: 'r-1' };
+
+    expect(nudgeFields(nudge)).toEqual(['conversation_id', CONVERSATION, 'user_id', USER, 'message_id', 'm-1', 'request_id', 'r-1']);
+    expect(parseNudge(nudgeFields(nudge))).toEqual(nudge);
+  });
+
+  it('when the optional ids are absent, then they are written empty and read back as undefined', () => {
+    const fields = nudgeFields({ conversationId: CONVERSATION, userId: USER });
+
+    expect(fields).toEqual(['conversation_id', CONVERSATION, 'user_id', USER, 'message_id', '', 'request_id', '']);
+    expect(parseNudge(fields)).toEqual({ conversationId: CONVERSATION, userId: USER, messageId: undefined, requestId: undefined });
+  });
+
+  it('when fields come in another order or with extra keys, then they are still read by name', () => {
+    expect(parseNudge(['extra', 'x', 'user_id', USER, 'conversation_id', CONVERSATION])).toEqual({
+      conversationId: CONVERSATION,
+      userId: USER,
+      messageId: undefined,
+      requestId: undefined,
+    });
+  });
+
+  it.each<[string, string[]]>([
+    ['nothing', []],
+    ['no conversation id', ['user_id', USER]],
+    ['no user id', ['conversation_id', CONVERSATION]],
+    ['an empty conversation id', ['conversation_id', '', 'user_id', USER]],
+    ['an empty user id', ['conversation_id', CONVERSATION, 'user_id', '']],
+    ['a dangling key without value', ['conversation_id', CONVERSATION, 'user_id']],
+  ])('when the entry has %s, then it is not a nudge (null)', (_what, fields) => {
+    expect(parseNudge(fields)).toBeNull();
+  });
+
+  it('when a key is repeated, then the last value wins', () => {
+    expect(parseNudge(['conversation_id', 'old', 'user_id', USER, 'conversation_id', CONVERSATION])?.conversationId).toBe(CONVERSATION);
+  });
+});
+
+describe('enqueueConversations', () => {
+  it('when nudges are given, then one pipeline XADDs each to the messages stream with MAXLEN ~ and an auto id', async () => {
+    const { redis, pipeline, calls } = recordingRedis([
+      [null, '1-0'],
+      [null, '2-0'],
+    ]);
+    const nudges = [
+      { conversationId: 'c1', userId: USER, messageId: 'm1', requestId: 'r' },
+      { conversationId: 'c2', userId: USER },
+    ];
+
+    await enqueueConversations(nudges, redis);
+
+    expect(redis.pipeline).toHaveBeenCalledTimes(1);
+    expect(pipeline.exec).toHaveBeenCalledTimes(1);
+    expect(calls).toEqual(nudges.map((n) => [STREAMS.messages, 'MAXLEN', '~', String(STREAM_MAX_LENGTH), '*', ...nudgeFields(n)]));
+  });
+
+  it('when the list is empty, then no command is sent at all', async () => {
+    const { redis } = recordingRedis([]);
+
+    await enqueueConversations([], redis);
+
+    expect(redis.pipeline).not.toHaveBeenCalled();
+  });
+
+  it('when one command of the pipeline fails, then its error is thrown', async () => {
+    const failure = new Error('OOM command not allowed when used memory > maxmemory');
+    const { redis } = recordingRedis([
+      [null, '1-0'],
+      [failure, null],
+    ]);
+
+    await expect(enqueueConversations([{ conversationId: 'c1', userId: USER }, { conversationId: 'c2', userId: USER }], redis)).rejects.toBe(
+      failure,
+    );
+  });
+
+  it('when exec itself rejects (connection gone), then that rejection propagates', async () => {
+    const { redis, pipeline } = recordingRedis([]);
+    pipeline.exec.mockRejectedValueOnce(new Error('Connection is closed.'));
+
+    await expect(enqueueConversations([{ conversationId: 'c1', userId: USER }], redis)).rejects.toThrow('Connection is closed.');
+  });
+
+  it('when exec answers null (aborted transaction), then nothing is thrown', async () => {
+    const { redis } = recordingRedis(null);
+
+    await expect(enqueueConversations([{ conversationId: 'c1', userId: USER }], redis)).resolves.toBeUndefined();
+  });
+
+  it('when run against Redis, then the entries land in the stream in order and parse back', async () => {
+    const redis = new RedisMock({ keyPrefix: `queue-test:${Date.now()}:` }) as unknown as Redis;
+    const nudges = [
+      { conversationId: 'c1', userId: USER, messageId: 'm1', requestId: 'r1' },
+      { conversationId: 'c2', userId: USER, messageId: 'm2', requestId: 'r1' },
+    ];
+    try {
+      await enqueueConversations(nudges, redis);
+
+      const entries = await redis.xrange(STREAMS.messages, '-', '+');
+      expect(entries.map(([, fields]) => parseNudge(fields))).toEqual(nudges);
+    } finally {
+      await redis.flushall();
+      redis.disconnect();
+    }
+  });
+
+  it('when no client is passed, then the shared connection from getRedis is used', async () => {
+    const { redis, calls } = recordingRedis([[null, '1-0']]);
+    (getRedis as jest.Mock).mockReturnValue(redis);
+
+    await enqueueConversations([{ conversationId: 'c1', userId: USER }]);
+
+    expect(getRedis).toHaveBeenCalled();
+    expect(calls).toHaveLength(1);
+  });
+});
+
+describe('prefixedKey', () => {
+  it('when the client has a key prefix, then it is put in front of the key', () => {
+    expect(prefixedKey({ options: { keyPrefix: 'tenant:' } } as unknown as Redis, STREAMS.messages)).toBe('tenant:stream:messages');
+  });
+
+  it('when the client has no key prefix, then the key is unchanged', () => {
+    expect(prefixedKey({ options: {} } as unknown as Redis, STREAMS.messages)).toBe('stream:messages');
+  });
+});
