@@ -140,3 +140,27 @@ BEGIN
   RETURNING id INTO new_id;
   RETURN QUERY SELECT 'recorded', num.user_id, conversation.id, new_id;
 END $$;
+
+-- Many customer messages in one statement, so concurrent webhooks share one round trip and one
+-- commit (the webhook batches what arrives while a previous batch is in flight). Items are
+-- taken in one global order (account, customer, then arrival), so two batches that touch the
+-- same conversations lock them in the same order and cannot deadlock; within a conversation,
+-- arrival order is kept.
+CREATE FUNCTION ingest_customer_messages(p_batch jsonb)
+RETURNS TABLE (ordinal bigint, outcome text, user_id uuid, conversation_id uuid, message_id uuid, status text, sequence_no integer)
+LANGUAGE plpgsql AS $$
+DECLARE
+  item record;
+BEGIN
+  FOR item IN
+    SELECT e.value AS v, e.ordinality AS n FROM jsonb_array_elements(p_batch) WITH ORDINALITY e
+     ORDER BY e.value->>'channel', e.value->>'account_id', e.value->>'customer_id', e.ordinality
+  LOOP
+    RETURN QUERY
+      SELECT item.n, r.outcome, r.user_id, r.conversation_id, r.message_id, r.status, r.sequence_no
+        FROM ingest_customer_message(
+          item.v->>'channel', item.v->>'account_id', item.v->>'customer_id', item.v->>'customer_name',
+          item.v->>'external_id', item.v->>'type', item.v->>'text', item.v->'payload',
+          (item.v->>'timestamp')::timestamptz, (item.v->>'answerable')::boolean) r;
+  END LOOP;
+END $$;

@@ -63,9 +63,49 @@ export function ingestCustomerMessage(fields: InboundMessageFields, client: Quer
         fields.timestamp,
         fields.answerable,
       ],
+      { name: 'ingest_customer_message' },
     );
     return rows[0]!;
   });
+}
+
+/**
+ * Records many customer messages in one statement (and one commit). Results come back in the
+ * items' order. If the batch fails as a whole, each item is retried alone, so one bad message
+ * fails only its own webhook and never its batch-mates'.
+ */
+export async function ingestCustomerMessages(batch: InboundMessageFields[], client: Queryable = db): Promise<(IngestResult | Error)[]> {
+  if (batch.length === 1) return [await ingestCustomerMessage(batch[0]!, client).catch((error: Error) => error)];
+  try {
+    const { rows } = await client.query<IngestResult & { ordinal: string }>(
+      `SELECT ordinal, outcome, user_id AS "userId", conversation_id AS "conversationId", message_id AS "messageId", status
+         FROM ingest_customer_messages($1::jsonb)`,
+      [
+        JSON.stringify(
+          batch.map((fields) => ({
+            channel: fields.channel,
+            account_id: fields.accountId,
+            customer_id: fields.customerId,
+            customer_name: fields.customerName,
+            external_id: fields.externalId,
+            type: fields.type,
+            text: fields.text,
+            payload: fields.payload,
+            timestamp: fields.timestamp.toISOString(),
+            answerable: fields.answerable,
+          })),
+        ),
+      ],
+      { name: 'ingest_customer_messages' },
+    );
+    const results: IngestResult[] = [];
+    for (const { ordinal, ...result } of rows) results[Number(ordinal) - 1] = result;
+    return results;
+  } catch {
+    const results: (IngestResult | Error)[] = [];
+    for (const fields of batch) results.push(await ingestCustomerMessage(fields, client).catch((error: Error) => error));
+    return results;
+  }
 }
 
 export type BusinessEchoFields = Omit<InboundMessageFields, 'customerName' | 'answerable'>;

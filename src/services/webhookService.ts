@@ -8,11 +8,13 @@ import { logger } from '../utils/logger';
 import { AppError } from '../utils/errors';
 import { enqueueConversations, type ConversationNudge } from '../utils/queue';
 import type { NormalizedEvent, NormalizedMessage } from './metaNormalizer';
+import { Batcher } from '../utils/batcher';
 import {
   applyOutboundStatus,
   ingestBusinessEcho,
-  ingestCustomerMessage,
+  ingestCustomerMessages,
   markUnsentByCustomer,
+  type InboundMessageFields,
   type IngestResult,
 } from '../models/MetaEvent';
 
@@ -42,46 +44,52 @@ function messageFields(event: NormalizedMessage) {
   };
 }
 
-async function recordMessage(event: NormalizedMessage): Promise<IngestResult | null> {
-  if (event.isDeleted) {
-    await markUnsentByCustomer(event.channel, event.externalId);
-    return null;
+/**
+ * Customer messages and reactions of concurrent webhooks are written together (see
+ * utils/batcher.ts): one statement and one commit for many requests under load, and no added
+ * wait when idle. Each webhook still answers only once its own messages are committed.
+ */
+const customerMessages = new Batcher<InboundMessageFields, IngestResult | Error>(ingestCustomerMessages, {
+  maxBatch: 100,
+  maxInFlight: 4,
+});
+
+/** The customer-side row an event stores, or null when the event is handled otherwise. */
+function customerFields(event: NormalizedEvent): InboundMessageFields | null {
+  if (event.kind === 'message' && !event.isEcho && !event.isDeleted) {
+    return {
+      ...messageFields(event),
+      customerName: event.customerName,
+      // Standby: another app owns the thread under Handover Protocol, so we must not answer.
+      answerable: !event.isStandby && !UNANSWERABLE_TYPES.has(event.type),
+    };
   }
-  if (event.isEcho) return ingestBusinessEcho(messageFields(event));
-  return ingestCustomerMessage({
-    ...messageFields(event),
-    customerName: event.customerName,
-    // Standby: another app owns the thread under Handover Protocol, so we must not answer.
-    answerable: !event.isStandby && !UNANSWERABLE_TYPES.has(event.type),
-  });
+  if (event.kind === 'reaction') {
+    // Reactions have no id of their own on Instagram, and WhatsApp reuses one for add and
+    // remove, so the dedupe key (which includes the emoji and time) serves as the id.
+    return {
+      channel: event.channel,
+      accountId: event.accountId,
+      customerId: event.customerId,
+      customerName: null,
+      externalId: event.dedupeKey,
+      type: 'reaction',
+      text: event.emoji,
+      payload: { target_external_id: event.targetExternalId, emoji: event.emoji, removed: event.removed },
+      timestamp: event.timestamp,
+      answerable: false,
+    };
+  }
+  return null;
 }
 
-async function recordEvent(event: NormalizedEvent, summary: IngestSummary, nudges: ConversationNudge[], requestId: string) {
+/** Everything that is not a customer's own message: echoes, unsends, statuses, reads, errors. */
+async function recordOther(event: NormalizedEvent, summary: IngestSummary, nudges: ConversationNudge[], requestId: string) {
   switch (event.kind) {
-    case 'message': {
-      const result = await recordMessage(event);
-      if (!result) return;
-      noteResult(result, event.channel, event.accountId, summary, nudges, requestId);
+    case 'message':
+      if (event.isDeleted) await markUnsentByCustomer(event.channel, event.externalId);
+      else if (event.isEcho) noteResult(await ingestBusinessEcho(messageFields(event)), event.channel, event.accountId, summary, nudges, requestId);
       return;
-    }
-    case 'reaction': {
-      // Reactions have no id of their own on Instagram, and WhatsApp reuses one for add and
-      // remove, so the dedupe key (which includes the emoji and time) serves as the id.
-      const result = await ingestCustomerMessage({
-        channel: event.channel,
-        accountId: event.accountId,
-        customerId: event.customerId,
-        customerName: null,
-        externalId: event.dedupeKey,
-        type: 'reaction',
-        text: event.emoji,
-        payload: { target_external_id: event.targetExternalId, emoji: event.emoji, removed: event.removed },
-        timestamp: event.timestamp,
-        answerable: false,
-      });
-      noteResult(result, event.channel, event.accountId, summary, nudges, requestId);
-      return;
-    }
     case 'status': {
       if (!TRACKED_STATUSES.has(event.status)) {
         summary.ignored++;
@@ -111,7 +119,19 @@ async function recordEvent(event: NormalizedEvent, summary: IngestSummary, nudge
       logger.info({ channel: event.channel, account_id: event.accountId, reason: event.reason, detail: event.detail, path: event.path }, 'webhook item ignored');
       summary.ignored++;
       return;
+    case 'reaction':
+      return;
   }
+}
+
+/** Records a body's customer messages together, in body order; throws if any was not stored. */
+async function recordCustomerMessages(events: NormalizedEvent[], summary: IngestSummary, nudges: ConversationNudge[], requestId: string) {
+  const rows = events.map(customerFields).filter((fields): fields is InboundMessageFields => fields !== null);
+  const results = await customerMessages.submit(rows);
+  results.forEach((result, i) => {
+    if (result instanceof Error) throw result;
+    noteResult(result, rows[i]!.channel, rows[i]!.accountId, summary, nudges, requestId);
+  });
 }
 
 function noteResult(
@@ -147,8 +167,10 @@ export async function ingestWebhookEvents(events: NormalizedEvent[], requestId: 
   const summary: IngestSummary = { recorded: 0, duplicates: 0, queued: 0, statuses: 0, ignored: 0 };
   const nudges: ConversationNudge[] = [];
   try {
-    // In body order: two messages of one conversation in one body keep their order.
-    for (const event of events) await recordEvent(event, summary, nudges, requestId);
+    // Customers' messages first, together and in body order (their sequence follows it),
+    // then what refers to them or to our replies.
+    await recordCustomerMessages(events, summary, nudges, requestId);
+    for (const event of events) await recordOther(event, summary, nudges, requestId);
   } catch (error) {
     throw new AppError('unavailable', 'The webhook could not be recorded; retry later', undefined, { cause: error });
   }

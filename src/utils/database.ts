@@ -6,8 +6,30 @@ import { Pool, type PoolClient, type QueryResultRow } from 'pg';
 import { config } from '../config';
 import { logger } from './logger';
 
+export interface QueryOptions {
+  /**
+   * Prepares the statement once per connection under this name: hot statements then skip
+   * parsing and planning on every call.
+   */
+  name?: string;
+}
+
 export interface Queryable {
-  query<R extends QueryResultRow = QueryResultRow>(text: string, params?: unknown[]): Promise<{ rows: R[]; rowCount: number | null }>;
+  query<R extends QueryResultRow = QueryResultRow>(
+    text: string,
+    params?: unknown[],
+    options?: QueryOptions,
+  ): Promise<{ rows: R[]; rowCount: number | null }>;
+}
+
+type PgQueryable = Pick<PoolClient, 'query'>;
+
+/** Adapts a pg client or pool to Queryable, passing a statement name through when given. */
+function adapt(client: PgQueryable): Queryable {
+  return {
+    query: (text: string, params?: unknown[], options?: QueryOptions) =>
+      options?.name ? client.query({ name: options.name, text, values: params }) : client.query(text, params),
+  } as Queryable;
 }
 
 let pool: Pool | undefined;
@@ -30,10 +52,10 @@ export function getPool(): Pool {
 /** Wraps a client so every statement's text and duration are logged, never its parameters. */
 function timed(client: Queryable): Queryable {
   return {
-    async query(text, params) {
+    async query(text, params, options) {
       const started = process.hrtime.bigint();
       try {
-        return await client.query(text, params);
+        return await client.query(text, params, options);
       } finally {
         if (logger.isLevelEnabled('debug')) {
           const ms = Number(process.hrtime.bigint() - started) / 1e6;
@@ -44,7 +66,9 @@ function timed(client: Queryable): Queryable {
   } as Queryable;
 }
 
-export const db: Queryable = timed({ query: (text: string, params?: unknown[]) => getPool().query(text, params) } as Queryable);
+export const db: Queryable = timed({
+  query: (text: string, params?: unknown[], options?: QueryOptions) => adapt(getPool()).query(text, params, options),
+} as Queryable);
 
 /**
  * Runs `fn` inside BEGIN/COMMIT on one client, rolling back on any error. The client is
@@ -54,7 +78,7 @@ export async function withTransaction<T>(fn: (tx: Queryable) => Promise<T>): Pro
   const client: PoolClient = await getPool().connect();
   try {
     await client.query('BEGIN');
-    const result = await fn(timed(client as unknown as Queryable));
+    const result = await fn(timed(adapt(client)));
     await client.query('COMMIT');
     return result;
   } catch (error) {

@@ -304,4 +304,51 @@ describe('Meta webhook', () => {
       expect(rows[0].bot_paused).toBe(false);
     });
   });
+
+  describe('under concurrent load', () => {
+    it('when many webhooks arrive at once, then they share batches and every message is recorded once, in order per customer', async () => {
+      const bodies: string[] = [];
+      const ids: string[] = [];
+      for (let customer = 0; customer < 10; customer++) {
+        for (let n = 1; n <= 4; n++) {
+          const id = uniqueWamid();
+          ids.push(id);
+          bodies.push(whatsappTextBody({ phoneNumberId: FIXTURE_IDS.whatsappPhoneNumberId, from: `1555030${String(customer).padStart(4, '0')}`, text: `msg ${n}`, id }));
+        }
+      }
+      // Each customer's messages in order, all customers at once, plus every body twice.
+      const responses = await Promise.all([...bodies, ...bodies].map((body) => post(body)));
+      expect(responses.every((res) => res.status === 200)).toBe(true);
+      const rows = await messagesWhere('external_id = ANY($1)', [ids]);
+      expect(rows).toHaveLength(40);
+      const byConversation = new Map<string, number[]>();
+      for (const row of rows) byConversation.set(row.conversation_id, [...(byConversation.get(row.conversation_id) ?? []), row.sequence_no]);
+      expect(byConversation.size).toBe(10);
+      for (const sequence of byConversation.values()) expect(sequence.sort()).toEqual([1, 2, 3, 4]);
+    });
+
+    it('when one message of a batch cannot be stored, then only its own webhook fails', async () => {
+      const good = whatsappTextBody({ phoneNumberId: FIXTURE_IDS.whatsappPhoneNumberId, from: '15550400001', text: 'fine' });
+      // A message type longer than the column allows: the database refuses this one row.
+      const bad = JSON.stringify({
+        object: 'whatsapp_business_account',
+        entry: [{ id: '1', changes: [{ field: 'messages', value: {
+          messaging_product: 'whatsapp',
+          metadata: { display_phone_number: '1', phone_number_id: FIXTURE_IDS.whatsappPhoneNumberId },
+          contacts: [{ profile: { name: 'X' }, wa_id: '15550400002' }],
+          messages: [{ from: '15550400002', id: uniqueWamid(), timestamp: '1780300800', type: 'text', text: { body: 'x'.repeat(10) } }],
+        } }] }],
+      });
+      await db.query(`ALTER TABLE messages ADD CONSTRAINT test_refuse_poison CHECK (text IS DISTINCT FROM 'xxxxxxxxxx') NOT VALID`);
+      try {
+        const [okRes, badRes] = await Promise.all([post(good), post(bad)]);
+        expect(okRes.status).toBe(200);
+        expect(badRes.status).toBe(503);
+        expect(badRes.body.error.code).toBe('unavailable');
+        expect(await messagesWhere(`text = 'fine' AND conversation_id IN (SELECT id FROM conversations WHERE customer_external_id = '15550400001')`)).toHaveLength(1);
+      } finally {
+        await db.query('ALTER TABLE messages DROP CONSTRAINT test_refuse_poison');
+      }
+    });
+  });
 });

@@ -8,6 +8,7 @@ import {
   applyOutboundStatus,
   ingestBusinessEcho,
   ingestCustomerMessage,
+  ingestCustomerMessages,
   markUnsentByCustomer,
   type IngestResult,
 } from '../../../src/models/MetaEvent';
@@ -27,6 +28,7 @@ jest.mock('../../../src/models/MetaEvent', () => ({
   applyOutboundStatus: jest.fn(),
   ingestBusinessEcho: jest.fn(),
   ingestCustomerMessage: jest.fn(),
+  ingestCustomerMessages: jest.fn(),
   markUnsentByCustomer: jest.fn(),
 }));
 jest.mock('../../../src/utils/queue', () => ({ enqueueConversations: jest.fn() }));
@@ -153,6 +155,10 @@ const outcome = (value: IngestResult['outcome']): IngestResult => ({
 
 beforeEach(() => {
   jest.resetAllMocks();
+  // The service writes customer messages in batches; each item behaves as the single-row mock says.
+  (ingestCustomerMessages as jest.MockedFunction<typeof ingestCustomerMessages>).mockImplementation((batch) =>
+    Promise.all(batch.map((fields) => ingestCustomer(fields).catch((error: Error) => error))),
+  );
   ingestCustomer.mockResolvedValue(recorded());
   ingestEcho.mockResolvedValue(recorded({ status: null }));
   applyStatus.mockResolvedValue(true);
@@ -403,7 +409,7 @@ describe('outcomes', () => {
     expect(enqueue).toHaveBeenCalledWith([]);
   });
 
-  it('when a body mixes every kind, then events are written in body order and only pending ones are nudged, in order', async () => {
+  it('when a body mixes every kind, then customer messages are written first in body order, the rest after, and only pending ones are nudged', async () => {
     const order: string[] = [];
     ingestCustomer.mockImplementation(async (fields) => {
       order.push(fields.externalId);
@@ -421,7 +427,7 @@ describe('outcomes', () => {
       REQUEST_ID,
     );
 
-    expect(order).toEqual(['wamid.1', 'wamid.OURS', 'wamid.DUP', 'wamid.2']);
+    expect(order).toEqual(['wamid.1', 'wamid.DUP', 'wamid.2', 'wamid.OURS']);
     expect(enqueue).toHaveBeenCalledWith([
       { conversationId: 'conv-wamid.1', userId: USER, messageId: 'msg-wamid.1', requestId: REQUEST_ID },
       { conversationId: 'conv-wamid.2', userId: USER, messageId: 'msg-wamid.2', requestId: REQUEST_ID },
