@@ -8,7 +8,7 @@ import { z } from 'zod';
 import { config } from '../config';
 import { withTransaction } from '../utils/database';
 import { conflict, notFound } from '../utils/errors';
-import { decodeCursor, toPage, type Page } from '../utils/pagination';
+import { decodeCursor, toPage, type Page, type PageRequest } from '../utils/pagination';
 import * as Agents from '../models/Agent';
 import type { Agent, AgentChanges, LeadField } from '../models/Agent';
 import { unlinkAgentEverywhere } from '../models/PhoneNumber';
@@ -109,7 +109,7 @@ export async function createAgent(userId: string, input: CreateAgentInput): Prom
 /** A page of agents, newest first; archived ones only when asked for. */
 export async function listAgents(
   userId: string,
-  options: { limit: number; cursor?: string | undefined; includeArchived?: boolean | undefined },
+  options: PageRequest & { includeArchived?: boolean | undefined },
 ): Promise<Page<Agent>> {
   const afterId = options.cursor === undefined ? undefined : decodeCursor<string>(options.cursor, 'uuid');
   const rows = await Agents.listAgents(userId, { limit: options.limit, afterId, includeArchived: options.includeArchived ?? false });

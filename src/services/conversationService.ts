@@ -5,13 +5,7 @@
 import * as conversations from '../models/Conversation';
 import type { Conversation, ConversationFilters } from '../models/Conversation';
 import { notFound } from '../utils/errors';
-import { decodeCursor, toPage, type Page } from '../utils/pagination';
-
-/** A list request as `pageQuery` parses it. */
-export interface PageRequest {
-  limit: number;
-  cursor?: string;
-}
+import { decodeCursor, toPage, type Page, type PageRequest } from '../utils/pagination';
 
 /** The tenant's conversations, newest first; the cursor names the last conversation of a page. */
 export async function listConversations(userId: string, filters: ConversationFilters, page: PageRequest): Promise<Page<Conversation>> {

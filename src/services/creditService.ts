@@ -12,7 +12,7 @@
 import { config } from '../config';
 import { db, type Queryable } from '../utils/database';
 import { notFound } from '../utils/errors';
-import { decodeCursor, toPage, type Page } from '../utils/pagination';
+import { decodeCursor, toPage, type Page, type PageRequest } from '../utils/pagination';
 import {
   findBalance,
   insertClampedCharge,
@@ -113,7 +113,7 @@ export function costForTokens(tokens: number, creditsPer1kTokens: number = confi
 }
 
 /** The tenant's ledger, newest first, one page at a time (`cursor` from the previous page). */
-export async function listLedger(userId: string, page: { limit: number; cursor?: string | undefined }): Promise<Page<CreditEntry>> {
+export async function listLedger(userId: string, page: PageRequest): Promise<Page<CreditEntry>> {
   const afterId = page.cursor === undefined ? undefined : decodeCursor<string>(page.cursor, 'uuid');
   const rows = await listEntries(userId, page.limit + 1, afterId);
   return toPage(rows, page.limit, (entry) => entry.id);

@@ -6,8 +6,7 @@
 import { findConversation } from '../models/Conversation';
 import { findLatestExtraction, listLatestExtractions, type Extraction, type ExtractionFilters } from '../models/Extraction';
 import { notFound } from '../utils/errors';
-import { decodeCursor, toPage, type Page } from '../utils/pagination';
-import type { PageRequest } from './conversationService';
+import { decodeCursor, toPage, type Page, type PageRequest } from '../utils/pagination';
 
 /**
  * The newest extraction of each conversation, newest first; the cursor names the last

@@ -5,12 +5,11 @@
 import { findConversation, lockConversation, setBotPaused } from '../models/Conversation';
 import { insertMessage, listMessages as listMessageRows, type Message } from '../models/Message';
 import { conflict, notFound } from '../utils/errors';
-import { decodeCursor, toPage, type Page } from '../utils/pagination';
+import { decodeCursor, toPage, type Page, type PageRequest } from '../utils/pagination';
 import { withTransaction } from '../utils/database';
 import { enqueueConversations } from '../utils/queue';
 import { currentContext } from '../utils/context';
 import { logger } from '../utils/logger';
-import type { PageRequest } from './conversationService';
 
 /** The conversation's messages in sequence order; the cursor names the last sequence_no of a page. */
 export async function listMessages(userId: string, conversationId: string, page: PageRequest): Promise<Page<Message>> {

@@ -11,7 +11,7 @@
 import { withTransaction } from '../utils/database';
 import { encryptSecret } from '../utils/encryption';
 import { conflict, notFound } from '../utils/errors';
-import { decodeCursor, toPage, type Page } from '../utils/pagination';
+import { decodeCursor, toPage, type Page, type PageRequest } from '../utils/pagination';
 import * as PhoneNumbers from '../models/PhoneNumber';
 import type { Channel, PhoneNumber } from '../models/PhoneNumber';
 import { findAgent } from '../models/Agent';
@@ -54,7 +54,7 @@ export async function createPhoneNumber(userId: string, input: CreatePhoneNumber
 /** A page of the tenant's live numbers, newest first. */
 export async function listPhoneNumbers(
   userId: string,
-  options: { limit: number; cursor?: string | undefined },
+  options: PageRequest,
 ): Promise<Page<PhoneNumber>> {
   const afterId = options.cursor === undefined ? undefined : decodeCursor<string>(options.cursor, 'uuid');
   const rows = await PhoneNumbers.listPhoneNumbers(userId, { limit: options.limit, afterId });

@@ -5,7 +5,7 @@
  */
 import { withTransaction } from '../utils/database';
 import { conflict, notFound } from '../utils/errors';
-import { decodeCursor, toPage, type Page } from '../utils/pagination';
+import { decodeCursor, toPage, type Page, type PageRequest } from '../utils/pagination';
 import { findUserById, insertUser, listUsers as listUserRows, type User } from '../models/User';
 import { findApiKey, generateApiKey, insertApiKey, revokeApiKey as revokeKeyRow } from '../models/ApiKey';
 import { topUp } from './creditService';
@@ -52,7 +52,7 @@ export async function getUser(id: string): Promise<User> {
 }
 
 /** Tenants newest first, one page at a time (`cursor` from the previous page). */
-export async function listUsers(page: { limit: number; cursor?: string | undefined }): Promise<Page<User>> {
+export async function listUsers(page: PageRequest): Promise<Page<User>> {
   const afterId = page.cursor === undefined ? undefined : decodeCursor<string>(page.cursor, 'uuid');
   const rows = await listUserRows(page.limit + 1, afterId);
   return toPage(rows, page.limit, (user) => user.id);

@@ -11,6 +11,12 @@ export const pageQuery = z.object({
   cursor: z.string().max(200).optional(),
 });
 
+/** What a list endpoint asks a service for: a page size and, after the first page, a cursor. */
+export interface PageRequest {
+  limit: number;
+  cursor?: string | undefined;
+}
+
 export interface Page<T> {
   data: T[];
   next_cursor: string | null;
