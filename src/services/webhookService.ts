@@ -100,7 +100,12 @@ async function recordOther(event: NormalizedEvent, summary: IngestSummary, nudge
         event.channel,
         event.externalId,
         event.status as 'sent' | 'delivered' | 'read' | 'failed',
-        error ? { code: String(error.code ?? 'unknown'), message: error.details ?? error.message ?? error.title ?? 'failed' } : null,
+        error
+          ? { code: String(error.code ?? 'unknown'), message: error.details ?? error.message ?? error.title ?? 'failed' }
+          : // A failed message always says why (a schema CHECK), even when Meta did not.
+            event.status === 'failed'
+            ? { code: 'unknown', message: 'Meta reported the message failed without saying why' }
+            : null,
       );
       summary.statuses++;
       if (!moved) logger.debug({ external_id: event.externalId, status: event.status }, 'status for an unknown message, or not a step forward');

@@ -263,6 +263,14 @@ describe('Meta webhook', () => {
       expect((await statusOf(wamid)).status).toBe('failed');
     });
 
+    it('when Meta reports a failure without errors, then the message is failed with an unknown code', async () => {
+      const wamid = uniqueWamid();
+      await outbound(wamid);
+      const res = await post(whatsappStatusBody(FIXTURE_IDS.whatsappPhoneNumberId, wamid, 'failed'));
+      expect(res.status).toBe(200);
+      expect(await statusOf(wamid)).toMatchObject({ status: 'failed', error_code: 'unknown' });
+    });
+
     it('when a status names no message of ours, then 200 and nothing changes', async () => {
       const res = await post(whatsappStatusBody(FIXTURE_IDS.whatsappPhoneNumberId, 'wamid.unknown', 'delivered'));
       expect(res.status).toBe(200);

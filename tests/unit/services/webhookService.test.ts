@@ -349,10 +349,13 @@ describe('statuses and reads', () => {
     expect(applyStatus.mock.calls[0]?.[3]).toMatchObject({ code: '1' });
   });
 
-  it('when a failed status carries no error object, then it is applied with a null error', async () => {
+  it('when a failed status carries no error object, then it is applied with an unknown error code', async () => {
     await ingestWebhookEvents([status('failed')], REQUEST_ID);
 
-    expect(applyStatus).toHaveBeenCalledWith('whatsapp', 'wamid.OURS', 'failed', null);
+    expect(applyStatus).toHaveBeenCalledWith('whatsapp', 'wamid.OURS', 'failed', {
+      code: 'unknown',
+      message: 'Meta reported the message failed without saying why',
+    });
   });
 
   it('when a status names no message of ours (or moves backwards), then it is still counted and nothing throws', async () => {
