@@ -8,11 +8,7 @@ import {
   type NormalizedMessage,
   type NormalizedReaction,
 } from '../../../src/services/metaNormalizer';
-
-// The shared spec and fixtures live beside the repo; SHARED_DIR points elsewhere when they do not.
-const FIXTURES_DIR = process.env.SHARED_DIR
-  ? path.join(process.env.SHARED_DIR, 'meta/fixtures')
-  : path.join(__dirname, '../../../../shared/meta/fixtures');
+import { FIXTURES_DIR } from '../../fixtures/meta';
 
 function fixture(name: string): unknown {
   return JSON.parse(fs.readFileSync(path.join(FIXTURES_DIR, name), 'utf8'));
