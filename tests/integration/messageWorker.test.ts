@@ -2,6 +2,7 @@ import request from 'supertest';
 import { db } from '../../src/utils/database';
 import { getRedis } from '../../src/utils/redis';
 import { setupTestDatabase, teardownTestDatabase } from '../fixtures/testDatabase';
+import { STREAMS } from '../../src/utils/queue';
 import {
   IG_TOKEN,
   WA_TOKEN,
@@ -284,5 +285,27 @@ describe('message workers (CONTRACT §4)', () => {
     expect(res.text).toContain('model_call_duration_seconds_bucket');
     expect(res.text).toContain('graph_send_duration_seconds_bucket');
     expect(res.text).toContain('credits_charged_total');
+  });
+
+  it('when a conversation keeps crashing its worker, then after N deliveries it is dead-lettered and what it owed fails', async () => {
+    const { app } = pipeline;
+    const business = await createBusiness(app);
+    // A token that no longer decrypts (the encryption key was changed): every turn throws.
+    await db.query(`UPDATE phone_numbers SET access_token_encrypted = 'v1:AAAA:AAAA:AAAA' WHERE id = $1`, [business.whatsapp.id]);
+    await pipeline.startWorker({ leaseMs: 300, maxDeliveries: 3, sweepIntervalMs: 60_000 });
+    const customer = newCustomer();
+    await customerWrites(app, business, customer, 'this will not work');
+    // The reply was recorded (and charged) before its send kept crashing: it is the one that fails.
+    const rows = await eventually(async () => {
+      const r = await messagesOf(business.tenant.userId, customer);
+      return r[1]?.status === 'failed' ? r : null;
+    }, 20_000, 'the reply failed as poison');
+    expect(rows.map((m) => [m.direction, m.status, m.error_code])).toEqual([
+      ['inbound', 'answered', null],
+      ['outbound', 'failed', 'poison'],
+    ]);
+    const dead = await getRedis().xrange(STREAMS.messagesDead, '-', '+');
+    expect(dead.length).toBeGreaterThanOrEqual(1);
+    expect(dead[0]![1]).toEqual(expect.arrayContaining(['deliveries', 'conversation_id', rows[0].conversation_id]));
   });
 });
