@@ -9,7 +9,7 @@
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import http from 'node:http';
-import { readdirSync, readFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
@@ -566,4 +566,190 @@ export async function deleteKeysWithPrefix(redis: Redis, prefix: string): Promis
     if (keys.length > 0) deleted += await redis.del(...keys);
   } while (cursor !== '0' && ++rounds < 100_000);
   return deleted;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Time, memory, plain HTTP posts, scratch databases and pgbench (added for pipeline.bench.ts)
+// ---------------------------------------------------------------------------------------------
+
+/**
+ * Epoch milliseconds with sub-millisecond precision, on the same clock as the OpenAI
+ * stand-in's `startedAt`/`endedAt` (performance.timeOrigin + performance.now()).
+ */
+export const nowMs = () => performance.timeOrigin + performance.now();
+
+/** A `kB` field of /proc/<pid>/status (VmRSS, VmHWM, ...), or undefined when the process is gone. */
+export function processStatusKb(pid: number, field: string): number | undefined {
+  try {
+    const match = new RegExp(`^${field}:\\s+(\\d+)\\s+kB`, 'm').exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
+    return match ? Number(match[1]) : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+export interface RssSampler {
+  /** The highest VmRSS seen so far, in kB (0 before the first sample). */
+  peakKb(): number;
+  /** Stops sampling (takes one last sample first) and returns the peak and the sample count. */
+  stop(): { peakKb: number; samples: number; lastKb: number };
+}
+
+/** Samples a process's VmRSS every `intervalMs` (unref'd timer) and keeps the peak. */
+export function sampleRss(pid: number, intervalMs = 100): RssSampler {
+  let peak = 0;
+  let last = 0;
+  let samples = 0;
+  const sample = () => {
+    const kb = processStatusKb(pid, 'VmRSS');
+    if (kb === undefined) return;
+    samples++;
+    last = kb;
+    if (kb > peak) peak = kb;
+  };
+  sample();
+  const timer = setInterval(sample, intervalMs);
+  timer.unref();
+  let stopped = false;
+  return {
+    peakKb: () => peak,
+    stop() {
+      if (!stopped) {
+        stopped = true;
+        clearInterval(timer);
+        sample();
+      }
+      return { peakKb: peak, samples, lastKb: last };
+    },
+  };
+}
+
+export interface PostResult {
+  status: number;
+  /** nowMs() just before the request was written, and when the whole response had been read. */
+  sentAt: number;
+  doneAt: number;
+  error?: string;
+}
+
+/** One POST over `agent` (use a keep-alive agent); never rejects: failures come back as status 0. */
+export function postOnce(agent: http.Agent, url: URL, body: string | Buffer, headers: Record<string, string>, timeoutMs = 10_000): Promise<PostResult> {
+  return new Promise((resolve) => {
+    let sentAt = nowMs();
+    const req = http.request(
+      { host: url.hostname, port: url.port, path: url.pathname + url.search, method: 'POST', agent, timeout: timeoutMs, headers: { ...headers, 'content-length': String(Buffer.byteLength(body)) } },
+      (res) => {
+        res.resume();
+        res.once('end', () => resolve({ status: res.statusCode ?? 0, sentAt, doneAt: nowMs() }));
+        res.once('error', (error) => resolve({ status: 0, sentAt, doneAt: nowMs(), error: error.message }));
+      },
+    );
+    req.once('timeout', () => req.destroy(new Error(`timed out after ${timeoutMs} ms`)));
+    req.once('error', (error) => resolve({ status: 0, sentAt, doneAt: nowMs(), error: error.message }));
+    sentAt = nowMs();
+    req.end(body);
+  });
+}
+
+export interface ScratchDatabase {
+  name: string;
+  url: string;
+  drop(): Promise<void>;
+}
+
+/** An empty database `<prefix>_<random>` (not migrated), e.g. for pgbench; drop() removes it, forcibly. */
+export async function createScratchDatabase(prefix: string, serverUrl = process.env.BENCH_DATABASE_URL ?? DEFAULT_DATABASE_URL): Promise<ScratchDatabase> {
+  const name = `${prefix}_${randomTag()}`;
+  const url = new URL(serverUrl);
+  url.pathname = `/${name}`;
+  const admin = new URL(serverUrl);
+  admin.pathname = '/postgres';
+  const run = async (sql: string) => {
+    const connection = new Client({ connectionString: admin.toString() });
+    await connection.connect();
+    try {
+      await connection.query(sql);
+    } finally {
+      await connection.end();
+    }
+  };
+  await run(`CREATE DATABASE "${name}"`);
+  return { name, url: url.toString(), drop: () => run(`DROP DATABASE IF EXISTS "${name}" WITH (FORCE)`) };
+}
+
+export interface PgbenchRun {
+  tps: number;
+  transactions: number;
+  failed: number;
+  latencyMs: number;
+  /** The command line, for the report. */
+  command: string;
+  output: string;
+}
+
+/**
+ * Runs pgbench (BENCH_PGBENCH, default /usr/bin/pgbench, else `pgbench` on PATH) against
+ * `databaseUrl` with `args`; throws if it fails or runs past `timeoutMs`. Without -i, the
+ * output's `tps = …` is parsed.
+ */
+export function runPgbench(databaseUrl: string, args: string[], timeoutMs = 120_000): Promise<PgbenchRun> {
+  const url = new URL(databaseUrl);
+  const binary = process.env.BENCH_PGBENCH ?? (existsSync('/usr/bin/pgbench') ? '/usr/bin/pgbench' : 'pgbench');
+  const connection = ['-h', url.hostname, '-p', url.port || '5432', '-U', decodeURIComponent(url.username || 'postgres')];
+  const fullArgs = [...connection, ...args, decodeURIComponent(url.pathname.slice(1))];
+  const command = `pgbench ${args.join(' ')}`;
+  return new Promise((resolve, reject) => {
+    const child = spawn(binary, fullArgs, {
+      env: { ...process.env, ...(url.password ? { PGPASSWORD: decodeURIComponent(url.password) } : {}) },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let output = '';
+    child.stdout.on('data', (chunk: Buffer) => (output = (output + chunk.toString()).slice(-20_000)));
+    child.stderr.on('data', (chunk: Buffer) => (output = (output + chunk.toString()).slice(-20_000)));
+    const timer = setTimeout(() => child.kill('SIGKILL'), timeoutMs);
+    child.once('error', (error) => {
+      clearTimeout(timer);
+      reject(new Error(`${command}: ${error.message}`));
+    });
+    child.once('close', (code, signal) => {
+      clearTimeout(timer);
+      if (code !== 0) {
+        reject(new Error(`${command} exited ${code ?? signal}:\n${output.slice(-2_000)}`));
+        return;
+      }
+      const number = (pattern: RegExp) => Number(pattern.exec(output)?.[1] ?? Number.NaN);
+      resolve({
+        tps: number(/tps = ([\d.]+)/),
+        transactions: number(/number of transactions actually processed: (\d+)/),
+        failed: number(/number of failed transactions: (\d+)/),
+        latencyMs: number(/latency average = ([\d.]+) ms/),
+        command,
+        output,
+      });
+    });
+  });
+}
+
+/** Machine-wide CPU time from /proc/stat, in clock ticks: busy (everything but idle and iowait) and total. */
+export function machineCpu(): { busy: number; total: number } | undefined {
+  try {
+    const fields = readFileSync('/proc/stat', 'utf8').split('\n')[0]!.trim().split(/\s+/).slice(1).map(Number);
+    const total = fields.slice(0, 8).reduce((sum, n) => sum + n, 0);
+    const idle = (fields[3] ?? 0) + (fields[4] ?? 0);
+    return { busy: total - idle, total };
+  } catch {
+    return undefined;
+  }
+}
+
+/** The share of all cores busy between two machineCpu() readings (every user of the machine counts). */
+export function machineBusyShare(before: ReturnType<typeof machineCpu>, after: ReturnType<typeof machineCpu>): number {
+  if (!before || !after || after.total === before.total) return Number.NaN;
+  return (after.busy - before.busy) / (after.total - before.total);
+}
+
+/** Committed + rolled-back transactions of one database so far (pg_stat_database; backends report with up to ~1 s delay). */
+export async function databaseTransactions(client: Client, databaseName: string): Promise<number> {
+  const { rows } = await client.query<{ xacts: string }>('SELECT xact_commit + xact_rollback AS xacts FROM pg_stat_database WHERE datname = $1', [databaseName]);
+  return Number(rows[0]?.xacts ?? Number.NaN);
 }
