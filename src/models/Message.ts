@@ -157,7 +157,14 @@ export async function listQueuedOutbound(userId: string, conversationId: string,
   return rows;
 }
 
-/** The last `limit` messages up to `uptoSequenceNo` that carry something to read, oldest first. */
+/**
+ * The last `limit` messages of the conversation up to the customer's message `uptoSequenceNo`,
+ * in the order of the conversation's turns, oldest first. A reply is placed right after the
+ * message it answers, not at its own sequence number: a customer who writes again while a
+ * reply is being made gets that reply a higher number than their second message, and the model
+ * must still read "question, answer, next question" or it answers the first question twice.
+ * Reactions and messages that never reached anyone (failed) are left out.
+ */
 export async function listHistory(
   userId: string,
   conversationId: string,
@@ -166,12 +173,16 @@ export async function listHistory(
   client: Queryable = db,
 ): Promise<Message[]> {
   const { rows } = await client.query<Message>(
-    `SELECT * FROM (
-       SELECT ${COLUMNS} FROM messages
-       WHERE user_id = $1 AND conversation_id = $2 AND sequence_no <= $3
-         AND type <> 'reaction' AND status <> 'failed'
-       ORDER BY sequence_no DESC LIMIT $4
-     ) recent ORDER BY "sequenceNo"`,
+    `SELECT ${COLUMNS} FROM (
+       SELECT m.*, COALESCE(answered.sequence_no, m.sequence_no) AS turn_no
+         FROM messages m
+         LEFT JOIN messages answered ON answered.id = m.reply_to_message_id
+        WHERE m.user_id = $1 AND m.conversation_id = $2
+          AND COALESCE(answered.sequence_no, m.sequence_no) <= $3
+          AND m.type <> 'reaction' AND m.status <> 'failed'
+        ORDER BY turn_no DESC, m.sequence_no DESC
+        LIMIT $4
+     ) recent ORDER BY turn_no, sequence_no`,
     [userId, conversationId, uptoSequenceNo, limit],
   );
   return rows;

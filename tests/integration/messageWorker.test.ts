@@ -308,4 +308,23 @@ describe('message workers (CONTRACT §4)', () => {
     expect(dead.length).toBeGreaterThanOrEqual(1);
     expect(dead[0]![1]).toEqual(expect.arrayContaining(['deliveries', 'conversation_id', rows[0].conversation_id]));
   });
+
+  it('when a customer writes again while a reply is being made, then the next turn reads question, answer, next question', async () => {
+    const { app, graph, openai } = pipeline;
+    const business = await createBusiness(app);
+    openai.setLatency(400);
+    await pipeline.startWorker();
+    const customer = newCustomer();
+    await customerWrites(app, business, customer, 'first question');
+    await openai.waitFor((requests) => requests.length === 1);
+    await customerWrites(app, business, customer, 'second question');
+    await graph.waitFor((sends) => sends.filter((s) => s.kind === 'text' && s.to === customer).length === 2, 10_000);
+    const second = openai.completions()[1]!.body!.messages!.map((m) => [m.role, m.content]);
+    expect(second).toEqual([
+      ['system', 'You are the shop assistant. Be brief.'],
+      ['user', 'first question'],
+      ['assistant', 'Thanks! You said: "first question"'],
+      ['user', 'second question'],
+    ]);
+  });
 });
