@@ -41,7 +41,8 @@ const schema = z.object({
   NODE_ENV: z.enum(['development', 'production', 'test']).default('development'),
   PORT: integer(0, 65535).default(3000),
   DATABASE_URL: url(['postgres:', 'postgresql:']).default('postgres://postgres@127.0.0.1:5432/multichannel_agent'),
-  DATABASE_POOL_SIZE: integer(1, 200).default(10),
+  // Sized for WORKER_CONCURRENCY turns sharing one pool; Postgres allows 100 connections by default.
+  DATABASE_POOL_SIZE: integer(1, 200).default(20),
   REDIS_URL: url(['redis:', 'rediss:']).default('redis://127.0.0.1:6379/0'),
   /** Prepended to every Redis key; tests give each file its own. */
   REDIS_KEY_PREFIX: z.string().default('mca:'),

@@ -1,5 +1,6 @@
 /** Conversations: one per customer per number while active; archived ones stay readable. */
 import { db, type Queryable } from '../utils/database';
+import { decryptSecret } from '../utils/encryption';
 
 export type Channel = 'whatsapp' | 'instagram';
 
@@ -150,8 +151,8 @@ export interface ReplyContext {
     fallbackMessage: string | null;
     archivedAt: Date | null;
   } | null;
-  /** Null when the number was deleted. */
-  phoneNumber: { id: string; externalId: string; agentId: string | null } | null;
+  /** Null when the number was deleted. The access token comes decrypted, read once per load. */
+  phoneNumber: { id: string; externalId: string; agentId: string | null; accessToken: string } | null;
 }
 
 export async function loadReplyContext(userId: string, conversationId: string, client: Queryable = db): Promise<ReplyContext | null> {
@@ -159,7 +160,7 @@ export async function loadReplyContext(userId: string, conversationId: string, c
     `SELECT c.id, c.user_id, c.channel, c.customer_external_id, c.is_active, c.bot_paused, c.agent_id,
             a.id AS a_id, a.system_prompt, a.model, a.temperature::float8 AS temperature, a.max_tokens, a.history_limit,
             a.debounce_ms, a.fallback_message, a.archived_at,
-            p.id AS p_id, p.external_id AS p_external_id, p.agent_id AS p_agent_id
+            p.id AS p_id, p.external_id AS p_external_id, p.agent_id AS p_agent_id, p.access_token_encrypted AS p_token
        FROM conversations c
        LEFT JOIN agents a ON a.id = c.agent_id AND a.user_id = c.user_id
        LEFT JOIN phone_numbers p ON p.id = c.phone_number_id AND p.user_id = c.user_id AND p.deleted_at IS NULL
@@ -191,6 +192,13 @@ export async function loadReplyContext(userId: string, conversationId: string, c
           archivedAt: row.archived_at as Date | null,
         }
       : null,
-    phoneNumber: row.p_id ? { id: row.p_id as string, externalId: row.p_external_id as string, agentId: row.p_agent_id as string | null } : null,
+    phoneNumber: row.p_id
+      ? {
+          id: row.p_id as string,
+          externalId: row.p_external_id as string,
+          agentId: row.p_agent_id as string | null,
+          accessToken: decryptSecret(row.p_token as string),
+        }
+      : null,
   };
 }

@@ -28,7 +28,6 @@ import {
   type Message,
 } from '../models/Message';
 import { loadReplyContext, type ReplyContext } from '../models/Conversation';
-import { getAccessToken } from '../models/PhoneNumber';
 import { replyMetrics } from '../utils/metrics';
 
 /** A transient failure: leave the work where it is and try again after the lease. */
@@ -195,12 +194,10 @@ async function answerWithoutCredits(context: ReplyContext, pending: Message[], l
 async function markReadBestEffort(context: ReplyContext, message: Message, graph: GraphClient, log: typeof logger): Promise<void> {
   if (!context.phoneNumber || !message.externalId) return;
   try {
-    const accessToken = await getAccessToken(context.conversation.userId, context.phoneNumber.id);
-    if (!accessToken) return;
     await graph.markRead({
       channel: context.conversation.channel,
       accountId: context.phoneNumber.externalId,
-      accessToken,
+      accessToken: context.phoneNumber.accessToken,
       externalId: message.externalId,
       customerId: context.conversation.customerExternalId,
       typingIndicator: true,
@@ -219,9 +216,9 @@ export async function sendQueued(context: ReplyContext, deps: Pick<ReplyDeps, 'g
   const { userId, id: conversationId } = context.conversation;
   const queued = await listQueuedOutbound(userId, conversationId);
   if (queued.length === 0) return;
-  const accessToken = context.phoneNumber ? await getAccessToken(userId, context.phoneNumber.id) : null;
+  const phoneNumber = context.phoneNumber;
   for (const message of queued) {
-    if (!context.phoneNumber || !accessToken) {
+    if (!phoneNumber) {
       await markOutboundFailed(userId, message.id, { code: 'number_unavailable', message: 'The number was deleted before this message could be sent' });
       continue;
     }
@@ -231,8 +228,8 @@ export async function sendQueued(context: ReplyContext, deps: Pick<ReplyDeps, 'g
       try {
         const result = await deps.graph.sendText({
           channel: message.channel,
-          accountId: context.phoneNumber.externalId,
-          accessToken,
+          accountId: phoneNumber.externalId,
+          accessToken: phoneNumber.accessToken,
           to: context.conversation.customerExternalId,
           text: message.text ?? '',
           fromPart: progress.nextPart,

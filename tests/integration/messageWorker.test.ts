@@ -295,15 +295,12 @@ describe('message workers (CONTRACT §4)', () => {
     await pipeline.startWorker({ leaseMs: 300, maxDeliveries: 3, sweepIntervalMs: 60_000 });
     const customer = newCustomer();
     await customerWrites(app, business, customer, 'this will not work');
-    // The reply was recorded (and charged) before its send kept crashing: it is the one that fails.
     const rows = await eventually(async () => {
       const r = await messagesOf(business.tenant.userId, customer);
-      return r[1]?.status === 'failed' ? r : null;
-    }, 20_000, 'the reply failed as poison');
-    expect(rows.map((m) => [m.direction, m.status, m.error_code])).toEqual([
-      ['inbound', 'answered', null],
-      ['outbound', 'failed', 'poison'],
-    ]);
+      return r[0]?.status === 'failed' ? r : null;
+    }, 20_000, 'the message failed as poison');
+    expect(rows.map((m) => [m.direction, m.status, m.error_code])).toEqual([['inbound', 'failed', 'poison']]);
+    expect(pipeline.openai.completions()).toHaveLength(0);
     const dead = await getRedis().xrange(STREAMS.messagesDead, '-', '+');
     expect(dead.length).toBeGreaterThanOrEqual(1);
     expect(dead[0]![1]).toEqual(expect.arrayContaining(['deliveries', 'conversation_id', rows[0].conversation_id]));

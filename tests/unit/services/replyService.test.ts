@@ -7,7 +7,6 @@
 import { randomUUID } from 'node:crypto';
 import * as messageModel from '../../../src/models/Message';
 import * as conversationModel from '../../../src/models/Conversation';
-import * as phoneNumberModel from '../../../src/models/PhoneNumber';
 import * as credits from '../../../src/services/creditService';
 import * as database from '../../../src/utils/database';
 import * as retryUtils from '../../../src/utils/retry';
@@ -22,7 +21,6 @@ import { logger } from '../../../src/utils/logger';
 
 jest.mock('../../../src/models/Message');
 jest.mock('../../../src/models/Conversation');
-jest.mock('../../../src/models/PhoneNumber');
 jest.mock('../../../src/services/creditService', () => ({
   charge: jest.fn(),
   hasCredits: jest.fn(),
@@ -38,7 +36,6 @@ jest.mock('../../../src/utils/retry', () => {
 
 const model = jest.mocked(messageModel);
 const loadReplyContext = jest.mocked(conversationModel.loadReplyContext);
-const getAccessToken = jest.mocked(phoneNumberModel.getAccessToken);
 const charge = jest.mocked(credits.charge);
 const hasCredits = jest.mocked(credits.hasCredits);
 const withTransaction = jest.mocked(database.withTransaction);
@@ -82,7 +79,7 @@ function context(overrides: { conversation?: Partial<ReplyContext['conversation'
             archivedAt: null,
             ...overrides.agent,
           },
-    phoneNumber: overrides.phoneNumber === undefined ? { id: PHONE, externalId: 'PNID-1', agentId: AGENT } : overrides.phoneNumber,
+    phoneNumber: overrides.phoneNumber === undefined ? { id: PHONE, externalId: 'PNID-1', agentId: AGENT, accessToken: TOKEN } : overrides.phoneNumber,
   };
 }
 
@@ -204,7 +201,6 @@ beforeEach(() => {
   controller = new AbortController();
   installStore();
   loadReplyContext.mockResolvedValue(context());
-  getAccessToken.mockResolvedValue(TOKEN);
   hasCredits.mockResolvedValue(true);
   charge.mockImplementation(async (_user, cost) => ({ charged: cost, balance: 1_000, entryId: randomUUID(), alreadyCharged: false }));
   withTransaction.mockImplementation(async (fn) => fn(tx));
@@ -248,8 +244,8 @@ describe('reasonNotToAnswer', () => {
     ['no_agent', { agent: null }],
     ['no_agent', { agent: { archivedAt: new Date() } }],
     ['number_unlinked', { phoneNumber: null }],
-    ['number_unlinked', { phoneNumber: { id: PHONE, externalId: 'PNID-1', agentId: null } }],
-    ['number_unlinked', { phoneNumber: { id: PHONE, externalId: 'PNID-1', agentId: 'another-agent' } }],
+    ['number_unlinked', { phoneNumber: { id: PHONE, externalId: 'PNID-1', agentId: null, accessToken: TOKEN } }],
+    ['number_unlinked', { phoneNumber: { id: PHONE, externalId: 'PNID-1', agentId: 'another-agent', accessToken: TOKEN } }],
   ])('when the context is %s (%j), then that is the reason', (reason, overrides) => {
     expect(reasonNotToAnswer(context(overrides))).toBe(reason);
   });
@@ -384,17 +380,6 @@ describe('serveConversation', () => {
     expect(graph.sendText).toHaveBeenCalledTimes(1);
   });
 
-  it('when the number lost its token, then nothing is marked read and the recorded reply fails as number_unavailable', async () => {
-    installStore(message());
-    getAccessToken.mockResolvedValue(null);
-
-    await serveConversation(USER, CONVERSATION, deps());
-
-    expect(graph.markRead).not.toHaveBeenCalled();
-    expect(graph.sendText).not.toHaveBeenCalled();
-    expect(store.messages.find((m) => m.direction === 'outbound')).toMatchObject({ status: 'failed', errorCode: 'number_unavailable' });
-  });
-
   it('when a human message is queued and nothing is pending, then it is sent and no model call is made', async () => {
     const human = outbound({ author: 'human', text: 'A human here' });
     installStore(human);
@@ -410,7 +395,7 @@ describe('serveConversation', () => {
     ['conversation_archived', { conversation: { isActive: false } }],
     ['bot_paused', { conversation: { botPaused: true } }],
     ['no_agent', { agent: null }],
-    ['number_unlinked', { phoneNumber: { id: PHONE, externalId: 'PNID-1', agentId: 'other' } }],
+    ['number_unlinked', { phoneNumber: { id: PHONE, externalId: 'PNID-1', agentId: 'other', accessToken: TOKEN } }],
   ])('when the turn must not be answered (%s), then the pending messages are marked ignored and the model is not called', async (_reason, overrides) => {
     const [a, b] = [message(), message()];
     installStore(a, b);
@@ -658,13 +643,6 @@ describe('sendQueued', () => {
     sleep.mockResolvedValue(undefined);
   });
 
-  it('when nothing is queued, then the token is not even read', async () => {
-    await send();
-
-    expect(getAccessToken).not.toHaveBeenCalled();
-    expect(graph.sendText).not.toHaveBeenCalled();
-  });
-
   it('when a split message is accepted, then it is marked sent with every part id, from the number to the customer', async () => {
     const reply = outbound({ channel: 'instagram', text: 'long reply' });
     installStore(reply);
@@ -672,7 +650,6 @@ describe('sendQueued', () => {
 
     await send(context({ conversation: { channel: 'instagram', customerExternalId: 'IGSID-9' } }));
 
-    expect(getAccessToken).toHaveBeenCalledWith(USER, PHONE);
     expect(graph.sendText).toHaveBeenCalledWith({
       channel: 'instagram',
       accountId: 'PNID-1',
@@ -684,14 +661,13 @@ describe('sendQueued', () => {
     expect(model.markOutboundSent).toHaveBeenCalledWith(USER, reply.id, ['mid.1', 'mid.2', 'mid.3']);
   });
 
-  it('when several messages are queued, then they are sent oldest first, reading the token once', async () => {
+  it('when several messages are queued, then they are sent oldest first', async () => {
     const [first, second] = [outbound({ text: 'one' }), outbound({ text: 'two' })];
     installStore(first, second);
 
     await send();
 
     expect(graph.sendText.mock.calls.map(([input]) => input.text)).toEqual(['one', 'two']);
-    expect(getAccessToken).toHaveBeenCalledTimes(1);
     expect([first.status, second.status]).toEqual(['sent', 'sent']);
   });
 
@@ -869,7 +845,6 @@ describe('sendQueued', () => {
 
     await send(context({ phoneNumber: null }));
 
-    expect(getAccessToken).not.toHaveBeenCalled();
     for (const m of [a, b]) {
       expect(model.markOutboundFailed).toHaveBeenCalledWith(USER, m.id, {
         code: 'number_unavailable',
@@ -879,14 +854,4 @@ describe('sendQueued', () => {
     expect(graph.sendText).not.toHaveBeenCalled();
   });
 
-  it('when the number has no token any more, then the message fails with number_unavailable', async () => {
-    const reply = outbound();
-    installStore(reply);
-    getAccessToken.mockResolvedValue(null);
-
-    await send();
-
-    expect(model.markOutboundFailed).toHaveBeenCalledWith(USER, reply.id, expect.objectContaining({ code: 'number_unavailable' }));
-    expect(graph.sendText).not.toHaveBeenCalled();
-  });
 });
