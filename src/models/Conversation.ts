@@ -1,8 +1,8 @@
 /** Conversations: one per customer per number while active; archived ones stay readable. */
 import { db, type Queryable } from '../utils/database';
 import { decryptSecret } from '../utils/encryption';
+import type { Channel } from './types';
 
-export type Channel = 'whatsapp' | 'instagram';
 
 export type ArchiveReason = 'agent_relinked' | 'agent_unlinked' | 'agent_archived' | 'phone_number_deleted';
 

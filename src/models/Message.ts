@@ -1,7 +1,7 @@
 /** Messages of a conversation, numbered by the conversation's own counter. */
 import { db, type Queryable } from '../utils/database';
 import { notFound } from '../utils/errors';
-import type { Channel } from './Conversation';
+import type { Channel } from './types';
 
 export type MessageDirection = 'inbound' | 'outbound';
 export type MessageAuthor = 'customer' | 'agent' | 'human';

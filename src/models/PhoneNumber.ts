@@ -12,8 +12,8 @@
  */
 import { db, type Queryable } from '../utils/database';
 import { decryptSecret } from '../utils/encryption';
+import type { Channel } from './types';
 
-export type Channel = 'whatsapp' | 'instagram';
 
 export const CHANNELS = ['whatsapp', 'instagram'] as const satisfies readonly Channel[];
 

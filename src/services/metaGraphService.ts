@@ -10,8 +10,8 @@
 import { config } from '../config';
 import { logger } from '../utils/logger';
 import { CHANNEL_TEXT_LIMITS, splitText } from '../utils/textSplit';
+import type { Channel } from '../models/types';
 
-export type Channel = 'whatsapp' | 'instagram';
 
 export interface SendTextInput {
   channel: Channel;

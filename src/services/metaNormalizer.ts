@@ -9,9 +9,7 @@
  * Every item Meta sent yields exactly one event: either a typed one or an `ignored` event
  * saying why, so the caller can log what it drops and siblings are never hidden.
  */
-
-/** The two channels a webhook can come from. */
-export type Channel = 'whatsapp' | 'instagram';
+import type { Channel } from '../models/types';
 
 /** A JSON value; payloads are copied into this shape so they can go straight into jsonb. */
 export type JsonValue = null | boolean | number | string | JsonValue[] | { [key: string]: JsonValue };

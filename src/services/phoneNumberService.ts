@@ -13,7 +13,8 @@ import { encryptSecret } from '../utils/encryption';
 import { conflict, notFound } from '../utils/errors';
 import { decodeCursor, toPage, type Page, type PageRequest } from '../utils/pagination';
 import * as PhoneNumbers from '../models/PhoneNumber';
-import type { Channel, PhoneNumber } from '../models/PhoneNumber';
+import type { PhoneNumber } from '../models/PhoneNumber';
+import type { Channel } from '../models/types';
 import { findAgent } from '../models/Agent';
 import { archiveActiveConversations } from '../models/Conversation';
 
