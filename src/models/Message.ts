@@ -135,22 +135,16 @@ export async function listMessages(
 // ---------------------------------------------------------------------------------------------
 // What the message worker reads and writes while it holds a conversation's lease.
 
-/** Customer messages still owed a reply, oldest first. */
-export async function listPendingInbound(userId: string, conversationId: string, client: Queryable = db): Promise<Message[]> {
+/**
+ * What a conversation owes, oldest first: customer messages still waiting for a reply and
+ * outbound messages (replies, fallbacks, humans' messages) not yet accepted by Graph. One query
+ * for both, since a worker's turn needs both every time it looks.
+ */
+export async function listOwed(userId: string, conversationId: string, client: Queryable = db): Promise<Message[]> {
   const { rows } = await client.query<Message>(
     `SELECT ${COLUMNS} FROM messages
-     WHERE user_id = $1 AND conversation_id = $2 AND direction = 'inbound' AND status = 'pending'
-     ORDER BY sequence_no`,
-    [userId, conversationId],
-  );
-  return rows;
-}
-
-/** Outbound messages (replies, fallbacks, humans' messages) not yet accepted by Graph, oldest first. */
-export async function listQueuedOutbound(userId: string, conversationId: string, client: Queryable = db): Promise<Message[]> {
-  const { rows } = await client.query<Message>(
-    `SELECT ${COLUMNS} FROM messages
-     WHERE user_id = $1 AND conversation_id = $2 AND direction = 'outbound' AND status = 'queued'
+     WHERE user_id = $1 AND conversation_id = $2
+       AND ((direction = 'inbound' AND status = 'pending') OR (direction = 'outbound' AND status = 'queued'))
      ORDER BY sequence_no`,
     [userId, conversationId],
   );
@@ -222,14 +216,20 @@ export async function failPendingInbound(
   return rowCount ?? 0;
 }
 
-/** Counts one more turn at these messages; returns the highest count among them. */
-export async function bumpAttempts(userId: string, ids: string[], client: Queryable = db): Promise<number> {
-  const { rows } = await client.query<{ attempts: number }>(
-    `UPDATE messages SET attempts = attempts + 1, updated_at = now()
-     WHERE user_id = $1 AND id = ANY($2::uuid[]) RETURNING attempts`,
+/**
+ * Counts one more turn at these messages and reads the tenant's balance, in one round trip: a
+ * worker needs both before every model call. Returns the highest attempt count among them.
+ */
+export async function beginTurn(userId: string, ids: string[], client: Queryable = db): Promise<{ attempts: number; balance: number }> {
+  const { rows } = await client.query<{ attempts: number; balance: string }>(
+    `WITH bumped AS (
+       UPDATE messages SET attempts = attempts + 1, updated_at = now()
+       WHERE user_id = $1 AND id = ANY($2::uuid[]) RETURNING attempts
+     )
+     SELECT COALESCE(max(attempts), 0) AS attempts, (SELECT credit_balance FROM users WHERE id = $1) AS balance FROM bumped`,
     [userId, ids],
   );
-  return Math.max(0, ...rows.map((row) => row.attempts));
+  return { attempts: rows[0]?.attempts ?? 0, balance: Number(rows[0]?.balance ?? 0) };
 }
 
 /** Graph accepted every part: the first part's id is the message's id, all of them are kept. */

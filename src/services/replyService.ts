@@ -12,15 +12,14 @@ import { config } from '../config';
 import { logger } from '../utils/logger';
 import { withTransaction } from '../utils/database';
 import { abortableSleep } from '../utils/retry';
-import { charge, costForTokens, hasCredits } from './creditService';
+import { charge, costForTokens } from './creditService';
 import { buildChatMessages, ModelError, type OpenAIService } from './openaiService';
 import { GraphError, retryDelayMs, type GraphClient } from './metaGraphService';
 import {
-  bumpAttempts,
+  beginTurn,
   insertMessage,
   listHistory,
-  listPendingInbound,
-  listQueuedOutbound,
+  listOwed,
   markInboundStatus,
   markOutboundFailed,
   markOutboundSent,
@@ -73,9 +72,10 @@ export async function serveConversation(userId: string, conversationId: string, 
     if (deps.signal.aborted) throw new RetryLater('lease lost or shutting down');
     const context = await loadReplyContext(userId, conversationId);
     if (!context) return;
-    await sendQueued(context, deps, log);
+    const owed = await listOwed(userId, conversationId);
+    await sendMessages(context, owed.filter((m) => m.direction === 'outbound'), deps, log);
 
-    const pending = await listPendingInbound(userId, conversationId);
+    const pending = owed.filter((m) => m.direction === 'inbound');
     if (pending.length === 0) return;
     const ids = pending.map((m) => m.id);
     const newest = pending[pending.length - 1]!;
@@ -96,12 +96,11 @@ export async function serveConversation(userId: string, conversationId: string, 
       continue;
     }
 
-    if (!(await hasCredits(userId))) {
+    const { attempts, balance } = await beginTurn(userId, ids);
+    if (balance <= 0) {
       await answerWithoutCredits(context, pending, log);
       continue;
     }
-
-    const attempts = await bumpAttempts(userId, ids);
     if (attempts > config.MESSAGE_MAX_ATTEMPTS) {
       await markInboundStatus(userId, ids, 'failed', { code: 'max_attempts', message: 'Gave up after repeated failures; see the logs' });
       replyMetrics.failures.inc({ reason: 'max_attempts' });
@@ -168,7 +167,7 @@ export async function serveConversation(userId: string, conversationId: string, 
     }
     replyMetrics.creditsCharged.inc(recorded.charged);
     log.info({ message_id: recorded.reply.id, tokens, charged: recorded.charged, answered: ids.length }, 'reply recorded');
-    await sendQueued(context, deps, log);
+    await sendMessages(context, [recorded.reply], deps, log);
   }
 }
 
@@ -208,14 +207,18 @@ async function markReadBestEffort(context: ReplyContext, message: Message, graph
 }
 
 /**
- * Sends every queued outbound message of the conversation (the agent's replies, fallbacks and
- * humans' messages from the API), oldest first. A permanent Graph error fails that message
- * with Meta's code and text; a transient one is retried in place, then left for later.
+ * Sends queued outbound messages of the conversation (the agent's replies, fallbacks and
+ * humans' messages from the API), in the order given (oldest first). A permanent Graph error
+ * fails that message with Meta's code and text; a transient one is retried in place, then
+ * left for later.
  */
-export async function sendQueued(context: ReplyContext, deps: Pick<ReplyDeps, 'graph' | 'signal'>, log: typeof logger): Promise<void> {
-  const { userId, id: conversationId } = context.conversation;
-  const queued = await listQueuedOutbound(userId, conversationId);
-  if (queued.length === 0) return;
+export async function sendMessages(
+  context: ReplyContext,
+  queued: Message[],
+  deps: Pick<ReplyDeps, 'graph' | 'signal'>,
+  log: typeof logger,
+): Promise<void> {
+  const { userId } = context.conversation;
   const phoneNumber = context.phoneNumber;
   for (const message of queued) {
     if (!phoneNumber) {

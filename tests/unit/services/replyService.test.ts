@@ -15,7 +15,7 @@ import type { ReplyContext } from '../../../src/models/Conversation';
 import type { Queryable } from '../../../src/utils/database';
 import { ModelError, type CompletionResult, type OpenAIService } from '../../../src/services/openaiService';
 import { GraphError, type GraphClient, type SendTextResult } from '../../../src/services/metaGraphService';
-import { reasonNotToAnswer, renderForModel, RetryLater, sendQueued, serveConversation, type ReplyDeps } from '../../../src/services/replyService';
+import { reasonNotToAnswer, renderForModel, RetryLater, sendMessages, serveConversation, type ReplyDeps } from '../../../src/services/replyService';
 import { config } from '../../../src/config';
 import { logger } from '../../../src/utils/logger';
 
@@ -23,7 +23,6 @@ jest.mock('../../../src/models/Message');
 jest.mock('../../../src/models/Conversation');
 jest.mock('../../../src/services/creditService', () => ({
   charge: jest.fn(),
-  hasCredits: jest.fn(),
   // Pricing is pure arithmetic, not an edge: keep the real one.
   costForTokens: jest.requireActual('../../../src/services/creditService').costForTokens,
 }));
@@ -37,7 +36,6 @@ jest.mock('../../../src/utils/retry', () => {
 const model = jest.mocked(messageModel);
 const loadReplyContext = jest.mocked(conversationModel.loadReplyContext);
 const charge = jest.mocked(credits.charge);
-const hasCredits = jest.mocked(credits.hasCredits);
 const withTransaction = jest.mocked(database.withTransaction);
 const sleep = jest.mocked(retryUtils.abortableSleep);
 const realSleep = jest.requireActual<typeof retryUtils>('../../../src/utils/retry').abortableSleep;
@@ -117,6 +115,8 @@ const outbound = (overrides: Partial<Message> = {}) =>
 interface Store {
   messages: Message[];
   history: Message[] | null;
+  /** The tenant's credit balance, as beginTurn reads it. */
+  balance: number;
 }
 let store: Store;
 
@@ -125,9 +125,10 @@ const queued = () => store.messages.filter((m) => m.direction === 'outbound' && 
 const byId = (id: string) => store.messages.find((m) => m.id === id);
 
 function installStore(...messages: Message[]): void {
-  store = { messages: [...messages], history: null };
-  model.listPendingInbound.mockImplementation(async () => pending().map((m) => ({ ...m })));
-  model.listQueuedOutbound.mockImplementation(async () => queued().map((m) => ({ ...m })));
+  store = { messages: [...messages], history: null, balance: 1_000 };
+  model.listOwed.mockImplementation(async () =>
+    [...pending(), ...queued()].sort((x, y) => x.sequenceNo - y.sequenceNo).map((m) => ({ ...m })),
+  );
   model.listHistory.mockImplementation(async (_user, _conversation, limit, upto) =>
     (store.history ?? store.messages.filter((m) => m.sequenceNo <= upto)).slice(-limit),
   );
@@ -136,10 +137,10 @@ function installStore(...messages: Message[]): void {
     for (const m of moved) Object.assign(m, { status, errorCode: error?.code ?? null, errorMessage: error?.message ?? null });
     return moved.length;
   });
-  model.bumpAttempts.mockImplementation(async (_user, ids) => {
+  model.beginTurn.mockImplementation(async (_user, ids) => {
     const rows = store.messages.filter((m) => ids.includes(m.id));
     for (const m of rows) m.attempts += 1;
-    return Math.max(0, ...rows.map((m) => m.attempts));
+    return { attempts: Math.max(0, ...rows.map((m) => m.attempts)), balance: store.balance };
   });
   model.insertMessage.mockImplementation(async (_user, conversationId, fields: NewMessage) => {
     const row = message({
@@ -201,7 +202,6 @@ beforeEach(() => {
   controller = new AbortController();
   installStore();
   loadReplyContext.mockResolvedValue(context());
-  hasCredits.mockResolvedValue(true);
   charge.mockImplementation(async (_user, cost) => ({ charged: cost, balance: 1_000, entryId: randomUUID(), alreadyCharged: false }));
   withTransaction.mockImplementation(async (fn) => fn(tx));
   sleep.mockImplementation(realSleep);
@@ -265,16 +265,15 @@ describe('serveConversation', () => {
 
     await serveConversation(USER, CONVERSATION, deps());
 
-    expect(model.listQueuedOutbound).not.toHaveBeenCalled();
-    expect(model.listPendingInbound).not.toHaveBeenCalled();
+    expect(model.listOwed).not.toHaveBeenCalled();
   });
 
   it('when nothing is pending, then it returns without calling the model', async () => {
     await serveConversation(USER, CONVERSATION, deps());
 
-    expect(model.listPendingInbound).toHaveBeenCalledWith(USER, CONVERSATION);
+    expect(model.listOwed).toHaveBeenCalledWith(USER, CONVERSATION);
     expect(openai.complete).not.toHaveBeenCalled();
-    expect(hasCredits).not.toHaveBeenCalled();
+    expect(model.beginTurn).not.toHaveBeenCalled();
   });
 
   it('when the signal is already aborted, then RetryLater is thrown before anything is read', async () => {
@@ -340,15 +339,16 @@ describe('serveConversation', () => {
     await serveConversation(USER, CONVERSATION, deps());
 
     expect(openai.complete).toHaveBeenCalledTimes(1);
-    expect(model.bumpAttempts).toHaveBeenCalledWith(USER, [a.id, b.id, c.id]);
+    expect(model.beginTurn).toHaveBeenCalledWith(USER, [a.id, b.id, c.id]);
     expect(model.markInboundStatus).toHaveBeenCalledWith(USER, [a.id, b.id, c.id], 'answered', null, tx);
     expect(model.insertMessage.mock.calls[0]?.[2]).toMatchObject({ replyToMessageId: c.id });
     expect(graph.sendText).toHaveBeenCalledTimes(1);
   });
 
   it('when answering, then the newest message is marked read with a typing indicator, best effort', async () => {
+    const earlier = message();
     const newest = message({ externalId: 'wamid.NEWEST' });
-    installStore(message(), newest);
+    installStore(earlier, newest);
 
     await serveConversation(USER, CONVERSATION, deps());
 
@@ -406,8 +406,7 @@ describe('serveConversation', () => {
     expect(model.markInboundStatus).toHaveBeenCalledWith(USER, [a.id, b.id], 'ignored');
     expect([a.status, b.status]).toEqual(['ignored', 'ignored']);
     expect(openai.complete).not.toHaveBeenCalled();
-    expect(hasCredits).not.toHaveBeenCalled();
-    expect(model.bumpAttempts).not.toHaveBeenCalled();
+    expect(model.beginTurn).not.toHaveBeenCalled();
   });
 
   describe('debounce', () => {
@@ -424,7 +423,7 @@ describe('serveConversation', () => {
       expect(sleep.mock.calls[0]?.[0]).toBeGreaterThan(0);
       expect(sleep.mock.calls[0]?.[0]).toBeLessThanOrEqual(60);
       expect(loadReplyContext).toHaveBeenCalledTimes(3);
-      expect(model.listPendingInbound).toHaveBeenCalledTimes(3);
+      expect(model.listOwed).toHaveBeenCalledTimes(3);
       expect(openai.complete).toHaveBeenCalledTimes(1);
     });
 
@@ -474,15 +473,14 @@ describe('serveConversation', () => {
     it('when the tenant has no credits and no fallback, then the messages are marked insufficient_credits and nothing is queued', async () => {
       const [a, b] = [message(), message()];
       installStore(a, b);
-      hasCredits.mockResolvedValue(false);
+      store.balance = 0;
 
       await serveConversation(USER, CONVERSATION, deps());
 
-      expect(hasCredits).toHaveBeenCalledWith(USER);
+      expect(model.beginTurn).toHaveBeenCalledWith(USER, [a.id, b.id]);
       expect(model.markInboundStatus).toHaveBeenCalledWith(USER, [a.id, b.id], 'insufficient_credits', null, tx);
       expect(model.insertMessage).not.toHaveBeenCalled();
       expect(openai.complete).not.toHaveBeenCalled();
-      expect(model.bumpAttempts).not.toHaveBeenCalled();
       expect(charge).not.toHaveBeenCalled();
       expect(graph.sendText).not.toHaveBeenCalled();
     });
@@ -490,7 +488,7 @@ describe('serveConversation', () => {
     it('when the tenant has no credits and the agent has a fallback, then the fallback is queued in the same transaction and sent free', async () => {
       const [a, b] = [message(), message()];
       installStore(a, b);
-      hasCredits.mockResolvedValue(false);
+      store.balance = 0;
       loadReplyContext.mockResolvedValue(context({ agent: { fallbackMessage: 'We will get back to you soon.' } }));
 
       await serveConversation(USER, CONVERSATION, deps());
@@ -635,8 +633,8 @@ describe('serveConversation', () => {
   });
 });
 
-describe('sendQueued', () => {
-  const send = (ctx: ReplyContext = context()) => sendQueued(ctx, { graph, signal: controller.signal }, logger);
+describe('sendMessages', () => {
+  const send = (ctx: ReplyContext = context()) => sendMessages(ctx, queued(), { graph, signal: controller.signal }, logger);
 
   beforeEach(() => {
     // No real waits between send retries; the requested waits are asserted instead.
