@@ -77,7 +77,7 @@ function register(spec: RouteSpec<unknown, unknown, unknown>): void {
     path: toOpenApiPath(spec.path),
     summary: spec.summary,
     tags: [spec.tag],
-    security: spec.auth === 'none' ? [] : [{ bearer: [] }],
+    security: spec.auth === 'none' ? [] : [spec.auth === 'admin' ? { operatorKey: [] } : { tenantKey: [] }],
     request: {
       ...(spec.params ? { params: spec.params as never } : {}),
       ...(spec.query ? { query: spec.query as never } : {}),

@@ -8,10 +8,16 @@ import { version } from '../../package.json';
 
 export const openapiRegistry = new OpenAPIRegistry();
 
-openapiRegistry.registerComponent('securitySchemes', 'bearer', {
+// Two schemes, both bearer keys, so a client can tell from the document which key a route takes.
+openapiRegistry.registerComponent('securitySchemes', 'operatorKey', {
   type: 'http',
   scheme: 'bearer',
-  description: 'A tenant API key, or the operator key (ADMIN_API_KEY) for /v1/users routes',
+  description: 'The operator key (ADMIN_API_KEY): /v1/users routes',
+});
+openapiRegistry.registerComponent('securitySchemes', 'tenantKey', {
+  type: 'http',
+  scheme: 'bearer',
+  description: "A tenant's API key, made with POST /v1/users or POST /v1/users/:id/api-keys",
 });
 
 let document: object | undefined;

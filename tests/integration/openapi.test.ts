@@ -88,11 +88,12 @@ describe('OpenAPI document and Swagger UI', () => {
   });
 
   describe('GET /openapi.json', () => {
-    it('when fetched, then it is an OpenAPI 3.1 document with info, paths and the bearer scheme', () => {
+    it('when fetched, then it is an OpenAPI 3.1 document with info, paths and the operator and tenant key schemes', () => {
       expect(document.openapi).toMatch(/^3\.1\.\d+$/);
       expect(document.info).toEqual(expect.objectContaining({ title: expect.any(String), version }));
       expect(typeof document.paths).toBe('object');
-      expect(document.components.securitySchemes.bearer).toEqual(expect.objectContaining({ type: 'http', scheme: 'bearer' }));
+      expect(document.components.securitySchemes.operatorKey).toEqual(expect.objectContaining({ type: 'http', scheme: 'bearer' }));
+      expect(document.components.securitySchemes.tenantKey).toEqual(expect.objectContaining({ type: 'http', scheme: 'bearer' }));
     });
 
     it('when fetched, then every /v1 route of CONTRACT §3 is in it', () => {

@@ -437,10 +437,11 @@ describe('tenant walls, walked route by route from /openapi.json', () => {
       }
     });
 
-    it('when the document lists an operation, then it declares the bearer scheme its guard enforces', () => {
+    it('when the document lists an operation, then it declares the key scheme its guard enforces', () => {
       for (const op of operations) {
         const security = document.paths[op.path][op.method].security;
-        expect({ route: op.key, security }).toEqual({ route: op.key, security: [{ bearer: [] }] });
+        const scheme = op.route.auth === 'admin' ? { operatorKey: [] } : { tenantKey: [] };
+        expect({ route: op.key, security }).toEqual({ route: op.key, security: [scheme] });
       }
     });
   });
