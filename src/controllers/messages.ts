@@ -157,7 +157,7 @@ defineRoute(
     tag: TAG,
     auth: 'tenant',
     params: idParams,
-    body: z.object({ text: z.string().min(1).max(4096) }),
+    body: z.strictObject({ text: z.string().min(1).max(4096) }),
     status: 202,
     response: messageJson,
     errors: ['not_found', 'conflict'],

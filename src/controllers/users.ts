@@ -18,13 +18,13 @@ export const usersRouter = Router();
 
 const credits = z.int().min(0).max(creditService.MAX_CREDIT_AMOUNT);
 
-const createUserBody = z.object({
+const createUserBody = z.strictObject({
   name: z.string().trim().min(1).max(200),
   email: z.email().max(320),
   credits: credits.optional(),
 });
 
-const topUpBody = z.object({
+const topUpBody = z.strictObject({
   amount: z.int().min(1).max(creditService.MAX_CREDIT_AMOUNT),
   /** Why the credits were added; kept on the ledger entry as its description. */
   reason: z.string().trim().min(1).max(500).optional(),
