@@ -26,7 +26,7 @@ import {
   saveSendProgress,
   type Message,
 } from '../models/Message';
-import { loadReplyContext, type ReplyContext } from '../models/Conversation';
+import { loadReplyContext, lockConversation, type ReplyContext } from '../models/Conversation';
 import { replyMetrics } from '../utils/metrics';
 
 /** A transient failure: leave the work where it is and try again after the lease. */
@@ -42,7 +42,7 @@ export interface ReplyDeps {
   now?: () => number;
 }
 
-/** Thrown inside the reply transaction to roll it back when another turn answered first. */
+/** Thrown inside the reply transaction to roll it back when the turn must not reply after all. */
 class LostRace extends Error {}
 
 /** Graph sends retried in place before the turn gives up for a lease period. */
@@ -146,11 +146,17 @@ export async function serveConversation(userId: string, conversationId: string, 
     let recorded;
     try {
       recorded = await withTransaction(async (tx) => {
+        // A human may have taken over (API message, Instagram echo) or the number been relinked
+        // while the model was thinking. Under the conversation's row lock, which those take
+        // too, a paused or archived conversation gets no reply and no charge; the next round
+        // marks its messages ignored.
+        const locked = await lockConversation(userId, conversationId, tx);
+        if (!locked || !locked.isActive || locked.botPaused) throw new LostRace('the conversation was paused or archived mid-turn');
         // Only what is still pending is answered: if another worker got here first (a lease
         // that lapsed), the whole turn rolls back instead of replying twice, and whatever it
         // left pending is answered by the next round.
         const answered = await markInboundStatus(userId, ids, 'answered', null, tx);
-        if (answered !== ids.length) throw new LostRace();
+        if (answered !== ids.length) throw new LostRace('pending messages were answered elsewhere');
         const reply = await insertMessage(
           userId,
           conversationId,
@@ -162,7 +168,7 @@ export async function serveConversation(userId: string, conversationId: string, 
       });
     } catch (error) {
       if (!(error instanceof LostRace)) throw error;
-      log.warn('pending messages were answered elsewhere; this reply is dropped');
+      log.warn({ reason: error.message }, 'reply dropped');
       continue;
     }
     replyMetrics.creditsCharged.inc(recorded.charged);

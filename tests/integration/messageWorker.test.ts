@@ -324,4 +324,22 @@ describe('message workers (CONTRACT §4)', () => {
       ['user', 'second question'],
     ]);
   });
+
+  it('when a human takes over while the model is thinking, then the bot reply is dropped, unsent and uncharged', async () => {
+    const { app, graph, openai } = pipeline;
+    const business = await createBusiness(app);
+    openai.setLatency(600);
+    await pipeline.startWorker();
+    const customer = newCustomer();
+    await customerWrites(app, business, customer, 'can a person help me?');
+    await openai.waitFor((requests) => requests.length === 1);
+    const [inbound] = await messagesOf(business.tenant.userId, customer);
+    const human = await request(app).post(`/v1/conversations/${inbound.conversation_id}/messages`).set(business.tenant.auth).send({ text: 'Hi, Ana here.' });
+    expect(human.status).toBe(202);
+    await graph.waitFor((sends) => sends.some((s) => s.kind === 'text' && s.text === 'Hi, Ana here.'));
+    await eventually(async () => (await messagesOf(business.tenant.userId, customer))[0]?.status === 'ignored');
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    expect(graph.texts(customer).map((s) => s.text)).toEqual(['Hi, Ana here.']);
+    expect((await ledgerOf(business.tenant.userId)).entries.filter((e) => e.reason === 'reply')).toHaveLength(0);
+  });
 });

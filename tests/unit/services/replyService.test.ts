@@ -35,6 +35,7 @@ jest.mock('../../../src/utils/retry', () => {
 
 const model = jest.mocked(messageModel);
 const loadReplyContext = jest.mocked(conversationModel.loadReplyContext);
+const lockConversation = jest.mocked(conversationModel.lockConversation);
 const charge = jest.mocked(credits.charge);
 const withTransaction = jest.mocked(database.withTransaction);
 const sleep = jest.mocked(retryUtils.abortableSleep);
@@ -202,6 +203,8 @@ beforeEach(() => {
   controller = new AbortController();
   installStore();
   loadReplyContext.mockResolvedValue(context());
+  // The row the reply transaction locks: active and not paused unless a test says otherwise.
+  lockConversation.mockResolvedValue({ isActive: true, botPaused: false } as Awaited<ReturnType<typeof lockConversation>>);
   charge.mockImplementation(async (_user, cost) => ({ charged: cost, balance: 1_000, entryId: randomUUID(), alreadyCharged: false }));
   withTransaction.mockImplementation(async (fn) => fn(tx));
   sleep.mockImplementation(realSleep);
@@ -588,6 +591,24 @@ describe('serveConversation', () => {
       await expect(serveConversation(USER, CONVERSATION, deps())).rejects.toThrow('lease lost during the model call');
       expect(withTransaction).not.toHaveBeenCalled();
       expect(pendingMessage.status).toBe('pending');
+    });
+  });
+
+  describe('a human who takes over mid-turn', () => {
+    it('when the conversation is paused by the time the reply is recorded, then nothing is recorded, charged or sent', async () => {
+      const pendingMessage = message();
+      installStore(pendingMessage);
+      lockConversation.mockResolvedValue({ isActive: true, botPaused: true } as Awaited<ReturnType<typeof lockConversation>>);
+      // The next round sees the pause too, and marks the message ignored.
+      loadReplyContext.mockResolvedValueOnce(context()).mockResolvedValue(context({ conversation: { botPaused: true } }));
+
+      await serveConversation(USER, CONVERSATION, deps());
+
+      expect(lockConversation).toHaveBeenCalledWith(USER, CONVERSATION, tx);
+      expect(model.insertMessage).not.toHaveBeenCalled();
+      expect(charge).not.toHaveBeenCalled();
+      expect(graph.sendText).not.toHaveBeenCalled();
+      expect(pendingMessage.status).toBe('ignored');
     });
   });
 
