@@ -342,4 +342,23 @@ describe('message workers (CONTRACT §4)', () => {
     expect(graph.texts(customer).map((s) => s.text)).toEqual(['Hi, Ana here.']);
     expect((await ledgerOf(business.tenant.userId)).entries.filter((e) => e.reason === 'reply')).toHaveLength(0);
   });
+
+  it('when Redis is down as the webhook arrives, then Meta still gets 200 and the message is answered once Redis is back', async () => {
+    const { app, graph } = pipeline;
+    const business = await createBusiness(app);
+    const customer = newCustomer();
+    const redis = getRedis();
+    redis.disconnect();
+    const port = redis.options.port;
+    redis.options.port = 1;
+    try {
+      await customerWrites(app, business, customer, 'is anyone there?');
+    } finally {
+      redis.options.port = port;
+      await redis.connect().catch(() => undefined);
+    }
+    await pipeline.startWorker();
+    await graph.waitFor((sends) => sends.some((s) => s.kind === 'text' && s.to === customer), 20_000);
+    expect(graph.texts(customer)).toHaveLength(1);
+  });
 });
