@@ -63,7 +63,6 @@ export function ingestCustomerMessage(fields: InboundMessageFields, client: Quer
         fields.timestamp,
         fields.answerable,
       ],
-      { name: 'ingest_customer_message' },
     );
     return rows[0]!;
   });
@@ -96,7 +95,6 @@ export async function ingestCustomerMessages(batch: InboundMessageFields[], clie
           })),
         ),
       ],
-      { name: 'ingest_customer_messages' },
     );
     const results: IngestResult[] = [];
     for (const { ordinal, ...result } of rows) results[Number(ordinal) - 1] = result;

@@ -2,33 +2,38 @@
  * The only module that imports `pg`. One pool per process; models call `query` (or take the
  * `Queryable` a transaction hands them) and never see `pg` types beyond that.
  */
+import { createHash } from 'node:crypto';
 import { Pool, type PoolClient, type QueryResultRow } from 'pg';
 import { config } from '../config';
 import { logger } from './logger';
 
-export interface QueryOptions {
-  /**
-   * Prepares the statement once per connection under this name: hot statements then skip
-   * parsing and planning on every call.
-   */
-  name?: string;
-}
-
 export interface Queryable {
-  query<R extends QueryResultRow = QueryResultRow>(
-    text: string,
-    params?: unknown[],
-    options?: QueryOptions,
-  ): Promise<{ rows: R[]; rowCount: number | null }>;
+  query<R extends QueryResultRow = QueryResultRow>(text: string, params?: unknown[]): Promise<{ rows: R[]; rowCount: number | null }>;
 }
 
 type PgQueryable = Pick<PoolClient, 'query'>;
 
-/** Adapts a pg client or pool to Queryable, passing a statement name through when given. */
+const statementNames = new Map<string, string>();
+
+/**
+ * Every statement with parameters runs as a named prepared statement, named after its text:
+ * Postgres parses and plans it once per connection instead of on every call, which is most of
+ * the cost of the short statements a webhook or a worker turn is made of. Our SQL texts are
+ * static (values always travel as parameters), so the set of names stays small.
+ */
+function statementName(text: string): string {
+  let name = statementNames.get(text);
+  if (!name) {
+    name = `s_${createHash('sha1').update(text).digest('hex').slice(0, 20)}`;
+    statementNames.set(text, name);
+  }
+  return name;
+}
+
 function adapt(client: PgQueryable): Queryable {
   return {
-    query: (text: string, params?: unknown[], options?: QueryOptions) =>
-      options?.name ? client.query({ name: options.name, text, values: params }) : client.query(text, params),
+    query: (text: string, params?: unknown[]) =>
+      params && params.length > 0 ? client.query({ name: statementName(text), text, values: params }) : client.query(text),
   } as Queryable;
 }
 
@@ -52,10 +57,10 @@ export function getPool(): Pool {
 /** Wraps a client so every statement's text and duration are logged, never its parameters. */
 function timed(client: Queryable): Queryable {
   return {
-    async query(text, params, options) {
+    async query(text, params) {
       const started = process.hrtime.bigint();
       try {
-        return await client.query(text, params, options);
+        return await client.query(text, params);
       } finally {
         if (logger.isLevelEnabled('debug')) {
           const ms = Number(process.hrtime.bigint() - started) / 1e6;
@@ -67,7 +72,7 @@ function timed(client: Queryable): Queryable {
 }
 
 export const db: Queryable = timed({
-  query: (text: string, params?: unknown[], options?: QueryOptions) => adapt(getPool()).query(text, params, options),
+  query: (text: string, params?: unknown[]) => adapt(getPool()).query(text, params),
 } as Queryable);
 
 /**
