@@ -70,9 +70,12 @@ export async function serveConversation(userId: string, conversationId: string, 
   const log = logger.child({ conversation_id: conversationId, user_id: userId });
   for (;;) {
     if (deps.signal.aborted) throw new RetryLater('lease lost or shutting down');
+    // What is owed first: most rounds end here (the one after a reply, a duplicate nudge),
+    // and they need nothing else.
+    const owed = await listOwed(userId, conversationId);
+    if (owed.length === 0) return;
     const context = await loadReplyContext(userId, conversationId);
     if (!context) return;
-    const owed = await listOwed(userId, conversationId);
     await sendMessages(context, owed.filter((m) => m.direction === 'outbound'), deps, log);
 
     const pending = owed.filter((m) => m.direction === 'inbound');

@@ -263,12 +263,22 @@ describe('reasonNotToAnswer', () => {
 });
 
 describe('serveConversation', () => {
-  it('when the conversation does not exist (any more), then nothing else is read', async () => {
+  it('when nothing is owed, then the conversation itself is not even read', async () => {
+    await serveConversation(USER, CONVERSATION, deps());
+
+    expect(model.listOwed).toHaveBeenCalledWith(USER, CONVERSATION);
+    expect(loadReplyContext).not.toHaveBeenCalled();
+  });
+
+  it('when the conversation does not exist (any more), then nothing is sent or asked', async () => {
+    installStore(message());
     loadReplyContext.mockResolvedValue(null);
 
     await serveConversation(USER, CONVERSATION, deps());
 
-    expect(model.listOwed).not.toHaveBeenCalled();
+    expect(model.beginTurn).not.toHaveBeenCalled();
+    expect(openai.complete).not.toHaveBeenCalled();
+    expect(graph.sendText).not.toHaveBeenCalled();
   });
 
   it('when nothing is pending, then it returns without calling the model', async () => {
@@ -425,8 +435,9 @@ describe('serveConversation', () => {
       expect(sleep).toHaveBeenCalledTimes(1);
       expect(sleep.mock.calls[0]?.[0]).toBeGreaterThan(0);
       expect(sleep.mock.calls[0]?.[0]).toBeLessThanOrEqual(60);
-      expect(loadReplyContext).toHaveBeenCalledTimes(3);
+      // Look, wait, look and answer, then a last look that finds nothing owed.
       expect(model.listOwed).toHaveBeenCalledTimes(3);
+      expect(loadReplyContext).toHaveBeenCalledTimes(2);
       expect(openai.complete).toHaveBeenCalledTimes(1);
     });
 
