@@ -31,7 +31,7 @@ export const newInstagramMid = (accountId: string): string =>
   Buffer.from(`ig_item:1:IGMessageID:${accountId}:${randomBytes(9).toString('hex')}`).toString('base64url');
 
 /** `sha256=<hex HMAC of the exact bytes>`: the X-Hub-Signature-256 header Meta sends. */
-export function signBody(body: string, secret: string): string {
+export function signBody(body: string | Buffer, secret: string): string {
   return `sha256=${createHmac('sha256', secret).update(body).digest('hex')}`;
 }
 
@@ -45,40 +45,58 @@ export interface WhatsAppTextInput {
   name?: string | undefined;
   /** Reuse an id to play Meta re-delivering the same message. */
   id?: string | undefined;
+  /** Unix seconds; now by default. */
+  timestamp?: number | undefined;
 }
 
-/** A WhatsApp Cloud API `messages` webhook carrying one customer text message. */
-export function whatsappTextWebhook(input: WhatsAppTextInput): string {
-  return JSON.stringify({
-    object: 'whatsapp_business_account',
-    entry: [
-      {
-        id: PLACEHOLDER_WABA_ID,
-        changes: [
-          {
-            value: {
-              messaging_product: 'whatsapp',
-              metadata: { display_phone_number: PLACEHOLDER_DISPLAY_NUMBER, phone_number_id: input.phoneNumberId },
-              contacts: [{ profile: { name: input.name ?? 'Customer' }, wa_id: input.from }],
-              messages: [{ from: input.from, id: input.id ?? newWamid(), timestamp: unixSeconds(), type: 'text', text: { body: input.text } }],
-            },
-            field: 'messages',
-          },
-        ],
-      },
-    ],
+/**
+ * A WhatsApp Cloud API `messages` webhook carrying customer text messages: one, or several
+ * batched in one `value` as Meta may send them (all to the first message's number).
+ */
+export function whatsappTextWebhook(input: WhatsAppTextInput | WhatsAppTextInput[]): string {
+  const messages = Array.isArray(input) ? input : [input];
+  return whatsappWebhook(messages[0]!.phoneNumberId, {
+    contacts: messages.map((m) => ({ profile: { name: m.name ?? 'Customer' }, wa_id: m.from })),
+    messages: messages.map((m) => ({
+      from: m.from,
+      id: m.id ?? newWamid(),
+      timestamp: m.timestamp === undefined ? unixSeconds() : String(m.timestamp),
+      type: 'text',
+      text: { body: m.text },
+    })),
   });
 }
 
 export type WhatsAppStatus = 'sent' | 'delivered' | 'read' | 'failed';
 
+export interface WhatsAppStatusInput {
+  phoneNumberId: string;
+  /** Our outbound message's wamid. */
+  wamid: string;
+  status: WhatsAppStatus;
+  recipientId?: string | undefined;
+  /** A Meta error code, sent as `errors[]` (as Meta does on `failed`). */
+  errorCode?: number | undefined;
+}
+
 /** A WhatsApp status webhook: Meta telling us what happened to a message we sent. */
-export function whatsappStatusWebhook(input: { phoneNumberId: string; wamid: string; status: WhatsAppStatus; recipientId: string }): string {
+export function whatsappStatusWebhook(input: WhatsAppStatusInput): string {
   // Meta attaches pricing to the billable milestones only; `read` comes without it.
   const pricing =
     input.status === 'sent' || input.status === 'delivered'
       ? { pricing: { billable: false, pricing_model: 'PMP', type: 'free_customer_service', category: 'service' } }
       : {};
+  const errors = input.errorCode
+    ? { errors: [{ code: input.errorCode, title: 'Error', message: 'Error', error_data: { details: `details of ${input.errorCode}` } }] }
+    : {};
+  return whatsappWebhook(input.phoneNumberId, {
+    statuses: [
+      { id: input.wamid, status: input.status, timestamp: unixSeconds(), recipient_id: input.recipientId ?? '15550102030', ...pricing, ...errors },
+    ],
+  });
+}
+
+function whatsappWebhook(phoneNumberId: string, value: Record<string, unknown>): string {
   return JSON.stringify({
     object: 'whatsapp_business_account',
     entry: [
@@ -88,8 +106,8 @@ export function whatsappStatusWebhook(input: { phoneNumberId: string; wamid: str
           {
             value: {
               messaging_product: 'whatsapp',
-              metadata: { display_phone_number: PLACEHOLDER_DISPLAY_NUMBER, phone_number_id: input.phoneNumberId },
-              statuses: [{ id: input.wamid, status: input.status, timestamp: unixSeconds(), recipient_id: input.recipientId, ...pricing }],
+              metadata: { display_phone_number: PLACEHOLDER_DISPLAY_NUMBER, phone_number_id: phoneNumberId },
+              ...value,
             },
             field: 'messages',
           },
@@ -99,9 +117,20 @@ export function whatsappStatusWebhook(input: { phoneNumberId: string; wamid: str
   });
 }
 
-/** An Instagram messaging webhook carrying one customer text message (Instagram API with Instagram Login). */
-export function instagramTextWebhook(input: { accountId: string; igsid: string; text: string; mid?: string | undefined }): string {
+export interface InstagramTextInput {
+  accountId: string;
+  igsid: string;
+  text: string;
+  mid?: string | undefined;
+  /** The business wrote it (from the Instagram app, or our own send coming back). */
+  echo?: boolean | undefined;
+}
+
+/** An Instagram messaging webhook carrying one text message (Instagram API with Instagram Login). */
+export function instagramTextWebhook(input: InstagramTextInput): string {
   const now = Date.now();
+  // On an echo the business is the sender and the customer the recipient.
+  const [sender, recipient] = input.echo ? [input.accountId, input.igsid] : [input.igsid, input.accountId];
   return JSON.stringify({
     object: 'instagram',
     entry: [
@@ -110,10 +139,10 @@ export function instagramTextWebhook(input: { accountId: string; igsid: string; 
         time: now,
         messaging: [
           {
-            sender: { id: input.igsid },
-            recipient: { id: input.accountId },
+            sender: { id: sender },
+            recipient: { id: recipient },
             timestamp: now,
-            message: { mid: input.mid ?? newInstagramMid(input.accountId), text: input.text },
+            message: { mid: input.mid ?? newInstagramMid(input.accountId), text: input.text, ...(input.echo ? { is_echo: true } : {}) },
           },
         ],
       },

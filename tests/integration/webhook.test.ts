@@ -243,10 +243,10 @@ describe('Meta webhook', () => {
       await outbound(wamid);
       expect((await post(fixtureBytes('whatsapp_status_delivered.json'))).status).toBe(200);
       expect((await statusOf(wamid)).status).toBe('delivered');
-      await post(whatsappStatusBody(FIXTURE_IDS.whatsappPhoneNumberId, wamid, 'sent'));
+      await post(whatsappStatusBody({ phoneNumberId: FIXTURE_IDS.whatsappPhoneNumberId, wamid, status: 'sent' }));
       expect((await statusOf(wamid)).status).toBe('delivered');
-      await post(whatsappStatusBody(FIXTURE_IDS.whatsappPhoneNumberId, wamid, 'read'));
-      await post(whatsappStatusBody(FIXTURE_IDS.whatsappPhoneNumberId, wamid, 'delivered'));
+      await post(whatsappStatusBody({ phoneNumberId: FIXTURE_IDS.whatsappPhoneNumberId, wamid, status: 'read' }));
+      await post(whatsappStatusBody({ phoneNumberId: FIXTURE_IDS.whatsappPhoneNumberId, wamid, status: 'delivered' }));
       expect((await statusOf(wamid)).status).toBe('read');
     });
 
@@ -259,20 +259,20 @@ describe('Meta webhook', () => {
         error_code: '131047',
         error_message: 'Message failed to send because more than 24 hours have passed since the customer last replied to this number.',
       });
-      await post(whatsappStatusBody(FIXTURE_IDS.whatsappPhoneNumberId, wamid, 'delivered'));
+      await post(whatsappStatusBody({ phoneNumberId: FIXTURE_IDS.whatsappPhoneNumberId, wamid, status: 'delivered' }));
       expect((await statusOf(wamid)).status).toBe('failed');
     });
 
     it('when Meta reports a failure without errors, then the message is failed with an unknown code', async () => {
       const wamid = uniqueWamid();
       await outbound(wamid);
-      const res = await post(whatsappStatusBody(FIXTURE_IDS.whatsappPhoneNumberId, wamid, 'failed'));
+      const res = await post(whatsappStatusBody({ phoneNumberId: FIXTURE_IDS.whatsappPhoneNumberId, wamid, status: 'failed' }));
       expect(res.status).toBe(200);
       expect(await statusOf(wamid)).toMatchObject({ status: 'failed', error_code: 'unknown' });
     });
 
     it('when a status names no message of ours, then 200 and nothing changes', async () => {
-      const res = await post(whatsappStatusBody(FIXTURE_IDS.whatsappPhoneNumberId, 'wamid.unknown', 'delivered'));
+      const res = await post(whatsappStatusBody({ phoneNumberId: FIXTURE_IDS.whatsappPhoneNumberId, wamid: 'wamid.unknown', status: 'delivered' }));
       expect(res.status).toBe(200);
     });
   });
