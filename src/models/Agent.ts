@@ -33,18 +33,8 @@ export interface Agent {
   updatedAt: Date;
 }
 
-/** Every column of an agent, fully specified (the service applies defaults). */
-export interface NewAgent {
-  name: string;
-  systemPrompt: string;
-  model: string;
-  temperature: number;
-  maxTokens: number;
-  historyLimit: number;
-  debounceMs: number;
-  leadFields: LeadField[] | null;
-  fallbackMessage: string | null;
-}
+/** Every setting of an agent, fully specified (the service applies defaults). */
+export type NewAgent = Omit<Agent, 'id' | 'userId' | 'archivedAt' | 'createdAt' | 'updatedAt'>;
 
 export type AgentChanges = Partial<NewAgent>;
 

@@ -2,6 +2,7 @@
 import { db, type Queryable } from '../utils/database';
 import { decryptSecret } from '../utils/encryption';
 import type { Channel } from './types';
+import type { Agent } from './Agent';
 
 
 export type ArchiveReason = 'agent_relinked' | 'agent_unlinked' | 'agent_archived' | 'phone_number_deleted';
@@ -140,17 +141,7 @@ export async function archiveActiveConversations(
 /** Everything a worker needs to answer a conversation, read in one query. */
 export interface ReplyContext {
   conversation: Pick<Conversation, 'id' | 'userId' | 'channel' | 'customerExternalId' | 'isActive' | 'botPaused' | 'agentId'>;
-  agent: {
-    id: string;
-    systemPrompt: string;
-    model: string;
-    temperature: number;
-    maxTokens: number;
-    historyLimit: number;
-    debounceMs: number;
-    fallbackMessage: string | null;
-    archivedAt: Date | null;
-  } | null;
+  agent: Pick<Agent, 'id' | 'systemPrompt' | 'model' | 'temperature' | 'maxTokens' | 'historyLimit' | 'debounceMs' | 'fallbackMessage' | 'archivedAt'> | null;
   /** Null when the number was deleted. The access token comes decrypted, read once per load. */
   phoneNumber: { id: string; externalId: string; agentId: string | null; accessToken: string } | null;
 }
