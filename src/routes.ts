@@ -2,7 +2,6 @@
 import express, { type Express } from 'express';
 import swaggerUi from 'swagger-ui-express';
 import { healthRouter } from './controllers/health';
-import { webhookRouter } from './controllers/webhook';
 import { usersRouter } from './controllers/users';
 import { phoneNumbersRouter } from './controllers/phoneNumbers';
 import { agentsRouter } from './controllers/agents';
@@ -14,7 +13,6 @@ import { API_PREFIX } from './middleware/validation';
 
 export function mountRoutes(app: Express): void {
   app.use(healthRouter);
-  app.use(webhookRouter);
   app.get('/openapi.json', (_req, res) => {
     res.json(openapiDocument());
   });

@@ -1,7 +1,8 @@
 /**
  * The Redis Streams the workers consume. An entry is a nudge, not the message: it names a
- * conversation that owes a reply, and the worker reads what is pending from Postgres under
- * the conversation's lock. So a lost entry costs latency (the sweeper re-sends it), never a
+ * conversation that owes a reply (or a customer whose accepted messages wait in the inbox to
+ * be filed into one), and the worker reads what is pending from Postgres under the
+ * conversation's lock. So a lost entry costs latency (the sweeper re-sends it), never a
  * message, and a duplicate entry costs one lock attempt, never a second reply.
  */
 import type Redis from 'ioredis';
@@ -19,6 +20,7 @@ export const CONSUMER_GROUPS = { messages: 'message-workers' } as const;
 /** Bounds memory: the stream keeps about this many entries; the sweeper covers any trimmed unread. */
 export const STREAM_MAX_LENGTH = 100_000;
 
+/** A conversation owes a reply (or a human message to send). */
 export interface ConversationNudge {
   conversationId: string;
   userId: string;
@@ -27,7 +29,25 @@ export interface ConversationNudge {
   requestId?: string;
 }
 
-export function nudgeFields(nudge: ConversationNudge): string[] {
+/**
+ * A customer's messages wait in the inbox to be filed into their conversation (not known
+ * yet when the webhook accepts them): number and customer are the conversation's key.
+ */
+export interface InboxNudge {
+  userId: string;
+  phoneNumberId: string;
+  customerId: string;
+  requestId?: string;
+}
+
+export type Nudge = ConversationNudge | InboxNudge;
+
+export const isInboxNudge = (nudge: Nudge): nudge is InboxNudge => !('conversationId' in nudge);
+
+export function nudgeFields(nudge: Nudge): string[] {
+  if (isInboxNudge(nudge)) {
+    return ['user_id', nudge.userId, 'phone_number_id', nudge.phoneNumberId, 'customer_id', nudge.customerId, 'request_id', nudge.requestId ?? ''];
+  }
   return [
     'conversation_id',
     nudge.conversationId,
@@ -40,22 +60,22 @@ export function nudgeFields(nudge: ConversationNudge): string[] {
   ];
 }
 
-export function parseNudge(fields: string[]): ConversationNudge | null {
+export function parseNudge(fields: string[]): Nudge | null {
   const map = new Map<string, string>();
   for (let i = 0; i + 1 < fields.length; i += 2) map.set(fields[i]!, fields[i + 1]!);
-  const conversationId = map.get('conversation_id');
   const userId = map.get('user_id');
-  if (!conversationId || !userId) return null;
-  return {
-    conversationId,
-    userId,
-    messageId: map.get('message_id') || undefined,
-    requestId: map.get('request_id') || undefined,
-  };
+  if (!userId) return null;
+  const requestId = map.get('request_id') || undefined;
+  const conversationId = map.get('conversation_id');
+  if (conversationId) return { conversationId, userId, messageId: map.get('message_id') || undefined, requestId };
+  const phoneNumberId = map.get('phone_number_id');
+  const customerId = map.get('customer_id');
+  if (phoneNumberId && customerId) return { userId, phoneNumberId, customerId, requestId };
+  return null;
 }
 
 /** Appends nudges in one round trip. Throws if Redis cannot take them; callers decide. */
-export async function enqueueConversations(nudges: ConversationNudge[], redis?: Redis): Promise<void> {
+export async function enqueueConversations(nudges: Nudge[], redis?: Redis): Promise<void> {
   if (nudges.length === 0) return;
   const pipeline = (redis ?? getRedis()).pipeline();
   for (const nudge of nudges) {

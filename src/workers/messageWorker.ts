@@ -4,7 +4,8 @@
  * conversation twice at once (a Redis lease per conversation), and loses nothing when killed:
  * an entry is acknowledged only once its conversation owes nothing, so a dead worker's entries
  * are claimed by a live one after the lease (XAUTOCLAIM), and the sweeper re-queues anything
- * Postgres says is owed but Redis forgot.
+ * Postgres says is owed but Redis forgot. Customer messages arrive in the inbox (the webhook
+ * accepts them there); the worker a nudge reaches files them into their conversation first.
  */
 import { hostname } from 'node:os';
 import type Redis from 'ioredis';
@@ -13,7 +14,8 @@ import { logger } from '../utils/logger';
 import { runWithContext } from '../utils/context';
 import { createBlockingRedis, getRedis } from '../utils/redis';
 import { conversationLease, markConversationDirty } from '../utils/locks';
-import { CONSUMER_GROUPS, STREAMS, enqueueConversations, parseNudge, prefixedKey, type ConversationNudge } from '../utils/queue';
+import { CONSUMER_GROUPS, STREAMS, enqueueConversations, isInboxNudge, parseNudge, prefixedKey, type ConversationNudge, type Nudge } from '../utils/queue';
+import { fileInbox, findWaitingInbox, setInboxAside } from '../models/MetaEvent';
 import { replyMetrics } from '../utils/metrics';
 import { getOpenAIService, type OpenAIService } from '../services/openaiService';
 import { graphClient, type GraphClient } from '../services/metaGraphService';
@@ -170,13 +172,27 @@ export class MessageWorker implements WorkerProcess {
     replyMetrics.turnLag.observe(Math.max(0, Date.now() - Number(id.split('-')[0])) / 1000);
     await runWithContext({ requestId: nudge.requestId ?? id, userId: nudge.userId }, async () => {
       try {
-        const done = await this.serve(nudge);
+        const done = await this.serveNudge(nudge);
         if (done) await this.ack(id);
       } catch (error) {
         // Left unacknowledged: XAUTOCLAIM hands it to a worker again after the lease.
-        logger.error({ err: error, conversation_id: nudge.conversationId }, 'conversation failed unexpectedly; will retry');
+        logger.error({ err: error, ...nudgeLog(nudge) }, 'conversation failed unexpectedly; will retry');
       }
     });
+  }
+
+  /**
+   * An inbox nudge first files the customer's waiting messages into their conversation, then
+   * serves it like a conversation nudge. Filed by another worker already, or by an earlier
+   * delivery of this entry whose turn failed: the conversation is served all the same (a turn
+   * that finds nothing owed stops at its first query).
+   */
+  private async serveNudge(nudge: Nudge): Promise<boolean> {
+    if (!isInboxNudge(nudge)) return this.serve(nudge);
+    const filed = await fileInbox(nudge);
+    if (filed.refused > 0) logger.error({ ...nudgeLog(nudge), refused: filed.refused }, 'inbox messages refused by the database; kept in the inbox');
+    if (!filed.conversationId) return true;
+    return this.serve({ conversationId: filed.conversationId, userId: nudge.userId, requestId: nudge.requestId });
   }
 
   /** Serves the nudged conversation under its lease. False when it must be retried later. */
@@ -227,12 +243,13 @@ export class MessageWorker implements WorkerProcess {
       const [entry] = (await this.redis.xrange(STREAMS.messages, id, id)) as StreamEntry[];
       const nudge = entry ? parseNudge(entry[1]) : null;
       await this.redis.xadd(STREAMS.messagesDead, 'MAXLEN', '~', '10000', '*', 'entry_id', id, 'deliveries', String(deliveries), ...(entry?.[1] ?? []));
-      if (nudge) {
-        await failPendingInbound(nudge.userId, nudge.conversationId, { code: 'poison', message: 'Processing kept failing; moved to the dead-letter queue' });
+      const conversationId = nudge && isInboxNudge(nudge) ? (await setInboxAside(nudge, 'poison: moved to the dead-letter queue')).conversationId : nudge?.conversationId;
+      if (nudge && conversationId) {
+        await failPendingInbound(nudge.userId, conversationId, { code: 'poison', message: 'Processing kept failing; moved to the dead-letter queue' });
       }
       await this.ack(id);
       replyMetrics.failures.inc({ reason: 'poison' });
-      logger.error({ entry: id, deliveries, conversation_id: nudge?.conversationId }, 'poison entry dead-lettered');
+      logger.error({ entry: id, deliveries, ...(nudge ? nudgeLog(nudge) : {}) }, 'poison entry dead-lettered');
     }
     const free = this.concurrency - this.inFlight.size;
     if (free <= 0 || this.isClosing) return;
@@ -250,11 +267,25 @@ export class MessageWorker implements WorkerProcess {
   private async sweep(): Promise<void> {
     const turn = await this.redis.set('sweeper:messages', this.consumer, 'PX', this.sweepIntervalMs, 'NX');
     if (turn !== 'OK') return;
+    const waiting = await findWaitingInbox(this.leaseMs, 500);
     const stale = await findStaleConversations(this.leaseMs, 500);
-    if (stale.length === 0) return;
-    await enqueueConversations(stale.map((s) => ({ conversationId: s.conversationId, userId: s.userId, requestId: 'sweeper' })), this.redis);
-    logger.info({ conversations: stale.length }, 'sweeper re-queued conversations owed a reply');
+    if (waiting.length + stale.length === 0) return;
+    await enqueueConversations(
+      [
+        ...waiting.map((key) => ({ ...key, requestId: 'sweeper' })),
+        ...stale.map((s) => ({ conversationId: s.conversationId, userId: s.userId, requestId: 'sweeper' })),
+      ],
+      this.redis,
+    );
+    logger.info({ inbox: waiting.length, conversations: stale.length }, 'sweeper re-queued customers waiting to be filed and conversations owed a reply');
   }
+}
+
+function nudgeLog(nudge: Nudge) {
+  return isInboxNudge(nudge)
+    ? // The customer's id is their phone number on WhatsApp: kept out of logs.
+      { phone_number_id: nudge.phoneNumberId }
+    : { conversation_id: nudge.conversationId };
 }
 
 export function createMessageWorker(options: MessageWorkerOptions = {}): MessageWorker {

@@ -303,7 +303,7 @@ describe('message workers (CONTRACT §4)', () => {
     expect(pipeline.openai.completions()).toHaveLength(0);
     const dead = await getRedis().xrange(STREAMS.messagesDead, '-', '+');
     expect(dead.length).toBeGreaterThanOrEqual(1);
-    expect(dead[0]![1]).toEqual(expect.arrayContaining(['deliveries', 'conversation_id', rows[0].conversation_id]));
+    expect(dead[0]![1]).toEqual(expect.arrayContaining(['deliveries', 'phone_number_id', business.whatsapp.id]));
   });
 
   it('when a customer writes again while a reply is being made, then the next turn reads question, answer, next question', async () => {

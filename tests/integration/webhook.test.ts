@@ -3,6 +3,7 @@ import { createApp } from '../../src/app';
 import { db } from '../../src/utils/database';
 import { getRedis } from '../../src/utils/redis';
 import { STREAMS } from '../../src/utils/queue';
+import { fileInbox, findWaitingInbox, type InboxKey } from '../../src/models/MetaEvent';
 import { setupTestDatabase, teardownTestDatabase } from '../fixtures/testDatabase';
 import { createTestTenant } from '../fixtures/tenants';
 import { createTestAgent, createTestPhoneNumber } from '../fixtures/conversations';
@@ -32,6 +33,25 @@ type Row = any;
 async function messagesWhere(sql: string, params: unknown[] = []): Promise<Row[]> {
   const { rows } = await db.query<Row>(`SELECT * FROM messages WHERE ${sql} ORDER BY created_at, sequence_no`, params);
   return rows;
+}
+
+async function inboxWhere(sql: string, params: unknown[] = []): Promise<Row[]> {
+  const { rows } = await db.query<Row>(`SELECT * FROM inbox WHERE ${sql} ORDER BY id`, params);
+  return rows;
+}
+
+/** What a worker does with each nudge: files the customer's accepted messages into their conversation. */
+async function fileWaiting(): Promise<void> {
+  const { rows } = await db.query<InboxKey>(
+    `SELECT DISTINCT user_id AS "userId", phone_number_id AS "phoneNumberId", customer_id AS "customerId" FROM inbox`,
+  );
+  for (const key of rows) await fileInbox(key);
+}
+
+/** Meta delivers a body; the 200 is checked, then what it accepted is filed. */
+async function deliver(body: string | Buffer): Promise<void> {
+  expect((await post(body)).status).toBe(200);
+  await fileWaiting();
 }
 
 async function streamEntries(): Promise<Record<string, string>[]> {
@@ -101,8 +121,7 @@ describe('Meta webhook', () => {
     it('when Meta sends escaped unicode, then the signature over the raw bytes verifies', async () => {
       const raw = fixtureBytes('whatsapp_image.json');
       expect(raw.toString()).toContain('\\u00e9');
-      const res = await post(raw);
-      expect(res.status).toBe(200);
+      await deliver(raw);
       const [message] = await messagesWhere('external_id = $1', ['wamid.HBgLMTU1NTAxMDIwMzAVAgASGBQzQUZBS0UwMDAwMDAwMDAwMDAwNAA=']);
       expect(message).toMatchObject({ type: 'image', text: 'This one', status: 'pending' });
       const { rows } = await db.query<Row>('SELECT customer_name FROM conversations WHERE id = $1', [message.conversation_id]);
@@ -111,10 +130,22 @@ describe('Meta webhook', () => {
   });
 
   describe('customer messages', () => {
-    it('when a text arrives for a linked number, then it is stored pending and its conversation is queued with tenant and request id', async () => {
+    it('when a text arrives for a linked number, then 200 means it is in the inbox and its customer is queued with tenant, number and request id', async () => {
+      const wamid = 'wamid.HBgLMTU1NTAxMDIwMzAVAgASGBQzQUZBS0UwMDAwMDAwMDAwMDAwMAA=';
       const res = await post(fixtureBytes('whatsapp_text.json')).set('X-Request-Id', 'meta-req-1');
       expect(res.status).toBe(200);
-      const [message] = await messagesWhere('external_id = $1', ['wamid.HBgLMTU1NTAxMDIwMzAVAgASGBQzQUZBS0UwMDAwMDAwMDAwMDAwMAA=']);
+      expect(await inboxWhere('external_id = $1', [wamid])).toEqual([
+        expect.objectContaining({ channel: 'whatsapp', user_id: userId, phone_number_id: waNumberId, customer_id: '15550102030', attempts: 0 }),
+      ]);
+      expect(await streamEntries()).toEqual([{ user_id: userId, phone_number_id: waNumberId, customer_id: '15550102030', request_id: 'meta-req-1' }]);
+    });
+
+    it('when a worker files an accepted text, then it is stored pending in the customer\'s conversation and leaves the inbox', async () => {
+      const wamid = 'wamid.HBgLMTU1NTAxMDIwMzAVAgASGBQzQUZBS0UwMDAwMDAwMDAwMDAwMAA=';
+      const [key] = await findWaitingInbox(-60_000, 10);
+      expect(key).toEqual({ userId, phoneNumberId: waNumberId, customerId: '15550102030' });
+      const filed = await fileInbox(key!);
+      const [message] = await messagesWhere('external_id = $1', [wamid]);
       expect(message).toMatchObject({
         direction: 'inbound',
         author: 'customer',
@@ -124,25 +155,27 @@ describe('Meta webhook', () => {
         status: 'pending',
         user_id: userId,
       });
-      expect(await streamEntries()).toEqual([
-        { conversation_id: message.conversation_id, user_id: userId, message_id: message.id, request_id: 'meta-req-1' },
-      ]);
+      expect(filed).toEqual({ conversationId: message.conversation_id, filed: 1, dropped: 0, refused: 0 });
+      expect(await inboxWhere('external_id = $1', [wamid])).toEqual([]);
+      // Filed already (a redelivered nudge): nothing more, and the conversation is still named.
+      expect(await fileInbox(key!)).toEqual({ conversationId: message.conversation_id, filed: 0, dropped: 0, refused: 0 });
     });
 
     it('when one body batches messages from two customers, then each is stored in its own conversation and both are queued', async () => {
-      expect((await post(fixtureBytes('whatsapp_multi_messages_batch.json'))).status).toBe(200);
+      await deliver(fixtureBytes('whatsapp_multi_messages_batch.json'));
       const rows = await messagesWhere('external_id = ANY($1)', [[
         'wamid.HBgLMTU1NTAxMDIwMzAVAgASGBQzQUZBS0UwMDAwMDAwMDAwMDAwMgA=',
         'wamid.HBgMNDQ3NzAwOTAwMTIzFQIAEhgUM0FGQUtFMDAwMDAwMDAwMDAwMDMA',
       ]]);
       expect(rows).toHaveLength(2);
       expect(new Set(rows.map((r) => r.conversation_id)).size).toBe(2);
-      expect((await streamEntries()).map((e) => e.message_id).sort()).toEqual(rows.map((r) => r.id).sort());
+      const { rows: customers } = await db.query<Row>('SELECT customer_external_id FROM conversations WHERE id = ANY($1)', [rows.map((r) => r.conversation_id)]);
+      expect((await streamEntries()).map((e) => e.customer_id).sort()).toEqual(customers.map((c) => c.customer_external_id).sort());
     });
 
-    it('when reactions, locations and button replies arrive, then they are stored; only answerable ones are queued', async () => {
+    it('when reactions, locations and button replies arrive, then they are stored; only answerable ones are owed a reply', async () => {
       for (const name of ['whatsapp_reaction.json', 'whatsapp_location.json', 'whatsapp_interactive_button_reply.json', 'instagram_reaction.json']) {
-        expect((await post(fixtureBytes(name))).status).toBe(200);
+        await deliver(fixtureBytes(name));
       }
       const [reaction] = await messagesWhere(`type = 'reaction' AND channel = 'whatsapp'`);
       expect(reaction).toMatchObject({ status: 'ignored', text: '👍' });
@@ -153,7 +186,6 @@ describe('Meta webhook', () => {
       expect(button).toMatchObject({ status: 'pending', text: 'Yes, size M' });
       const [igReaction] = await messagesWhere(`type = 'reaction' AND channel = 'instagram'`);
       expect(igReaction.status).toBe('ignored');
-      expect((await streamEntries()).map((e) => e.message_id).sort()).toEqual([location.id, button.id].sort());
     });
 
     it('when the same message is delivered five times, four at once and one later, then it is recorded and queued once', async () => {
@@ -161,20 +193,26 @@ describe('Meta webhook', () => {
       const body = whatsappTextBody({ phoneNumberId: FIXTURE_IDS.whatsappPhoneNumberId, from: '15550001111', text: 'only once', id });
       const concurrent = await Promise.all([post(body), post(body), post(body), post(body)]);
       expect(concurrent.map((r) => r.status)).toEqual([200, 200, 200, 200]);
-      // Meta's later retry: nothing in Redis remembers it, only Postgres does.
+      expect(await inboxWhere('external_id = $1', [id])).toHaveLength(1);
+      expect((await streamEntries()).filter((e) => e.customer_id === '15550001111')).toHaveLength(1);
+      await fileWaiting();
+      // Meta's later retry, after filing: nothing in Redis remembers it, only Postgres does.
       await getRedis().flushdb();
       expect((await post(body)).status).toBe(200);
+      expect(await inboxWhere('external_id = $1', [id])).toHaveLength(0);
       expect(await messagesWhere('external_id = $1', [id])).toHaveLength(1);
       const { rows } = await db.query<Row>(`SELECT count(*)::int AS n FROM conversations WHERE customer_external_id = '15550001111'`);
       expect(rows[0].n).toBe(1);
-      expect((await streamEntries()).filter((e) => e.message_id)).toHaveLength(0); // flushed; the retry queued nothing new
+      expect(await streamEntries()).toHaveLength(0); // flushed; the retry queued nothing new
     });
 
     it('when messages follow each other, then they get consecutive sequence numbers in one conversation', async () => {
       const from = '15550002222';
+      // Accepted one after the other and filed together: arrival order is kept.
       for (const text of ['one', 'two', 'three']) {
-        await post(whatsappTextBody({ phoneNumberId: FIXTURE_IDS.whatsappPhoneNumberId, from, text }));
+        expect((await post(whatsappTextBody({ phoneNumberId: FIXTURE_IDS.whatsappPhoneNumberId, from, text }))).status).toBe(200);
       }
+      await fileWaiting();
       const rows = await messagesWhere(`conversation_id = (SELECT id FROM conversations WHERE customer_external_id = $1)`, [from]);
       expect(rows.map((r) => [r.sequence_no, r.text])).toEqual([[1, 'one'], [2, 'two'], [3, 'three']]);
     });
@@ -182,30 +220,30 @@ describe('Meta webhook', () => {
     it('when the account is unknown, then 200 and nothing is stored', async () => {
       const body = whatsappTextBody({ phoneNumberId: '999999999', from: '15550003333', text: 'hello?' });
       expect((await post(body)).status).toBe(200);
+      expect(await inboxWhere(`customer_id = '15550003333'`)).toHaveLength(0);
+      expect(await streamEntries()).toEqual([]);
+      await fileWaiting();
       expect(await messagesWhere(`text = 'hello?'`)).toHaveLength(0);
     });
 
-    it('when the number has no agent, then the message is stored but not queued', async () => {
+    it('when the number has no agent, then the message is stored and owes no reply', async () => {
       const number = await createTestPhoneNumber(userId, { externalId: 'no-agent-number' });
       const body = whatsappTextBody({ phoneNumberId: number.externalId, from: '15550004444', text: 'anyone there?' });
-      expect((await post(body)).status).toBe(200);
+      await deliver(body);
       const [message] = await messagesWhere(`text = 'anyone there?'`);
       expect(message.status).toBe('ignored');
-      expect(await streamEntries()).toEqual([]);
     });
 
-    it('when the conversation is paused, then new messages are stored but not queued', async () => {
+    it('when the conversation is paused, then new messages are stored and owe no reply', async () => {
       const from = '15550005555';
-      await post(whatsappTextBody({ phoneNumberId: FIXTURE_IDS.whatsappPhoneNumberId, from, text: 'first' }));
+      await deliver(whatsappTextBody({ phoneNumberId: FIXTURE_IDS.whatsappPhoneNumberId, from, text: 'first' }));
       await db.query(`UPDATE conversations SET bot_paused = true WHERE customer_external_id = $1`, [from]);
-      await getRedis().del(STREAMS.messages);
-      await post(whatsappTextBody({ phoneNumberId: FIXTURE_IDS.whatsappPhoneNumberId, from, text: 'second' }));
+      await deliver(whatsappTextBody({ phoneNumberId: FIXTURE_IDS.whatsappPhoneNumberId, from, text: 'second' }));
       const [second] = await messagesWhere(`text = 'second'`);
       expect(second.status).toBe('ignored');
-      expect(await streamEntries()).toEqual([]);
     });
 
-    it('when Redis is unreachable, then the webhook still answers 200 and the message waits in Postgres', async () => {
+    it('when Redis is unreachable, then the webhook still answers 200 and the message waits in Postgres for the sweeper', async () => {
       const redis = getRedis();
       redis.disconnect();
       const original = redis.options.port;
@@ -214,7 +252,8 @@ describe('Meta webhook', () => {
         const id = uniqueWamid();
         const res = await post(whatsappTextBody({ phoneNumberId: FIXTURE_IDS.whatsappPhoneNumberId, from: '15550006666', text: 'redis down', id }));
         expect(res.status).toBe(200);
-        expect(await messagesWhere('external_id = $1', [id])).toEqual([expect.objectContaining({ status: 'pending' })]);
+        expect(await inboxWhere('external_id = $1', [id])).toHaveLength(1);
+        expect(await findWaitingInbox(-60_000, 1000)).toContainEqual({ userId, phoneNumberId: waNumberId, customerId: '15550006666' });
       } finally {
         redis.options.port = original;
         await redis.connect().catch(() => undefined);
@@ -279,8 +318,8 @@ describe('Meta webhook', () => {
 
   describe('Instagram', () => {
     it('when a customer writes and sends an image, then both are stored pending under the IGSID', async () => {
-      expect((await post(fixtureBytes('instagram_text.json'))).status).toBe(200);
-      expect((await post(fixtureBytes('instagram_attachment_image.json'))).status).toBe(200);
+      await deliver(fixtureBytes('instagram_text.json'));
+      await deliver(fixtureBytes('instagram_attachment_image.json'));
       const rows = await messagesWhere(`channel = 'instagram' AND direction = 'inbound' AND type <> 'reaction'`);
       expect(rows.map((r) => [r.type, r.status])).toEqual([['text', 'pending'], ['image', 'pending']]);
       const { rows: conversation } = await db.query<Row>('SELECT customer_external_id, phone_number_id FROM conversations WHERE id = $1', [rows[0].conversation_id]);
@@ -295,9 +334,27 @@ describe('Meta webhook', () => {
       expect(rows[0].bot_paused).toBe(true);
     });
 
+    it('when a customer unsends a message, then it is flagged deleted whether it was filed already or still waits in the inbox', async () => {
+      const igsid = '6021000000000077';
+      const unsend = (mid: string) =>
+        JSON.stringify({
+          object: 'instagram',
+          entry: [{ id: FIXTURE_IDS.instagramAccountId, time: Date.now(), messaging: [
+            { sender: { id: igsid }, recipient: { id: FIXTURE_IDS.instagramAccountId }, timestamp: Date.now(), message: { mid, is_deleted: true } },
+          ] }],
+        });
+      await deliver(instagramMessageBody({ accountId: FIXTURE_IDS.instagramAccountId, igsid, text: 'filed then unsent', mid: 'mid.unsend-filed' }));
+      expect((await post(instagramMessageBody({ accountId: FIXTURE_IDS.instagramAccountId, igsid, text: 'unsent while waiting', mid: 'mid.unsend-waiting' }))).status).toBe(200);
+      expect((await post(unsend('mid.unsend-filed'))).status).toBe(200);
+      expect((await post(unsend('mid.unsend-waiting'))).status).toBe(200);
+      await fileWaiting();
+      const rows = await messagesWhere(`external_id IN ('mid.unsend-filed', 'mid.unsend-waiting')`);
+      expect(rows.map((r) => [r.text, r.payload.deleted])).toEqual([['filed then unsent', true], ['unsent while waiting', true]]);
+    });
+
     it('when our own reply echoes back, then it is not taken for a human and the bot stays on', async () => {
       const igsid = '6021000000000099';
-      await post(instagramMessageBody({ accountId: FIXTURE_IDS.instagramAccountId, igsid, text: 'hi there' }));
+      await deliver(instagramMessageBody({ accountId: FIXTURE_IDS.instagramAccountId, igsid, text: 'hi there' }));
       const [inbound] = await messagesWhere(`text = 'hi there'`);
       // The worker's reply, committed before Graph answered with its id.
       await db.query(
@@ -314,7 +371,7 @@ describe('Meta webhook', () => {
   });
 
   describe('under concurrent load', () => {
-    it('when many webhooks arrive at once, then they share batches and every message is recorded once, in order per customer', async () => {
+    it('when many webhooks arrive at once, then they share batches and every message is recorded once, numbered per customer', async () => {
       const bodies: string[] = [];
       const ids: string[] = [];
       for (let customer = 0; customer < 10; customer++) {
@@ -327,6 +384,8 @@ describe('Meta webhook', () => {
       // Each customer's messages in order, all customers at once, plus every body twice.
       const responses = await Promise.all([...bodies, ...bodies].map((body) => post(body)));
       expect(responses.every((res) => res.status === 200)).toBe(true);
+      expect(await inboxWhere('external_id = ANY($1)', [ids])).toHaveLength(40);
+      await fileWaiting();
       const rows = await messagesWhere('external_id = ANY($1)', [ids]);
       expect(rows).toHaveLength(40);
       const byConversation = new Map<string, number[]>();
@@ -335,25 +394,38 @@ describe('Meta webhook', () => {
       for (const sequence of byConversation.values()) expect(sequence.sort()).toEqual([1, 2, 3, 4]);
     });
 
-    it('when one message of a batch cannot be stored, then only its own webhook fails', async () => {
-      const good = whatsappTextBody({ phoneNumberId: FIXTURE_IDS.whatsappPhoneNumberId, from: '15550400001', text: 'fine' });
-      // A message type longer than the column allows: the database refuses this one row.
-      const bad = JSON.stringify({
-        object: 'whatsapp_business_account',
-        entry: [{ id: '1', changes: [{ field: 'messages', value: {
-          messaging_product: 'whatsapp',
-          metadata: { display_phone_number: '1', phone_number_id: FIXTURE_IDS.whatsappPhoneNumberId },
-          contacts: [{ profile: { name: 'X' }, wa_id: '15550400002' }],
-          messages: [{ from: '15550400002', id: uniqueWamid(), timestamp: '1780300800', type: 'text', text: { body: 'x'.repeat(10) } }],
-        } }] }],
-      });
+    it('when several workers file one customer at once, then each message is filed once, in arrival order', async () => {
+      const customer = '15550500001';
+      const texts = Array.from({ length: 12 }, (_, n) => `burst ${n + 1}`);
+      for (const text of texts) expect((await post(whatsappTextBody({ phoneNumberId: FIXTURE_IDS.whatsappPhoneNumberId, from: customer, text }))).status).toBe(200);
+      const key = { userId, phoneNumberId: waNumberId, customerId: customer };
+      const results = await Promise.all(Array.from({ length: 4 }, () => fileInbox(key)));
+      expect(results.reduce((total, r) => total + r.filed, 0)).toBe(12);
+      expect(new Set(results.map((r) => r.conversationId)).size).toBe(1);
+      const rows = await messagesWhere(`conversation_id = $1`, [results[0]!.conversationId]);
+      expect(rows.map((r) => [r.sequence_no, r.text])).toEqual(texts.map((text, i) => [i + 1, text]));
+    });
+
+    it('when the database refuses to file one message, then the others are filed and it waits in the inbox with the reason, then is set aside', async () => {
+      const customer = '15550400002';
+      const good = whatsappTextBody({ phoneNumberId: FIXTURE_IDS.whatsappPhoneNumberId, from: customer, text: 'fine' });
+      // A text the messages table refuses (the CHECK below): accepted, then refused at filing.
+      const bad = whatsappTextBody({ phoneNumberId: FIXTURE_IDS.whatsappPhoneNumberId, from: customer, text: 'xxxxxxxxxx' });
+      const later = whatsappTextBody({ phoneNumberId: FIXTURE_IDS.whatsappPhoneNumberId, from: customer, text: 'still fine' });
       await db.query(`ALTER TABLE messages ADD CONSTRAINT test_refuse_poison CHECK (text IS DISTINCT FROM 'xxxxxxxxxx') NOT VALID`);
       try {
-        const [okRes, badRes] = await Promise.all([post(good), post(bad)]);
-        expect(okRes.status).toBe(200);
-        expect(badRes.status).toBe(503);
-        expect(badRes.body.error.code).toBe('unavailable');
-        expect(await messagesWhere(`text = 'fine' AND conversation_id IN (SELECT id FROM conversations WHERE customer_external_id = '15550400001')`)).toHaveLength(1);
+        for (const body of [good, bad, later]) expect((await post(body)).status).toBe(200);
+        const key = { userId, phoneNumberId: waNumberId, customerId: customer };
+        expect(await fileInbox(key)).toEqual(expect.objectContaining({ filed: 2, refused: 1 }));
+        const rows = await messagesWhere(`conversation_id IN (SELECT id FROM conversations WHERE customer_external_id = $1)`, [customer]);
+        expect(rows.map((r) => [r.sequence_no, r.text])).toEqual([[1, 'fine'], [2, 'still fine']]);
+        const [refused] = await inboxWhere('customer_id = $1', [customer]);
+        expect(refused).toMatchObject({ attempts: 1, last_error: expect.stringContaining('test_refuse_poison') });
+        // Refused on every try: after a few, filing and the sweeper leave it aside (kept, for inspection).
+        for (let attempt = 2; attempt <= 5; attempt++) await fileInbox(key);
+        expect(await fileInbox(key)).toEqual(expect.objectContaining({ filed: 0, refused: 0 }));
+        expect(await inboxWhere('customer_id = $1', [customer])).toEqual([expect.objectContaining({ attempts: 5 })]);
+        expect(await findWaitingInbox(-60_000, 1000)).not.toContainEqual(key);
       } finally {
         await db.query('ALTER TABLE messages DROP CONSTRAINT test_refuse_poison');
       }

@@ -1,13 +1,17 @@
 /**
  * MetaEvent with the database edge mocked: which SQL function each write calls, the parameter
- * order those functions expect, how a unique violation becomes "duplicate", and what the
- * UPDATEs report back.
+ * order those functions expect, how a unique violation becomes "duplicate", how a batch's
+ * rows map back to its items, and what the UPDATEs report back. (The SQL itself runs against
+ * Postgres in tests/integration/webhook.test.ts.)
  */
 import {
+  acceptCustomerMessages,
   applyOutboundStatus,
+  fileInbox,
+  findWaitingInbox,
   ingestBusinessEcho,
-  ingestCustomerMessage,
   markUnsentByCustomer,
+  setInboxAside,
   type InboundMessageFields,
 } from '../../../src/models/MetaEvent';
 import { db, type Queryable } from '../../../src/utils/database';
@@ -43,60 +47,107 @@ const uniqueViolation = () => Object.assign(new Error('duplicate key value viola
 
 beforeEach(() => query.mockReset());
 
-describe('ingestCustomerMessage', () => {
-  it('when called, then ingest_customer_message gets its ten parameters in order and the row comes back as is', async () => {
-    const row = { outcome: 'recorded', userId: USER, conversationId: CONVERSATION, messageId: MESSAGE, status: 'pending' };
-    query.mockResolvedValueOnce({ rows: [row], rowCount: 1 });
+describe('acceptCustomerMessages', () => {
+  const NUMBER = '44444444-4444-4444-8444-444444444444';
+  const accepted = (ordinal: number, customerId = '15550001111') => ({ ordinal: String(ordinal), outcome: 'accepted', userId: USER, phoneNumberId: NUMBER, customerId });
 
-    const result = await ingestCustomerMessage(fields);
+  it('when a batch is accepted, then its items go as one JSON array in snake_case and rows come back in item order, whatever order they arrive in', async () => {
+    query.mockResolvedValueOnce({
+      rows: [
+        { ordinal: '3', outcome: 'unknown_account', userId: null, phoneNumberId: null, customerId: 'C3' },
+        accepted(1),
+        { ordinal: '2', outcome: 'duplicate', userId: USER, phoneNumberId: NUMBER, customerId: '15550001111' },
+      ],
+    });
+
+    const results = await acceptCustomerMessages([fields, { ...fields, externalId: 'wamid.B' }, { ...fields, accountId: 'nobody', customerId: 'C3' }]);
 
     expect(query).toHaveBeenCalledTimes(1);
-    expect(sql()).toContain('FROM ingest_customer_message($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)');
-    expect(sql()).toContain('user_id AS "userId"');
-    expect(params()).toEqual(['whatsapp', 'PNID-1', '15550001111', 'Ana', 'wamid.A', 'text', 'hello', { media: { id: 'M' } }, at, true]);
-    expect(result).toEqual(row);
-  });
-
-  it('when the message is not answerable and has no name or text, then nulls and false are passed through', async () => {
-    query.mockResolvedValueOnce({ rows: [{ outcome: 'recorded', userId: USER, conversationId: CONVERSATION, messageId: MESSAGE, status: 'ignored' }] });
-
-    await ingestCustomerMessage({ ...fields, customerName: null, text: null, payload: null, answerable: false });
-
-    expect(params()).toEqual(['whatsapp', 'PNID-1', '15550001111', null, 'wamid.A', 'text', null, null, at, false]);
-  });
-
-  it('when a concurrent delivery wins the unique index (23505), then the outcome is duplicate with nothing else', async () => {
-    query.mockRejectedValueOnce(uniqueViolation());
-
-    await expect(ingestCustomerMessage(fields)).resolves.toEqual({
-      outcome: 'duplicate',
-      userId: null,
-      conversationId: null,
-      messageId: null,
-      status: null,
+    expect(sql()).toContain('INSERT INTO inbox');
+    expect(sql()).toContain('NOT EXISTS (SELECT 1 FROM messages m');
+    const items = JSON.parse(params()[0] as string);
+    expect(items[0]).toEqual({
+      channel: 'whatsapp',
+      account_id: 'PNID-1',
+      customer_id: '15550001111',
+      customer_name: 'Ana',
+      external_id: 'wamid.A',
+      type: 'text',
+      text: 'hello',
+      payload: { media: { id: 'M' } },
+      timestamp: '2025-03-04T05:06:07.000Z',
+      answerable: true,
     });
+    expect(results).toEqual([
+      { outcome: 'accepted', key: { userId: USER, phoneNumberId: NUMBER, customerId: '15550001111' } },
+      { outcome: 'duplicate', key: { userId: USER, phoneNumberId: NUMBER, customerId: '15550001111' } },
+      { outcome: 'unknown_account', key: null },
+    ]);
   });
 
-  it('when any other database error occurs, then it is rethrown unchanged', async () => {
-    const error = Object.assign(new Error('deadlock detected'), { code: '40P01' });
-    query.mockRejectedValueOnce(error);
+  it('when a batch fails as a whole, then each item is tried alone and only the failing one carries the error', async () => {
+    const refused = new Error('value too long');
+    query
+      .mockRejectedValueOnce(refused)
+      .mockResolvedValueOnce({ rows: [accepted(1)] })
+      .mockRejectedValueOnce(refused)
+      .mockResolvedValueOnce({ rows: [accepted(1, 'C3')] });
 
-    await expect(ingestCustomerMessage(fields)).rejects.toBe(error);
+    const results = await acceptCustomerMessages([fields, { ...fields, externalId: 'wamid.B' }, { ...fields, customerId: 'C3' }]);
+
+    expect(query).toHaveBeenCalledTimes(4);
+    expect(JSON.parse(params(2)[0] as string)).toEqual([expect.objectContaining({ external_id: 'wamid.B' })]);
+    expect(results).toEqual([
+      { outcome: 'accepted', key: { userId: USER, phoneNumberId: NUMBER, customerId: '15550001111' } },
+      refused,
+      { outcome: 'accepted', key: { userId: USER, phoneNumberId: NUMBER, customerId: 'C3' } },
+    ]);
   });
 
-  it('when an error has no code at all, then it is rethrown', async () => {
-    query.mockRejectedValueOnce(new Error('Connection terminated'));
+  it('when a single item fails, then its error comes back without a second try', async () => {
+    const down = new Error('Connection terminated');
+    query.mockRejectedValueOnce(down);
 
-    await expect(ingestCustomerMessage(fields)).rejects.toThrow('Connection terminated');
+    await expect(acceptCustomerMessages([fields])).resolves.toEqual([down]);
+    expect(query).toHaveBeenCalledTimes(1);
   });
 
   it('when a client is given, then the statement runs on it and not on the pool', async () => {
-    const tx: Queryable = { query: jest.fn().mockResolvedValue({ rows: [{ outcome: 'unknown_account' }], rowCount: 1 }) };
+    const tx: Queryable = { query: jest.fn().mockResolvedValue({ rows: [accepted(1)], rowCount: 1 }) };
 
-    await ingestCustomerMessage(fields, tx);
+    await acceptCustomerMessages([fields], tx);
 
     expect(tx.query).toHaveBeenCalledTimes(1);
     expect(query).not.toHaveBeenCalled();
+  });
+});
+
+describe('the inbox', () => {
+  const key = { userId: USER, phoneNumberId: '44444444-4444-4444-8444-444444444444', customerId: '15550001111' };
+
+  it('when a customer is filed, then file_inbox gets tenant, number and customer and its row comes back', async () => {
+    const row = { conversationId: CONVERSATION, filed: 2, dropped: 0, refused: 0 };
+    query.mockResolvedValueOnce({ rows: [row] });
+
+    await expect(fileInbox(key)).resolves.toEqual(row);
+    expect(sql()).toContain('FROM file_inbox($1, $2, $3)');
+    expect(params()).toEqual([USER, key.phoneNumberId, '15550001111']);
+  });
+
+  it('when the sweeper looks for waiting customers, then rows idle longer than given and not set aside are asked for, up to a limit', async () => {
+    query.mockResolvedValueOnce({ rows: [key] });
+
+    await expect(findWaitingInbox(30_000, 500)).resolves.toEqual([key]);
+    expect(sql()).toContain('attempts < inbox_max_attempts()');
+    expect(params()).toEqual([30_000, 500]);
+  });
+
+  it('when a customer is set aside, then the reason is stored under the tenant and the active conversation is named', async () => {
+    query.mockResolvedValueOnce({ rows: [{ setAside: 1, conversationId: CONVERSATION }] });
+
+    await expect(setInboxAside(key, 'poison')).resolves.toEqual({ setAside: 1, conversationId: CONVERSATION });
+    expect(sql()).toContain('UPDATE inbox SET attempts = inbox_max_attempts()');
+    expect(params()).toEqual([USER, key.phoneNumberId, '15550001111', 'poison']);
   });
 });
 
@@ -167,7 +218,7 @@ describe('applyOutboundStatus', () => {
 
 describe('markUnsentByCustomer', () => {
   it('when the inbound message exists, then it is flagged deleted and true comes back', async () => {
-    query.mockResolvedValueOnce({ rows: [], rowCount: 1 });
+    query.mockResolvedValueOnce({ rows: [{ flagged: 1 }] });
 
     expect(await markUnsentByCustomer('instagram', 'mid.GONE')).toBe(true);
     expect(params()).toEqual(['instagram', 'mid.GONE']);
@@ -176,7 +227,7 @@ describe('markUnsentByCustomer', () => {
   });
 
   it('when no inbound message has that id, then false', async () => {
-    query.mockResolvedValueOnce({ rows: [], rowCount: 0 });
+    query.mockResolvedValueOnce({ rows: [{ flagged: 0 }] });
 
     expect(await markUnsentByCustomer('instagram', 'mid.NEVER')).toBe(false);
   });

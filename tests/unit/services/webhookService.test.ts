@@ -5,11 +5,12 @@
  */
 import { ingestWebhookEvents } from '../../../src/services/webhookService';
 import {
+  acceptCustomerMessages,
   applyOutboundStatus,
   ingestBusinessEcho,
-  ingestCustomerMessage,
-  ingestCustomerMessages,
   markUnsentByCustomer,
+  type AcceptResult,
+  type InboundMessageFields,
   type IngestResult,
 } from '../../../src/models/MetaEvent';
 import { enqueueConversations } from '../../../src/utils/queue';
@@ -25,15 +26,15 @@ import type {
 } from '../../../src/services/metaNormalizer';
 
 jest.mock('../../../src/models/MetaEvent', () => ({
+  acceptCustomerMessages: jest.fn(),
   applyOutboundStatus: jest.fn(),
   ingestBusinessEcho: jest.fn(),
-  ingestCustomerMessage: jest.fn(),
-  ingestCustomerMessages: jest.fn(),
   markUnsentByCustomer: jest.fn(),
 }));
 jest.mock('../../../src/utils/queue', () => ({ enqueueConversations: jest.fn() }));
 
-const ingestCustomer = ingestCustomerMessage as jest.MockedFunction<typeof ingestCustomerMessage>;
+/** What acceptance says of each item: the batch mock below asks it once per item. */
+const ingestCustomer = jest.fn<Promise<AcceptResult>, [InboundMessageFields]>();
 const ingestEcho = ingestBusinessEcho as jest.MockedFunction<typeof ingestBusinessEcho>;
 const applyStatus = applyOutboundStatus as jest.MockedFunction<typeof applyOutboundStatus>;
 const markUnsent = markUnsentByCustomer as jest.MockedFunction<typeof markUnsentByCustomer>;
@@ -42,7 +43,7 @@ const enqueue = enqueueConversations as jest.MockedFunction<typeof enqueueConver
 const REQUEST_ID = 'req-123';
 const USER = '11111111-1111-4111-8111-111111111111';
 const CONVERSATION = '22222222-2222-4222-8222-222222222222';
-const MESSAGE = '33333333-3333-4333-8333-333333333333';
+const NUMBER = '44444444-4444-4444-8444-444444444444';
 const at = new Date('2025-03-04T05:06:07Z');
 
 function message(overrides: Partial<NormalizedMessage> = {}): NormalizedMessage {
@@ -136,14 +137,8 @@ const ignored: NormalizedIgnored = {
   path: 'entry[0].changes[0]',
 };
 
-const recorded = (overrides: Partial<IngestResult> = {}): IngestResult => ({
-  outcome: 'recorded',
-  userId: USER,
-  conversationId: CONVERSATION,
-  messageId: MESSAGE,
-  status: 'pending',
-  ...overrides,
-});
+const accepted = (customerId = '15550001111'): AcceptResult => ({ outcome: 'accepted', key: { userId: USER, phoneNumberId: NUMBER, customerId } });
+const nudge = (customerId = '15550001111') => ({ userId: USER, phoneNumberId: NUMBER, customerId, requestId: REQUEST_ID });
 
 const outcome = (value: IngestResult['outcome']): IngestResult => ({
   outcome: value,
@@ -152,22 +147,23 @@ const outcome = (value: IngestResult['outcome']): IngestResult => ({
   messageId: null,
   status: null,
 });
+const echoRecorded: IngestResult = { outcome: 'recorded', userId: USER, conversationId: CONVERSATION, messageId: 'M', status: null };
 
 beforeEach(() => {
   jest.resetAllMocks();
   // The service writes customer messages in batches; each item behaves as the single-row mock says.
-  (ingestCustomerMessages as jest.MockedFunction<typeof ingestCustomerMessages>).mockImplementation((batch) =>
+  (acceptCustomerMessages as jest.MockedFunction<typeof acceptCustomerMessages>).mockImplementation((batch) =>
     Promise.all(batch.map((fields) => ingestCustomer(fields).catch((error: Error) => error))),
   );
-  ingestCustomer.mockResolvedValue(recorded());
-  ingestEcho.mockResolvedValue(recorded({ status: null }));
+  ingestCustomer.mockResolvedValue(accepted());
+  ingestEcho.mockResolvedValue(echoRecorded);
   applyStatus.mockResolvedValue(true);
   markUnsent.mockResolvedValue(true);
   enqueue.mockResolvedValue(undefined);
 });
 
 describe('customer messages', () => {
-  it('when a text arrives, then it is ingested with every field, answerable, and its conversation is nudged with the request id', async () => {
+  it('when a text arrives, then it is accepted with every field, answerable, and its customer is nudged with the request id', async () => {
     const summary = await ingestWebhookEvents([message()], REQUEST_ID);
 
     expect(ingestCustomer).toHaveBeenCalledTimes(1);
@@ -183,7 +179,7 @@ describe('customer messages', () => {
       timestamp: at,
       answerable: true,
     });
-    expect(enqueue).toHaveBeenCalledWith([{ conversationId: CONVERSATION, userId: USER, messageId: MESSAGE, requestId: REQUEST_ID }]);
+    expect(enqueue).toHaveBeenCalledWith([nudge()]);
     expect(summary).toEqual({ recorded: 1, duplicates: 0, queued: 1, statuses: 0, ignored: 0 });
   });
 
@@ -233,7 +229,7 @@ describe('customer messages', () => {
     expect(markUnsent).toHaveBeenCalledWith('instagram', 'mid.GONE');
     expect(ingestCustomer).not.toHaveBeenCalled();
     expect(ingestEcho).not.toHaveBeenCalled();
-    expect(enqueue).toHaveBeenCalledWith([]);
+    expect(enqueue).not.toHaveBeenCalled();
     expect(summary).toEqual({ recorded: 0, duplicates: 0, queued: 0, statuses: 0, ignored: 0 });
   });
 
@@ -291,13 +287,11 @@ describe('reactions', () => {
     });
   });
 
-  it('when the model stores a reaction as ignored, then it is counted as recorded but not nudged', async () => {
-    ingestCustomer.mockResolvedValue(recorded({ status: 'ignored' }));
-
+  it('when a reaction is accepted, then its customer is nudged to file it like any message (filing decides it owes no reply)', async () => {
     const summary = await ingestWebhookEvents([reaction()], REQUEST_ID);
 
-    expect(summary).toEqual({ recorded: 1, duplicates: 0, queued: 0, statuses: 0, ignored: 0 });
-    expect(enqueue).toHaveBeenCalledWith([]);
+    expect(summary).toEqual({ recorded: 1, duplicates: 0, queued: 1, statuses: 0, ignored: 0 });
+    expect(enqueue).toHaveBeenCalledWith([nudge()]);
   });
 });
 
@@ -385,40 +379,36 @@ describe('errors and ignored items', () => {
 
 describe('outcomes', () => {
   it('when the account is unknown, then it is counted as ignored and not nudged', async () => {
-    ingestCustomer.mockResolvedValue(outcome('unknown_account'));
+    ingestCustomer.mockResolvedValue({ outcome: 'unknown_account', key: null });
 
     const summary = await ingestWebhookEvents([message()], REQUEST_ID);
 
     expect(summary).toEqual({ recorded: 0, duplicates: 0, queued: 0, statuses: 0, ignored: 1 });
+    expect(enqueue).not.toHaveBeenCalled();
   });
 
   it('when the message is a duplicate or our own echo, then it is counted as a duplicate and not nudged', async () => {
-    ingestCustomer.mockResolvedValueOnce(outcome('duplicate'));
+    ingestCustomer.mockResolvedValueOnce({ outcome: 'duplicate', key: accepted().key });
     ingestEcho.mockResolvedValueOnce(outcome('own_echo'));
 
     const summary = await ingestWebhookEvents([message(), message({ isEcho: true, externalId: 'wamid.E' })], REQUEST_ID);
 
     expect(summary).toEqual({ recorded: 0, duplicates: 2, queued: 0, statuses: 0, ignored: 0 });
-    expect(enqueue).toHaveBeenCalledWith([]);
+    expect(enqueue).not.toHaveBeenCalled();
   });
 
-  it('when a recorded message is only stored (status ignored), then it is not nudged', async () => {
-    ingestCustomer.mockResolvedValue(recorded({ status: 'ignored' }));
+  it('when one body carries several messages of one customer, then the customer is nudged once', async () => {
+    const summary = await ingestWebhookEvents([message(), message({ externalId: 'wamid.B' }), reaction()], REQUEST_ID);
 
-    const summary = await ingestWebhookEvents([message()], REQUEST_ID);
-
-    expect(summary.recorded).toBe(1);
-    expect(summary.queued).toBe(0);
-    expect(enqueue).toHaveBeenCalledWith([]);
+    expect(summary).toEqual({ recorded: 3, duplicates: 0, queued: 1, statuses: 0, ignored: 0 });
+    expect(enqueue).toHaveBeenCalledWith([nudge()]);
   });
 
-  it('when a body mixes every kind, then customer messages are written first in body order, the rest after, and only pending ones are nudged', async () => {
+  it('when a body mixes every kind, then customer messages are written first in body order, the rest after, and each new customer is nudged', async () => {
     const order: string[] = [];
     ingestCustomer.mockImplementation(async (fields) => {
       order.push(fields.externalId);
-      return fields.externalId === 'wamid.DUP'
-        ? outcome('duplicate')
-        : recorded({ conversationId: `conv-${fields.externalId}`, messageId: `msg-${fields.externalId}` });
+      return fields.externalId === 'wamid.DUP' ? { outcome: 'duplicate', key: accepted().key } : accepted(`customer-${fields.externalId}`);
     });
     applyStatus.mockImplementation(async (_channel, externalId) => {
       order.push(externalId);
@@ -431,10 +421,7 @@ describe('outcomes', () => {
     );
 
     expect(order).toEqual(['wamid.1', 'wamid.DUP', 'wamid.2', 'wamid.OURS']);
-    expect(enqueue).toHaveBeenCalledWith([
-      { conversationId: 'conv-wamid.1', userId: USER, messageId: 'msg-wamid.1', requestId: REQUEST_ID },
-      { conversationId: 'conv-wamid.2', userId: USER, messageId: 'msg-wamid.2', requestId: REQUEST_ID },
-    ]);
+    expect(enqueue).toHaveBeenCalledWith([nudge('customer-wamid.1'), nudge('customer-wamid.2')]);
     expect(summary).toEqual({ recorded: 2, duplicates: 1, queued: 2, statuses: 1, ignored: 1 });
   });
 
@@ -446,7 +433,7 @@ describe('outcomes', () => {
 describe('failures', () => {
   it('when the database fails, then an AppError unavailable (503) is thrown with the cause and nothing is queued', async () => {
     const cause = new Error('connection terminated');
-    ingestCustomer.mockResolvedValueOnce(recorded()).mockRejectedValueOnce(cause);
+    ingestCustomer.mockResolvedValueOnce(accepted()).mockRejectedValueOnce(cause);
 
     const error = await ingestWebhookEvents([message(), message({ externalId: 'wamid.B' })], REQUEST_ID).catch((e: unknown) => e);
 
@@ -465,12 +452,15 @@ describe('failures', () => {
     await expect(ingestWebhookEvents([event], REQUEST_ID)).rejects.toMatchObject({ code: 'unavailable' });
   });
 
-  it('when enqueueing fails, then the error is swallowed and queued stays 0 while the rest of the summary stands', async () => {
-    enqueue.mockRejectedValue(new Error('Redis is down'));
+  it('when enqueueing fails, then the webhook does not wait for it or fail: the error is only logged (the sweeper repairs it)', async () => {
+    let reject!: (error: Error) => void;
+    enqueue.mockReturnValue(new Promise((_, fail) => (reject = fail)));
 
     const summary = await ingestWebhookEvents([message()], REQUEST_ID);
 
     expect(enqueue).toHaveBeenCalledTimes(1);
-    expect(summary).toEqual({ recorded: 1, duplicates: 0, queued: 0, statuses: 0, ignored: 0 });
+    expect(summary).toEqual({ recorded: 1, duplicates: 0, queued: 1, statuses: 0, ignored: 0 });
+    reject(new Error('Redis is down'));
+    await new Promise((resolve) => setImmediate(resolve));
   });
 });

@@ -6,6 +6,7 @@ import RedisMock from 'ioredis-mock';
 import type Redis from 'ioredis';
 import {
   enqueueConversations,
+  isInboxNudge,
   nudgeFields,
   parseNudge,
   prefixedKey,
@@ -60,7 +61,10 @@ describe('nudgeFields and parseNudge', () => {
 
   it.each<[string, string[]]>([
     ['nothing', []],
-    ['no conversation id', ['user_id', USER]],
+    ['no conversation id nor inbox key', ['user_id', USER]],
+    ['an inbox key without its customer', ['user_id', USER, 'phone_number_id', 'N']],
+    ['an inbox key without its number', ['user_id', USER, 'customer_id', 'C']],
+    ['an inbox key without its user', ['phone_number_id', 'N', 'customer_id', 'C']],
     ['no user id', ['conversation_id', CONVERSATION]],
     ['an empty conversation id', ['conversation_id', '', 'user_id', USER]],
     ['an empty user id', ['conversation_id', CONVERSATION, 'user_id', '']],
@@ -70,7 +74,18 @@ describe('nudgeFields and parseNudge', () => {
   });
 
   it('when a key is repeated, then the last value wins', () => {
-    expect(parseNudge(['conversation_id', 'old', 'user_id', USER, 'conversation_id', CONVERSATION])?.conversationId).toBe(CONVERSATION);
+    expect(parseNudge(['conversation_id', 'old', 'user_id', USER, 'conversation_id', CONVERSATION])).toMatchObject({ conversationId: CONVERSATION });
+  });
+
+  it('when an inbox nudge is written and read back, then number, customer, tenant and request id survive, and it is told apart', () => {
+    const inbox = { userId: USER, phoneNumberId: 'N-1', customerId: '15550001111', requestId: 'req-9' };
+    const fields = nudgeFields(inbox);
+    expect(fields).toEqual(['user_id', USER, 'phone_number_id', 'N-1', 'customer_id', '15550001111', 'request_id', 'req-9']);
+    const parsed = parseNudge(fields)!;
+    expect(parsed).toEqual(inbox);
+    expect(isInboxNudge(parsed)).toBe(true);
+    expect(isInboxNudge({ conversationId: CONVERSATION, userId: USER })).toBe(false);
+    expect(parseNudge(nudgeFields({ ...inbox, requestId: undefined }))).toEqual({ ...inbox, requestId: undefined });
   });
 });
 
