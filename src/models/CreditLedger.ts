@@ -96,8 +96,8 @@ export async function insertTopUp(
 }
 
 /**
- * Charges up to `cost` credits in one statement, clamped at the balance: the entry's amount is
- * -LEAST(balance, cost) computed from the row it has just locked, so no concurrency can take
+ * Charges up to `cost` credits in one statement (charge_credits, migration 007), clamped at the
+ * balance: the entry's amount is -LEAST(balance, cost) computed from the row it has just locked, so no concurrency can take
  * the balance below zero and nothing is read into JS and written back.
  *
  * A second charge for the same reply message or extraction inserts nothing (the unique indexes
@@ -111,17 +111,7 @@ export async function insertClampedCharge(
   client: Queryable = db,
 ): Promise<ChargeWrite | null> {
   const { rows } = await client.query<WriteRow>(
-    `WITH locked AS (
-       SELECT id, credit_balance FROM users WHERE id = $1 FOR NO KEY UPDATE
-     ), entry AS (
-       INSERT INTO credit_ledger (user_id, amount, reason, message_id, conversation_id, extraction_id, tokens)
-       SELECT locked.id, -LEAST(locked.credit_balance, $2::bigint), $3::text, $4::uuid, $5::uuid, $6::uuid, $7::integer
-       FROM locked
-       ON CONFLICT DO NOTHING
-       RETURNING ${ENTRY_COLUMNS}
-     )
-     SELECT entry.*, locked.credit_balance + COALESCE(entry.amount, 0) AS balance
-     FROM locked LEFT JOIN entry ON true`,
+    `SELECT ${ENTRY_COLUMNS}, balance FROM charge_credits($1, $2, $3, $4, $5, $6, $7)`,
     [userId, cost, refs.reason, refs.messageId ?? null, refs.conversationId ?? null, refs.extractionId ?? null, refs.tokens ?? null],
   );
   const row = rows[0];

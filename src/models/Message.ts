@@ -112,6 +112,37 @@ export async function insertMessage(
   return message;
 }
 
+export interface ReplyToRecord {
+  /** The pending customer messages the reply answers; all must still be pending. */
+  answered: string[];
+  text: string;
+  /** The newest of them. */
+  replyToMessageId: string;
+  cost: number;
+  tokens: number;
+}
+
+export type RecordedReply = { outcome: 'recorded'; reply: Message; charged: number } | { outcome: 'paused_or_archived' };
+
+/** SQLSTATE record_reply raises when a message it was to answer is no longer pending. */
+export const ANSWERED_ELSEWHERE = 'MC001';
+
+/**
+ * Records a reply in one statement (record_reply, migration 007): under the conversation's
+ * row lock, the answered messages, the reply as `queued`, and its clamped charge. Nothing is
+ * written when the conversation was paused or archived meanwhile; an error with code
+ * ANSWERED_ELSEWHERE (nothing written either) when another worker answered a message first.
+ */
+export async function recordReply(userId: string, conversationId: string, reply: ReplyToRecord, client: Queryable = db): Promise<RecordedReply> {
+  const { rows } = await client.query<Message & { outcome: 'recorded' | 'paused_or_archived'; charged: string }>(
+    `SELECT outcome, charged, ${COLUMNS}
+       FROM (SELECT r.outcome, r.charged, (r.reply).* FROM record_reply($1, $2, $3::uuid[], $4, $5, $6, $7) r) recorded`,
+    [userId, conversationId, reply.answered, reply.text, reply.replyToMessageId, reply.cost, reply.tokens],
+  );
+  const { outcome, charged, ...message } = rows[0]!;
+  return outcome === 'recorded' ? { outcome, reply: message, charged: Number(charged) } : { outcome };
+}
+
 /**
  * One page of a conversation's messages in sequence order, plus one extra row that only tells
  * whether another page exists. Sequence numbers only grow, so a page after `afterSequenceNo`

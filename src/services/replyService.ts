@@ -12,10 +12,11 @@ import { config } from '../config';
 import { logger } from '../utils/logger';
 import { withTransaction } from '../utils/database';
 import { abortableSleep } from '../utils/retry';
-import { charge, costForTokens } from './creditService';
+import { costForTokens } from './creditService';
 import { buildChatMessages, ModelError, type OpenAIService } from './openaiService';
 import { GraphError, retryDelayMs, type GraphClient } from './metaGraphService';
 import {
+  ANSWERED_ELSEWHERE,
   beginTurn,
   insertMessage,
   listHistory,
@@ -23,10 +24,12 @@ import {
   markInboundStatus,
   markOutboundFailed,
   markOutboundSent,
+  recordReply,
   saveSendProgress,
   type Message,
+  type RecordedReply,
 } from '../models/Message';
-import { loadReplyContext, lockConversation, type ReplyContext } from '../models/Conversation';
+import { loadReplyContext, type ReplyContext } from '../models/Conversation';
 import { replyMetrics } from '../utils/metrics';
 
 /** A transient failure: leave the work where it is and try again after the lease. */
@@ -41,9 +44,6 @@ export interface ReplyDeps {
   signal: AbortSignal;
   now?: () => number;
 }
-
-/** Thrown inside the reply transaction to roll it back when the turn must not reply after all. */
-class LostRace extends Error {}
 
 /** Graph sends retried in place before the turn gives up for a lease period. */
 const SEND_ATTEMPTS_IN_PLACE = 3;
@@ -146,37 +146,28 @@ export async function serveConversation(userId: string, conversationId: string, 
     if (deps.signal.aborted) throw new RetryLater('lease lost during the model call');
     const tokens = completion.promptTokens + completion.completionTokens;
     const cost = costForTokens(tokens);
-    let recorded;
+    // A human may have taken over (API message, Instagram echo) or the number been relinked
+    // while the model was thinking: then no reply and no charge; the next round marks the
+    // messages ignored. If another worker answered them first (a lease that lapsed), nothing
+    // is written, and whatever is still pending is answered by the next round.
+    let recorded: RecordedReply;
     try {
-      recorded = await withTransaction(async (tx) => {
-        // A human may have taken over (API message, Instagram echo) or the number been relinked
-        // while the model was thinking. Under the conversation's row lock, which those take
-        // too, a paused or archived conversation gets no reply and no charge; the next round
-        // marks its messages ignored.
-        const locked = await lockConversation(userId, conversationId, tx);
-        if (!locked || !locked.isActive || locked.botPaused) throw new LostRace('the conversation was paused or archived mid-turn');
-        // Only what is still pending is answered: if another worker got here first (a lease
-        // that lapsed), the whole turn rolls back instead of replying twice, and whatever it
-        // left pending is answered by the next round.
-        const answered = await markInboundStatus(userId, ids, 'answered', null, tx);
-        if (answered !== ids.length) throw new LostRace('pending messages were answered elsewhere');
-        const reply = await insertMessage(
-          userId,
-          conversationId,
-          { direction: 'outbound', author: 'agent', type: 'text', text: completion.text, status: 'queued', replyToMessageId: newest.id },
-          tx,
-        );
-        const charged = await charge(userId, cost, { reason: 'reply', messageId: reply.id, conversationId, tokens }, tx);
-        return { reply, charged: charged.charged };
-      });
+      recorded = await recordReply(userId, conversationId, { answered: ids, text: completion.text, replyToMessageId: newest.id, cost, tokens });
     } catch (error) {
-      if (!(error instanceof LostRace)) throw error;
-      log.warn({ reason: error.message }, 'reply dropped');
+      if ((error as { code?: string }).code !== ANSWERED_ELSEWHERE) throw error;
+      log.warn({ reason: 'pending messages were answered elsewhere' }, 'reply dropped');
+      continue;
+    }
+    if (recorded.outcome !== 'recorded') {
+      log.warn({ reason: 'the conversation was paused or archived mid-turn' }, 'reply dropped');
       continue;
     }
     replyMetrics.creditsCharged.inc(recorded.charged);
     log.info({ message_id: recorded.reply.id, tokens, charged: recorded.charged, answered: ids.length }, 'reply recorded');
     await sendMessages(context, [recorded.reply], deps, log);
+    // Done: whatever arrived meanwhile nudged the conversation, and a nudge that finds the
+    // lease taken marks it dirty, so the worker's release comes back here for another round.
+    return;
   }
 }
 

@@ -93,15 +93,13 @@ describe('topUp', () => {
 });
 
 describe('charge', () => {
-  it('when charging, then one statement locks the user and inserts -LEAST(balance, cost)', async () => {
+  it('when charging, then one call of charge_credits (which locks the user and inserts -LEAST(balance, cost)) takes every reference in order', async () => {
     query.mockResolvedValueOnce({ rows: [writeRow('-40', '60', { reason: 'reply', messageId: MESSAGE, tokens: 40 })], rowCount: 1 });
 
     const result = await charge(USER, 40, { reason: 'reply', messageId: MESSAGE, tokens: 40 });
 
     expect(query).toHaveBeenCalledTimes(1);
-    expect(sql()).toMatch(/SELECT id, credit_balance FROM users WHERE id = \$1 FOR NO KEY UPDATE/);
-    expect(sql()).toContain('-LEAST(locked.credit_balance, $2::bigint)');
-    expect(sql()).toContain('ON CONFLICT DO NOTHING');
+    expect(sql()).toContain('FROM charge_credits($1, $2, $3, $4, $5, $6, $7)');
     expect(params()).toEqual([USER, 40, 'reply', MESSAGE, null, null, 40]);
     expect(result).toEqual({ charged: 40, balance: 60, entryId: ENTRY, alreadyCharged: false });
   });

@@ -1,13 +1,12 @@
 /**
  * replyService with every edge faked: the models (an in-memory store that keeps the statuses
- * the real SQL would), credits, the transaction (runs the callback on a fake client), and the
- * OpenAI and Graph clients. What one turn decides for each state of a conversation, and how a
+ * the real SQL would, record_reply included), the transaction (runs the callback on a fake
+ * client), and the OpenAI and Graph clients. What one turn decides for each state of a conversation, and how a
  * send survives permanent, transient and partial failures.
  */
 import { randomUUID } from 'node:crypto';
 import * as messageModel from '../../../src/models/Message';
 import * as conversationModel from '../../../src/models/Conversation';
-import * as credits from '../../../src/services/creditService';
 import * as database from '../../../src/utils/database';
 import * as retryUtils from '../../../src/utils/retry';
 import type { Message, NewMessage } from '../../../src/models/Message';
@@ -19,13 +18,11 @@ import { reasonNotToAnswer, renderForModel, RetryLater, sendMessages, serveConve
 import { config } from '../../../src/config';
 import { logger } from '../../../src/utils/logger';
 
-jest.mock('../../../src/models/Message');
-jest.mock('../../../src/models/Conversation');
-jest.mock('../../../src/services/creditService', () => ({
-  charge: jest.fn(),
-  // Pricing is pure arithmetic, not an edge: keep the real one.
-  costForTokens: jest.requireActual('../../../src/services/creditService').costForTokens,
+jest.mock('../../../src/models/Message', () => ({
+  ...jest.createMockFromModule<object>('../../../src/models/Message'),
+  ANSWERED_ELSEWHERE: 'MC001',
 }));
+jest.mock('../../../src/models/Conversation');
 jest.mock('../../../src/utils/database', () => ({ db: { query: jest.fn() }, withTransaction: jest.fn() }));
 // Real sleeps by default; the send-retry tests make them instant and read the requested waits.
 jest.mock('../../../src/utils/retry', () => {
@@ -35,8 +32,6 @@ jest.mock('../../../src/utils/retry', () => {
 
 const model = jest.mocked(messageModel);
 const loadReplyContext = jest.mocked(conversationModel.loadReplyContext);
-const lockConversation = jest.mocked(conversationModel.lockConversation);
-const charge = jest.mocked(credits.charge);
 const withTransaction = jest.mocked(database.withTransaction);
 const sleep = jest.mocked(retryUtils.abortableSleep);
 const realSleep = jest.requireActual<typeof retryUtils>('../../../src/utils/retry').abortableSleep;
@@ -118,6 +113,10 @@ interface Store {
   history: Message[] | null;
   /** The tenant's credit balance, as beginTurn reads it. */
   balance: number;
+  /** A human took over (or the number was relinked) by the time record_reply locks the conversation. */
+  pausedAtRecord: boolean;
+  /** What record_reply charged, per reply id. */
+  charges: Map<string, number>;
 }
 let store: Store;
 
@@ -126,7 +125,7 @@ const queued = () => store.messages.filter((m) => m.direction === 'outbound' && 
 const byId = (id: string) => store.messages.find((m) => m.id === id);
 
 function installStore(...messages: Message[]): void {
-  store = { messages: [...messages], history: null, balance: 1_000 };
+  store = { messages: [...messages], history: null, balance: 1_000, pausedAtRecord: false, charges: new Map() };
   model.listOwed.mockImplementation(async () =>
     [...pending(), ...queued()].sort((x, y) => x.sequenceNo - y.sequenceNo).map((m) => ({ ...m })),
   );
@@ -157,6 +156,17 @@ function installStore(...messages: Message[]): void {
     });
     store.messages.push(row);
     return row;
+  });
+  // As record_reply: all or nothing, under the conversation's lock.
+  model.recordReply.mockImplementation(async (_user, conversationId, reply) => {
+    if (store.pausedAtRecord) return { outcome: 'paused_or_archived' };
+    const answering = pending().filter((m) => reply.answered.includes(m.id));
+    if (answering.length !== reply.answered.length) throw Object.assign(new Error('pending messages were answered elsewhere'), { code: 'MC001' });
+    for (const m of answering) m.status = 'answered';
+    const row = outbound({ conversationId, text: reply.text, replyToMessageId: reply.replyToMessageId });
+    store.messages.push(row);
+    store.charges.set(row.id, reply.cost);
+    return { outcome: 'recorded', reply: { ...row }, charged: reply.cost };
   });
   model.markOutboundSent.mockImplementation(async (_user, id, externalIds) => {
     const row = byId(id);
@@ -203,9 +213,6 @@ beforeEach(() => {
   controller = new AbortController();
   installStore();
   loadReplyContext.mockResolvedValue(context());
-  // The row the reply transaction locks: active and not paused unless a test says otherwise.
-  lockConversation.mockResolvedValue({ isActive: true, botPaused: false } as Awaited<ReturnType<typeof lockConversation>>);
-  charge.mockImplementation(async (_user, cost) => ({ charged: cost, balance: 1_000, entryId: randomUUID(), alreadyCharged: false }));
   withTransaction.mockImplementation(async (fn) => fn(tx));
   sleep.mockImplementation(realSleep);
   openai = { complete: jest.fn().mockResolvedValue(completion()), extractStructured: jest.fn(), circuitState: 'closed' };
@@ -318,21 +325,16 @@ describe('serveConversation', () => {
       signal: controller.signal,
     });
 
-    expect(model.markInboundStatus).toHaveBeenCalledWith(USER, [photo.id], 'answered', null, tx);
-    expect(model.insertMessage).toHaveBeenCalledWith(
-      USER,
-      CONVERSATION,
-      { direction: 'outbound', author: 'agent', type: 'text', text: 'Hi! How can I help?', status: 'queued', replyToMessageId: photo.id },
-      tx,
-    );
+    // Answered, recorded and charged in one statement: 120 tokens at the configured price.
+    expect(model.recordReply).toHaveBeenCalledWith(USER, CONVERSATION, {
+      answered: [photo.id],
+      text: 'Hi! How can I help?',
+      replyToMessageId: photo.id,
+      cost: Math.ceil((120 * config.CREDITS_PER_1K_TOKENS) / 1000),
+      tokens: 120,
+    });
     const reply = store.messages.find((m) => m.direction === 'outbound')!;
-    // 120 tokens at the configured price, inside the same transaction.
-    expect(charge).toHaveBeenCalledWith(
-      USER,
-      Math.ceil((120 * config.CREDITS_PER_1K_TOKENS) / 1000),
-      { reason: 'reply', messageId: reply.id, conversationId: CONVERSATION, tokens: 120 },
-      tx,
-    );
+    expect(store.charges.get(reply.id)).toBe(Math.ceil((120 * config.CREDITS_PER_1K_TOKENS) / 1000));
     expect(graph.sendText).toHaveBeenCalledWith({
       channel: 'whatsapp',
       accountId: 'PNID-1',
@@ -353,8 +355,7 @@ describe('serveConversation', () => {
 
     expect(openai.complete).toHaveBeenCalledTimes(1);
     expect(model.beginTurn).toHaveBeenCalledWith(USER, [a.id, b.id, c.id]);
-    expect(model.markInboundStatus).toHaveBeenCalledWith(USER, [a.id, b.id, c.id], 'answered', null, tx);
-    expect(model.insertMessage.mock.calls[0]?.[2]).toMatchObject({ replyToMessageId: c.id });
+    expect(model.recordReply).toHaveBeenCalledWith(USER, CONVERSATION, expect.objectContaining({ answered: [a.id, b.id, c.id], replyToMessageId: c.id }));
     expect(graph.sendText).toHaveBeenCalledTimes(1);
   });
 
@@ -435,8 +436,8 @@ describe('serveConversation', () => {
       expect(sleep).toHaveBeenCalledTimes(1);
       expect(sleep.mock.calls[0]?.[0]).toBeGreaterThan(0);
       expect(sleep.mock.calls[0]?.[0]).toBeLessThanOrEqual(60);
-      // Look, wait, look and answer, then a last look that finds nothing owed.
-      expect(model.listOwed).toHaveBeenCalledTimes(3);
+      // Look, wait, look and answer; the turn ends with the send (what arrives later nudges anew).
+      expect(model.listOwed).toHaveBeenCalledTimes(2);
       expect(loadReplyContext).toHaveBeenCalledTimes(2);
       expect(openai.complete).toHaveBeenCalledTimes(1);
     });
@@ -465,8 +466,7 @@ describe('serveConversation', () => {
       await serveConversation(USER, CONVERSATION, deps({ now: Date.now }));
 
       expect(openai.complete).toHaveBeenCalledTimes(1);
-      expect(model.markInboundStatus).toHaveBeenCalledWith(USER, [first.id, second!.id], 'answered', null, tx);
-      expect(model.insertMessage.mock.calls[0]?.[2]).toMatchObject({ replyToMessageId: second!.id });
+      expect(model.recordReply).toHaveBeenCalledWith(USER, CONVERSATION, expect.objectContaining({ answered: [first.id, second!.id], replyToMessageId: second!.id }));
     });
 
     it('when the lease is lost during the wait, then RetryLater is thrown promptly and nothing is answered', async () => {
@@ -495,7 +495,7 @@ describe('serveConversation', () => {
       expect(model.markInboundStatus).toHaveBeenCalledWith(USER, [a.id, b.id], 'insufficient_credits', null, tx);
       expect(model.insertMessage).not.toHaveBeenCalled();
       expect(openai.complete).not.toHaveBeenCalled();
-      expect(charge).not.toHaveBeenCalled();
+      expect(model.recordReply).not.toHaveBeenCalled();
       expect(graph.sendText).not.toHaveBeenCalled();
     });
 
@@ -524,7 +524,7 @@ describe('serveConversation', () => {
       );
       expect(graph.sendText).toHaveBeenCalledWith(expect.objectContaining({ text: 'We will get back to you soon.' }));
       expect(openai.complete).not.toHaveBeenCalled();
-      expect(charge).not.toHaveBeenCalled();
+      expect(model.recordReply).not.toHaveBeenCalled();
     });
   });
 
@@ -567,7 +567,7 @@ describe('serveConversation', () => {
       expect(model.markInboundStatus).toHaveBeenCalledWith(USER, [pendingMessage.id], 'failed', { code: error.code, message: error.message });
       expect(pendingMessage).toMatchObject({ status: 'failed', errorCode: error.code });
       expect(withTransaction).not.toHaveBeenCalled();
-      expect(charge).not.toHaveBeenCalled();
+      expect(model.recordReply).not.toHaveBeenCalled();
       expect(model.insertMessage).not.toHaveBeenCalled();
       expect(graph.sendText).not.toHaveBeenCalled();
     });
@@ -588,7 +588,7 @@ describe('serveConversation', () => {
       expect((thrown as Error).message).toContain(error.message);
       expect(pendingMessage.status).toBe('pending');
       expect(model.markInboundStatus).not.toHaveBeenCalled();
-      expect(charge).not.toHaveBeenCalled();
+      expect(model.recordReply).not.toHaveBeenCalled();
     });
 
     it('when the lease is lost while the model answers, then RetryLater and the answer is not recorded', async () => {
@@ -609,58 +609,44 @@ describe('serveConversation', () => {
     it('when the conversation is paused by the time the reply is recorded, then nothing is recorded, charged or sent', async () => {
       const pendingMessage = message();
       installStore(pendingMessage);
-      lockConversation.mockResolvedValue({ isActive: true, botPaused: true } as Awaited<ReturnType<typeof lockConversation>>);
+      store.pausedAtRecord = true;
       // The next round sees the pause too, and marks the message ignored.
       loadReplyContext.mockResolvedValueOnce(context()).mockResolvedValue(context({ conversation: { botPaused: true } }));
 
       await serveConversation(USER, CONVERSATION, deps());
 
-      expect(lockConversation).toHaveBeenCalledWith(USER, CONVERSATION, tx);
-      expect(model.insertMessage).not.toHaveBeenCalled();
-      expect(charge).not.toHaveBeenCalled();
+      expect(model.recordReply).toHaveBeenCalledTimes(1);
+      expect(store.charges.size).toBe(0);
+      expect(store.messages.filter((m) => m.direction === 'outbound')).toEqual([]);
       expect(graph.sendText).not.toHaveBeenCalled();
       expect(pendingMessage.status).toBe('ignored');
     });
   });
 
   describe('a race lost to another worker', () => {
-    it('when fewer messages move to answered than were read, then no reply is recorded, charged or sent', async () => {
+    it('when a message was answered elsewhere meanwhile, then no reply is recorded, charged or sent, and the rest is answered next round', async () => {
       const [a, b] = [message(), message()];
       installStore(a, b);
       // Another worker (whose lease lapsed) answered `a` while the model was thinking.
-      openai.complete.mockImplementation(async () => {
+      openai.complete.mockImplementationOnce(async () => {
         a.status = 'answered';
         return completion();
       });
 
       await serveConversation(USER, CONVERSATION, deps());
 
-      expect(model.markInboundStatus).toHaveBeenCalledWith(USER, [a.id, b.id], 'answered', null, tx);
-      expect(model.insertMessage).not.toHaveBeenCalled();
-      expect(charge).not.toHaveBeenCalled();
-      expect(graph.sendText).not.toHaveBeenCalled();
+      expect(model.recordReply).toHaveBeenNthCalledWith(1, USER, CONVERSATION, expect.objectContaining({ answered: [a.id, b.id] }));
+      expect(model.recordReply).toHaveBeenNthCalledWith(2, USER, CONVERSATION, expect.objectContaining({ answered: [b.id] }));
+      expect(graph.sendText).toHaveBeenCalledTimes(1);
+      expect(store.charges.size).toBe(1);
     });
 
-    it('when the race is lost, then the transaction rolls back, so the messages it marked are not committed as answered', async () => {
-      const [a, b] = [message(), message()];
-      installStore(a, b);
-      openai.complete.mockImplementation(async () => {
-        a.status = 'answered';
-        return completion();
-      });
-      let rolledBack = false;
-      withTransaction.mockImplementation(async (fn) => {
-        try {
-          return await fn(tx);
-        } catch (error) {
-          rolledBack = true;
-          throw error;
-        }
-      });
+    it('when recording fails otherwise, then the error propagates and nothing is sent', async () => {
+      installStore(message());
+      model.recordReply.mockRejectedValue(Object.assign(new Error('connection terminated'), { code: '57P01' }));
 
-      await serveConversation(USER, CONVERSATION, deps()).catch(() => undefined);
-
-      expect(rolledBack).toBe(true);
+      await expect(serveConversation(USER, CONVERSATION, deps())).rejects.toThrow('connection terminated');
+      expect(graph.sendText).not.toHaveBeenCalled();
     });
   });
 });
