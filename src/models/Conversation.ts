@@ -3,6 +3,7 @@ import { db, type Queryable } from '../utils/database';
 import { decryptSecret } from '../utils/encryption';
 import type { Channel } from './types';
 import type { Agent } from './Agent';
+import { MESSAGE_COLUMNS, type Message } from './Message';
 
 
 export type ArchiveReason = 'agent_relinked' | 'agent_unlinked' | 'agent_archived' | 'phone_number_deleted';
@@ -146,41 +147,78 @@ export interface ReplyContext {
   phoneNumber: { id: string; externalId: string; agentId: string | null; accessToken: string } | null;
 }
 
-export async function loadReplyContext(userId: string, conversationId: string, client: Queryable = db): Promise<ReplyContext | null> {
-  const { rows } = await client.query<Record<string, unknown>>(
-    `SELECT c.id, c.user_id, c.channel, c.customer_external_id, c.is_active, c.bot_paused, c.agent_id,
-            a.id AS a_id, a.system_prompt, a.model, a.temperature::float8 AS temperature, a.max_tokens, a.history_limit,
-            a.debounce_ms, a.fallback_message, a.archived_at,
-            p.id AS p_id, p.external_id AS p_external_id, p.agent_id AS p_agent_id, p.access_token_encrypted AS p_token
+/** What a worker's turn starts from: the context, and what the conversation owes, oldest first. */
+export interface ReplyTurn {
+  context: ReplyContext;
+  /** Pending customer messages and queued outbound ones, in sequence order. */
+  owed: Message[];
+}
+
+/**
+ * Decrypted access tokens by their ciphertext (which changes with every new token, its IV being
+ * random), so a turn does not pay for AES-GCM each time. Bounded: emptied when full.
+ */
+const decryptedTokens = new Map<string, string>();
+const DECRYPTED_TOKENS_MAX = 1_000;
+
+function accessToken(encrypted: string): string {
+  let token = decryptedTokens.get(encrypted);
+  if (token === undefined) {
+    token = decryptSecret(encrypted);
+    if (decryptedTokens.size >= DECRYPTED_TOKENS_MAX) decryptedTokens.clear();
+    decryptedTokens.set(encrypted, token);
+  }
+  return token;
+}
+
+/**
+ * The start of a turn, in one query: the conversation with its agent and number, and what it
+ * owes. Null when the conversation is not the tenant's.
+ */
+export async function loadReplyTurn(userId: string, conversationId: string, client: Queryable = db): Promise<ReplyTurn | null> {
+  const { rows } = await client.query<Record<string, unknown> & Message>(
+    `SELECT c.id AS c_id, c.user_id AS c_user_id, c.channel AS c_channel, c.customer_external_id AS c_customer_external_id,
+            c.is_active AS c_is_active, c.bot_paused AS c_bot_paused, c.agent_id AS c_agent_id,
+            a.id AS a_id, a.system_prompt AS a_system_prompt, a.model AS a_model, a.temperature::float8 AS a_temperature,
+            a.max_tokens AS a_max_tokens, a.history_limit AS a_history_limit, a.debounce_ms AS a_debounce_ms,
+            a.fallback_message AS a_fallback_message, a.archived_at AS a_archived_at,
+            p.id AS p_id, p.external_id AS p_external_id, p.agent_id AS p_agent_id, p.access_token_encrypted AS p_token,
+            owed.*
        FROM conversations c
        LEFT JOIN agents a ON a.id = c.agent_id AND a.user_id = c.user_id
        LEFT JOIN phone_numbers p ON p.id = c.phone_number_id AND p.user_id = c.user_id AND p.deleted_at IS NULL
-      WHERE c.user_id = $1 AND c.id = $2`,
+       LEFT JOIN LATERAL (
+         SELECT ${MESSAGE_COLUMNS} FROM messages
+          WHERE user_id = c.user_id AND conversation_id = c.id
+            AND ((direction = 'inbound' AND status = 'pending') OR (direction = 'outbound' AND status = 'queued'))
+       ) owed ON true
+      WHERE c.user_id = $1 AND c.id = $2
+      ORDER BY owed."sequenceNo"`,
     [userId, conversationId],
   );
   const row = rows[0];
   if (!row) return null;
-  return {
+  const context: ReplyContext = {
     conversation: {
-      id: row.id as string,
-      userId: row.user_id as string,
-      channel: row.channel as Channel,
-      customerExternalId: row.customer_external_id as string,
-      isActive: row.is_active as boolean,
-      botPaused: row.bot_paused as boolean,
-      agentId: row.agent_id as string | null,
+      id: row.c_id as string,
+      userId: row.c_user_id as string,
+      channel: row.c_channel as Channel,
+      customerExternalId: row.c_customer_external_id as string,
+      isActive: row.c_is_active as boolean,
+      botPaused: row.c_bot_paused as boolean,
+      agentId: row.c_agent_id as string | null,
     },
     agent: row.a_id
       ? {
           id: row.a_id as string,
-          systemPrompt: row.system_prompt as string,
-          model: row.model as string,
-          temperature: row.temperature as number,
-          maxTokens: row.max_tokens as number,
-          historyLimit: row.history_limit as number,
-          debounceMs: row.debounce_ms as number,
-          fallbackMessage: row.fallback_message as string | null,
-          archivedAt: row.archived_at as Date | null,
+          systemPrompt: row.a_system_prompt as string,
+          model: row.a_model as string,
+          temperature: row.a_temperature as number,
+          maxTokens: row.a_max_tokens as number,
+          historyLimit: row.a_history_limit as number,
+          debounceMs: row.a_debounce_ms as number,
+          fallbackMessage: row.a_fallback_message as string | null,
+          archivedAt: row.a_archived_at as Date | null,
         }
       : null,
     phoneNumber: row.p_id
@@ -188,8 +226,15 @@ export async function loadReplyContext(userId: string, conversationId: string, c
           id: row.p_id as string,
           externalId: row.p_external_id as string,
           agentId: row.p_agent_id as string | null,
-          accessToken: decryptSecret(row.p_token as string),
+          accessToken: accessToken(row.p_token as string),
         }
       : null,
   };
+  const owed = rows
+    .filter((r) => r.id !== null)
+    .map((r) => Object.fromEntries(Object.entries(r).filter(([key]) => !CONTEXT_KEY.test(key))) as unknown as Message);
+  return { context, owed };
 }
+
+/** The context's columns in loadReplyTurn's rows; the rest are the owed message's. */
+const CONTEXT_KEY = /^[cap]_/;

@@ -59,7 +59,8 @@ export interface NewMessage {
   externalTimestamp?: Date | null;
 }
 
-const COLUMNS = `id, user_id AS "userId", conversation_id AS "conversationId", sequence_no AS "sequenceNo", direction,
+/** A message row, camelCased; shared with queries that read messages beside other rows. */
+export const MESSAGE_COLUMNS = `id, user_id AS "userId", conversation_id AS "conversationId", sequence_no AS "sequenceNo", direction,
   author, channel, type, text, payload, status, external_id AS "externalId", reply_to_message_id AS "replyToMessageId",
   error_code AS "errorCode", error_message AS "errorMessage", attempts, external_timestamp AS "externalTimestamp",
   created_at AS "createdAt", updated_at AS "updatedAt"`;
@@ -89,7 +90,7 @@ export async function insertMessage(
      INSERT INTO messages (user_id, conversation_id, sequence_no, channel, direction, author, type, text, payload, status,
                            external_id, reply_to_message_id, error_code, error_message, external_timestamp)
      SELECT $1, $2, seq.last_sequence_no, seq.channel, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13 FROM seq
-     RETURNING ${COLUMNS}`,
+     RETURNING ${MESSAGE_COLUMNS}`,
     [
       userId,
       conversationId,
@@ -135,7 +136,7 @@ export const ANSWERED_ELSEWHERE = 'MC001';
  */
 export async function recordReply(userId: string, conversationId: string, reply: ReplyToRecord, client: Queryable = db): Promise<RecordedReply> {
   const { rows } = await client.query<Message & { outcome: 'recorded' | 'paused_or_archived'; charged: string }>(
-    `SELECT outcome, charged, ${COLUMNS}
+    `SELECT outcome, charged, ${MESSAGE_COLUMNS}
        FROM (SELECT r.outcome, r.charged, (r.reply).* FROM record_reply($1, $2, $3::uuid[], $4, $5, $6, $7) r) recorded`,
     [userId, conversationId, reply.answered, reply.text, reply.replyToMessageId, reply.cost, reply.tokens],
   );
@@ -155,7 +156,7 @@ export async function listMessages(
   client: Queryable = db,
 ): Promise<Message[]> {
   const { rows } = await client.query<Message>(
-    `SELECT ${COLUMNS} FROM messages
+    `SELECT ${MESSAGE_COLUMNS} FROM messages
      WHERE user_id = $1 AND conversation_id = $2 AND sequence_no > $3
      ORDER BY sequence_no LIMIT $4`,
     [userId, conversationId, page.afterSequenceNo ?? 0, page.limit + 1],
@@ -166,21 +167,6 @@ export async function listMessages(
 // ---------------------------------------------------------------------------------------------
 // What the message worker reads and writes while it holds a conversation's lease.
 
-/**
- * What a conversation owes, oldest first: customer messages still waiting for a reply and
- * outbound messages (replies, fallbacks, humans' messages) not yet accepted by Graph. One query
- * for both, since a worker's turn needs both every time it looks.
- */
-export async function listOwed(userId: string, conversationId: string, client: Queryable = db): Promise<Message[]> {
-  const { rows } = await client.query<Message>(
-    `SELECT ${COLUMNS} FROM messages
-     WHERE user_id = $1 AND conversation_id = $2
-       AND ((direction = 'inbound' AND status = 'pending') OR (direction = 'outbound' AND status = 'queued'))
-     ORDER BY sequence_no`,
-    [userId, conversationId],
-  );
-  return rows;
-}
 
 /**
  * The last `limit` messages of the conversation up to the customer's message `uptoSequenceNo`,
@@ -190,6 +176,17 @@ export async function listOwed(userId: string, conversationId: string, client: Q
  * must still read "question, answer, next question" or it answers the first question twice.
  * Reactions and messages that never reached anyone (failed) are left out.
  */
+/** The newest `limit` messages up to a turn, newest first, each with its turn number (see listHistory). */
+const recentTurnsSql = (user: string, conversation: string, upto: string, limit: string) => `
+  SELECT m.*, COALESCE(answered.sequence_no, m.sequence_no) AS turn_no
+    FROM messages m
+    LEFT JOIN messages answered ON answered.id = m.reply_to_message_id
+   WHERE m.user_id = ${user} AND m.conversation_id = ${conversation}
+     AND COALESCE(answered.sequence_no, m.sequence_no) <= ${upto}
+     AND m.type <> 'reaction' AND m.status <> 'failed'
+   ORDER BY turn_no DESC, m.sequence_no DESC
+   LIMIT ${limit}`;
+
 export async function listHistory(
   userId: string,
   conversationId: string,
@@ -198,16 +195,7 @@ export async function listHistory(
   client: Queryable = db,
 ): Promise<Message[]> {
   const { rows } = await client.query<Message>(
-    `SELECT ${COLUMNS} FROM (
-       SELECT m.*, COALESCE(answered.sequence_no, m.sequence_no) AS turn_no
-         FROM messages m
-         LEFT JOIN messages answered ON answered.id = m.reply_to_message_id
-        WHERE m.user_id = $1 AND m.conversation_id = $2
-          AND COALESCE(answered.sequence_no, m.sequence_no) <= $3
-          AND m.type <> 'reaction' AND m.status <> 'failed'
-        ORDER BY turn_no DESC, m.sequence_no DESC
-        LIMIT $4
-     ) recent ORDER BY turn_no, sequence_no`,
+    `SELECT ${MESSAGE_COLUMNS} FROM (${recentTurnsSql('$1', '$2', '$3', '$4')}) recent ORDER BY turn_no, sequence_no`,
     [userId, conversationId, uptoSequenceNo, limit],
   );
   return rows;
@@ -247,20 +235,47 @@ export async function failPendingInbound(
   return rowCount ?? 0;
 }
 
+export interface Turn {
+  /** The highest attempt count among the messages, this turn included. */
+  attempts: number;
+  balance: number;
+  /** What the model reads: listHistory up to the newest message. */
+  history: Message[];
+}
+
 /**
- * Counts one more turn at these messages and reads the tenant's balance, in one round trip: a
- * worker needs both before every model call. Returns the highest attempt count among them.
+ * Counts one more turn at the messages, reads the tenant's balance and the conversation's
+ * history up to the newest of them, in one round trip: a worker needs all three before every
+ * model call (the history is read as it was before the count).
  */
-export async function beginTurn(userId: string, ids: string[], client: Queryable = db): Promise<{ attempts: number; balance: number }> {
-  const { rows } = await client.query<{ attempts: number; balance: string }>(
+export async function beginTurn(
+  userId: string,
+  conversationId: string,
+  ids: string[],
+  historyLimit: number,
+  uptoSequenceNo: number,
+  client: Queryable = db,
+): Promise<Turn> {
+  const { rows } = await client.query<Message & { turnAttempts: number; turnBalance: string; turn_no: number | null }>(
     `WITH bumped AS (
        UPDATE messages SET attempts = attempts + 1, updated_at = now()
-       WHERE user_id = $1 AND id = ANY($2::uuid[]) RETURNING attempts
+       WHERE user_id = $1 AND id = ANY($3::uuid[]) RETURNING attempts
+     ), turn AS (
+       SELECT COALESCE(max(attempts), 0) AS attempts, (SELECT credit_balance FROM users WHERE id = $1) AS balance FROM bumped
      )
-     SELECT COALESCE(max(attempts), 0) AS attempts, (SELECT credit_balance FROM users WHERE id = $1) AS balance FROM bumped`,
-    [userId, ids],
+     SELECT turn.attempts AS "turnAttempts", turn.balance AS "turnBalance", history.*
+       FROM turn
+       LEFT JOIN (SELECT ${MESSAGE_COLUMNS}, turn_no FROM (${recentTurnsSql('$1', '$2', '$5', '$4')}) recent) history ON true
+      ORDER BY history.turn_no, history."sequenceNo"`,
+    [userId, conversationId, ids, historyLimit, uptoSequenceNo],
   );
-  return { attempts: rows[0]?.attempts ?? 0, balance: Number(rows[0]?.balance ?? 0) };
+  const first = rows[0];
+  return {
+    attempts: first?.turnAttempts ?? 0,
+    balance: Number(first?.turnBalance ?? 0),
+    // eslint-disable-next-line @typescript-eslint/no-unused-vars
+    history: rows.filter((row) => row.id !== null).map(({ turnAttempts, turnBalance, turn_no, ...message }) => message),
+  };
 }
 
 /** Graph accepted every part: the first part's id is the message's id, all of them are kept. */

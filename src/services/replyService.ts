@@ -19,8 +19,6 @@ import {
   ANSWERED_ELSEWHERE,
   beginTurn,
   insertMessage,
-  listHistory,
-  listOwed,
   markInboundStatus,
   markOutboundFailed,
   markOutboundSent,
@@ -29,7 +27,7 @@ import {
   type Message,
   type RecordedReply,
 } from '../models/Message';
-import { loadReplyContext, type ReplyContext } from '../models/Conversation';
+import { loadReplyTurn, type ReplyContext } from '../models/Conversation';
 import { replyMetrics } from '../utils/metrics';
 
 /** A transient failure: leave the work where it is and try again after the lease. */
@@ -70,12 +68,9 @@ export async function serveConversation(userId: string, conversationId: string, 
   const log = logger.child({ conversation_id: conversationId, user_id: userId });
   for (;;) {
     if (deps.signal.aborted) throw new RetryLater('lease lost or shutting down');
-    // What is owed first: most rounds end here (the one after a reply, a duplicate nudge),
-    // and they need nothing else.
-    const owed = await listOwed(userId, conversationId);
-    if (owed.length === 0) return;
-    const context = await loadReplyContext(userId, conversationId);
-    if (!context) return;
+    const turn = await loadReplyTurn(userId, conversationId);
+    if (!turn || turn.owed.length === 0) return;
+    const { context, owed } = turn;
     await sendMessages(context, owed.filter((m) => m.direction === 'outbound'), deps, log);
 
     const pending = owed.filter((m) => m.direction === 'inbound');
@@ -99,7 +94,7 @@ export async function serveConversation(userId: string, conversationId: string, 
       continue;
     }
 
-    const { attempts, balance } = await beginTurn(userId, ids);
+    const { attempts, balance, history } = await beginTurn(userId, conversationId, ids, agent.historyLimit, newest.sequenceNo);
     if (balance <= 0) {
       await answerWithoutCredits(context, pending, log);
       continue;
@@ -112,7 +107,6 @@ export async function serveConversation(userId: string, conversationId: string, 
     }
 
     void markReadBestEffort(context, newest, deps.graph, log);
-    const history = await listHistory(userId, conversationId, agent.historyLimit, newest.sequenceNo);
     const messages = buildChatMessages({
       systemPrompt: agent.systemPrompt,
       history: history.map((m) => ({ author: m.author, text: renderForModel(m) })),

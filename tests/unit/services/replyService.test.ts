@@ -31,7 +31,9 @@ jest.mock('../../../src/utils/retry', () => {
 });
 
 const model = jest.mocked(messageModel);
-const loadReplyContext = jest.mocked(conversationModel.loadReplyContext);
+const loadReplyTurn = jest.mocked(conversationModel.loadReplyTurn);
+/** The context part of loadReplyTurn; what is owed comes from the store. */
+const loadReplyContext = jest.fn<Promise<ReplyContext | null>, []>();
 const withTransaction = jest.mocked(database.withTransaction);
 const sleep = jest.mocked(retryUtils.abortableSleep);
 const realSleep = jest.requireActual<typeof retryUtils>('../../../src/utils/retry').abortableSleep;
@@ -126,21 +128,23 @@ const byId = (id: string) => store.messages.find((m) => m.id === id);
 
 function installStore(...messages: Message[]): void {
   store = { messages: [...messages], history: null, balance: 1_000, pausedAtRecord: false, charges: new Map() };
-  model.listOwed.mockImplementation(async () =>
-    [...pending(), ...queued()].sort((x, y) => x.sequenceNo - y.sequenceNo).map((m) => ({ ...m })),
-  );
-  model.listHistory.mockImplementation(async (_user, _conversation, limit, upto) =>
-    (store.history ?? store.messages.filter((m) => m.sequenceNo <= upto)).slice(-limit),
-  );
+  loadReplyTurn.mockImplementation(async () => {
+    const context = await loadReplyContext();
+    if (!context) return null;
+    return { context, owed: [...pending(), ...queued()].sort((x, y) => x.sequenceNo - y.sequenceNo).map((m) => ({ ...m })) };
+  });
+  const historyUpTo = (limit: number, upto: number) => (store.history ?? store.messages.filter((m) => m.sequenceNo <= upto)).slice(-limit);
   model.markInboundStatus.mockImplementation(async (_user, ids, status, error = null) => {
     const moved = pending().filter((m) => ids.includes(m.id));
     for (const m of moved) Object.assign(m, { status, errorCode: error?.code ?? null, errorMessage: error?.message ?? null });
     return moved.length;
   });
-  model.beginTurn.mockImplementation(async (_user, ids) => {
+  model.beginTurn.mockImplementation(async (_user, _conversation, ids, limit, upto) => {
+    // The history is read as it was before the count, as the real statement's snapshot.
+    const history = historyUpTo(limit, upto).map((m) => ({ ...m }));
     const rows = store.messages.filter((m) => ids.includes(m.id));
     for (const m of rows) m.attempts += 1;
-    return { attempts: Math.max(0, ...rows.map((m) => m.attempts)), balance: store.balance };
+    return { attempts: Math.max(0, ...rows.map((m) => m.attempts)), balance: store.balance, history };
   });
   model.insertMessage.mockImplementation(async (_user, conversationId, fields: NewMessage) => {
     const row = message({
@@ -270,11 +274,14 @@ describe('reasonNotToAnswer', () => {
 });
 
 describe('serveConversation', () => {
-  it('when nothing is owed, then the conversation itself is not even read', async () => {
+  it('when nothing is owed, then one read and nothing else', async () => {
     await serveConversation(USER, CONVERSATION, deps());
 
-    expect(model.listOwed).toHaveBeenCalledWith(USER, CONVERSATION);
-    expect(loadReplyContext).not.toHaveBeenCalled();
+    expect(loadReplyTurn).toHaveBeenCalledTimes(1);
+    expect(loadReplyTurn).toHaveBeenCalledWith(USER, CONVERSATION);
+    expect(model.beginTurn).not.toHaveBeenCalled();
+    expect(graph.markRead).not.toHaveBeenCalled();
+    expect(graph.sendText).not.toHaveBeenCalled();
   });
 
   it('when the conversation does not exist (any more), then nothing is sent or asked', async () => {
@@ -291,7 +298,7 @@ describe('serveConversation', () => {
   it('when nothing is pending, then it returns without calling the model', async () => {
     await serveConversation(USER, CONVERSATION, deps());
 
-    expect(model.listOwed).toHaveBeenCalledWith(USER, CONVERSATION);
+    expect(loadReplyTurn).toHaveBeenCalledWith(USER, CONVERSATION);
     expect(openai.complete).not.toHaveBeenCalled();
     expect(model.beginTurn).not.toHaveBeenCalled();
   });
@@ -310,7 +317,7 @@ describe('serveConversation', () => {
 
     await serveConversation(USER, CONVERSATION, deps());
 
-    expect(model.listHistory).toHaveBeenCalledWith(USER, CONVERSATION, 20, photo.sequenceNo);
+    expect(model.beginTurn).toHaveBeenCalledWith(USER, CONVERSATION, [photo.id], 20, photo.sequenceNo);
     expect(openai.complete).toHaveBeenCalledTimes(1);
     expect(openai.complete).toHaveBeenCalledWith({
       model: 'gpt-test',
@@ -354,7 +361,7 @@ describe('serveConversation', () => {
     await serveConversation(USER, CONVERSATION, deps());
 
     expect(openai.complete).toHaveBeenCalledTimes(1);
-    expect(model.beginTurn).toHaveBeenCalledWith(USER, [a.id, b.id, c.id]);
+    expect(model.beginTurn).toHaveBeenCalledWith(USER, CONVERSATION, [a.id, b.id, c.id], 20, c.sequenceNo);
     expect(model.recordReply).toHaveBeenCalledWith(USER, CONVERSATION, expect.objectContaining({ answered: [a.id, b.id, c.id], replyToMessageId: c.id }));
     expect(graph.sendText).toHaveBeenCalledTimes(1);
   });
@@ -437,8 +444,7 @@ describe('serveConversation', () => {
       expect(sleep.mock.calls[0]?.[0]).toBeGreaterThan(0);
       expect(sleep.mock.calls[0]?.[0]).toBeLessThanOrEqual(60);
       // Look, wait, look and answer; the turn ends with the send (what arrives later nudges anew).
-      expect(model.listOwed).toHaveBeenCalledTimes(2);
-      expect(loadReplyContext).toHaveBeenCalledTimes(2);
+      expect(loadReplyTurn).toHaveBeenCalledTimes(2);
       expect(openai.complete).toHaveBeenCalledTimes(1);
     });
 
@@ -491,7 +497,7 @@ describe('serveConversation', () => {
 
       await serveConversation(USER, CONVERSATION, deps());
 
-      expect(model.beginTurn).toHaveBeenCalledWith(USER, [a.id, b.id]);
+      expect(model.beginTurn).toHaveBeenCalledWith(USER, CONVERSATION, [a.id, b.id], 20, b.sequenceNo);
       expect(model.markInboundStatus).toHaveBeenCalledWith(USER, [a.id, b.id], 'insufficient_credits', null, tx);
       expect(model.insertMessage).not.toHaveBeenCalled();
       expect(openai.complete).not.toHaveBeenCalled();
