@@ -47,6 +47,8 @@ export interface AcceptResult {
   outcome: AcceptOutcome;
   /** Null when the account is unknown. */
   key: InboxKey | null;
+  /** Whether the number has an agent linked: without one, nothing will be answered. */
+  hasAgent: boolean;
 }
 
 const ACCEPT_SQL = `
@@ -56,7 +58,7 @@ WITH items AS (
     FROM jsonb_array_elements($1::jsonb) WITH ORDINALITY e
 ), routed AS (
   SELECT i.ordinal, i.copy, i.v->>'channel' AS channel, i.v->>'external_id' AS external_id, i.v->>'customer_id' AS customer_id,
-         i.v AS event, pn.id AS phone_number_id, pn.user_id
+         i.v AS event, pn.id AS phone_number_id, pn.user_id, pn.agent_id IS NOT NULL AS has_agent
     FROM items i
     LEFT JOIN phone_numbers pn ON pn.channel = i.v->>'channel' AND pn.external_id = i.v->>'account_id' AND pn.deleted_at IS NULL
 ), accepted AS (
@@ -73,7 +75,7 @@ SELECT r.ordinal,
        CASE WHEN r.phone_number_id IS NULL THEN 'unknown_account'
             WHEN a.external_id IS NOT NULL AND r.copy = 1 THEN 'accepted'
             ELSE 'duplicate' END AS outcome,
-       r.user_id AS "userId", r.phone_number_id AS "phoneNumberId", r.customer_id AS "customerId"
+       r.user_id AS "userId", r.phone_number_id AS "phoneNumberId", r.customer_id AS "customerId", r.has_agent AS "hasAgent"
   FROM routed r
   LEFT JOIN accepted a ON a.channel = r.channel AND a.external_id = r.external_id`;
 
@@ -93,13 +95,20 @@ function inboxEvent(fields: InboundMessageFields) {
 }
 
 async function acceptBatch(batch: InboundMessageFields[], client: Queryable): Promise<AcceptResult[]> {
-  const { rows } = await client.query<{ ordinal: string; outcome: AcceptOutcome; userId: string | null; phoneNumberId: string | null; customerId: string }>(
+  const { rows } = await client.query<{
+    ordinal: string;
+    outcome: AcceptOutcome;
+    userId: string | null;
+    phoneNumberId: string | null;
+    customerId: string;
+    hasAgent: boolean | null;
+  }>(
     ACCEPT_SQL,
     [JSON.stringify(batch.map(inboxEvent))],
   );
   const results: AcceptResult[] = [];
-  for (const { ordinal, outcome, userId, phoneNumberId, customerId } of rows) {
-    results[Number(ordinal) - 1] = { outcome, key: userId && phoneNumberId ? { userId, phoneNumberId, customerId } : null };
+  for (const { ordinal, outcome, userId, phoneNumberId, customerId, hasAgent } of rows) {
+    results[Number(ordinal) - 1] = { outcome, key: userId && phoneNumberId ? { userId, phoneNumberId, customerId } : null, hasAgent: hasAgent === true };
   }
   return results;
 }

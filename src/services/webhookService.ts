@@ -13,10 +13,12 @@ import { Batcher } from '../utils/batcher';
 import {
   acceptCustomerMessages,
   applyOutboundStatus,
+  fileInbox,
   ingestBusinessEcho,
   markUnsentByCustomer,
   type AcceptResult,
   type InboundMessageFields,
+  type InboxKey,
   type IngestResult,
 } from '../models/MetaEvent';
 
@@ -134,11 +136,13 @@ async function recordOther(event: NormalizedEvent, summary: IngestSummary) {
 /**
  * Accepts a body's customer messages together, in body order; throws if any was not stored.
  * One nudge per customer and number with newly accepted messages: the worker files them all.
+ * A number with no agent owes no reply, so its messages are filed here instead, and nothing
+ * is queued for them.
  */
 async function recordCustomerMessages(events: NormalizedEvent[], summary: IngestSummary, nudges: Nudge[], requestId: string) {
   const rows = events.map(customerFields).filter((fields): fields is InboundMessageFields => fields !== null);
   const results = await customerMessages.submit(rows);
-  const nudged = new Set<string>();
+  const customers = new Map<string, { key: InboxKey; hasAgent: boolean }>();
   results.forEach((result, i) => {
     if (result instanceof Error) throw result;
     if (result.outcome === 'unknown_account') {
@@ -147,14 +151,22 @@ async function recordCustomerMessages(events: NormalizedEvent[], summary: Ingest
       summary.duplicates++;
     } else {
       summary.recorded++;
-      const key = result.key!;
-      const id = `${key.phoneNumberId}:${key.customerId}`;
-      if (!nudged.has(id)) {
-        nudged.add(id);
-        nudges.push({ ...key, requestId });
-      }
+      customers.set(`${result.key!.phoneNumberId}:${result.key!.customerId}`, { key: result.key!, hasAgent: result.hasAgent });
     }
   });
+  for (const { key, hasAgent } of customers.values()) {
+    if (hasAgent) nudges.push({ ...key, requestId });
+    else await fileWithoutAgent(key);
+  }
+}
+
+/** Accepted is stored: if filing fails now, the sweeper files the rows later. */
+async function fileWithoutAgent(key: InboxKey): Promise<void> {
+  try {
+    await fileInbox(key);
+  } catch (error) {
+    logger.warn({ err: { message: (error as Error).message }, phone_number_id: key.phoneNumberId }, 'could not file messages to a number without agent; the sweeper will');
+  }
 }
 
 function noteUnknownAccount(channel: string, accountId: string, summary: IngestSummary): void {

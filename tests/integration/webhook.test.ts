@@ -226,12 +226,14 @@ describe('Meta webhook', () => {
       expect(await messagesWhere(`text = 'hello?'`)).toHaveLength(0);
     });
 
-    it('when the number has no agent, then the message is stored and owes no reply', async () => {
+    it('when the number has no agent, then the message is stored (filed at once, ignored) and nothing is queued', async () => {
       const number = await createTestPhoneNumber(userId, { externalId: 'no-agent-number' });
       const body = whatsappTextBody({ phoneNumberId: number.externalId, from: '15550004444', text: 'anyone there?' });
-      await deliver(body);
+      expect((await post(body)).status).toBe(200);
       const [message] = await messagesWhere(`text = 'anyone there?'`);
       expect(message.status).toBe('ignored');
+      expect(await inboxWhere(`customer_id = '15550004444'`)).toEqual([]);
+      expect(await streamEntries()).toEqual([]);
     });
 
     it('when the conversation is paused, then new messages are stored and owe no reply', async () => {

@@ -49,14 +49,14 @@ beforeEach(() => query.mockReset());
 
 describe('acceptCustomerMessages', () => {
   const NUMBER = '44444444-4444-4444-8444-444444444444';
-  const accepted = (ordinal: number, customerId = '15550001111') => ({ ordinal: String(ordinal), outcome: 'accepted', userId: USER, phoneNumberId: NUMBER, customerId });
+  const accepted = (ordinal: number, customerId = '15550001111') => ({ ordinal: String(ordinal), outcome: 'accepted', userId: USER, phoneNumberId: NUMBER, customerId, hasAgent: true });
 
   it('when a batch is accepted, then its items go as one JSON array in snake_case and rows come back in item order, whatever order they arrive in', async () => {
     query.mockResolvedValueOnce({
       rows: [
-        { ordinal: '3', outcome: 'unknown_account', userId: null, phoneNumberId: null, customerId: 'C3' },
+        { ordinal: '3', outcome: 'unknown_account', userId: null, phoneNumberId: null, customerId: 'C3', hasAgent: null },
         accepted(1),
-        { ordinal: '2', outcome: 'duplicate', userId: USER, phoneNumberId: NUMBER, customerId: '15550001111' },
+        { ordinal: '2', outcome: 'duplicate', userId: USER, phoneNumberId: NUMBER, customerId: '15550001111', hasAgent: false },
       ],
     });
 
@@ -79,9 +79,9 @@ describe('acceptCustomerMessages', () => {
       answerable: true,
     });
     expect(results).toEqual([
-      { outcome: 'accepted', key: { userId: USER, phoneNumberId: NUMBER, customerId: '15550001111' } },
-      { outcome: 'duplicate', key: { userId: USER, phoneNumberId: NUMBER, customerId: '15550001111' } },
-      { outcome: 'unknown_account', key: null },
+      { outcome: 'accepted', key: { userId: USER, phoneNumberId: NUMBER, customerId: '15550001111' }, hasAgent: true },
+      { outcome: 'duplicate', key: { userId: USER, phoneNumberId: NUMBER, customerId: '15550001111' }, hasAgent: false },
+      { outcome: 'unknown_account', key: null, hasAgent: false },
     ]);
   });
 
@@ -98,9 +98,9 @@ describe('acceptCustomerMessages', () => {
     expect(query).toHaveBeenCalledTimes(4);
     expect(JSON.parse(params(2)[0] as string)).toEqual([expect.objectContaining({ external_id: 'wamid.B' })]);
     expect(results).toEqual([
-      { outcome: 'accepted', key: { userId: USER, phoneNumberId: NUMBER, customerId: '15550001111' } },
+      { outcome: 'accepted', key: { userId: USER, phoneNumberId: NUMBER, customerId: '15550001111' }, hasAgent: true },
       refused,
-      { outcome: 'accepted', key: { userId: USER, phoneNumberId: NUMBER, customerId: 'C3' } },
+      { outcome: 'accepted', key: { userId: USER, phoneNumberId: NUMBER, customerId: 'C3' }, hasAgent: true },
     ]);
   });
 

@@ -7,6 +7,7 @@ import { ingestWebhookEvents } from '../../../src/services/webhookService';
 import {
   acceptCustomerMessages,
   applyOutboundStatus,
+  fileInbox,
   ingestBusinessEcho,
   markUnsentByCustomer,
   type AcceptResult,
@@ -28,6 +29,7 @@ import type {
 jest.mock('../../../src/models/MetaEvent', () => ({
   acceptCustomerMessages: jest.fn(),
   applyOutboundStatus: jest.fn(),
+  fileInbox: jest.fn(),
   ingestBusinessEcho: jest.fn(),
   markUnsentByCustomer: jest.fn(),
 }));
@@ -137,7 +139,11 @@ const ignored: NormalizedIgnored = {
   path: 'entry[0].changes[0]',
 };
 
-const accepted = (customerId = '15550001111'): AcceptResult => ({ outcome: 'accepted', key: { userId: USER, phoneNumberId: NUMBER, customerId } });
+const accepted = (customerId = '15550001111', hasAgent = true): AcceptResult => ({
+  outcome: 'accepted',
+  key: { userId: USER, phoneNumberId: NUMBER, customerId },
+  hasAgent,
+});
 const nudge = (customerId = '15550001111') => ({ userId: USER, phoneNumberId: NUMBER, customerId, requestId: REQUEST_ID });
 
 const outcome = (value: IngestResult['outcome']): IngestResult => ({
@@ -379,7 +385,7 @@ describe('errors and ignored items', () => {
 
 describe('outcomes', () => {
   it('when the account is unknown, then it is counted as ignored and not nudged', async () => {
-    ingestCustomer.mockResolvedValue({ outcome: 'unknown_account', key: null });
+    ingestCustomer.mockResolvedValue({ outcome: 'unknown_account', key: null, hasAgent: false });
 
     const summary = await ingestWebhookEvents([message()], REQUEST_ID);
 
@@ -388,13 +394,32 @@ describe('outcomes', () => {
   });
 
   it('when the message is a duplicate or our own echo, then it is counted as a duplicate and not nudged', async () => {
-    ingestCustomer.mockResolvedValueOnce({ outcome: 'duplicate', key: accepted().key });
+    ingestCustomer.mockResolvedValueOnce({ outcome: 'duplicate', key: accepted().key, hasAgent: true });
     ingestEcho.mockResolvedValueOnce(outcome('own_echo'));
 
     const summary = await ingestWebhookEvents([message(), message({ isEcho: true, externalId: 'wamid.E' })], REQUEST_ID);
 
     expect(summary).toEqual({ recorded: 0, duplicates: 2, queued: 0, statuses: 0, ignored: 0 });
     expect(enqueue).not.toHaveBeenCalled();
+  });
+
+  it('when the number has no agent, then its messages are filed at once and nothing is queued', async () => {
+    ingestCustomer.mockResolvedValue(accepted('15550001111', false));
+    (fileInbox as jest.Mock).mockResolvedValue({ conversationId: CONVERSATION, filed: 2, dropped: 0, refused: 0 });
+
+    const summary = await ingestWebhookEvents([message(), message({ externalId: 'wamid.B' })], REQUEST_ID);
+
+    expect(fileInbox).toHaveBeenCalledTimes(1);
+    expect(fileInbox).toHaveBeenCalledWith({ userId: USER, phoneNumberId: NUMBER, customerId: '15550001111' });
+    expect(enqueue).not.toHaveBeenCalled();
+    expect(summary).toEqual({ recorded: 2, duplicates: 0, queued: 0, statuses: 0, ignored: 0 });
+  });
+
+  it('when filing for a number without agent fails, then the webhook still succeeds (the rows wait for the sweeper)', async () => {
+    ingestCustomer.mockResolvedValue(accepted('15550001111', false));
+    (fileInbox as jest.Mock).mockRejectedValue(new Error('deadlock detected'));
+
+    await expect(ingestWebhookEvents([message()], REQUEST_ID)).resolves.toMatchObject({ recorded: 1, queued: 0 });
   });
 
   it('when one body carries several messages of one customer, then the customer is nudged once', async () => {
@@ -408,7 +433,7 @@ describe('outcomes', () => {
     const order: string[] = [];
     ingestCustomer.mockImplementation(async (fields) => {
       order.push(fields.externalId);
-      return fields.externalId === 'wamid.DUP' ? { outcome: 'duplicate', key: accepted().key } : accepted(`customer-${fields.externalId}`);
+      return fields.externalId === 'wamid.DUP' ? { outcome: 'duplicate', key: accepted().key, hasAgent: true } : accepted(`customer-${fields.externalId}`);
     });
     applyStatus.mockImplementation(async (_channel, externalId) => {
       order.push(externalId);
