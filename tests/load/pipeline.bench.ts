@@ -72,6 +72,12 @@ import {
 const MESSAGES = envInt('BENCH_MESSAGES', 4000);
 const CUSTOMERS = envInt('BENCH_CUSTOMERS', Math.round(MESSAGES * 0.75));
 const NUMBERS = envInt('BENCH_NUMBERS', 4, 1, 50);
+/**
+ * Tenants the numbers are shared among. Every reply of a tenant charges its one balance row,
+ * so one tenant's replies queue on that row's lock: with 1 (the default) (a) measures a single
+ * tenant's ceiling; with more, the machine's.
+ */
+const TENANTS = envInt('BENCH_TENANTS', 1, 1, NUMBERS);
 const CONNECTIONS = envInt('BENCH_CONNECTIONS', 10, 1, 200);
 /**
  * Fresh processes need thousands of messages before V8 has compiled their hot paths: measured
@@ -551,8 +557,18 @@ async function api<T>(base: string, method: string, path: string, auth: string, 
   return JSON.parse(text) as T;
 }
 
-/** A tenant, an agent and `NUMBERS` WhatsApp numbers linked to it, made through the API. */
-async function seedThroughApi(base: string, adminKey: string): Promise<{ userId: string; numbers: string[] }> {
+/** `TENANTS` tenants, each with an agent, sharing `NUMBERS` WhatsApp numbers, made through the API. */
+async function seedThroughApi(base: string, adminKey: string): Promise<{ numbers: string[] }> {
+  const numbers: string[] = [];
+  for (let tenant = 0; tenant < TENANTS; tenant++) {
+    const count = Math.floor(NUMBERS / TENANTS) + (tenant < NUMBERS % TENANTS ? 1 : 0);
+    numbers.push(...(await seedTenant(base, adminKey, count, numbers.length)));
+  }
+  return { numbers };
+}
+
+/** A tenant, an agent and `count` WhatsApp numbers linked to it. */
+async function seedTenant(base: string, adminKey: string, count: number, firstNumber: number): Promise<string[]> {
   const tag = randomTag();
   const created = await api<{ user: { id: string }; api_key: string }>(base, 'POST', '/v1/users', adminKey, {
     name: 'Pipeline bench tenant',
@@ -565,7 +581,7 @@ async function seedThroughApi(base: string, adminKey: string): Promise<{ userId:
     system_prompt: 'You are the shop assistant. Be brief.',
   }, 201);
   const numbers: string[] = [];
-  for (let i = 0; i < NUMBERS; i++) {
+  for (let i = firstNumber; i < firstNumber + count; i++) {
     const externalId = `10987${String(Date.now()).slice(-8)}${i}`;
     const number = await api<{ id: string }>(base, 'POST', '/v1/phone-numbers', key, {
       channel: 'whatsapp',
@@ -576,7 +592,7 @@ async function seedThroughApi(base: string, adminKey: string): Promise<{ userId:
     await api(base, 'PUT', `/v1/phone-numbers/${number.id}/agent`, key, { agent_id: agent.id });
     numbers.push(externalId);
   }
-  return { userId: created.user.id, numbers };
+  return numbers;
 }
 
 /** Starts a message worker and waits for its first heartbeat (it is reading by then). */
@@ -686,7 +702,7 @@ async function main(): Promise<number> {
 
     console.log(
       `pipeline bench: webhook → API → stream → 1 message worker (WORKER_CONCURRENCY=${WORKER_CONCURRENCY}) → OpenAI/Graph stand-ins (in the bench process); ` +
-        `${NUMBERS} WhatsApp numbers, LOG_LEVEL=${APP_LOG_LEVEL}`,
+        `${NUMBERS} WhatsApp numbers of ${TENANTS} tenant(s), LOG_LEVEL=${APP_LOG_LEVEL}`,
     );
     console.log(`machine: ${machineLine()}`);
     console.log(`database ${database.name}, Redis ${REDIS_URL} prefix ${prefix}, API pid ${apiProc.child.pid}, worker pid ${worker.child.pid}`);
