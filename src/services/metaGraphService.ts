@@ -7,6 +7,8 @@
  * The access token only ever travels in the Authorization header: it is never logged and is
  * scrubbed from anything Meta echoes back, because errors end up in logs and in the API.
  */
+import http from 'node:http';
+import https from 'node:https';
 import { config } from '../config';
 import { logger } from '../utils/logger';
 import { CHANNEL_TEXT_LIMITS, splitText } from '../utils/textSplit';
@@ -241,7 +243,7 @@ function scrub(text: string, accessToken: string): string {
 }
 
 /** `Retry-After` in seconds or as an HTTP date. */
-function parseRetryAfter(header: string | null): number | undefined {
+function parseRetryAfter(header: string | undefined): number | undefined {
   if (!header) return undefined;
   const seconds = Number(header);
   if (Number.isFinite(seconds) && seconds >= 0) return Math.round(seconds * 1000);
@@ -249,12 +251,59 @@ function parseRetryAfter(header: string | null): number | undefined {
   return Number.isNaN(date) ? undefined : Math.max(0, date - Date.now());
 }
 
-/** undici says only "fetch failed"; the cause's code (ECONNREFUSED, ENOTFOUND…) is what an operator needs. */
+/** A network error's code (ECONNREFUSED, ENOTFOUND…) is what an operator needs. */
 function describeNetworkError(error: unknown): string {
-  const { message, cause } = (error ?? {}) as { message?: unknown; cause?: { code?: unknown; message?: unknown } };
+  const { message, code } = (error ?? {}) as { message?: unknown; code?: unknown };
   if (typeof message !== 'string') return String(error);
-  const detail = typeof cause?.code === 'string' ? cause.code : typeof cause?.message === 'string' ? cause.message : null;
-  return detail ? `${message} (${detail})` : message;
+  return typeof code === 'string' && !message.includes(code) ? `${message} (${code})` : message;
+}
+
+interface RawResponse {
+  status: number;
+  retryAfter: string | undefined;
+  text: string;
+}
+
+class RequestTimeout extends Error {
+  override name = 'TimeoutError';
+}
+
+/**
+ * Keep-alive connections to Graph, per protocol. node:http rather than fetch: a turn makes two
+ * Graph calls, and fetch's WHATWG streams, AbortSignal and Request objects cost the worker
+ * more CPU than the rest of the call (CPU profile of npm run bench -- pipeline).
+ */
+const agents = { 'http:': new http.Agent({ keepAlive: true }), 'https:': new https.Agent({ keepAlive: true }) };
+
+/** POSTs JSON and reads the whole answer; `timeoutMs` bounds all of it, body included. */
+function postJson(url: URL, headers: Record<string, string>, body: string, timeoutMs: number): Promise<RawResponse> {
+  const transport = url.protocol === 'https:' ? https : http;
+  return new Promise((resolve, reject) => {
+    const req = transport.request(url, {
+      method: 'POST',
+      agent: agents[url.protocol as keyof typeof agents],
+      headers: { ...headers, 'Content-Length': String(Buffer.byteLength(body)) },
+    });
+    const timer = setTimeout(() => req.destroy(new RequestTimeout(`timed out after ${timeoutMs} ms`)), timeoutMs);
+    req.once('error', (error) => {
+      clearTimeout(timer);
+      reject(error);
+    });
+    req.once('response', (res) => {
+      const chunks: Buffer[] = [];
+      res.on('data', (chunk: Buffer) => chunks.push(chunk));
+      res.once('error', (error) => {
+        clearTimeout(timer);
+        reject(error);
+      });
+      res.once('end', () => {
+        clearTimeout(timer);
+        const retryAfter = res.headers['retry-after'];
+        resolve({ status: res.statusCode ?? 0, retryAfter: Array.isArray(retryAfter) ? retryAfter[0] : retryAfter, text: Buffer.concat(chunks).toString('utf8') });
+      });
+    });
+    req.end(body);
+  });
 }
 
 const trimSlash = (url: string) => url.replace(/\/+$/, '');
@@ -269,25 +318,20 @@ export function createGraphClient(options: GraphClientOptions = {}): GraphClient
 
   /** One POST to `/{version}/{accountId}/messages`; resolves with the parsed 2xx body or throws a GraphError. */
   async function post(channel: Channel, accountId: string, accessToken: string, body: unknown, what: string) {
-    const url = `${bases[channel]}/${version}/${encodeURIComponent(accountId)}/messages`;
+    const url = new URL(`${bases[channel]}/${version}/${encodeURIComponent(accountId)}/messages`);
     const started = Date.now();
-    let response: Response;
-    let text: string;
+    let response: RawResponse;
     try {
-      response = await fetch(url, {
-        method: 'POST',
-        headers: { Authorization: `Bearer ${accessToken}`, 'Content-Type': 'application/json', Accept: 'application/json' },
-        body: JSON.stringify(body),
-        signal: AbortSignal.timeout(timeoutMs),
-      });
-      // Read inside the try: the timeout also covers a body that stalls after the headers.
-      text = await response.text();
+      response = await postJson(
+        url,
+        { Authorization: `Bearer ${accessToken}`, 'Content-Type': 'application/json', Accept: 'application/json' },
+        JSON.stringify(body),
+        timeoutMs,
+      );
     } catch (error) {
-      // Duck-typed: fetch's errors can come from another realm (e.g. jest's sandbox), so instanceof fails.
-      const name = (error as { name?: unknown } | null)?.name;
-      const timedOut = name === 'TimeoutError' || name === 'AbortError';
+      const timedOut = error instanceof RequestTimeout;
       log.debug({ channel, accountId, what, durationMs: Date.now() - started, timedOut }, 'graph call got no answer');
-      // The undici cause names host and port only; no headers, so no token.
+      // Network errors name host and port only; no headers, so no token.
       throw new GraphError(
         timedOut
           ? `Graph ${channel} ${what} timed out after ${timeoutMs} ms (Meta may still have accepted it)`
@@ -295,6 +339,7 @@ export function createGraphClient(options: GraphClientOptions = {}): GraphClient
         { kind: timedOut ? 'timeout' : 'network', channel, cause: error },
       );
     }
+    const text = response.text;
 
     let parsed: unknown = null;
     try {
@@ -304,7 +349,7 @@ export function createGraphClient(options: GraphClientOptions = {}): GraphClient
     }
     log.debug({ channel, accountId, what, status: response.status, durationMs: Date.now() - started }, 'graph call answered');
 
-    if (!response.ok) {
+    if (response.status < 200 || response.status > 299) {
       const metaError =
         parsed && typeof parsed === 'object' && 'error' in parsed && parsed.error && typeof parsed.error === 'object'
           ? (parsed.error as MetaErrorBody)
@@ -322,7 +367,7 @@ export function createGraphClient(options: GraphClientOptions = {}): GraphClient
           httpStatus: response.status,
           details: details === null ? null : scrub(details, accessToken),
           fbtraceId: asString(metaError?.fbtrace_id),
-          retryAfterMs: parseRetryAfter(response.headers.get('retry-after')),
+          retryAfterMs: parseRetryAfter(response.retryAfter),
         },
       );
     }
