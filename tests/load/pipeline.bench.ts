@@ -22,7 +22,7 @@
  * per customer, Graph text sends = outbound replies stored as sent (one send per turn).
  * A missed target is reported, not failed. A process that fails to start or dies exits 2.
  *
- * Other env: BENCH_WARMUP (2000 messages first, not measured), BENCH_PHASES ("a,b,c"),
+ * Other env: BENCH_WARMUP (2000 messages first, not measured), BENCH_TENANTS (1), BENCH_PHASES ("a,b,c"),
  * BENCH_PGBENCH_SECONDS (15), BENCH_PGBENCH_SCALE (10), BENCH_APP_LOG_LEVEL (warn),
  * BENCH_APP_NODE_ARGS / BENCH_WORKER_NODE_ARGS (e.g. "--cpu-prof --cpu-prof-dir=/tmp/prof"),
  * BENCH_DATABASE_URL, BENCH_REDIS_URL (redis://127.0.0.1:6379/12).
