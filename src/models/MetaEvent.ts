@@ -181,29 +181,23 @@ export async function setInboxAside(key: InboxKey, reason: string, client: Query
 
 const UNIQUE_VIOLATION = '23505';
 
-/** A race lost to a concurrent delivery of the same message still means "already stored". */
-async function dedupingUniqueViolation(run: () => Promise<IngestResult>): Promise<IngestResult> {
-  try {
-    return await run();
-  } catch (error) {
-    if ((error as { code?: string }).code === UNIQUE_VIOLATION) {
-      return { outcome: 'duplicate', userId: null, conversationId: null, messageId: null, status: null };
-    }
-    throw error;
-  }
-}
-
 export type BusinessEchoFields = Omit<InboundMessageFields, 'customerName' | 'answerable'>;
 
-export function ingestBusinessEcho(fields: BusinessEchoFields, client: Queryable = db): Promise<IngestResult> {
-  return dedupingUniqueViolation(async () => {
+export async function ingestBusinessEcho(fields: BusinessEchoFields, client: Queryable = db): Promise<IngestResult> {
+  try {
     const { rows } = await client.query<Omit<IngestResult, 'status'>>(
       `SELECT outcome, user_id AS "userId", conversation_id AS "conversationId", message_id AS "messageId"
          FROM ingest_business_echo($1, $2, $3, $4, $5, $6, $7, $8)`,
       [fields.channel, fields.accountId, fields.customerId, fields.externalId, fields.type, fields.text, fields.payload, fields.timestamp],
     );
     return { ...rows[0]!, status: null };
-  });
+  } catch (error) {
+    // A race lost to a concurrent delivery of the same echo still means "already stored".
+    if ((error as { code?: string }).code === UNIQUE_VIOLATION) {
+      return { outcome: 'duplicate', userId: null, conversationId: null, messageId: null, status: null };
+    }
+    throw error;
+  }
 }
 
 /**
