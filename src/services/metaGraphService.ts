@@ -1,8 +1,11 @@
 /**
- * The one client for Meta's send APIs (spec §6): WhatsApp Cloud API on `META_GRAPH_API_URL` and
+ * The one client for Meta's send APIs: WhatsApp Cloud API on `META_GRAPH_API_URL` and
  * Instagram API with Instagram Login on `INSTAGRAM_GRAPH_API_URL`, both under
- * `META_GRAPH_API_VERSION`. Replies too long for one message are split per channel (spec §8) and
- * sent in order. Every failure is a `GraphError` that says whether retrying can help (spec §7).
+ * `META_GRAPH_API_VERSION` (Meta: WhatsApp Cloud API › Messages › Send messages; Instagram API
+ * with Instagram Login › Messaging API). Replies too long for one message are split per channel
+ * (the limits and their pages are in `utils/textSplit.ts`) and sent in order. Every failure is a
+ * `GraphError` that says whether retrying can help (Meta: WhatsApp Cloud API › Support › Error
+ * codes; Messenger Platform › Error codes).
  *
  * The access token only ever travels in the Authorization header: it is never logged and is
  * scrubbed from anything Meta echoes back, because errors end up in logs and in the API.
@@ -51,7 +54,8 @@ export interface MarkReadInput {
   customerId: string;
   /**
    * Also show "typing…" (WhatsApp: `typing_indicator` on the same call, dismissed by the reply or
-   * after 25 s; Instagram: a separate `typing_on`). Only when a reply is really coming (spec §6).
+   * after 25 s; Instagram: a separate `typing_on`). Only when a reply is really coming, as Meta
+   * asks (Meta: WhatsApp Cloud API › Typing indicators).
    */
   typingIndicator?: boolean;
 }
@@ -80,7 +84,8 @@ export type GraphErrorKind = 'graph' | 'network' | 'timeout' | 'invalid_response
 
 /**
  * How to back off before a retry. `pair_rate_limit` (131056) is per customer and needs
- * 4^X-second waits (spec §7); `standard` is ordinary exponential backoff.
+ * 4^X-second waits (Meta: WhatsApp Business Platform › About the platform › Pair rate limits);
+ * `standard` is ordinary exponential backoff.
  */
 export type GraphBackoff = 'none' | 'standard' | 'pair_rate_limit';
 
@@ -89,7 +94,10 @@ export interface GraphErrorClassification {
   backoff: GraphBackoff;
 }
 
-/** Transient by Meta's table (spec §7): throughput, pair limit, upgrade window, app/page call limits, temporary errors. */
+/**
+ * Transient by Meta's error tables (Meta: WhatsApp Cloud API › Support › Error codes; Messenger
+ * Platform › Error codes): throughput, pair limit, upgrade window, app/page call limits, temporary errors.
+ */
 const RETRYABLE_CODES: ReadonlySet<number> = new Set([
   130429, 131056, 131057, 1, 2, 4, 17, 32, 613, 80007,
   // Meta's error table names these "service unavailable" / "server temporarily unavailable".
@@ -103,7 +111,8 @@ const PERMANENT_CODES: ReadonlySet<number> = new Set([
 ]);
 
 /**
- * Retry policy from Meta's `code` first (spec §7: "build logic on code … not on HTTP status"),
+ * Retry policy from Meta's `code` first, since Meta says to build logic on `code` and not on the
+ * HTTP status (Meta: WhatsApp Cloud API › Support › Error codes),
  * falling back to the HTTP status only for codes we do not know. `code === null` with no status
  * means we never got an answer (network error, timeout): retryable.
  */
@@ -119,7 +128,10 @@ export function classifyGraphError(code: number | null, httpStatus: number | nul
   return { retryable: false, backoff: 'none' };
 }
 
-/** The pair limit's pace: one message every 6 s to the same customer (spec §8). */
+/**
+ * The pair limit's pace: one message every 6 s to the same customer (Meta: WhatsApp Business
+ * Platform › About the platform › Pair rate limits).
+ */
 const PAIR_RATE_LIMIT_PACE_MS = 6_000;
 
 export interface GraphErrorInit {

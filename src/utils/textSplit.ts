@@ -4,8 +4,9 @@
  * space. Only a single word longer than the limit is cut inside, and then between graphemes,
  * so an emoji, an accented letter or a flag is never broken in two.
  *
- * Limits (Meta spec §8): WhatsApp `text.body` is at most 4096 characters; Instagram text is
- * at most 1000 UTF-8 bytes (an accent is 2 bytes, an emoji 4 or more).
+ * Limits: WhatsApp `text.body` is at most 4096 characters (Meta: WhatsApp Cloud API › Messages ›
+ * Text messages); Instagram text is at most 1000 UTF-8 bytes, an accent being 2 bytes and an
+ * emoji 4 or more (Meta: Instagram API with Instagram Login › Messaging API).
  */
 
 export interface TextLimits {

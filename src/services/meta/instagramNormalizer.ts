@@ -92,7 +92,8 @@ function normalizeInstagramItem(ctx: Walk, ig: IgEntry, raw: unknown, path: stri
     const target = str(reaction.mid);
     if (!target) return reject('reaction has no mid');
     const emoji = str(reaction.emoji);
-    // action is documented; inferring it from emoji only covers bodies that omit it.
+    // action is documented (Meta: Instagram Messaging › Webhooks); inferring it from emoji only
+    // covers bodies that omit it.
     const action =
       reaction.action === 'react' || reaction.action === 'unreact'
         ? reaction.action
@@ -159,9 +160,10 @@ function normalizeInstagramItem(ctx: Walk, ig: IgEntry, raw: unknown, path: stri
     return;
   }
 
-  // message_edit: Messenger-only per the docs and, in dev mode, sent for new messages too, so
-  // treating it as a message would double-answer. A standalone referral (ig.me link opened in an
-  // existing thread) carries no words to answer; the customer's next message does.
+  // message_edit: Messenger-only (Meta: Messenger Platform › Webhook Events Reference) and, in
+  // dev mode, sent for new messages too, so treating it as a message would double-answer. A
+  // standalone referral (ig.me link opened in an existing thread) carries no words to answer;
+  // the customer's next message does.
   const known = ['message_edit', 'referral', 'optin', 'pass_thread_control', 'take_thread_control'].find(
     (key) => item[key] !== undefined,
   );
