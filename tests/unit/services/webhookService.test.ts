@@ -98,6 +98,7 @@ function status(value: NormalizedStatus['status'], errors: MetaError[] = []): No
     recipientId: '15550001111',
     recipientUserId: null,
     errors,
+    bizOpaqueCallbackData: null,
     dedupeKey: `wa|wamid.OURS|${value}`,
   };
 }
