@@ -4,6 +4,20 @@
 -- follow (find or create, append, answer or not, a human taking over) are R__conversations.sql.
 -- Repeatable: re-applied whenever this file changes (see README.md).
 
+-- The live number Meta's account id names (NULL fields when none), held FOR KEY SHARE until the
+-- caller's transaction ends: a relink (FOR UPDATE on the number) waits for the message being
+-- filed, or the message for the relink, so a message is never filed into a conversation the
+-- relink is archiving.
+CREATE OR REPLACE FUNCTION live_number(p_channel text, p_account_id text) RETURNS phone_numbers LANGUAGE plpgsql AS $$
+DECLARE
+  num phone_numbers;
+BEGIN
+  SELECT * INTO num FROM phone_numbers pn
+   WHERE pn.channel = p_channel AND pn.external_id = p_account_id AND pn.deleted_at IS NULL
+     FOR KEY SHARE;
+  RETURN num;
+END $$;
+
 -- Records a customer's message. outcome: 'unknown_account' | 'duplicate' | 'recorded'.
 -- status 'pending' means a reply is owed; 'ignored' means stored only (reason_not_to_answer:
 -- nothing to answer such as a reaction, no agent linked, bot paused).
@@ -19,12 +33,8 @@ DECLARE
   new_status text;
   appended messages;
 BEGIN
-  SELECT * INTO num FROM phone_numbers pn
-   WHERE pn.channel = p_channel AND pn.external_id = p_account_id AND pn.deleted_at IS NULL
-   -- A relink (FOR UPDATE on the number) waits for this message, or this message for the
-   -- relink: never a message filed into a conversation the relink is archiving.
-   FOR KEY SHARE;
-  IF NOT FOUND THEN
+  num := live_number(p_channel, p_account_id);
+  IF num.id IS NULL THEN
     RETURN QUERY SELECT 'unknown_account', NULL::uuid, NULL::uuid, NULL::uuid, NULL::text, NULL::integer;
     RETURN;
   END IF;
@@ -74,12 +84,8 @@ DECLARE
   own_id uuid;
   appended messages;
 BEGIN
-  SELECT * INTO num FROM phone_numbers pn
-   WHERE pn.channel = p_channel AND pn.external_id = p_account_id AND pn.deleted_at IS NULL
-   -- A relink (FOR UPDATE on the number) waits for this message, or this message for the
-   -- relink: never a message filed into a conversation the relink is archiving.
-   FOR KEY SHARE;
-  IF NOT FOUND THEN
+  num := live_number(p_channel, p_account_id);
+  IF num.id IS NULL THEN
     RETURN QUERY SELECT 'unknown_account', NULL::uuid, NULL::uuid, NULL::uuid;
     RETURN;
   END IF;
