@@ -141,6 +141,8 @@ export async function archiveActiveConversations(
 
 /** Everything a worker needs to answer a conversation, read in one query. */
 export interface ReplyContext {
+  /** Why its pending messages get no reply, or null when they do (SQL reason_not_to_answer, R__conversations.sql). */
+  reasonNotToAnswer: string | null;
   conversation: Pick<Conversation, 'id' | 'userId' | 'channel' | 'customerExternalId' | 'isActive' | 'botPaused' | 'agentId'>;
   agent: Pick<Agent, 'id' | 'systemPrompt' | 'model' | 'temperature' | 'maxTokens' | 'historyLimit' | 'debounceMs' | 'fallbackMessage' | 'archivedAt'> | null;
   /** Null when the number was deleted. The access token comes decrypted, read once per load. */
@@ -179,6 +181,7 @@ export async function loadReplyTurn(userId: string, conversationId: string, clie
   const { rows } = await client.query<Record<string, unknown> & Message>(
     `SELECT c.id AS c_id, c.user_id AS c_user_id, c.channel AS c_channel, c.customer_external_id AS c_customer_external_id,
             c.is_active AS c_is_active, c.bot_paused AS c_bot_paused, c.agent_id AS c_agent_id,
+            reason_not_to_answer(c) AS c_reason_not_to_answer,
             a.id AS a_id, a.system_prompt AS a_system_prompt, a.model AS a_model, a.temperature::float8 AS a_temperature,
             a.max_tokens AS a_max_tokens, a.history_limit AS a_history_limit, a.debounce_ms AS a_debounce_ms,
             a.fallback_message AS a_fallback_message, a.archived_at AS a_archived_at,
@@ -199,6 +202,7 @@ export async function loadReplyTurn(userId: string, conversationId: string, clie
   const row = rows[0];
   if (!row) return null;
   const context: ReplyContext = {
+    reasonNotToAnswer: row.c_reason_not_to_answer as string | null,
     conversation: {
       id: row.c_id as string,
       userId: row.c_user_id as string,

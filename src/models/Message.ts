@@ -65,12 +65,29 @@ export const MESSAGE_COLUMNS = `id, user_id AS "userId", conversation_id AS "con
   error_code AS "errorCode", error_message AS "errorMessage", attempts, external_timestamp AS "externalTimestamp",
   created_at AS "createdAt", updated_at AS "updatedAt"`;
 
+/** The parameters of append_message after the conversation, in its order, as `$3`…`$13` of a statement. */
+function appendParams(fields: NewMessage): unknown[] {
+  return [
+    fields.direction,
+    fields.author,
+    fields.type,
+    fields.text ?? null,
+    // pg would send a JS array as a Postgres array; JSON text is what a jsonb column wants.
+    fields.payload === undefined || fields.payload === null ? null : JSON.stringify(fields.payload),
+    fields.status,
+    fields.externalId ?? null,
+    fields.replyToMessageId ?? null,
+    fields.externalTimestamp ?? null,
+    fields.errorCode ?? null,
+    fields.errorMessage ?? null,
+  ];
+}
+
 /**
- * Stores a message under the conversation's next sequence number. The counter is bumped and
- * the row inserted in one statement, so they commit or fail together even without a
- * transaction; the UPDATE holds the conversation's row lock until the caller's transaction
- * ends, so concurrent writers get distinct, consecutive numbers in commit order.
- * It also moves `last_message_at`. It does not look at `is_active` or `bot_paused`: callers
+ * Stores a message under the conversation's next sequence number (append_message,
+ * R__conversations.sql: the counter and the row move together, in one statement). The counter's
+ * row lock is held until the caller's transaction ends, so concurrent writers get distinct,
+ * consecutive numbers in commit order. It does not look at `is_active` or `bot_paused`: callers
  * decide whether the conversation may take the message.
  * Throws `not_found` when the tenant has no such conversation, and Postgres' unique violation
  * (23505) when `externalId` was already stored on this channel; the counter is then untouched.
@@ -82,31 +99,34 @@ export async function insertMessage(
   client: Queryable = db,
 ): Promise<Message> {
   const { rows } = await client.query<Message>(
-    `WITH seq AS (
-       UPDATE conversations SET last_sequence_no = last_sequence_no + 1, last_message_at = now()
-       WHERE user_id = $1 AND id = $2
-       RETURNING last_sequence_no, channel
-     )
-     INSERT INTO messages (user_id, conversation_id, sequence_no, channel, direction, author, type, text, payload, status,
-                           external_id, reply_to_message_id, error_code, error_message, external_timestamp)
-     SELECT $1, $2, seq.last_sequence_no, seq.channel, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13 FROM seq
-     RETURNING ${MESSAGE_COLUMNS}`,
-    [
-      userId,
-      conversationId,
-      fields.direction,
-      fields.author,
-      fields.type,
-      fields.text ?? null,
-      // pg would send a JS array as a Postgres array; JSON text is what a jsonb column wants.
-      fields.payload === undefined || fields.payload === null ? null : JSON.stringify(fields.payload),
-      fields.status,
-      fields.externalId ?? null,
-      fields.replyToMessageId ?? null,
-      fields.errorCode ?? null,
-      fields.errorMessage ?? null,
-      fields.externalTimestamp ?? null,
-    ],
+    `SELECT ${MESSAGE_COLUMNS} FROM (
+       SELECT m.* FROM conversations c
+        CROSS JOIN LATERAL append_message(c, $3, $4, $5, $6, $7::jsonb, $8, $9, $10::uuid, $11::timestamptz, $12, $13) m
+        WHERE c.user_id = $1 AND c.id = $2) appended`,
+    [userId, conversationId, ...appendParams(fields)],
+  );
+  const message = rows[0];
+  if (!message) throw notFound('Conversation');
+  return message;
+}
+
+/**
+ * Stores a human's message from the business side and pauses the bot (record_human_message,
+ * R__conversations.sql, the one place a human takes over). Call it inside the transaction that
+ * holds the conversation's row lock (lockConversation). Throws `not_found` when the tenant has
+ * no such conversation.
+ */
+export async function insertHumanMessage(
+  userId: string,
+  conversationId: string,
+  fields: { type: string; text: string | null; status: 'queued' },
+  client: Queryable,
+): Promise<Message> {
+  const { rows } = await client.query<Message>(
+    `SELECT ${MESSAGE_COLUMNS} FROM (
+       SELECT m.* FROM conversations c CROSS JOIN LATERAL record_human_message(c, $3, $4, NULL, $5) m
+        WHERE c.user_id = $1 AND c.id = $2) recorded`,
+    [userId, conversationId, fields.type, fields.text, fields.status],
   );
   const message = rows[0];
   if (!message) throw notFound('Conversation');
@@ -129,9 +149,9 @@ export type RecordedReply = { outcome: 'recorded'; reply: Message; charged: numb
 export const ANSWERED_ELSEWHERE = 'MC001';
 
 /**
- * Records a reply in one statement (record_reply, migration 007): under the conversation's
+ * Records a reply in one statement (record_reply, R__replies.sql): under the conversation's
  * row lock, the answered messages, the reply as `queued`, and its clamped charge. Nothing is
- * written when the conversation was paused or archived meanwhile; an error with code
+ * written when the bot may no longer answer there (paused, archived or unlinked meanwhile); an error with code
  * ANSWERED_ELSEWHERE (nothing written either) when another worker answered a message first.
  */
 export async function recordReply(userId: string, conversationId: string, reply: ReplyToRecord, client: Queryable = db): Promise<RecordedReply> {

@@ -54,15 +54,6 @@ export function renderForModel(message: Pick<Message, 'type' | 'text'>): string 
   return text ? `[${message.type}] ${text}` : `[${message.type}]`;
 }
 
-/** Why a conversation's pending messages will get no reply, or null if they will. */
-export function reasonNotToAnswer(context: ReplyContext): string | null {
-  if (!context.conversation.isActive) return 'conversation_archived';
-  if (context.conversation.botPaused) return 'bot_paused';
-  if (!context.agent || context.agent.archivedAt) return 'no_agent';
-  if (!context.phoneNumber || context.phoneNumber.agentId !== context.agent.id) return 'number_unlinked';
-  return null;
-}
-
 export async function serveConversation(userId: string, conversationId: string, deps: ReplyDeps): Promise<void> {
   const now = deps.now ?? Date.now;
   const log = logger.child({ conversation_id: conversationId, user_id: userId });
@@ -78,7 +69,8 @@ export async function serveConversation(userId: string, conversationId: string, 
     const ids = pending.map((m) => m.id);
     const newest = pending[pending.length - 1]!;
 
-    const skip = reasonNotToAnswer(context);
+    // The same verdict filing and record_reply reach (reason_not_to_answer), read with the turn.
+    const skip = context.reasonNotToAnswer;
     if (skip) {
       await markInboundStatus(userId, ids, 'ignored');
       log.info({ reason: skip, messages: ids.length }, 'not answering');

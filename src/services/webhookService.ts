@@ -1,6 +1,6 @@
 /**
  * Records what a verified Meta webhook says, then nudges the workers. Every customer message
- * is in Postgres (the inbox, see migration 006) before the caller answers Meta 200, so it is
+ * is in Postgres (the `inbox` table) before the caller answers Meta 200, so it is
  * filed and answered even if Redis loses every stream entry afterwards (the sweeper
  * re-nudges). Dedupe is Postgres' unique indexes on the message id (inbox, then messages),
  * which hold across Meta's whole retry horizon, days or hours apart.

@@ -1,5 +1,5 @@
 /**
- * record_reply (migration 007) against real Postgres: the reply, the answered messages and
+ * record_reply (src/migrations/R__replies.sql) against real Postgres: the reply, the answered messages and
  * the charge commit together or not at all, whatever happened while the model was thinking.
  */
 import { db } from '../../src/utils/database';

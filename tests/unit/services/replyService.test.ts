@@ -14,7 +14,7 @@ import type { ReplyContext } from '../../../src/models/Conversation';
 import type { Queryable } from '../../../src/utils/database';
 import { ModelError, type CompletionResult, type OpenAIService } from '../../../src/services/openaiService';
 import { GraphError, type GraphClient, type SendTextResult } from '../../../src/services/metaGraphService';
-import { reasonNotToAnswer, renderForModel, RetryLater, sendMessages, serveConversation, type ReplyDeps } from '../../../src/services/replyService';
+import { renderForModel, RetryLater, sendMessages, serveConversation, type ReplyDeps } from '../../../src/services/replyService';
 import { config } from '../../../src/config';
 import { logger } from '../../../src/utils/logger';
 
@@ -48,8 +48,17 @@ const tx: Queryable = { query: jest.fn() };
 // ---------------------------------------------------------------------------------------------
 // Fixtures
 
-function context(overrides: { conversation?: Partial<ReplyContext['conversation']>; agent?: Partial<NonNullable<ReplyContext['agent']>> | null; phoneNumber?: ReplyContext['phoneNumber'] } = {}): ReplyContext {
+function context(
+  overrides: {
+    reasonNotToAnswer?: string | null;
+    conversation?: Partial<ReplyContext['conversation']>;
+    agent?: Partial<NonNullable<ReplyContext['agent']>> | null;
+    phoneNumber?: ReplyContext['phoneNumber'];
+  } = {},
+): ReplyContext {
   return {
+    // The database's verdict (reason_not_to_answer, tests/integration/conversationRules.test.ts).
+    reasonNotToAnswer: overrides.reasonNotToAnswer ?? null,
     conversation: {
       id: CONVERSATION,
       userId: USER,
@@ -247,32 +256,6 @@ describe('renderForModel', () => {
   });
 });
 
-describe('reasonNotToAnswer', () => {
-  it('when everything is in place, then null', () => {
-    expect(reasonNotToAnswer(context())).toBeNull();
-  });
-
-  it.each<[string, Parameters<typeof context>[0]]>([
-    ['conversation_archived', { conversation: { isActive: false } }],
-    ['bot_paused', { conversation: { botPaused: true } }],
-    ['no_agent', { agent: null }],
-    ['no_agent', { agent: { archivedAt: new Date() } }],
-    ['number_unlinked', { phoneNumber: null }],
-    ['number_unlinked', { phoneNumber: { id: PHONE, externalId: 'PNID-1', agentId: null, accessToken: TOKEN } }],
-    ['number_unlinked', { phoneNumber: { id: PHONE, externalId: 'PNID-1', agentId: 'another-agent', accessToken: TOKEN } }],
-  ])('when the context is %s (%j), then that is the reason', (reason, overrides) => {
-    expect(reasonNotToAnswer(context(overrides))).toBe(reason);
-  });
-
-  it('when several reasons hold, then archived wins, then paused, then the agent, then the number', () => {
-    expect(reasonNotToAnswer(context({ conversation: { isActive: false, botPaused: true }, agent: null, phoneNumber: null }))).toBe(
-      'conversation_archived',
-    );
-    expect(reasonNotToAnswer(context({ conversation: { botPaused: true }, agent: null, phoneNumber: null }))).toBe('bot_paused');
-    expect(reasonNotToAnswer(context({ agent: null, phoneNumber: null }))).toBe('no_agent');
-  });
-});
-
 describe('serveConversation', () => {
   it('when nothing is owed, then one read and nothing else', async () => {
     await serveConversation(USER, CONVERSATION, deps());
@@ -412,23 +395,21 @@ describe('serveConversation', () => {
     expect(openai.complete).not.toHaveBeenCalled();
   });
 
-  it.each<[string, Parameters<typeof context>[0]]>([
-    ['conversation_archived', { conversation: { isActive: false } }],
-    ['bot_paused', { conversation: { botPaused: true } }],
-    ['no_agent', { agent: null }],
-    ['number_unlinked', { phoneNumber: { id: PHONE, externalId: 'PNID-1', agentId: 'other', accessToken: TOKEN } }],
-  ])('when the turn must not be answered (%s), then the pending messages are marked ignored and the model is not called', async (_reason, overrides) => {
-    const [a, b] = [message(), message()];
-    installStore(a, b);
-    loadReplyContext.mockResolvedValue(context(overrides));
+  it.each(['conversation_archived', 'bot_paused', 'no_agent', 'number_unlinked'])(
+    'when the turn must not be answered (%s), then the pending messages are marked ignored and the model is not called',
+    async (reason) => {
+      const [a, b] = [message(), message()];
+      installStore(a, b);
+      loadReplyContext.mockResolvedValue(context({ reasonNotToAnswer: reason }));
 
-    await serveConversation(USER, CONVERSATION, deps());
+      await serveConversation(USER, CONVERSATION, deps());
 
-    expect(model.markInboundStatus).toHaveBeenCalledWith(USER, [a.id, b.id], 'ignored');
-    expect([a.status, b.status]).toEqual(['ignored', 'ignored']);
-    expect(openai.complete).not.toHaveBeenCalled();
-    expect(model.beginTurn).not.toHaveBeenCalled();
-  });
+      expect(model.markInboundStatus).toHaveBeenCalledWith(USER, [a.id, b.id], 'ignored');
+      expect([a.status, b.status]).toEqual(['ignored', 'ignored']);
+      expect(openai.complete).not.toHaveBeenCalled();
+      expect(model.beginTurn).not.toHaveBeenCalled();
+    },
+  );
 
   describe('debounce', () => {
     it('when the newest message is younger than debounce_ms, then it waits that long and looks again before answering', async () => {
@@ -617,7 +598,7 @@ describe('serveConversation', () => {
       installStore(pendingMessage);
       store.pausedAtRecord = true;
       // The next round sees the pause too, and marks the message ignored.
-      loadReplyContext.mockResolvedValueOnce(context()).mockResolvedValue(context({ conversation: { botPaused: true } }));
+      loadReplyContext.mockResolvedValueOnce(context()).mockResolvedValue(context({ reasonNotToAnswer: 'bot_paused' }));
 
       await serveConversation(USER, CONVERSATION, deps());
 
