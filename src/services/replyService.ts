@@ -13,7 +13,9 @@ import { logger } from '../utils/logger';
 import { withTransaction } from '../utils/database';
 import { abortableSleep } from '../utils/retry';
 import { costForTokens } from './creditService';
-import { buildChatMessages, ModelError, type OpenAIService } from './openaiService';
+import type { OpenAIService } from './openaiService';
+import { ModelError } from './modelErrors';
+import { buildChatMessages } from './chatPrompt';
 import { GraphError, retryDelayMs, type GraphClient } from './metaGraphService';
 import {
   ANSWERED_ELSEWHERE,
