@@ -108,7 +108,7 @@ export async function serveConversation(userId: string, conversationId: string, 
       continue;
     }
 
-    void markReadBestEffort(context, newest, deps.graph, log);
+    void markReadBestEffort(context, newest, deps.graph, log).catch((error: unknown) => log.warn({ err: error }, 'mark-as-read failed'));
     const messages = buildChatMessages({
       systemPrompt: agent.systemPrompt,
       history: history.map((m) => ({ author: m.author, text: renderForModel(m) })),
