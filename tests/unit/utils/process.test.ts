@@ -3,20 +3,15 @@
  * (serialised) and the process exits non-zero, so the supervisor starts a fresh one.
  */
 import { spawnSync } from 'node:child_process';
-import { Writable } from 'node:stream';
 import { createLogger } from '../../../src/utils/logger';
 import { exitOnFatalError, exitOnUnhandledErrors } from '../../../src/utils/process';
 import { ROOT } from '../../fixtures/processes';
 
+/** A logger like the product's, writing parsed lines to an array. */
 function capture() {
   const lines: Record<string, unknown>[] = [];
-  const destination = new Writable({
-    write(chunk, _encoding, done) {
-      lines.push(JSON.parse(String(chunk)));
-      done();
-    },
-  });
-  return { log: createLogger({ level: 'info', destination }), lines };
+  const log = createLogger({ level: 'info', destination: { write: (line: string) => void lines.push(JSON.parse(line)) } });
+  return { log, lines };
 }
 
 afterEach(() => jest.restoreAllMocks());
