@@ -89,7 +89,8 @@ const bookkeeping = async (conversationId: string): Promise<Row> =>
   (
     await db.query<Row>(
       `SELECT last_sequence_no, extraction_settled_seq, extraction_requested_at, extraction_claimed_by, extraction_claimed_at,
-              extraction_retry_at, extraction_retry_at > now() AS backing_off, extraction_failures
+              extraction_retry_at, extraction_retry_at > now() AS backing_off, extraction_failures,
+              extraction_claimed_at >= extraction_requested_at AS request_seen
          FROM conversations WHERE id = $1`,
       [conversationId],
     )
@@ -322,7 +323,12 @@ describe('extraction worker (CONTRACT §4.7)', () => {
     await startWorker();
     await requestExtraction(tenant, conversation.id);
 
-    await eventually(async () => (await bookkeeping(conversation.id)).backing_off === true, 5_000, 'the skip');
+    // Idle as well as requested, it may be claimed (and skipped) once before the request and once
+    // for it, at once (a request newer than the last claim is served): wait for the second skip.
+    await eventually(async () => {
+      const row = await bookkeeping(conversation.id);
+      return row.backing_off === true && row.request_seen === true && row.extraction_claimed_by === null;
+    }, 5_000, 'the skip of the request');
     const claimed = await claimTimes([conversation]);
     await nextFullPoll();
     expect(await claimTimes([conversation])).toEqual(claimed);
