@@ -295,7 +295,13 @@ async function main(): Promise<number> {
 }
 
 if (require.main === module) {
-  main().then((code) => {
-    process.exitCode = code;
-  });
+  main().then(
+    (code) => {
+      process.exitCode = code;
+    },
+    (error: Error) => {
+      process.stderr.write(`simulate: ${error.stack ?? error.message}\n`);
+      process.exitCode = 1;
+    },
+  );
 }

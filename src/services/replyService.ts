@@ -13,7 +13,9 @@ import { logger } from '../utils/logger';
 import { withTransaction } from '../utils/database';
 import { abortableSleep } from '../utils/retry';
 import { costForTokens } from './creditService';
-import { buildChatMessages, ModelError, type OpenAIService } from './openaiService';
+import type { OpenAIService } from './openaiService';
+import { ModelError } from './modelErrors';
+import { buildChatMessages } from './chatPrompt';
 import { GraphError, retryDelayMs, type GraphClient } from './metaGraphService';
 import {
   ANSWERED_ELSEWHERE,
@@ -98,7 +100,7 @@ export async function serveConversation(userId: string, conversationId: string, 
       continue;
     }
 
-    void markReadBestEffort(context, newest, deps.graph, log);
+    void markReadBestEffort(context, newest, deps.graph, log).catch((error: unknown) => log.warn({ err: error }, 'mark-as-read failed'));
     const messages = buildChatMessages({
       systemPrompt: agent.systemPrompt,
       history: history.map((m) => ({ author: m.author, text: renderForModel(m) })),

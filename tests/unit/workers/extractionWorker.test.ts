@@ -129,12 +129,14 @@ describe('ExtractionWorker outcomes', () => {
 
 describe('ExtractionWorker polling', () => {
   it('when more is due than its concurrency, then it claims only free slots and never runs more at once', async () => {
+    // Each extraction runs until the test lets it finish, so "at once" does not depend on timing.
+    const finishers: Array<() => void> = [];
     let running = 0;
     let peak = 0;
     service.extractConversation.mockImplementation(async () => {
       running++;
       peak = Math.max(peak, running);
-      await new Promise((resolve) => setTimeout(resolve, 30));
+      await new Promise<void>((resolve) => finishers.push(resolve));
       running--;
       return { status: 'claim_lost' };
     });
@@ -143,8 +145,19 @@ describe('ExtractionWorker polling', () => {
     const worker = new ExtractionWorker({ openai, concurrency: 2, pollIntervalMs: 10, requestPollMs: 5 });
     workers.push(worker);
     await worker.start();
-    const deadline = Date.now() + 3_000;
-    while (service.extractConversation.mock.calls.length < 7 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 5));
+    const started = async (count: number) => {
+      const deadline = Date.now() + 3_000;
+      while (service.extractConversation.mock.calls.length < count && Date.now() < deadline) await new Promise((r) => setTimeout(r, 5));
+      expect(service.extractConversation).toHaveBeenCalledTimes(count);
+    };
+    // Two slots fill; then each finished extraction frees one, and the next start (the signal
+    // that the worker polled again) finds at most two running.
+    await started(2);
+    for (let next = 3; next <= 7; next++) {
+      finishers.shift()!();
+      await started(next);
+    }
+    for (const finish of finishers.splice(0)) finish();
     await worker.close();
     expect(service.extractConversation).toHaveBeenCalledTimes(7);
     expect(peak).toBe(2);
