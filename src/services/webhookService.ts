@@ -20,7 +20,7 @@ import {
   type InboundMessageFields,
   type InboxKey,
   type IngestResult,
-} from '../models/MetaEvent';
+} from '../models/Inbox';
 
 /** Message types the agent can say something useful to; the rest are stored only. */
 const UNANSWERABLE_TYPES = new Set(['reaction', 'unsupported', 'system', 'deleted', 'ephemeral', 'unknown']);

@@ -15,7 +15,7 @@ import { runWithContext } from '../utils/context';
 import { createBlockingRedis, getRedis } from '../utils/redis';
 import { conversationLease, markConversationDirty } from '../utils/locks';
 import { CONSUMER_GROUPS, STREAMS, enqueueConversations, isInboxNudge, parseNudge, prefixedKey, type ConversationNudge, type Nudge } from '../utils/queue';
-import { fileInbox, findWaitingInbox, setInboxAside } from '../models/MetaEvent';
+import { fileInbox, findWaitingInbox, setInboxAside } from '../models/Inbox';
 import { replyMetrics } from '../utils/metrics';
 import { getOpenAIService, type OpenAIService } from '../services/openaiService';
 import { graphClient, type GraphClient } from '../services/metaGraphService';

@@ -1,5 +1,5 @@
 /**
- * webhookService with its two edges mocked: the MetaEvent model (Postgres) and the queue
+ * webhookService with its two edges mocked: the Inbox model (Postgres) and the queue
  * (Redis). What each normalized event turns into, how outcomes are counted, which recorded
  * messages get a nudge, and how a failure on either edge surfaces.
  */
@@ -13,7 +13,7 @@ import {
   type AcceptResult,
   type InboundMessageFields,
   type IngestResult,
-} from '../../../src/models/MetaEvent';
+} from '../../../src/models/Inbox';
 import { enqueueConversations } from '../../../src/utils/queue';
 import { AppError } from '../../../src/utils/errors';
 import type {
@@ -26,7 +26,7 @@ import type {
   NormalizedStatus,
 } from '../../../src/services/metaNormalizer';
 
-jest.mock('../../../src/models/MetaEvent', () => ({
+jest.mock('../../../src/models/Inbox', () => ({
   acceptCustomerMessages: jest.fn(),
   applyOutboundStatus: jest.fn(),
   fileInbox: jest.fn(),

@@ -13,7 +13,7 @@ import {
   markUnsentByCustomer,
   setInboxAside,
   type InboundMessageFields,
-} from '../../../src/models/MetaEvent';
+} from '../../../src/models/Inbox';
 import { db, type Queryable } from '../../../src/utils/database';
 
 jest.mock('../../../src/utils/database', () => ({
