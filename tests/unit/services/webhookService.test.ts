@@ -1,19 +1,12 @@
 /**
- * webhookService with its two edges mocked: the Inbox model (Postgres) and the queue
+ * webhookService with its two edges mocked: the models it writes through (Postgres) and the queue
  * (Redis). What each normalized event turns into, how outcomes are counted, which recorded
  * messages get a nudge, and how a failure on either edge surfaces.
  */
 import { ingestWebhookEvents } from '../../../src/services/webhookService';
-import {
-  acceptCustomerMessages,
-  applyOutboundStatus,
-  fileInbox,
-  ingestBusinessEcho,
-  markUnsentByCustomer,
-  type AcceptResult,
-  type InboundMessageFields,
-  type IngestResult,
-} from '../../../src/models/Inbox';
+import { acceptCustomerMessages, fileInbox, markUnsentByCustomer, type AcceptResult, type InboundMessageFields } from '../../../src/models/Inbox';
+import { ingestBusinessEcho, type IngestResult } from '../../../src/models/BusinessEcho';
+import { applyOutboundStatus } from '../../../src/models/OutboundStatus';
 import { enqueueConversations } from '../../../src/utils/queue';
 import { AppError } from '../../../src/utils/errors';
 import type {
@@ -28,11 +21,11 @@ import type {
 
 jest.mock('../../../src/models/Inbox', () => ({
   acceptCustomerMessages: jest.fn(),
-  applyOutboundStatus: jest.fn(),
   fileInbox: jest.fn(),
-  ingestBusinessEcho: jest.fn(),
   markUnsentByCustomer: jest.fn(),
 }));
+jest.mock('../../../src/models/BusinessEcho', () => ({ ingestBusinessEcho: jest.fn() }));
+jest.mock('../../../src/models/OutboundStatus', () => ({ applyOutboundStatus: jest.fn() }));
 jest.mock('../../../src/utils/queue', () => ({ enqueueConversations: jest.fn() }));
 
 /** What acceptance says of each item: the batch mock below asks it once per item. */
