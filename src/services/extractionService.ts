@@ -20,7 +20,8 @@ import { ModelError, type ChatMessage, type OpenAIService } from './openaiServic
 import { renderForModel } from './replyService';
 import { findAgent, type LeadField } from '../models/Agent';
 import { findConversation } from '../models/Conversation';
-import { listHistory, type Message } from '../models/Message';
+import type { Message } from '../models/Message';
+import { listHistory } from '../models/ReplyTurn';
 import { findLatestExtraction, insertExtraction, settleExtraction, type Extraction } from '../models/Extraction';
 
 /** The `name` of the structured output format; OpenAI allows [a-zA-Z0-9_-]{1,64}. */

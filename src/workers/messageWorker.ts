@@ -20,7 +20,7 @@ import { replyMetrics } from '../utils/metrics';
 import { getOpenAIService, type OpenAIService } from '../services/openaiService';
 import { graphClient, type GraphClient } from '../services/metaGraphService';
 import { RetryLater, serveConversation } from '../services/replyService';
-import { failPendingInbound, findStaleConversations } from '../models/Message';
+import { failPendingInbound, findStaleConversations } from '../models/ReplyTurn';
 import { publishHeartbeat } from './heartbeat';
 import type { WorkerProcess } from './kinds';
 
