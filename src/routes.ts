@@ -5,7 +5,7 @@ import { healthRouter } from './controllers/health';
 import { usersRouter } from './controllers/users';
 import { phoneNumbersRouter } from './controllers/phoneNumbers';
 import { agentsRouter } from './controllers/agents';
-import { conversationsRouter } from './controllers/messages';
+import { conversationsRouter } from './controllers/conversations';
 import { extractionsRouter } from './controllers/extractions';
 import { createRateLimiter } from './middleware/rateLimit';
 import { openapiDocument } from './utils/openapi';

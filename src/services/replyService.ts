@@ -17,19 +17,20 @@ import type { OpenAIService } from './openaiService';
 import { ModelError } from './modelErrors';
 import { buildChatMessages } from './chatPrompt';
 import { GraphError, retryDelayMs, type GraphClient } from './metaGraphService';
+import { insertMessage, type Message } from '../models/Message';
 import {
   ANSWERED_ELSEWHERE,
-  beginTurn,
-  insertMessage,
+  beginReplyAttempt,
+  loadOwedWork,
   markInboundStatus,
   markOutboundFailed,
   markOutboundSent,
   recordReply,
   saveSendProgress,
-  type Message,
   type RecordedReply,
-} from '../models/Message';
-import { loadReplyTurn, type ReplyContext } from '../models/Conversation';
+  type StoredReplyContext,
+} from '../models/ReplyTurn';
+import { decryptAccessToken } from './accessTokens';
 import { replyMetrics } from '../utils/metrics';
 
 /** A transient failure: leave the work where it is and try again after the lease. */
@@ -43,6 +44,18 @@ export interface ReplyDeps {
   /** Aborted when the worker loses the conversation's lease or shuts down. */
   signal: AbortSignal;
   now?: () => number;
+}
+
+/** Everything a turn needs to answer a conversation, the number's access token decrypted. */
+export interface ReplyContext extends Omit<StoredReplyContext, 'phoneNumber'> {
+  /** Null when the number was deleted. */
+  phoneNumber: { id: string; externalId: string; agentId: string | null; accessToken: string } | null;
+}
+
+function withAccessToken({ phoneNumber, ...rest }: StoredReplyContext): ReplyContext {
+  if (!phoneNumber) return { ...rest, phoneNumber: null };
+  const { accessTokenEncrypted, ...number } = phoneNumber;
+  return { ...rest, phoneNumber: { ...number, accessToken: decryptAccessToken(accessTokenEncrypted) } };
 }
 
 /** Graph sends retried in place before the turn gives up for a lease period. */
@@ -61,9 +74,10 @@ export async function serveConversation(userId: string, conversationId: string, 
   const log = logger.child({ conversation_id: conversationId, user_id: userId });
   for (;;) {
     if (deps.signal.aborted) throw new RetryLater('lease lost or shutting down');
-    const turn = await loadReplyTurn(userId, conversationId);
-    if (!turn || turn.owed.length === 0) return;
-    const { context, owed } = turn;
+    const work = await loadOwedWork(userId, conversationId);
+    if (!work || work.owed.length === 0) return;
+    const { owed } = work;
+    const context = withAccessToken(work.context);
     await sendMessages(context, owed.filter((m) => m.direction === 'outbound'), deps, log);
 
     const pending = owed.filter((m) => m.direction === 'inbound');
@@ -88,7 +102,7 @@ export async function serveConversation(userId: string, conversationId: string, 
       continue;
     }
 
-    const { attempts, balance, history } = await beginTurn(userId, conversationId, ids, agent.historyLimit, newest.sequenceNo);
+    const { attempts, balance, history } = await beginReplyAttempt(userId, conversationId, ids, agent.historyLimit, newest.sequenceNo);
     if (balance <= 0) {
       await answerWithoutCredits(context, pending, log);
       continue;

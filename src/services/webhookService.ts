@@ -12,15 +12,14 @@ import type { NormalizedEvent, NormalizedMessage } from './metaNormalizer';
 import { Batcher } from '../utils/batcher';
 import {
   acceptCustomerMessages,
-  applyOutboundStatus,
   fileInbox,
-  ingestBusinessEcho,
   markUnsentByCustomer,
   type AcceptResult,
   type InboundMessageFields,
   type InboxKey,
-  type IngestResult,
-} from '../models/MetaEvent';
+} from '../models/Inbox';
+import { ingestBusinessEcho, type IngestResult } from '../models/BusinessEcho';
+import { applyOutboundStatus } from '../models/OutboundStatus';
 
 /** Message types the agent can say something useful to; the rest are stored only. */
 const UNANSWERABLE_TYPES = new Set(['reaction', 'unsupported', 'system', 'deleted', 'ephemeral', 'unknown']);

@@ -3,7 +3,7 @@
  * the charge commit together or not at all, whatever happened while the model was thinking.
  */
 import { db } from '../../src/utils/database';
-import { ANSWERED_ELSEWHERE, recordReply } from '../../src/models/Message';
+import { ANSWERED_ELSEWHERE, recordReply } from '../../src/models/ReplyTurn';
 import { setupTestDatabase, teardownTestDatabase } from '../fixtures/testDatabase';
 import { createTestTenant } from '../fixtures/tenants';
 import { createTestConversation, insertTestMessages } from '../fixtures/conversations';

@@ -1,7 +1,8 @@
 /**
- * The extraction worker's own decisions, with its edges mocked (the claim model, the service,
- * heartbeats): what each outcome does to the conversation's bookkeeping, how far apart
- * retries are, and that it never runs more than `concurrency` extractions at once.
+ * The extraction worker with its edges mocked (the claim model, the extraction itself,
+ * heartbeats), and the queue policy it applies through extractionService: what each outcome
+ * does to the conversation's bookkeeping, how far apart retries are, and that it never runs
+ * more than `concurrency` extractions at once.
  */
 import * as extractionModel from '../../../src/models/Extraction';
 import * as extractionService from '../../../src/services/extractionService';
@@ -9,10 +10,15 @@ import type { ExtractionClaim } from '../../../src/models/Extraction';
 import type { ExtractionOutcome } from '../../../src/services/extractionService';
 import type { OpenAIService } from '../../../src/services/openaiService';
 import { publishHeartbeat } from '../../../src/workers/heartbeat';
-import { ExtractionWorker, extractionRetryDelay, type ExtractionWorkerOptions } from '../../../src/workers/extractionWorker';
+import { extractionRetryDelay } from '../../../src/services/extractionService';
+import { ExtractionWorker, type ExtractionWorkerOptions } from '../../../src/workers/extractionWorker';
 
 jest.mock('../../../src/models/Extraction');
-jest.mock('../../../src/services/extractionService');
+// The outcome policy is the service's real code; only the extraction itself is faked.
+jest.mock('../../../src/services/extractionService', () => ({
+  ...jest.requireActual('../../../src/services/extractionService'),
+  extractConversation: jest.fn(),
+}));
 jest.mock('../../../src/workers/heartbeat');
 
 const models = jest.mocked(extractionModel);
