@@ -87,6 +87,16 @@ function register(spec: RouteSpec<unknown, unknown, unknown>): void {
   });
 }
 
+/**
+ * Notes the full route pattern while the router's baseUrl is still set: once a guard or the
+ * handler fails, Express has restored baseUrl by the time the response finishes, and the
+ * metrics label would lose its `/v1` prefix.
+ */
+const rememberRoute: RequestHandler = (req, _res, next) => {
+  req.routePattern = `${req.baseUrl}${String(req.route?.path ?? '')}`;
+  next();
+};
+
 export function defineRoute<B = undefined, Q = undefined, P = undefined>(
   router: Router,
   spec: RouteSpec<B, Q, P>,
@@ -94,7 +104,7 @@ export function defineRoute<B = undefined, Q = undefined, P = undefined>(
 ): void {
   register(spec as RouteSpec<unknown, unknown, unknown>);
   const guards: RequestHandler[] = spec.auth === 'admin' ? [requireAdmin] : spec.auth === 'tenant' ? [requireTenant] : [];
-  router[spec.method](spec.path, ...guards, async (req: Request, res: Response, _next: NextFunction) => {
+  router[spec.method](spec.path, rememberRoute, ...guards, async (req: Request, res: Response, _next: NextFunction) => {
     // Params first: an unknown id is a 404-worthy problem only once it is a well-formed id.
     const params = (spec.params ? spec.params.parse(req.params) : undefined) as P;
     const query = (spec.query ? spec.query.parse(req.query) : undefined) as Q;
