@@ -6,7 +6,7 @@
 import type { NextFunction, Request, RequestHandler, Response, Router } from 'express';
 import { z, type ZodType } from 'zod';
 import { openapiRegistry } from '../utils/openapi';
-import { ERROR_STATUS, type ErrorCode } from '../utils/errors';
+import { AppError, ERROR_STATUS, type ErrorCode } from '../utils/errors';
 import { requireAdmin, requireTenant } from './auth';
 
 type Method = 'get' | 'post' | 'put' | 'patch' | 'delete';
@@ -44,6 +44,20 @@ const errorSchema = z.object({
     request_id: z.string(),
   }),
 });
+
+/**
+ * The REST API reads JSON only: a body of another type (or of none named) is a 415 saying so,
+ * rather than a validation error about fields the JSON parser never read. Bodiless requests pass.
+ */
+export const requireJsonBody: RequestHandler = (req, _res, next) => {
+  const length = Number(req.get('content-length') ?? 0);
+  const hasBody = req.get('transfer-encoding') !== undefined || length > 0;
+  if (hasBody && !req.is('application/json')) {
+    const given = req.get('content-type');
+    throw new AppError('unsupported_media_type', `The request body must be JSON (Content-Type: application/json); got ${given ? given : 'no Content-Type'}`);
+  }
+  next();
+};
 
 /** routes.ts mounts every router built with defineRoute under this prefix. */
 export const API_PREFIX = '/v1';
