@@ -4,9 +4,9 @@
  * the response body; Express 5 forwards their rejections to the error handler.
  */
 import type { NextFunction, Request, RequestHandler, Response, Router } from 'express';
-import { z, type ZodType } from 'zod';
-import { openapiRegistry } from '../utils/openapi';
-import { AppError, ERROR_STATUS, type ErrorCode } from '../utils/errors';
+import type { ZodType } from 'zod';
+import { errorResponses, openapiRegistry, responseHeaders } from '../utils/openapi';
+import { AppError, type ErrorCode } from '../utils/errors';
 import { requireAdmin, requireTenant } from './auth';
 
 type Method = 'get' | 'post' | 'put' | 'patch' | 'delete';
@@ -24,6 +24,8 @@ export interface RouteSpec<B, Q, P> {
   /** Express-style path below API_PREFIX, e.g. `/agents/:id`. */
   path: string;
   summary: string;
+  /** More than the summary: what it does and what to know; who may call it is added. */
+  description?: string;
   tag: string;
   /** Who may call it: the operator's key, a tenant's key, or anyone (handler checks itself). */
   auth: 'admin' | 'tenant' | 'none';
@@ -35,15 +37,6 @@ export interface RouteSpec<B, Q, P> {
   /** Error codes worth documenting beyond the ones auth and validation always add. */
   errors?: ErrorCode[];
 }
-
-const errorSchema = z.object({
-  error: z.object({
-    code: z.string(),
-    message: z.string(),
-    details: z.array(z.object({ path: z.string(), message: z.string() })).optional(),
-    request_id: z.string(),
-  }),
-});
 
 /**
  * The REST API reads JSON only: a body of another type (or of none named) is a 415 saying so,
@@ -64,6 +57,13 @@ export const API_PREFIX = '/v1';
 
 const toOpenApiPath = (path: string) => `${API_PREFIX}${path}`.replace(/:([A-Za-z_]+)/g, '{$1}');
 
+/** Who may call a route, said in its description. */
+const AUDIENCE: Record<RouteSpec<unknown, unknown, unknown>['auth'], string> = {
+  admin: 'Operator key (ADMIN_API_KEY) only; a tenant key gets 403.',
+  tenant: "A tenant's key only; the operator key gets 403, and another tenant's ids answer 404, never 403.",
+  none: 'No key needed.',
+};
+
 function register(spec: RouteSpec<unknown, unknown, unknown>): void {
   const status = spec.status ?? 200;
   const codes = new Set<ErrorCode>(spec.errors ?? []);
@@ -73,31 +73,29 @@ function register(spec: RouteSpec<unknown, unknown, unknown>): void {
     codes.add('rate_limited');
   }
   if (spec.body || spec.query || spec.params) codes.add('validation_error');
-  const responses: Record<string, { description: string; content?: Record<string, { schema: ZodType }> }> = {
-    [status]: spec.response
-      ? { description: 'Success', content: { 'application/json': { schema: spec.response } } }
-      : { description: 'Success' },
-  };
-  for (const code of codes) {
-    const key = String(ERROR_STATUS[code]);
-    const existing = responses[key];
-    responses[key] = {
-      description: existing ? `${existing.description}, ${code}` : code,
-      content: { 'application/json': { schema: errorSchema } },
-    };
+  if (spec.body) {
+    codes.add('invalid_json');
+    codes.add('payload_too_large');
+    codes.add('unsupported_media_type');
   }
+  codes.add('internal_error');
+  const headers = responseHeaders({ rateLimited: true });
+  const success = spec.response
+    ? { description: 'Success', headers, content: { 'application/json': { schema: spec.response } } }
+    : { description: status === 204 ? 'Done; no body' : 'Success', headers };
   openapiRegistry.registerPath({
     method: spec.method,
     path: toOpenApiPath(spec.path),
     summary: spec.summary,
+    description: [spec.description, AUDIENCE[spec.auth]].filter(Boolean).join('\n\n'),
     tags: [spec.tag],
     security: spec.auth === 'none' ? [] : [spec.auth === 'admin' ? { operatorKey: [] } : { tenantKey: [] }],
     request: {
       ...(spec.params ? { params: spec.params as never } : {}),
       ...(spec.query ? { query: spec.query as never } : {}),
-      ...(spec.body ? { body: { content: { 'application/json': { schema: spec.body } } } } : {}),
+      ...(spec.body ? { body: { required: true, content: { 'application/json': { schema: spec.body } } } } : {}),
     },
-    responses,
+    responses: { [status]: success, ...errorResponses(codes, { rateLimited: true }) },
   });
 }
 
