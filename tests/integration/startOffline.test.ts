@@ -1,7 +1,6 @@
 import { spawn } from 'node:child_process';
 import path from 'node:path';
-import { config } from '../../src/config';
-import { descendantPids, freePort, isRunning, ROOT, runNpmScript } from '../fixtures/processes';
+import { descendantPids, freePort, isRunning, ROOT, productEnv, runNpmScript } from '../fixtures/processes';
 import { dropDatabase, testDatabaseName } from '../fixtures/testDatabase';
 
 const SHUTDOWN_TIMEOUT_MS = 5_000;
@@ -34,9 +33,7 @@ describe('npm run start:offline', () => {
     const port = await freePort();
     const baseUrl = `http://127.0.0.1:${port}`;
     const product = runNpmScript('start:offline', [], {
-      PORT: String(port),
-      DATABASE_URL: config.DATABASE_URL,
-      REDIS_KEY_PREFIX: config.REDIS_KEY_PREFIX,
+      ...productEnv(port),
       SHUTDOWN_TIMEOUT_MS: String(SHUTDOWN_TIMEOUT_MS),
       NODE_ENV: 'development',
     });

@@ -1,7 +1,7 @@
 import { config } from '../../src/config';
 import { closeDatabase, db } from '../../src/utils/database';
 import { postSignedWebhook, whatsappTextWebhook } from '../../scripts/simulate';
-import { descendantPids, freePort, isRunning, runEntryPoint, runNpmScript } from '../fixtures/processes';
+import { descendantPids, freePort, isRunning, runEntryPoint, productEnv, runNpmScript } from '../fixtures/processes';
 import { startGraphStandin } from '../fixtures/standins/graphStandin';
 import { startOpenAIStandin } from '../fixtures/standins/openaiStandin';
 import { dropDatabase, testDatabaseName } from '../fixtures/testDatabase';
@@ -14,11 +14,7 @@ describe('npm start supervisor', () => {
 
   it('when started, then it migrates, runs the API and a message worker, restarts a killed child and exits 0 on SIGTERM', async () => {
     const port = await freePort();
-    const supervisor = runEntryPoint('src/workers/workerManager.ts', [], {
-      PORT: String(port),
-      DATABASE_URL: config.DATABASE_URL,
-      REDIS_KEY_PREFIX: config.REDIS_KEY_PREFIX,
-    });
+    const supervisor = runEntryPoint('src/workers/workerManager.ts', [], productEnv(port));
     try {
       const first = await supervisor.waitFor((line) => line.msg === 'child started' && line.child === 'api');
       await supervisor.waitFor((line) => line.msg === 'API listening');
@@ -44,9 +40,7 @@ describe('npm start supervisor', () => {
     const port = await freePort();
     const baseUrl = `http://127.0.0.1:${port}`;
     const npm = runNpmScript('start', [], {
-      PORT: String(port),
-      DATABASE_URL: config.DATABASE_URL,
-      REDIS_KEY_PREFIX: config.REDIS_KEY_PREFIX,
+      ...productEnv(port),
       OPENAI_BASE_URL: openai.url,
       META_GRAPH_API_URL: graph.url,
       INSTAGRAM_GRAPH_API_URL: graph.url,
