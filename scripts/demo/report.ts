@@ -87,11 +87,12 @@ export function printEpilogue(log: (line: string) => void, result: DemoResult): 
   log(`Demo finished in ${secs(result.elapsedMs)}: ${passed}/${result.checks.length} checks passed. Product logs: ${result.logFile}`);
   log('');
   log('Go further, with real accounts:');
-  log('  1. cp .env.example .env, then set OPENAI_API_KEY, META_APP_SECRET, META_VERIFY_TOKEN, ADMIN_API_KEY and ENCRYPTION_KEY');
+  log('  1. cp .env.example .env and set OPENAI_API_KEY; the other secrets have development defaults, and are required only with NODE_ENV=production');
   log('  2. npm start            (API on PORT, default 3000, with its workers)');
   log('  3. npm run seed         (a demo tenant with an API key), or POST /v1/users with your ADMIN_API_KEY');
   log("  4. In Meta's app dashboard, point the webhook at https://<your host>/webhooks/meta with your META_VERIFY_TOKEN");
   log('     and subscribe to messages; register your numbers with POST /v1/phone-numbers and their real access tokens');
-  log('  5. Play a customer without a phone: npm run simulate -- --to <phone_number_id> --from 15550001111 --text "Hi"');
+  log('  5. Play a customer without a phone: npm run simulate -- --to <Meta phone_number_id, the number\'s external_id> --from 15550001111 --text "Hi"');
+  log('  Or keep it offline: npm run start:offline runs the product against these stand-ins (see documentation/examples/)');
   log('  API reference: http://127.0.0.1:3000/docs (and /openapi.json)');
 }

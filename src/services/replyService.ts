@@ -136,7 +136,8 @@ export async function serveConversation(userId: string, conversationId: string, 
       if (error instanceof ModelError && !error.retryable) {
         await markInboundStatus(userId, ids, 'failed', { code: error.code, message: error.message });
         replyMetrics.failures.inc({ reason: error.code });
-        log.warn({ code: error.code }, 'model refused the turn; messages failed');
+        // Not configured is not a refusal: say what is missing, as the startup warning does.
+        log.warn({ code: error.code, reason: error.message }, error.code === 'openai_not_configured' ? 'OPENAI_API_KEY is not set: no model call; messages failed' : 'model refused the turn; messages failed');
         continue;
       }
       replyMetrics.failures.inc({ reason: error instanceof ModelError ? error.code : 'model_error' });
