@@ -120,7 +120,7 @@ export async function listLatestExtractions(
 }
 
 // ---------------------------------------------------------------------------------------------
-// Claims: the extraction worker's bookkeeping on `conversations` (migration 005). Only the
+// Claims: the extraction worker's bookkeeping on `conversations` (its claim columns). Only the
 // extraction worker and `extractionService` use these.
 
 /** A conversation a worker has claimed; `token` proves the claim is still this one. */

@@ -1,6 +1,6 @@
 /**
  * The inbox: customer messages accepted from Meta's webhook, waiting to be filed into their
- * conversation by a message worker (migration 006). Acceptance is one round trip, because the
+ * conversation by a message worker (the `inbox` table). Acceptance is one round trip, because the
  * webhook must record every message before answering 200 and Meta measures us on latency.
  * Routing is by Meta's account id, before any tenant is known, so acceptance is not keyed by a
  * caller's user id: the tenant comes from the phone number row the account id names. Filing,

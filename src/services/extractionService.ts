@@ -33,7 +33,7 @@ import {
 } from '../models/Extraction';
 
 /**
- * The queue is Postgres (migration 005): the worker claims due conversations, keeps its claim
+ * The queue is Postgres (the claim columns on `conversations`): the worker claims due conversations, keeps its claim
  * alive while the model works, and hands claims back when it stops before starting them.
  */
 export { claimDueConversations, extendExtractionClaim, releaseExtractionClaim, type ExtractionClaim } from '../models/Extraction';
