@@ -1,4 +1,4 @@
-/** `npm run migrate`: creates the database if missing and applies pending migrations. */
+/** `npm run migrate`: creates the database if missing, applies pending migrations, then new or changed R__ files (src/migrations/README.md). */
 import { config } from '../src/config';
 import { migrate } from '../src/utils/migrator';
 

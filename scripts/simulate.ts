@@ -1,5 +1,5 @@
 /**
- * `npm run simulate -- --to <phone_number_id> --from 15550001111 --text "Hi"`: plays Meta for
+ * `npm run simulate -- --to <Meta phone_number_id> --from 15550001111 --text "Hi"`: plays Meta for
  * one customer message. It builds the webhook body in Meta's exact shape (WhatsApp Cloud API,
  * or Instagram with `--instagram`), signs it with META_APP_SECRET as Meta would, POSTs it to a
  * running instance's `/webhooks/meta` and prints the HTTP status.
@@ -185,7 +185,8 @@ export const USAGE = `usage: npm run simulate -- --to <account id> --from <custo
 
 Sends one signed customer message, in Meta's exact webhook shape, to a running instance.
 
-  --to <id>        WhatsApp phone_number_id of your number (Instagram: the account id)
+  --to <id>        Meta's id of your number: the WhatsApp phone_number_id (Instagram: the account
+                   id), i.e. the external_id you registered, not the API's UUID
   --from <id>      the customer: WhatsApp wa_id, digits only, e.g. 15550001111 (Instagram: IGSID)
   --text <text>    what the customer writes
   --name <name>    the customer's WhatsApp profile name (WhatsApp only)
@@ -201,7 +202,12 @@ const accountId = z.string().regex(/^[A-Za-z0-9._-]{1,64}$/, 'must be 1–64 let
 
 const argsSchema = z
   .object({
-    to: accountId,
+    // Meta addresses the webhook by its own account id; the API's UUID routes nowhere, and the
+    // webhook would still answer 200 (an unknown account is not an error to Meta).
+    to: accountId.refine(
+      (value) => !/^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i.test(value),
+      "looks like the API's id of the number (a UUID); it takes Meta's id, the external_id you registered",
+    ),
     from: z.string().regex(/^\d{5,20}$/, 'must be 5–20 digits, without "+" or spaces'),
     text: z.string().min(1, 'must not be empty').max(4096).refine((value) => value.trim() !== '', 'must not be blank'),
     name: z.string().trim().min(1).max(200).optional(),
@@ -306,7 +312,13 @@ async function main(): Promise<number> {
 }
 
 if (require.main === module) {
-  main().then((code) => {
-    process.exitCode = code;
-  });
+  main().then(
+    (code) => {
+      process.exitCode = code;
+    },
+    (error: Error) => {
+      process.stderr.write(`simulate: ${error.stack ?? error.message}\n`);
+      process.exitCode = 1;
+    },
+  );
 }

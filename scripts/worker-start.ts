@@ -5,9 +5,12 @@
 import { WORKER_KINDS, isWorkerKind } from '../src/workers/kinds';
 import { logger } from '../src/utils/logger';
 import { config } from '../src/config';
+import { exitOnUnhandledErrors } from '../src/utils/process';
 
 const kind = process.argv[2] ?? '';
 const known = ['message', 'extraction'];
+
+exitOnUnhandledErrors({ processName: `worker:${kind}` });
 
 async function main(): Promise<void> {
   if (!isWorkerKind(kind)) {

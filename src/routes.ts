@@ -5,11 +5,11 @@ import { healthRouter } from './controllers/health';
 import { usersRouter } from './controllers/users';
 import { phoneNumbersRouter } from './controllers/phoneNumbers';
 import { agentsRouter } from './controllers/agents';
-import { conversationsRouter } from './controllers/messages';
+import { conversationsRouter } from './controllers/conversations';
 import { extractionsRouter } from './controllers/extractions';
 import { createRateLimiter } from './middleware/rateLimit';
 import { openapiDocument } from './utils/openapi';
-import { API_PREFIX } from './middleware/validation';
+import { API_PREFIX, requireJsonBody } from './middleware/validation';
 
 export function mountRoutes(app: Express): void {
   app.use(healthRouter);
@@ -21,6 +21,7 @@ export function mountRoutes(app: Express): void {
   // Only the REST API is rate limited; Meta's webhook must never be turned away.
   const v1 = express.Router();
   v1.use(createRateLimiter());
+  v1.use(requireJsonBody);
   v1.use(usersRouter, phoneNumbersRouter, agentsRouter, conversationsRouter, extractionsRouter);
   app.use(API_PREFIX, v1);
 }

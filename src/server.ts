@@ -9,6 +9,7 @@ import { createApp } from './app';
 import { closeDatabase } from './utils/database';
 import { closeRedis } from './utils/redis';
 import { logger } from './utils/logger';
+import { exitOnUnhandledErrors } from './utils/process';
 
 let server: Server | undefined;
 let stopping: Promise<void> | undefined;
@@ -48,6 +49,7 @@ export function stop(timeoutMs = config.SHUTDOWN_TIMEOUT_MS): Promise<void> {
 }
 
 if (require.main === module) {
+  exitOnUnhandledErrors({ processName: 'api' });
   for (const signal of ['SIGTERM', 'SIGINT'] as const) {
     process.once(signal, () => {
       logger.info({ signal }, 'shutting down');

@@ -8,6 +8,8 @@ declare global {
       /** Set by the auth middleware: which key authenticated the request. */
       apiKeyId?: string;
       isAdmin?: boolean;
+      /** The matched route's full pattern (`/v1/agents/:id`), kept for metrics: Express resets baseUrl when a routed request fails. */
+      routePattern?: string;
     }
   }
 }

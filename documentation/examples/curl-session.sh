@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
-# A first session with the API, from an empty platform to a customer's WhatsApp message stored
-# in a conversation. Run it against `npm start` (or `npm run start:api`) with the development
-# defaults:
+# A first session with the API, from an empty platform to a customer's WhatsApp message answered
+# by the agent, the reply sent and charged, and the lead extracted. Run it against
+# `npm run start:offline` (the product with local stand-ins for OpenAI and Meta) with the
+# development defaults:
 #
-#   bash documentation/examples/curl-session.sh
+#   npm run start:offline                       # in one terminal
+#   bash documentation/examples/curl-session.sh # in another
 #   BASE_URL=http://localhost:3055 bash documentation/examples/curl-session.sh
 #
 # or paste it into a terminal block by block. Needs bash, curl, openssl, sed and grep (no jq).
@@ -21,7 +23,8 @@ RUN="$(date +%s)$RANDOM"                           # makes this run's email and 
 # ---------------------------------------------------------------------------------------------
 # Helpers. `call` prints a request and its answer, keeps the answer's body in $BODY and its
 # status in $STATUS, and fails unless the status is the one expected. `webhook` does the same
-# for a body posted to Meta's webhook with a given signature. `field` reads a string field of
+# for a body posted to Meta's webhook with a given signature. `poll` repeats a GET until the
+# answer shows what the step waits for (the workers run in the background). `field` reads a string field of
 # $BODY (the first one with that name), `number` an integer field.
 
 BODY_FILE="$(mktemp)"
@@ -49,14 +52,35 @@ webhook() { # webhook EXPECTED_STATUS SIGNATURE_HEADER JSON_BODY
   if [[ "$STATUS" != "$expected" ]]; then echo "!! expected HTTP $expected" >&2; return 1; fi
 }
 
+poll() { # poll SECONDS PATH PATTERN [GIVE_UP_PATTERN]: GET PATH (tenant key) until its body matches
+  local seconds="$1" path="$2" pattern="$3" give_up="${4:-}" deadline=$((SECONDS + $1))
+  echo "> GET $path   (every second until it matches, up to $seconds s)"
+  while :; do
+    STATUS="$(curl -sS -o "$BODY_FILE" -w '%{http_code}' -H "Authorization: Bearer $TENANT_KEY" "$BASE_URL$path")"
+    BODY="$(cat "$BODY_FILE")"
+    if grep -Eq "$pattern" <<<"$BODY"; then break; fi
+    if [[ -n "$give_up" ]] && grep -Eq "$give_up" <<<"$BODY" || (( SECONDS >= deadline )); then
+      echo "< $STATUS $BODY"; echo
+      echo "!! expected an answer matching $pattern" >&2; return 1
+    fi
+    sleep 1
+  done
+  echo "< $STATUS $BODY"
+  echo
+}
+
 field() { grep -o "\"$1\":\"[^\"]*\"" <<<"$BODY" | head -n 1 | cut -d '"' -f 4; }
 number() { grep -o "\"$1\":-\{0,1\}[0-9]*" <<<"$BODY" | head -n 1 | cut -d ':' -f 2; }
 
 # ---------------------------------------------------------------------------------------------
-# 0. Is the API up? /readyz checks Postgres and Redis.
-curl -sS "$BASE_URL/readyz"; echo; echo
+# 1. Is the API up? /readyz checks Postgres and Redis.
+echo "> GET /readyz"
+READY="$(curl -sS "$BASE_URL/readyz")"
+echo "< $READY"
+echo
+if [[ "$READY" != *'"status":"ready"'* ]]; then echo "!! the API is not ready (is it running at $BASE_URL?)" >&2; false; fi
 
-# 1. The operator creates a tenant with 1000 opening credits. The answer carries the tenant's
+# 2. The operator creates a tenant with 1000 opening credits. The answer carries the tenant's
 #    API key: it is shown this once and stored only as a hash.
 call 201 POST /v1/users "$ADMIN_KEY" "{\"name\":\"Acme Shoes\",\"email\":\"owner+$RUN@acme.example\",\"credits\":1000}"
 TENANT_ID="$(field id)"
@@ -65,17 +89,17 @@ echo "TENANT_ID=$TENANT_ID"
 echo "TENANT_KEY=$TENANT_KEY"
 echo
 
-# 2. From here on the tenant's key does the work. /v1/me says who the key belongs to.
+# 3. From here on the tenant's key does the work. /v1/me says who the key belongs to.
 call 200 GET /v1/me "$TENANT_KEY"
 
-# 3. Register a WhatsApp number. external_id is the number's phone_number_id from Meta's
+# 4. Register a WhatsApp number. external_id is the number's phone_number_id from Meta's
 #    dashboard (here a made-up one); the access token is stored encrypted and never returned.
 WHATSAPP_ID="1555$RUN"
 call 201 POST /v1/phone-numbers "$TENANT_KEY" \
   "{\"channel\":\"whatsapp\",\"external_id\":\"$WHATSAPP_ID\",\"display_name\":\"Acme support\",\"access_token\":\"EAAG-not-a-real-token\"}"
 NUMBER_ID="$(field id)"
 
-# 4. Create an agent: a system prompt, a few settings, and the lead fields to extract.
+# 5. Create an agent: a system prompt, a few settings, and the lead fields to extract.
 call 201 POST /v1/agents "$TENANT_KEY" '{
   "name": "Shoe shop assistant",
   "system_prompt": "You answer customers of Acme Shoes briefly and kindly.",
@@ -90,10 +114,10 @@ call 201 POST /v1/agents "$TENANT_KEY" '{
 }'
 AGENT_ID="$(field id)"
 
-# 5. Link the agent to the number: from now on the agent answers messages to that number.
+# 6. Link the agent to the number: from now on the agent answers messages to that number.
 call 200 PUT "/v1/phone-numbers/$NUMBER_ID/agent" "$TENANT_KEY" "{\"agent_id\":\"$AGENT_ID\"}"
 
-# 6. Meta's subscription handshake: with the right verify token the answer is the challenge,
+# 7. Meta's subscription handshake: with the right verify token the answer is the challenge,
 #    as plain text.
 echo "> GET /webhooks/meta?hub.mode=subscribe&hub.verify_token=$VERIFY_TOKEN&hub.challenge=challenge-$RUN"
 CHALLENGE="$(curl -sS "$BASE_URL/webhooks/meta?hub.mode=subscribe&hub.verify_token=$VERIFY_TOKEN&hub.challenge=challenge-$RUN")"
@@ -101,7 +125,7 @@ echo "< $CHALLENGE"
 echo
 if [[ "$CHALLENGE" != "challenge-$RUN" ]]; then echo "!! the handshake did not echo the challenge" >&2; false; fi
 
-# 7. A customer writes to the number: the webhook Meta would send, signed the way Meta signs
+# 8. A customer writes to the number: the webhook Meta would send, signed the way Meta signs
 #    it (HMAC-SHA256 of the exact body bytes with the app secret, as hex).
 WEBHOOK_BODY="{\"object\":\"whatsapp_business_account\",\"entry\":[{\"id\":\"2109876$RUN\",\"changes\":[{\"field\":\"messages\",\"value\":{\"messaging_product\":\"whatsapp\",\"metadata\":{\"display_phone_number\":\"15550001234\",\"phone_number_id\":\"$WHATSAPP_ID\"},\"contacts\":[{\"profile\":{\"name\":\"Maria\"},\"wa_id\":\"15550102030\"}],\"messages\":[{\"from\":\"15550102030\",\"id\":\"wamid.session-$RUN\",\"timestamp\":\"$(date +%s)\",\"type\":\"text\",\"text\":{\"body\":\"Hi! Do you have the red sneakers in size 39?\"}}]}}]}]}"
 SIGNATURE="sha256=$(printf '%s' "$WEBHOOK_BODY" | openssl dgst -sha256 -hmac "$APP_SECRET" | sed 's/^.*= //')"
@@ -113,45 +137,51 @@ webhook 200 "$SIGNATURE" "$WEBHOOK_BODY"
 #    A wrong signature is refused (401 invalid_signature) and nothing of the body is stored.
 webhook 401 "sha256=$(printf '0%.0s' {1..64})" "$WEBHOOK_BODY"
 
-# 8. The message opened a conversation on the number, handled by the linked agent.
+# 9. The message opened a conversation on the number, handled by the linked agent.
 call 200 GET "/v1/conversations?phone_number_id=$NUMBER_ID" "$TENANT_KEY"
 CONVERSATION_ID="$(field id)"
 
-# 9. Its messages, in order: the customer's message is there once, despite the second delivery.
-#    It is `pending` until a message worker answers it: with `npm start` and OPENAI_API_KEY set
-#    it becomes `answered` and the reply follows as an outbound message (`queued`, then `sent`,
-#    `delivered`, `read`); without OPENAI_API_KEY the worker marks it `failed` with the error
-#    code `openai_not_configured`; with the API alone (`npm run start:api`) it stays `pending`.
-call 200 GET "/v1/conversations/$CONVERSATION_ID/messages" "$TENANT_KEY"
+# 10. Its messages, in order: the customer's message is there once, despite the second delivery.
+#     A message worker answers it: the customer's message becomes `answered` and the agent's
+#     reply follows as an outbound message (`queued`, then `sent`; `delivered` and `read` when
+#     Meta reports them). The agent waits for its `debounce_ms` (2 s here) of quiet first, so
+#     this polls. Under `npm start` without OPENAI_API_KEY the message ends `failed` with
+#     `openai_not_configured`, and with the API alone (`npm run start:api`) it stays `pending`.
+poll 30 "/v1/conversations/$CONVERSATION_ID/messages" '"author":"agent"[^{}]*"status":"(sent|delivered|read)"' '"status":"failed"'
 echo "customer messages stored: $(grep -o '"direction":"inbound"' <<<"$BODY" | wc -l | tr -d ' ')"
-echo "status of the first message: $(field status)"
+echo "status of the customer's message: $(field status)"
 echo
+if [[ "$(field status)" != "answered" ]]; then echo "!! expected the customer's message to be answered" >&2; false; fi
 
-# 10. Human takeover: pause the bot for this conversation, then hand it back.
+# 11. Human takeover: pause the bot for this conversation, then hand it back.
 #     (POST /v1/conversations/$CONVERSATION_ID/messages with {"text": "..."} would send a
 #     human's message through WhatsApp and pause the bot too; it needs a real access token.)
 call 200 POST "/v1/conversations/$CONVERSATION_ID/pause" "$TENANT_KEY"
 call 200 POST "/v1/conversations/$CONVERSATION_ID/resume" "$TENANT_KEY"
 
-# 11. Ask for a lead extraction now (the extraction worker runs it), and look for it. Until a
-#     worker has run it, the extraction is a 404.
+# 12. Ask for a lead extraction now; the extraction worker runs it within a second or so. Until
+#     then the extraction is a 404 whose message says where it stands (the conversation's
+#     `extraction_status`: `due`, or `postponed` and why, e.g. no credits or no OPENAI_API_KEY).
 call 202 POST "/v1/conversations/$CONVERSATION_ID/extract" "$TENANT_KEY"
-echo "> GET /v1/conversations/$CONVERSATION_ID/extraction"
-curl -sS "$BASE_URL/v1/conversations/$CONVERSATION_ID/extraction" -H "Authorization: Bearer $TENANT_KEY"
-echo; echo
+poll 30 "/v1/conversations/$CONVERSATION_ID/extraction" '"fields"' 'postponed'
+call 200 GET "/v1/conversations/$CONVERSATION_ID" "$TENANT_KEY"
+echo "extraction_status: $(field extraction_status)"
+echo
 
-# 12. Credits: the balance, and the ledger (newest first; charges are negative).
+# 13. Credits: the balance, and the ledger (newest first; charges are negative): the reply and
+#     the extraction were each charged once, from the tokens the model reported.
 call 200 GET /v1/me "$TENANT_KEY"
 echo "credit balance: $(number credit_balance)"
 echo
 call 200 GET /v1/credits/ledger "$TENANT_KEY"
+if [[ "$BODY" != *'"reason":"reply"'* ]]; then echo "!! expected a reply charge in the ledger" >&2; false; fi
 
-# 13. The operator tops the tenant up.
+# 14. The operator tops the tenant up.
 call 201 POST "/v1/users/$TENANT_ID/credits" "$ADMIN_KEY" '{"amount":500,"reason":"welcome bonus"}'
 echo "credit balance after the top-up: $(number credit_balance)"
 echo
 
-# 14. Keys are walled: the operator key is refused on tenant routes, and a tenant key on
+# 15. Keys are walled: the operator key is refused on tenant routes, and a tenant key on
 #     operator routes (both 403 forbidden).
 call 403 GET /v1/me "$ADMIN_KEY"
 call 403 GET /v1/users "$TENANT_KEY"
@@ -159,3 +189,4 @@ call 403 GET /v1/users "$TENANT_KEY"
 rm -f "$BODY_FILE"
 echo "Session complete. Keep these to explore further:"
 echo "  TENANT_KEY=$TENANT_KEY NUMBER_ID=$NUMBER_ID AGENT_ID=$AGENT_ID CONVERSATION_ID=$CONVERSATION_ID"
+echo "  WHATSAPP_ID=$WHATSAPP_ID (Meta's phone_number_id: what npm run simulate -- --to takes)"

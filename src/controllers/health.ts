@@ -1,5 +1,7 @@
 /** Liveness, readiness and metrics: what an orchestrator and Prometheus poll. */
 import { Router } from 'express';
+import { z } from 'zod';
+import { errorResponses, openapiRegistry, responseHeaders } from '../utils/openapi';
 import { pingDatabase } from '../utils/database';
 import { pingRedis } from '../utils/redis';
 import { registry } from '../utils/metrics';
@@ -19,6 +21,57 @@ async function answers(probe: () => Promise<unknown>, ms: number): Promise<boole
 }
 
 export const healthRouter = Router();
+
+const TAG = 'Operations';
+const headers = responseHeaders({ rateLimited: false });
+const readiness = z
+  .object({
+    status: z.enum(['ready', 'unavailable']),
+    checks: z.object({ postgres: z.enum(['ok', 'down']), redis: z.enum(['ok', 'down']) }),
+  })
+  .meta({ example: { status: 'ready', checks: { postgres: 'ok', redis: 'ok' } } });
+
+openapiRegistry.registerPath({
+  method: 'get',
+  path: '/healthz',
+  summary: 'Liveness: the process is up',
+  description: 'Answers 200 as long as the process serves HTTP; checks nothing else (see /readyz). No key needed.',
+  tags: [TAG],
+  security: [],
+  responses: {
+    200: { description: 'Alive', headers, content: { 'application/json': { schema: z.object({ status: z.literal('ok') }) } } },
+    ...errorResponses(['internal_error'], { rateLimited: false }),
+  },
+});
+openapiRegistry.registerPath({
+  method: 'get',
+  path: '/readyz',
+  summary: 'Readiness: Postgres and Redis answer',
+  description: 'Pings Postgres and Redis, each within 1 s. 503 (same body) names which is down: take the process out of rotation. No key needed.',
+  tags: [TAG],
+  security: [],
+  responses: {
+    200: { description: 'Ready', headers, content: { 'application/json': { schema: readiness } } },
+    503: { description: 'Postgres or Redis does not answer', headers, content: { 'application/json': { schema: readiness } } },
+  },
+});
+openapiRegistry.registerPath({
+  method: 'get',
+  path: '/metrics',
+  summary: 'Prometheus metrics of the whole fleet',
+  description:
+    "Prometheus text format: this API process's series (http_request_duration_seconds by method, route pattern and status), every live worker's series summed, heartbeat ages and the queue's lag. No key needed.",
+  tags: [TAG],
+  security: [],
+  responses: {
+    200: {
+      description: 'Prometheus exposition text',
+      headers,
+      content: { 'text/plain': { schema: z.string(), example: 'http_request_duration_seconds_count{method="GET",route="/v1/me",status="200"} 3' } },
+    },
+    ...errorResponses(['internal_error'], { rateLimited: false }),
+  },
+});
 
 healthRouter.get('/healthz', (_req, res) => {
   res.json({ status: 'ok' });

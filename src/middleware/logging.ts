@@ -20,7 +20,7 @@ export function requestContext(req: Request, res: Response, next: NextFunction):
   res.on('finish', () => {
     const seconds = Number(process.hrtime.bigint() - started) / 1e9;
     // Label by route pattern, not URL, so ids do not explode the series count.
-    const route = req.route?.path ? `${req.baseUrl}${String(req.route.path)}` : 'unmatched';
+    const route = req.routePattern ?? (req.route?.path ? `${req.baseUrl}${String(req.route.path)}` : 'unmatched');
     httpRequestDuration.observe({ method: req.method, route, status: String(res.statusCode) }, seconds);
     const level = res.statusCode >= 500 ? 'error' : 'info';
     logger[level]({ request_id: requestId, method: req.method, path: req.path, status: res.statusCode, ms: Math.round(seconds * 1000) }, 'request');

@@ -4,9 +4,9 @@
  * the response body; Express 5 forwards their rejections to the error handler.
  */
 import type { NextFunction, Request, RequestHandler, Response, Router } from 'express';
-import { z, type ZodType } from 'zod';
-import { openapiRegistry } from '../utils/openapi';
-import { ERROR_STATUS, type ErrorCode } from '../utils/errors';
+import type { ZodType } from 'zod';
+import { errorResponses, openapiRegistry, responseHeaders } from '../utils/openapi';
+import { AppError, type ErrorCode } from '../utils/errors';
 import { requireAdmin, requireTenant } from './auth';
 
 type Method = 'get' | 'post' | 'put' | 'patch' | 'delete';
@@ -24,6 +24,8 @@ export interface RouteSpec<B, Q, P> {
   /** Express-style path below API_PREFIX, e.g. `/agents/:id`. */
   path: string;
   summary: string;
+  /** More than the summary: what it does and what to know; who may call it is added. */
+  description?: string;
   tag: string;
   /** Who may call it: the operator's key, a tenant's key, or anyone (handler checks itself). */
   auth: 'admin' | 'tenant' | 'none';
@@ -36,19 +38,31 @@ export interface RouteSpec<B, Q, P> {
   errors?: ErrorCode[];
 }
 
-const errorSchema = z.object({
-  error: z.object({
-    code: z.string(),
-    message: z.string(),
-    details: z.array(z.object({ path: z.string(), message: z.string() })).optional(),
-    request_id: z.string(),
-  }),
-});
+/**
+ * The REST API reads JSON only: a body of another type (or of none named) is a 415 saying so,
+ * rather than a validation error about fields the JSON parser never read. Bodiless requests pass.
+ */
+export const requireJsonBody: RequestHandler = (req, _res, next) => {
+  const length = Number(req.get('content-length') ?? 0);
+  const hasBody = req.get('transfer-encoding') !== undefined || length > 0;
+  if (hasBody && !req.is('application/json')) {
+    const given = req.get('content-type');
+    throw new AppError('unsupported_media_type', `The request body must be JSON (Content-Type: application/json); got ${given ? given : 'no Content-Type'}`);
+  }
+  next();
+};
 
 /** routes.ts mounts every router built with defineRoute under this prefix. */
 export const API_PREFIX = '/v1';
 
 const toOpenApiPath = (path: string) => `${API_PREFIX}${path}`.replace(/:([A-Za-z_]+)/g, '{$1}');
+
+/** Who may call a route, said in its description. */
+const AUDIENCE: Record<RouteSpec<unknown, unknown, unknown>['auth'], string> = {
+  admin: 'Operator key (ADMIN_API_KEY) only; a tenant key gets 403.',
+  tenant: "A tenant's key only; the operator key gets 403, and another tenant's ids answer 404, never 403.",
+  none: 'No key needed.',
+};
 
 function register(spec: RouteSpec<unknown, unknown, unknown>): void {
   const status = spec.status ?? 200;
@@ -59,33 +73,41 @@ function register(spec: RouteSpec<unknown, unknown, unknown>): void {
     codes.add('rate_limited');
   }
   if (spec.body || spec.query || spec.params) codes.add('validation_error');
-  const responses: Record<string, { description: string; content?: Record<string, { schema: ZodType }> }> = {
-    [status]: spec.response
-      ? { description: 'Success', content: { 'application/json': { schema: spec.response } } }
-      : { description: 'Success' },
-  };
-  for (const code of codes) {
-    const key = String(ERROR_STATUS[code]);
-    const existing = responses[key];
-    responses[key] = {
-      description: existing ? `${existing.description}, ${code}` : code,
-      content: { 'application/json': { schema: errorSchema } },
-    };
+  if (spec.body) {
+    codes.add('invalid_json');
+    codes.add('payload_too_large');
+    codes.add('unsupported_media_type');
   }
+  codes.add('internal_error');
+  const headers = responseHeaders({ rateLimited: true });
+  const success = spec.response
+    ? { description: 'Success', headers, content: { 'application/json': { schema: spec.response } } }
+    : { description: status === 204 ? 'Done; no body' : 'Success', headers };
   openapiRegistry.registerPath({
     method: spec.method,
     path: toOpenApiPath(spec.path),
     summary: spec.summary,
+    description: [spec.description, AUDIENCE[spec.auth]].filter(Boolean).join('\n\n'),
     tags: [spec.tag],
     security: spec.auth === 'none' ? [] : [spec.auth === 'admin' ? { operatorKey: [] } : { tenantKey: [] }],
     request: {
       ...(spec.params ? { params: spec.params as never } : {}),
       ...(spec.query ? { query: spec.query as never } : {}),
-      ...(spec.body ? { body: { content: { 'application/json': { schema: spec.body } } } } : {}),
+      ...(spec.body ? { body: { required: true, content: { 'application/json': { schema: spec.body } } } } : {}),
     },
-    responses,
+    responses: { [status]: success, ...errorResponses(codes, { rateLimited: true }) },
   });
 }
+
+/**
+ * Notes the full route pattern while the router's baseUrl is still set: once a guard or the
+ * handler fails, Express has restored baseUrl by the time the response finishes, and the
+ * metrics label would lose its `/v1` prefix.
+ */
+const rememberRoute: RequestHandler = (req, _res, next) => {
+  req.routePattern = `${req.baseUrl}${String(req.route?.path ?? '')}`;
+  next();
+};
 
 export function defineRoute<B = undefined, Q = undefined, P = undefined>(
   router: Router,
@@ -94,7 +116,7 @@ export function defineRoute<B = undefined, Q = undefined, P = undefined>(
 ): void {
   register(spec as RouteSpec<unknown, unknown, unknown>);
   const guards: RequestHandler[] = spec.auth === 'admin' ? [requireAdmin] : spec.auth === 'tenant' ? [requireTenant] : [];
-  router[spec.method](spec.path, ...guards, async (req: Request, res: Response, _next: NextFunction) => {
+  router[spec.method](spec.path, rememberRoute, ...guards, async (req: Request, res: Response, _next: NextFunction) => {
     // Params first: an unknown id is a 404-worthy problem only once it is a well-formed id.
     const params = (spec.params ? spec.params.parse(req.params) : undefined) as P;
     const query = (spec.query ? spec.query.parse(req.query) : undefined) as Q;

@@ -5,9 +5,9 @@
  *
  * Every write locks the tenant's row first (SELECT … FOR NO KEY UPDATE inside the statement), which
  * serialises concurrent writers of one tenant and lets the statement compute the new balance
- * from the value it locked. NO KEY UPDATE, not UPDATE: a transaction that inserted rows
- * referencing the user (a reply message) holds KEY SHARE on it, which UPDATE would wait on, so
- * two replies charging one tenant would deadlock.
+ * from the value it locked. NO KEY UPDATE, not UPDATE: a transaction that inserted a row with a
+ * foreign key to users (a conversation, an extraction, a ledger entry) holds KEY SHARE on the
+ * tenant's row, which UPDATE would wait on.
  */
 import { db, type Queryable } from '../utils/database';
 
@@ -96,7 +96,7 @@ export async function insertTopUp(
 }
 
 /**
- * Charges up to `cost` credits in one statement (charge_credits, migration 007), clamped at the
+ * Charges up to `cost` credits in one statement (charge_credits, R__credits.sql), clamped at the
  * balance: the entry's amount is -LEAST(balance, cost) computed from the row it has just locked, so no concurrency can take
  * the balance below zero and nothing is read into JS and written back.
  *

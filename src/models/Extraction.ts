@@ -120,7 +120,7 @@ export async function listLatestExtractions(
 }
 
 // ---------------------------------------------------------------------------------------------
-// Claims: the extraction worker's bookkeeping on `conversations` (migration 005). Only the
+// Claims: the extraction worker's bookkeeping on `conversations` (its claim columns). Only the
 // extraction worker and `extractionService` use these.
 
 /** A conversation a worker has claimed; `token` proves the claim is still this one. */
@@ -256,4 +256,51 @@ export async function releaseExtractionClaim(claim: Pick<ExtractionClaim, 'userI
       WHERE user_id = $1 AND id = $2 AND extraction_claimed_by = $3`,
     [claim.userId, claim.conversationId, claim.token],
   );
+}
+
+/** Where a conversation's lead extraction stands, as the API shows it (`extraction_status`). */
+export type ExtractionStatus = 'none' | 'due' | 'postponed' | 'done';
+
+export interface ExtractionState {
+  conversationId: string;
+  status: ExtractionStatus;
+  /** Set when postponed: not retried before this. */
+  retryAt: Date | null;
+  /** Consecutive failed attempts (0 when it was postponed for lack of credits or of a key). */
+  failures: number;
+  creditBalance: number;
+}
+
+/**
+ * The extraction state of the tenant's conversations, read with the same conditions the
+ * worker's claim uses (REQUESTED_DUE, IDLE_DUE): postponed while a backoff holds a request or
+ * unsettled messages back; due when claimed, requested or idle long enough; done when an
+ * extraction exists and nothing is due; none otherwise.
+ */
+export async function findExtractionStates(
+  userId: string,
+  conversationIds: string[],
+  idleSeconds: number,
+  client: Queryable = db,
+): Promise<ExtractionState[]> {
+  const { rows } = await client.query<ExtractionState>(
+    `SELECT c.id AS "conversationId",
+            CASE
+              WHEN c.extraction_claimed_until > now() THEN 'due'
+              WHEN c.extraction_retry_at > now()
+                   AND (c.extraction_requested_at IS NOT NULL OR c.last_sequence_no > c.extraction_settled_seq)
+                   AND NOT (c.extraction_requested_at IS NOT NULL
+                            AND (c.extraction_claimed_at IS NULL OR c.extraction_requested_at > c.extraction_claimed_at)) THEN 'postponed'
+              WHEN c.extraction_requested_at IS NOT NULL
+                   OR (c.last_sequence_no > c.extraction_settled_seq
+                       AND c.last_message_at < now() - make_interval(secs => $3::double precision)) THEN 'due'
+              WHEN EXISTS (SELECT 1 FROM extractions e WHERE e.user_id = c.user_id AND e.conversation_id = c.id) THEN 'done'
+              ELSE 'none'
+            END AS status,
+            c.extraction_retry_at AS "retryAt", c.extraction_failures AS failures, u.credit_balance::float8 AS "creditBalance"
+       FROM conversations c JOIN users u ON u.id = c.user_id
+      WHERE c.user_id = $1 AND c.id = ANY($2::uuid[])`,
+    [userId, conversationIds, idleSeconds],
+  );
+  return rows;
 }

@@ -14,7 +14,7 @@ import type { Agent, AgentChanges, LeadField } from '../models/Agent';
 import { unlinkAgentEverywhere } from '../models/PhoneNumber';
 import { archiveActiveConversations } from '../models/Conversation';
 
-/** Mirrors the column defaults of `agents` in 001_initial_schema.sql; `model` comes from config. */
+/** Mirrors the column defaults of `agents` in src/migrations/B008_baseline.sql; `model` comes from config. */
 export const AGENT_DEFAULTS = Object.freeze({
   temperature: 0.7,
   maxTokens: 512,

@@ -1,13 +1,14 @@
 /**
  * Credits (CONTRACT §4.4): top-ups, clamped charges, the balance check before a model call,
- * and the price of tokens. The API, the message worker and the extraction worker all come
- * through here.
+ * and the price of tokens. The API (top-ups, the ledger) and the extraction worker (its charge)
+ * come through here. A reply is charged inside record_reply (R__replies.sql), which calls the
+ * same charge_credits as `charge`; the message worker only prices it here (costForTokens).
  *
  * Every write is a single SQL statement that locks the tenant's row and appends one ledger
  * entry; the ledger trigger moves `users.credit_balance`. Nothing reads a balance into JS to
  * write it back, so concurrent writers can never lose an update or go below zero. Each function
- * takes an optional `client` so a worker can charge inside the transaction that records the
- * reply: both commit together or neither does.
+ * takes an optional `client` so a caller can charge inside the transaction that stores what it
+ * pays for (the extraction worker's result): both commit together or neither does.
  */
 import { config } from '../config';
 import { db, type Queryable } from '../utils/database';

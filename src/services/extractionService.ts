@@ -6,9 +6,9 @@
  *
  * What the model says is never trusted: a value of the wrong type becomes null (never a guess),
  * emails and phone numbers must look like ones, and an answer that is not an object fails the
- * attempt without storing or charging anything. The extraction worker decides what a failure
- * means for the conversation (back off, or give up until new messages); this module only says
- * what happened.
+ * attempt without storing or charging anything. What an outcome means for the conversation's
+ * place in the queue (settle, postpone, back off, give up until new messages) is decided here
+ * too (`concludeExtraction`); the extraction worker only claims, runs and hands back.
  */
 import { z } from 'zod';
 import { logger } from '../utils/logger';
@@ -16,12 +16,27 @@ import { withTransaction } from '../utils/database';
 import { replyMetrics } from '../utils/metrics';
 import { charge, costForTokens, hasCredits } from './creditService';
 import { effectiveLeadFields } from './agentService';
-import { ModelError, type ChatMessage, type OpenAIService } from './openaiService';
+import type { ChatMessage, OpenAIService } from './openaiService';
+import { ModelError } from './modelErrors';
 import { renderForModel } from './replyService';
 import { findAgent, type LeadField } from '../models/Agent';
 import { findConversation } from '../models/Conversation';
-import { listHistory, type Message } from '../models/Message';
-import { findLatestExtraction, insertExtraction, settleExtraction, type Extraction } from '../models/Extraction';
+import type { Message } from '../models/Message';
+import { listHistory } from '../models/ReplyTurn';
+import {
+  findLatestExtraction,
+  insertExtraction,
+  postponeExtraction,
+  settleExtraction,
+  type Extraction,
+  type ExtractionClaim,
+} from '../models/Extraction';
+
+/**
+ * The queue is Postgres (the claim columns on `conversations`): the worker claims due conversations, keeps its claim
+ * alive while the model works, and hands claims back when it stops before starting them.
+ */
+export { claimDueConversations, extendExtractionClaim, releaseExtractionClaim, type ExtractionClaim } from '../models/Extraction';
 
 /** The `name` of the structured output format; OpenAI allows [a-zA-Z0-9_-]{1,64}. */
 export const LEAD_SCHEMA_NAME = 'lead_extraction';
@@ -321,4 +336,77 @@ export async function extractConversation(userId: string, conversationId: string
   replyMetrics.creditsCharged.inc(stored.charged);
   log.info({ extraction_id: stored.extraction.id, up_to_sequence_no: upToSequenceNo, tokens, charged: stored.charged }, 'extraction stored');
   return { status: 'extracted', extraction: stored.extraction, charged: stored.charged, tokens };
+}
+
+// ---------------------------------------------------------------------------------------------
+// What an outcome does to the conversation's place in the queue
+
+/** How the extraction worker backs off; see ExtractionWorkerOptions for each value's meaning. */
+export interface ExtractionRetryPolicy {
+  retryBaseMs: number;
+  retryMaxMs: number;
+  maxFailures: number;
+  noCreditsRetryMs: number;
+  random: () => number;
+}
+
+/**
+ * Pure: the wait after the `failures`-th consecutive failure: base · 2^(failures-1), capped,
+ * with "equal jitter" (between half and all of it) so a fleet that failed together does not
+ * retry together, yet never retries almost at once.
+ */
+export function extractionRetryDelay(failures: number, baseMs: number, maxMs: number, random: () => number = Math.random): number {
+  const cap = Math.min(maxMs, baseMs * 2 ** Math.max(0, Math.floor(failures) - 1));
+  const r = Math.min(Math.max(random(), 0), 1);
+  return Math.round(cap / 2 + (r * cap) / 2);
+}
+
+/**
+ * Ends a claim as its outcome says: extracted (already settled in its own transaction) or
+ * lost, nothing; nothing to extract or unusable output, settled until a newer message; no
+ * credits or no provider, postponed without counting a failure; a retryable failure, backed off.
+ */
+export async function concludeExtraction(claim: ExtractionClaim, outcome: ExtractionOutcome, policy: ExtractionRetryPolicy, log: typeof logger): Promise<void> {
+  switch (outcome.status) {
+    case 'extracted':
+    case 'claim_lost':
+      // Stored and settled in the extraction's own transaction, or not ours any more.
+      return;
+    case 'nothing_to_extract':
+      log.debug({ reason: outcome.reason }, 'nothing to extract');
+      await settleExtraction(claim.userId, claim.conversationId, { token: claim.token, upToSequenceNo: outcome.upToSequenceNo });
+      return;
+    case 'no_credits':
+      // Not a failure: it is due again later (or at once, on a fresh request after a top-up).
+      await postponeExtraction(claim, { delayMs: policy.noCreditsRetryMs, countFailure: false });
+      return;
+    case 'failed':
+      if (outcome.code === 'openai_not_configured') {
+        log.warn('no OPENAI_API_KEY: extraction postponed');
+        await postponeExtraction(claim, { delayMs: policy.noCreditsRetryMs, countFailure: false });
+      } else if (outcome.retryable) {
+        log.warn({ code: outcome.code, failures: claim.failures + 1 }, 'extraction failed; will retry later');
+        await backOffExtraction(claim, policy, log, outcome.upToSequenceNo);
+      } else {
+        // The same messages would fail the same way: wait for new ones.
+        log.error({ code: outcome.code, reason: outcome.message }, 'extraction failed permanently; waiting for new messages');
+        await settleExtraction(claim.userId, claim.conversationId, { token: claim.token, upToSequenceNo: outcome.upToSequenceNo });
+      }
+      return;
+  }
+}
+
+/**
+ * One more failure: back off, or give up on these messages after `maxFailures` (only when it
+ * is known which messages they were: an unexpected error only backs off).
+ */
+export async function backOffExtraction(claim: ExtractionClaim, policy: ExtractionRetryPolicy, log: typeof logger, upToSequenceNo?: number): Promise<void> {
+  const failures = claim.failures + 1;
+  if (failures >= policy.maxFailures && upToSequenceNo !== undefined) {
+    log.error({ failures }, 'extraction kept failing; giving up until new messages');
+    await settleExtraction(claim.userId, claim.conversationId, { token: claim.token, upToSequenceNo });
+    return;
+  }
+  const delayMs = extractionRetryDelay(failures, policy.retryBaseMs, policy.retryMaxMs, policy.random);
+  await postponeExtraction(claim, { delayMs, countFailure: true });
 }

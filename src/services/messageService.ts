@@ -2,8 +2,8 @@
  * Messages as the tenant API sees them: reading a conversation's history and recording a
  * human's reply. Sending is the message worker's job; this module never calls a channel.
  */
-import { findConversation, lockConversation, setBotPaused } from '../models/Conversation';
-import { insertMessage, listMessages as listMessageRows, type Message } from '../models/Message';
+import { findConversation, lockConversation } from '../models/Conversation';
+import { insertHumanMessage, listMessages as listMessageRows, type Message } from '../models/Message';
 import { conflict, notFound } from '../utils/errors';
 import { decodeCursor, toPage, type Page, type PageRequest } from '../utils/pagination';
 import { withTransaction } from '../utils/database';
@@ -22,7 +22,8 @@ export async function listMessages(userId: string, conversationId: string, page:
 
 /**
  * Records a human's message from the business side as `queued` and pauses the bot, in one
- * transaction (CONTRACT §4.6): once the human has spoken, no bot reply may slip in between.
+ * transaction (CONTRACT §4.6; the takeover itself is record_human_message, which the Instagram
+ * echo uses too): once the human has spoken, no bot reply may slip in between.
  * The message worker sends queued human messages; it is nudged once the message is committed
  * (if Redis is down, its sweeper finds the message anyway). The conversation's row lock is taken first
  * so an archive cannot land between the `is_active` check and the insert.
@@ -34,14 +35,7 @@ export async function sendHumanMessage(userId: string, conversationId: string, t
     const conversation = await lockConversation(userId, conversationId, tx);
     if (!conversation) throw notFound('Conversation');
     if (!conversation.isActive) throw conflict('The conversation is archived; it can no longer take messages');
-    const message = await insertMessage(
-      userId,
-      conversationId,
-      { direction: 'outbound', author: 'human', type: 'text', text, status: 'queued' },
-      tx,
-    );
-    await setBotPaused(userId, conversationId, true, tx);
-    return message;
+    return insertHumanMessage(userId, conversationId, { type: 'text', text, status: 'queued' }, tx);
   });
   await enqueueConversations([{ conversationId, userId, messageId: message.id, requestId: currentContext()?.requestId }]).catch((error: Error) =>
     logger.warn({ err: { message: error.message } }, 'could not queue the human message; the sweeper will'),

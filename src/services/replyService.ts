@@ -13,21 +13,24 @@ import { logger } from '../utils/logger';
 import { withTransaction } from '../utils/database';
 import { abortableSleep } from '../utils/retry';
 import { costForTokens } from './creditService';
-import { buildChatMessages, ModelError, type OpenAIService } from './openaiService';
+import type { OpenAIService } from './openaiService';
+import { ModelError } from './modelErrors';
+import { buildChatMessages } from './chatPrompt';
 import { GraphError, retryDelayMs, type GraphClient } from './metaGraphService';
+import { insertMessage, type Message } from '../models/Message';
 import {
   ANSWERED_ELSEWHERE,
-  beginTurn,
-  insertMessage,
+  beginReplyAttempt,
+  loadOwedWork,
   markInboundStatus,
   markOutboundFailed,
   markOutboundSent,
   recordReply,
   saveSendProgress,
-  type Message,
   type RecordedReply,
-} from '../models/Message';
-import { loadReplyTurn, type ReplyContext } from '../models/Conversation';
+  type StoredReplyContext,
+} from '../models/ReplyTurn';
+import { decryptAccessToken } from './accessTokens';
 import { replyMetrics } from '../utils/metrics';
 
 /** A transient failure: leave the work where it is and try again after the lease. */
@@ -43,6 +46,18 @@ export interface ReplyDeps {
   now?: () => number;
 }
 
+/** Everything a turn needs to answer a conversation, the number's access token decrypted. */
+export interface ReplyContext extends Omit<StoredReplyContext, 'phoneNumber'> {
+  /** Null when the number was deleted. */
+  phoneNumber: { id: string; externalId: string; agentId: string | null; accessToken: string } | null;
+}
+
+function withAccessToken({ phoneNumber, ...rest }: StoredReplyContext): ReplyContext {
+  if (!phoneNumber) return { ...rest, phoneNumber: null };
+  const { accessTokenEncrypted, ...number } = phoneNumber;
+  return { ...rest, phoneNumber: { ...number, accessToken: decryptAccessToken(accessTokenEncrypted) } };
+}
+
 /** Graph sends retried in place before the turn gives up for a lease period. */
 const SEND_ATTEMPTS_IN_PLACE = 3;
 const MAX_SEND_WAIT_MS = 10_000;
@@ -54,23 +69,15 @@ export function renderForModel(message: Pick<Message, 'type' | 'text'>): string 
   return text ? `[${message.type}] ${text}` : `[${message.type}]`;
 }
 
-/** Why a conversation's pending messages will get no reply, or null if they will. */
-export function reasonNotToAnswer(context: ReplyContext): string | null {
-  if (!context.conversation.isActive) return 'conversation_archived';
-  if (context.conversation.botPaused) return 'bot_paused';
-  if (!context.agent || context.agent.archivedAt) return 'no_agent';
-  if (!context.phoneNumber || context.phoneNumber.agentId !== context.agent.id) return 'number_unlinked';
-  return null;
-}
-
 export async function serveConversation(userId: string, conversationId: string, deps: ReplyDeps): Promise<void> {
   const now = deps.now ?? Date.now;
   const log = logger.child({ conversation_id: conversationId, user_id: userId });
   for (;;) {
     if (deps.signal.aborted) throw new RetryLater('lease lost or shutting down');
-    const turn = await loadReplyTurn(userId, conversationId);
-    if (!turn || turn.owed.length === 0) return;
-    const { context, owed } = turn;
+    const work = await loadOwedWork(userId, conversationId);
+    if (!work || work.owed.length === 0) return;
+    const { owed } = work;
+    const context = withAccessToken(work.context);
     await sendMessages(context, owed.filter((m) => m.direction === 'outbound'), deps, log);
 
     const pending = owed.filter((m) => m.direction === 'inbound');
@@ -78,7 +85,8 @@ export async function serveConversation(userId: string, conversationId: string, 
     const ids = pending.map((m) => m.id);
     const newest = pending[pending.length - 1]!;
 
-    const skip = reasonNotToAnswer(context);
+    // The same verdict filing and record_reply reach (reason_not_to_answer), read with the turn.
+    const skip = context.reasonNotToAnswer;
     if (skip) {
       await markInboundStatus(userId, ids, 'ignored');
       log.info({ reason: skip, messages: ids.length }, 'not answering');
@@ -94,7 +102,7 @@ export async function serveConversation(userId: string, conversationId: string, 
       continue;
     }
 
-    const { attempts, balance, history } = await beginTurn(userId, conversationId, ids, agent.historyLimit, newest.sequenceNo);
+    const { attempts, balance, history } = await beginReplyAttempt(userId, conversationId, ids, agent.historyLimit, newest.sequenceNo);
     if (balance <= 0) {
       await answerWithoutCredits(context, pending, log);
       continue;
@@ -106,7 +114,7 @@ export async function serveConversation(userId: string, conversationId: string, 
       continue;
     }
 
-    void markReadBestEffort(context, newest, deps.graph, log);
+    void markReadBestEffort(context, newest, deps.graph, log).catch((error: unknown) => log.warn({ err: error }, 'mark-as-read failed'));
     const messages = buildChatMessages({
       systemPrompt: agent.systemPrompt,
       history: history.map((m) => ({ author: m.author, text: renderForModel(m) })),
@@ -128,7 +136,8 @@ export async function serveConversation(userId: string, conversationId: string, 
       if (error instanceof ModelError && !error.retryable) {
         await markInboundStatus(userId, ids, 'failed', { code: error.code, message: error.message });
         replyMetrics.failures.inc({ reason: error.code });
-        log.warn({ code: error.code }, 'model refused the turn; messages failed');
+        // Not configured is not a refusal: say what is missing, as the startup warning does.
+        log.warn({ code: error.code, reason: error.message }, error.code === 'openai_not_configured' ? 'OPENAI_API_KEY is not set: no model call; messages failed' : 'model refused the turn; messages failed');
         continue;
       }
       replyMetrics.failures.inc({ reason: error instanceof ModelError ? error.code : 'model_error' });

@@ -1,6 +1,6 @@
 /**
  * Records what a verified Meta webhook says, then nudges the workers. Every customer message
- * is in Postgres (the inbox, see migration 006) before the caller answers Meta 200, so it is
+ * is in Postgres (the `inbox` table) before the caller answers Meta 200, so it is
  * filed and answered even if Redis loses every stream entry afterwards (the sweeper
  * re-nudges). Dedupe is Postgres' unique indexes on the message id (inbox, then messages),
  * which hold across Meta's whole retry horizon, days or hours apart.
@@ -12,15 +12,14 @@ import type { NormalizedEvent, NormalizedMessage } from './metaNormalizer';
 import { Batcher } from '../utils/batcher';
 import {
   acceptCustomerMessages,
-  applyOutboundStatus,
   fileInbox,
-  ingestBusinessEcho,
   markUnsentByCustomer,
   type AcceptResult,
   type InboundMessageFields,
   type InboxKey,
-  type IngestResult,
-} from '../models/MetaEvent';
+} from '../models/Inbox';
+import { ingestBusinessEcho, type IngestResult } from '../models/BusinessEcho';
+import { applyOutboundStatus } from '../models/OutboundStatus';
 
 /** Message types the agent can say something useful to; the rest are stored only. */
 const UNANSWERABLE_TYPES = new Set(['reaction', 'unsupported', 'system', 'deleted', 'ephemeral', 'unknown']);

@@ -5,6 +5,8 @@
  * Nothing waits on a timer. A group is never split across batches, so what one caller submits
  * together is written together, in its order.
  */
+import { logger } from './logger';
+
 export interface BatcherOptions {
   /** Items gathered into one write, unless a single group is larger. */
   maxBatch: number;
@@ -43,7 +45,10 @@ export class Batcher<I, O> {
     // One turn of the event loop lets requests that arrived together share the first batch.
     setImmediate(() => {
       this.scheduled = false;
-      while (this.inFlight < this.options.maxInFlight && this.waiting.length > 0) void this.flush(this.takeBatch());
+      while (this.inFlight < this.options.maxInFlight && this.waiting.length > 0) {
+        // flush settles every group itself; this only catches a bug in that bookkeeping.
+        void this.flush(this.takeBatch()).catch((error: unknown) => logger.error({ err: error }, 'batch bookkeeping failed'));
+      }
     });
   }
 

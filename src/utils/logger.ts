@@ -4,7 +4,7 @@
  * `log.info({ phoneNumber })` cannot leak them.
  */
 import pino from 'pino';
-import { config } from '../config';
+import { config, type Config } from '../config';
 import { currentContext } from './context';
 import { version } from '../../package.json';
 
@@ -35,6 +35,20 @@ export const REDACTED_PATHS = [
   '*.token',
 ];
 
+/**
+ * The keys a child logger was bound with (`logger.child({ user_id })`): the mixin leaves them
+ * out, or the line would carry the key twice (JSON allows it; log tools keep one at random).
+ */
+const boundKeys = new WeakMap<object, Set<string>>();
+function keysBoundTo(instance: pino.Logger): Set<string> {
+  let keys = boundKeys.get(instance);
+  if (!keys) {
+    keys = new Set(Object.keys(instance.bindings()));
+    boundKeys.set(instance, keys);
+  }
+  return keys;
+}
+
 export function createLogger(options: { level?: string; destination?: pino.DestinationStream } = {}) {
   return pino(
     {
@@ -43,10 +57,13 @@ export function createLogger(options: { level?: string; destination?: pino.Desti
       redact: { paths: REDACTED_PATHS, censor: '[redacted]' },
       timestamp: pino.stdTimeFunctions.isoTime,
       formatters: { level: (label) => ({ level: label }) },
-      mixin() {
+      mixin(_mergeObject, _level, instance) {
         const context = currentContext();
         if (!context) return {};
-        return context.userId ? { request_id: context.requestId, user_id: context.userId } : { request_id: context.requestId };
+        const fields: Record<string, string> = { request_id: context.requestId };
+        if (context.userId) fields.user_id = context.userId;
+        for (const key of keysBoundTo(instance)) delete fields[key];
+        return fields;
       },
     },
     options.destination,
@@ -56,6 +73,17 @@ export function createLogger(options: { level?: string; destination?: pino.Desti
 export const logger = createLogger();
 export type Logger = pino.Logger;
 
-for (const name of config.defaultedSecrets) {
-  logger.warn({ variable: name }, `${name} is not set: using the public development default`);
+/** What an operator should know about the configuration before anything goes wrong. */
+export function startupWarnings(settings: Config): Array<{ variable: string; message: string }> {
+  const warnings = settings.defaultedSecrets.map((name) => ({ variable: name, message: `${name} is not set: using the public development default` }));
+  if (!settings.OPENAI_API_KEY) {
+    warnings.push({
+      variable: 'OPENAI_API_KEY',
+      message:
+        'OPENAI_API_KEY is not set: no model can be called, so customer messages end failed (openai_not_configured) and lead extractions are postponed; set it, or run npm run start:offline for a local stand-in',
+    });
+  }
+  return warnings;
 }
+
+for (const { variable, message } of startupWarnings(config)) logger.warn({ variable }, message);

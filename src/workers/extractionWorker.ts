@@ -19,16 +19,17 @@ import { config } from '../config';
 import { logger } from '../utils/logger';
 import { runWithContext } from '../utils/context';
 import { getOpenAIService, type OpenAIService } from '../services/openaiService';
-import { extractConversation, type ExtractionOutcome } from '../services/extractionService';
 import {
+  backOffExtraction,
   claimDueConversations,
+  concludeExtraction,
   extendExtractionClaim,
-  postponeExtraction,
+  extractConversation,
   releaseExtractionClaim,
-  settleExtraction,
   type ExtractionClaim,
-} from '../models/Extraction';
-import { publishHeartbeat } from './heartbeat';
+  type ExtractionRetryPolicy,
+} from '../services/extractionService';
+import { heartbeatFailed, publishHeartbeat } from './heartbeat';
 import type { WorkerProcess } from './kinds';
 
 export interface ExtractionWorkerOptions {
@@ -66,17 +67,6 @@ export const EXTRACTION_WORKER_DEFAULTS = Object.freeze({
   noCreditsRetryMs: 10 * 60_000,
 });
 
-/**
- * Pure: the wait after the `failures`-th consecutive failure: base · 2^(failures-1), capped,
- * with "equal jitter" (between half and all of it) so a fleet that failed together does not
- * retry together, yet never retries almost at once.
- */
-export function extractionRetryDelay(failures: number, baseMs: number, maxMs: number, random: () => number = Math.random): number {
-  const cap = Math.min(maxMs, baseMs * 2 ** Math.max(0, Math.floor(failures) - 1));
-  const r = Math.min(Math.max(random(), 0), 1);
-  return Math.round(cap / 2 + (r * cap) / 2);
-}
-
 export class ExtractionWorker implements WorkerProcess {
   readonly consumer: string;
   private readonly pollIntervalMs: number;
@@ -84,11 +74,7 @@ export class ExtractionWorker implements WorkerProcess {
   private readonly idleSeconds: number;
   private readonly concurrency: number;
   private readonly leaseMs: number;
-  private readonly retryBaseMs: number;
-  private readonly retryMaxMs: number;
-  private readonly maxFailures: number;
-  private readonly noCreditsRetryMs: number;
-  private readonly random: () => number;
+  private readonly retryPolicy: ExtractionRetryPolicy;
   private readonly openai: OpenAIService;
   private readonly inFlight = new Set<Promise<void>>();
   private readonly timers: NodeJS.Timeout[] = [];
@@ -106,11 +92,13 @@ export class ExtractionWorker implements WorkerProcess {
     this.idleSeconds = options.idleSeconds ?? config.EXTRACTION_IDLE_SECONDS;
     this.concurrency = Math.max(1, options.concurrency ?? defaults.concurrency);
     this.leaseMs = options.leaseMs ?? defaults.leaseMs;
-    this.retryBaseMs = options.retryBaseMs ?? defaults.retryBaseMs;
-    this.retryMaxMs = options.retryMaxMs ?? defaults.retryMaxMs;
-    this.maxFailures = options.maxFailures ?? defaults.maxFailures;
-    this.noCreditsRetryMs = options.noCreditsRetryMs ?? defaults.noCreditsRetryMs;
-    this.random = options.random ?? Math.random;
+    this.retryPolicy = {
+      retryBaseMs: options.retryBaseMs ?? defaults.retryBaseMs,
+      retryMaxMs: options.retryMaxMs ?? defaults.retryMaxMs,
+      maxFailures: options.maxFailures ?? defaults.maxFailures,
+      noCreditsRetryMs: options.noCreditsRetryMs ?? defaults.noCreditsRetryMs,
+      random: options.random ?? Math.random,
+    };
     this.consumer = options.consumerName ?? `${hostname()}-${process.pid}`;
     this.openai = options.openai ?? getOpenAIService();
   }
@@ -120,12 +108,10 @@ export class ExtractionWorker implements WorkerProcess {
     this.timers.push(tick);
     this.timers.push(
       setInterval(() => {
-        publishHeartbeat('extraction', this.consumer, { inFlight: this.inFlight.size, handled: this.handled }).catch((error) =>
-          logger.warn({ err: { message: (error as Error).message } }, 'heartbeat failed'),
-        );
+        publishHeartbeat('extraction', this.consumer, { inFlight: this.inFlight.size, handled: this.handled }).catch(heartbeatFailed);
       }, 5_000),
     );
-    void publishHeartbeat('extraction', this.consumer, { inFlight: 0, handled: 0 }).catch(() => undefined);
+    void publishHeartbeat('extraction', this.consumer, { inFlight: 0, handled: 0 }).catch(heartbeatFailed);
     this.fill();
     logger.info({ consumer: this.consumer, concurrency: this.concurrency, idle_seconds: this.idleSeconds }, 'extraction worker polling');
   }
@@ -207,57 +193,15 @@ export class ExtractionWorker implements WorkerProcess {
       });
       // A lost claim belongs to whoever took it over: leave its bookkeeping alone.
       if (controller.signal.aborted) return;
-      await this.conclude(claim, outcome, log);
+      await concludeExtraction(claim, outcome, this.retryPolicy, log);
     } catch (error) {
       // Our own trouble (the database went away, a bug): back off like any failure, so one
       // conversation cannot make the worker loop on it.
       log.error({ err: error }, 'extraction failed unexpectedly; will retry later');
-      await this.fail(claim, log).catch(() => undefined);
+      await backOffExtraction(claim, this.retryPolicy, log).catch(() => undefined);
     } finally {
       clearInterval(keepAlive);
     }
-  }
-
-  private async conclude(claim: ExtractionClaim, outcome: ExtractionOutcome, log: typeof logger): Promise<void> {
-    switch (outcome.status) {
-      case 'extracted':
-      case 'claim_lost':
-        // Stored and settled in the extraction's own transaction, or not ours any more.
-        return;
-      case 'nothing_to_extract':
-        log.debug({ reason: outcome.reason }, 'nothing to extract');
-        await settleExtraction(claim.userId, claim.conversationId, { token: claim.token, upToSequenceNo: outcome.upToSequenceNo });
-        return;
-      case 'no_credits':
-        // Not a failure: it is due again later (or at once, on a fresh request after a top-up).
-        await postponeExtraction(claim, { delayMs: this.noCreditsRetryMs, countFailure: false });
-        return;
-      case 'failed':
-        if (outcome.code === 'openai_not_configured') {
-          log.warn('no OPENAI_API_KEY: extraction postponed');
-          await postponeExtraction(claim, { delayMs: this.noCreditsRetryMs, countFailure: false });
-        } else if (outcome.retryable) {
-          log.warn({ code: outcome.code, failures: claim.failures + 1 }, 'extraction failed; will retry later');
-          await this.fail(claim, log, outcome.upToSequenceNo);
-        } else {
-          // The same messages would fail the same way: wait for new ones.
-          log.error({ code: outcome.code, reason: outcome.message }, 'extraction failed permanently; waiting for new messages');
-          await settleExtraction(claim.userId, claim.conversationId, { token: claim.token, upToSequenceNo: outcome.upToSequenceNo });
-        }
-        return;
-    }
-  }
-
-  /** One more failure: back off, or give up on these messages after `maxFailures`. */
-  private async fail(claim: ExtractionClaim, log: typeof logger, upToSequenceNo?: number): Promise<void> {
-    const failures = claim.failures + 1;
-    if (failures >= this.maxFailures && upToSequenceNo !== undefined) {
-      log.error({ failures }, 'extraction kept failing; giving up until new messages');
-      await settleExtraction(claim.userId, claim.conversationId, { token: claim.token, upToSequenceNo });
-      return;
-    }
-    const delayMs = extractionRetryDelay(failures, this.retryBaseMs, this.retryMaxMs, this.random);
-    await postponeExtraction(claim, { delayMs, countFailure: true });
   }
 }
 

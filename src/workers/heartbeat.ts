@@ -4,6 +4,7 @@
  */
 import { getRedis } from '../utils/redis';
 import { registry } from '../utils/metrics';
+import { logger } from '../utils/logger';
 
 export const HEARTBEAT_KEY = 'workers:heartbeat';
 export const workerMetricsKey = (name: string) => `workers:metrics:${name}`;
@@ -19,6 +20,7 @@ export interface Heartbeat {
   handled: number;
 }
 
+/** Publishes one heartbeat: liveness and this process's metrics. Rejects when Redis does. */
 export async function publishHeartbeat(kind: string, name: string, stats: { inFlight: number; handled: number }): Promise<void> {
   const redis = getRedis();
   const beat: Heartbeat = { kind, name, pid: process.pid, at: Date.now(), ...stats };
@@ -30,6 +32,15 @@ export async function publishHeartbeat(kind: string, name: string, stats: { inFl
     .exec();
 }
 
+/**
+ * The `.catch` of every heartbeat a worker publishes: a failure is logged and the next beat
+ * tries again. A Redis hiccup (at start-up, say) must not end the process.
+ */
+export function heartbeatFailed(error: unknown): void {
+  logger.warn({ err: { message: (error as Error)?.message } }, 'heartbeat failed');
+}
+
+/** Live workers' heartbeats; entries silent for ten TTLs are pruned. */
 export async function readHeartbeats(): Promise<Heartbeat[]> {
   const all = await getRedis().hgetall(HEARTBEAT_KEY);
   const now = Date.now();

@@ -14,14 +14,14 @@ import { logger } from '../utils/logger';
 import { runWithContext } from '../utils/context';
 import { createBlockingRedis, getRedis } from '../utils/redis';
 import { conversationLease, markConversationDirty } from '../utils/locks';
-import { CONSUMER_GROUPS, STREAMS, enqueueConversations, isInboxNudge, parseNudge, prefixedKey, type ConversationNudge, type Nudge } from '../utils/queue';
-import { fileInbox, findWaitingInbox, setInboxAside } from '../models/MetaEvent';
+import { CONSUMER_GROUPS, STREAMS, isInboxNudge, parseNudge, prefixedKey, type ConversationNudge, type Nudge } from '../utils/queue';
 import { replyMetrics } from '../utils/metrics';
 import { getOpenAIService, type OpenAIService } from '../services/openaiService';
 import { graphClient, type GraphClient } from '../services/metaGraphService';
 import { RetryLater, serveConversation } from '../services/replyService';
-import { failPendingInbound, findStaleConversations } from '../models/Message';
-import { publishHeartbeat } from './heartbeat';
+import { fileWaitingMessages } from '../services/inboxService';
+import { deadLetter, isPoison, nudgeLog, renudgeLost } from '../services/deliveryPolicy';
+import { heartbeatFailed, publishHeartbeat } from './heartbeat';
 import type { WorkerProcess } from './kinds';
 
 export interface MessageWorkerOptions {
@@ -76,19 +76,23 @@ export class MessageWorker implements WorkerProcess {
     this.every(Math.max(100, Math.floor(this.leaseMs / 2)), () => this.reclaim());
     this.every(this.sweepIntervalMs, () => this.sweep());
     this.every(5_000, () => publishHeartbeat('message', this.consumer, { inFlight: this.inFlight.size, handled: this.handled }));
-    void publishHeartbeat('message', this.consumer, { inFlight: 0, handled: 0 });
+    void publishHeartbeat('message', this.consumer, { inFlight: 0, handled: 0 }).catch(heartbeatFailed);
     logger.info({ consumer: this.consumer, concurrency: this.concurrency }, 'message worker reading');
   }
 
-  /** Idempotent: stops reading, lets in-flight conversations finish, then stops the timers. */
+  /**
+   * Idempotent: stops the timers and reading, lets in-flight conversations finish. The blocking
+   * connection is disconnected first: a read blocked in XREADGROUP then fails at once (and the
+   * loop, seeing the worker closing, stops) instead of holding shutdown for up to `blockMs`.
+   * In-flight turns use the shared connection, so they drain unaffected.
+   */
   close(): Promise<void> {
     this.closing ??= (async () => {
       for (const timer of this.timers) clearInterval(timer);
+      this.blocking?.disconnect();
       this.slotFreed?.();
       await this.readLoop;
       await Promise.allSettled([...this.inFlight]);
-      // The blocking connection goes first: nothing may be left waiting on it.
-      this.blocking?.disconnect();
       logger.info({ consumer: this.consumer, handled: this.handled }, 'message worker closed');
     })();
     return this.closing;
@@ -189,10 +193,9 @@ export class MessageWorker implements WorkerProcess {
    */
   private async serveNudge(nudge: Nudge): Promise<boolean> {
     if (!isInboxNudge(nudge)) return this.serve(nudge);
-    const filed = await fileInbox(nudge);
-    if (filed.refused > 0) logger.error({ ...nudgeLog(nudge), refused: filed.refused }, 'inbox messages refused by the database; kept in the inbox');
-    if (!filed.conversationId) return true;
-    return this.serve({ conversationId: filed.conversationId, userId: nudge.userId, requestId: nudge.requestId });
+    const conversationId = await fileWaitingMessages(nudge);
+    if (!conversationId) return true;
+    return this.serve({ conversationId, userId: nudge.userId, requestId: nudge.requestId });
   }
 
   /** Serves the nudged conversation under its lease. False when it must be retried later. */
@@ -230,26 +233,17 @@ export class MessageWorker implements WorkerProcess {
   }
 
   /**
-   * Takes over entries whose worker died or stalled past the lease. Entries delivered too
-   * often are poison: they go to the dead-letter stream and their messages are failed, so one
-   * bad conversation cannot crash workers forever.
+   * Takes over entries whose worker died or stalled past the lease; entries delivered too
+   * often are dead-lettered instead (services/deliveryPolicy.ts).
    */
   private async reclaim(): Promise<void> {
     const pending = (await this.redis.xpending(
       STREAMS.messages, CONSUMER_GROUPS.messages, 'IDLE', this.leaseMs, '-', '+', 100,
     )) as [string, string, number, number][];
     for (const [id, , , deliveries] of pending) {
-      if (deliveries < this.maxDeliveries) continue;
-      const [entry] = (await this.redis.xrange(STREAMS.messages, id, id)) as StreamEntry[];
-      const nudge = entry ? parseNudge(entry[1]) : null;
-      await this.redis.xadd(STREAMS.messagesDead, 'MAXLEN', '~', '10000', '*', 'entry_id', id, 'deliveries', String(deliveries), ...(entry?.[1] ?? []));
-      const conversationId = nudge && isInboxNudge(nudge) ? (await setInboxAside(nudge, 'poison: moved to the dead-letter queue')).conversationId : nudge?.conversationId;
-      if (nudge && conversationId) {
-        await failPendingInbound(nudge.userId, conversationId, { code: 'poison', message: 'Processing kept failing; moved to the dead-letter queue' });
-      }
+      if (!isPoison(deliveries, this.maxDeliveries)) continue;
+      await deadLetter(id, deliveries, this.redis);
       await this.ack(id);
-      replyMetrics.failures.inc({ reason: 'poison' });
-      logger.error({ entry: id, deliveries, ...(nudge ? nudgeLog(nudge) : {}) }, 'poison entry dead-lettered');
     }
     const free = this.concurrency - this.inFlight.size;
     if (free <= 0 || this.isClosing) return;
@@ -260,32 +254,14 @@ export class MessageWorker implements WorkerProcess {
   }
 
   /**
-   * Postgres knows what is owed; Redis only carries nudges. Anything owed and untouched for a
-   * lease (a nudge lost to a Redis restart, a trimmed stream, a failed XADD) is nudged again.
-   * One worker in the fleet sweeps per interval.
+   * Anything owed and untouched for a lease is nudged again (services/deliveryPolicy.ts). One
+   * worker in the fleet sweeps per interval.
    */
   private async sweep(): Promise<void> {
     const turn = await this.redis.set('sweeper:messages', this.consumer, 'PX', this.sweepIntervalMs, 'NX');
     if (turn !== 'OK') return;
-    const waiting = await findWaitingInbox(this.leaseMs, 500);
-    const stale = await findStaleConversations(this.leaseMs, 500);
-    if (waiting.length + stale.length === 0) return;
-    await enqueueConversations(
-      [
-        ...waiting.map((key) => ({ ...key, requestId: 'sweeper' })),
-        ...stale.map((s) => ({ conversationId: s.conversationId, userId: s.userId, requestId: 'sweeper' })),
-      ],
-      this.redis,
-    );
-    logger.info({ inbox: waiting.length, conversations: stale.length }, 'sweeper re-queued customers waiting to be filed and conversations owed a reply');
+    await renudgeLost(this.leaseMs, this.redis);
   }
-}
-
-function nudgeLog(nudge: Nudge) {
-  return isInboxNudge(nudge)
-    ? // The customer's id is their phone number on WhatsApp: kept out of logs.
-      { phone_number_id: nudge.phoneNumberId }
-    : { conversation_id: nudge.conversationId };
 }
 
 export function createMessageWorker(options: MessageWorkerOptions = {}): MessageWorker {

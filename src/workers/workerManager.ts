@@ -8,6 +8,7 @@ import path from 'node:path';
 import { config } from '../config';
 import { logger } from '../utils/logger';
 import { migrate } from '../utils/migrator';
+import { exitOnUnhandledErrors } from '../utils/process';
 import { WORKER_KINDS } from './kinds';
 
 interface ChildSpec {
@@ -75,21 +76,30 @@ export class WorkerManager {
 
   /** Sends SIGTERM to every child, waits for them up to the bound, then kills stragglers. */
   async stop(timeoutMs = config.SHUTDOWN_TIMEOUT_MS + 2_000): Promise<void> {
-    this.stopping = true;
     const exits = this.supervised.map((entry) => {
-      clearTimeout(entry.restartTimer);
       const child = entry.child;
       if (!child || child.exitCode !== null) return Promise.resolve();
-      return new Promise<void>((resolve) => {
-        child.once('exit', () => resolve());
-        child.kill('SIGTERM');
-      });
+      return new Promise<void>((resolve) => child.once('exit', () => resolve()));
     });
+    this.abandonChildren();
     const timer = setTimeout(() => {
       for (const entry of this.supervised) entry.child?.kill('SIGKILL');
     }, timeoutMs);
     await Promise.all(exits);
     clearTimeout(timer);
+  }
+
+  /**
+   * Stops restarting and sends SIGTERM to every child, which drains on its own. Synchronous, so
+   * a supervisor about to die of its own error can call it last: the next supervisor then finds
+   * no orphans holding the port or the streams.
+   */
+  abandonChildren(): void {
+    this.stopping = true;
+    for (const entry of this.supervised) {
+      clearTimeout(entry.restartTimer);
+      if (entry.child && entry.child.exitCode === null) entry.child.kill('SIGTERM');
+    }
   }
 
   pids(): Record<string, number | undefined> {
@@ -98,18 +108,26 @@ export class WorkerManager {
 }
 
 async function main(): Promise<void> {
+  // Made before migrating only so the fatal handler has it; it spawns nothing until start().
+  const manager = new WorkerManager();
+  exitOnUnhandledErrors({ processName: 'supervisor', beforeExit: () => manager.abandonChildren() });
   if (config.MIGRATE_ON_START) {
     await migrate(config.DATABASE_URL, { log: (line) => logger.info(`migrate: ${line}`) });
   }
-  const manager = new WorkerManager();
   manager.start();
   for (const signal of ['SIGTERM', 'SIGINT'] as const) {
     process.once(signal, () => {
       logger.info({ signal }, 'supervisor stopping');
-      manager.stop().then(() => {
-        logger.info('supervisor stopped');
-        process.exit(0);
-      });
+      manager.stop().then(
+        () => {
+          logger.info('supervisor stopped');
+          process.exit(0);
+        },
+        (error: unknown) => {
+          logger.error({ err: error }, 'supervisor stop failed');
+          process.exit(1);
+        },
+      );
     });
   }
 }

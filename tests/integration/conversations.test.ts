@@ -141,6 +141,8 @@ describe('conversations and messages API', () => {
         created_at: expect.stringMatching(/^\d{4}-\d\d-\d\dT/),
         archived_at: null,
         archive_reason: null,
+        extraction_status: 'none',
+        extraction_postponed: null,
       });
       expect(res.body.data[2].customer).toEqual({ external_id: older.customerExternalId, name: null });
       expect(res.body.data[3]).toMatchObject({ is_active: false, archived_at: expect.any(String), archive_reason: 'agent_relinked' });

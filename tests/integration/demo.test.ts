@@ -7,7 +7,8 @@ import { rm } from 'node:fs/promises';
 import { Client } from 'pg';
 import Redis from 'ioredis';
 import { config } from '../../src/config';
-import { runDemo, type DemoResult, type Transcript, type TranscriptMessage } from '../../scripts/demo';
+import { runDemo } from '../../scripts/demo';
+import type { DemoResult, Transcript, TranscriptMessage } from '../../scripts/demo/result';
 
 // The demo itself takes about 20 s; the rest is slack for a busy machine running other suites.
 jest.setTimeout(90_000);

@@ -88,8 +88,9 @@ const extractionsOf = async (conversationId: string): Promise<Row[]> =>
 const bookkeeping = async (conversationId: string): Promise<Row> =>
   (
     await db.query<Row>(
-      `SELECT last_sequence_no, extraction_settled_seq, extraction_requested_at, extraction_claimed_by,
-              extraction_retry_at, extraction_retry_at > now() AS backing_off, extraction_failures
+      `SELECT last_sequence_no, extraction_settled_seq, extraction_requested_at, extraction_claimed_by, extraction_claimed_at,
+              extraction_retry_at, extraction_retry_at > now() AS backing_off, extraction_failures,
+              extraction_claimed_at >= extraction_requested_at AS request_seen
          FROM conversations WHERE id = $1`,
       [conversationId],
     )
@@ -107,7 +108,29 @@ const latestViaApi = async (tenant: TestTenant, conversationId: string) =>
 const callsAbout = (marker: string): RecordedRequest[] =>
   standin.completions().filter((call) => (call.body?.messages ?? []).some((message) => messageText(message).includes(marker)));
 
-const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+/** When each conversation was last claimed (null: never): a claim a test forbids would move it. */
+const claimTimes = async (conversations: TestConversation[]) =>
+  Promise.all(conversations.map(async (c) => (await bookkeeping(c.id)).extraction_claimed_at as Date | null));
+
+/**
+ * The positive signal "nothing else was claimed" checks wait for: a conversation that is due
+ * (idle, unsettled) in a tenant without credits. The one statement that claims it claims every
+ * other conversation due at that moment too (these tests keep fewer due than the concurrency), so
+ * once it is claimed, a conversation whose claim time did not move was not due at that poll. It
+ * costs no model call and no credits (no credits: postponed), so it disturbs no count.
+ */
+async function dueSentinel(): Promise<{ claimed(): Promise<void> }> {
+  const tenant = await createTestTenant({ credits: 0 });
+  const sentinel = await conversationWith(tenant, [{ text: 'sentinel case' }]);
+  return {
+    claimed: async () => {
+      await eventually(async () => (await bookkeeping(sentinel.id)).extraction_claimed_at !== null, 5_000, 'a full poll (the sentinel claimed)');
+    },
+  };
+}
+
+/** A full poll that started after this call: the sentinel is made due now and waited for. */
+const nextFullPoll = async () => (await dueSentinel()).claimed();
 
 /** A full chat completion, for answers the stand-in would not give on its own (sent through its fault hook). */
 const completionAnswering = (content: string) => ({
@@ -131,9 +154,12 @@ describe('extraction worker (CONTRACT §4.7)', () => {
       { idle: false },
     );
     const businessOnly = await conversationWith(tenant, [{ direction: 'outbound', author: 'human', text: 'Your order shipped' }], { idle: false });
+    const firstPoll = await dueSentinel();
     await startWorker({ idleSeconds: 1 });
 
-    await sleep(400);
+    // The first full poll took the sentinel, and not these, which had been quiet under a second.
+    await firstPoll.claimed();
+    expect(await claimTimes([lead, businessOnly])).toEqual([null, null]);
     expect(await extractionsOf(lead.id)).toHaveLength(0);
     expect(standin.completions()).toHaveLength(0);
 
@@ -141,6 +167,11 @@ describe('extraction worker (CONTRACT §4.7)', () => {
       const rows = await extractionsOf(lead.id);
       return rows.length > 0 ? rows : null;
     }, 5_000, 'the idle conversation to be extracted');
+    const { rows: waited } = await db.query<Row>(
+      `SELECT extraction_claimed_at - last_message_at >= interval '1 second' AS idle_enough FROM conversations WHERE id = $1`,
+      [lead.id],
+    );
+    expect(waited[0].idle_enough).toBe(true);
     const res = await latestViaApi(tenant, lead.id);
     expect(res.status).toBe(200);
     expect(res.body).toMatchObject({
@@ -160,9 +191,17 @@ describe('extraction worker (CONTRACT §4.7)', () => {
     expect(Number(extraction.prompt_tokens) + Number(extraction.completion_tokens)).toBe(usage.total_tokens);
     expect(ledger.balance).toBe(ledger.sum);
 
-    // Later polls neither extract it again nor touch the conversation the customer never wrote in.
-    await sleep(1_300);
+    // The conversation the customer never wrote in is settled without an extraction, and a later
+    // full poll claims neither of them again.
+    await eventually(async () => {
+      const row = await bookkeeping(businessOnly.id);
+      return row.extraction_settled_seq === 1 && row.extraction_claimed_by === null;
+    }, 5_000, 'the business-only conversation settled');
+    const claimed = await claimTimes([lead, businessOnly]);
+    await nextFullPoll();
+    expect(await claimTimes([lead, businessOnly])).toEqual(claimed);
     expect(standin.completions()).toHaveLength(1);
+    expect(await extractionsOf(lead.id)).toHaveLength(1);
     expect(await extractionsOf(businessOnly.id)).toHaveLength(0);
     expect((await bookkeeping(businessOnly.id)).extraction_settled_seq).toBe(1);
   });
@@ -229,7 +268,11 @@ describe('extraction worker (CONTRACT §4.7)', () => {
     await requestExtraction(tenant, listed.id);
     await eventually(async () => (await bookkeeping(listed.id)).extraction_requested_at === null, 5_000, 'the request to be served');
 
-    await sleep(400);
+    // Served (the request is cleared by the same statement that ends the claim); a later full poll
+    // takes neither again.
+    const claimed = await claimTimes([garbled, listed]);
+    await nextFullPoll();
+    expect(await claimTimes([garbled, listed])).toEqual(claimed);
     expect(standin.completions()).toHaveLength(2);
     for (const conversation of [garbled, listed]) {
       expect(await extractionsOf(conversation.id)).toHaveLength(0);
@@ -266,7 +309,9 @@ describe('extraction worker (CONTRACT §4.7)', () => {
     standin.setFault({ status: 503 });
     await startWorker({ retryBaseMs: 60_000 });
     await eventually(async () => (await bookkeeping(conversation.id)).extraction_failures === 1, 5_000, 'the failed attempt');
-    await sleep(400);
+    const claimed = await claimTimes([conversation]);
+    await nextFullPoll();
+    expect(await claimTimes([conversation])).toEqual(claimed);
     expect(callsAbout('provider down case')).toHaveLength(1);
     expect(await bookkeeping(conversation.id)).toMatchObject({ backing_off: true, extraction_claimed_by: null, extraction_settled_seq: 0 });
     expect(await extractionsOf(conversation.id)).toHaveLength(0);
@@ -278,8 +323,15 @@ describe('extraction worker (CONTRACT §4.7)', () => {
     await startWorker();
     await requestExtraction(tenant, conversation.id);
 
-    await eventually(async () => (await bookkeeping(conversation.id)).backing_off === true, 5_000, 'the skip');
-    await sleep(400);
+    // Idle as well as requested, it may be claimed (and skipped) once before the request and once
+    // for it, at once (a request newer than the last claim is served): wait for the second skip.
+    await eventually(async () => {
+      const row = await bookkeeping(conversation.id);
+      return row.backing_off === true && row.request_seen === true && row.extraction_claimed_by === null;
+    }, 5_000, 'the skip of the request');
+    const claimed = await claimTimes([conversation]);
+    await nextFullPoll();
+    expect(await claimTimes([conversation])).toEqual(claimed);
     expect(standin.completions()).toHaveLength(0);
     expect(await extractionsOf(conversation.id)).toHaveLength(0);
     expect((await ledgerOf(tenant.userId)).entries).toHaveLength(0);
@@ -308,7 +360,8 @@ describe('extraction worker (CONTRACT §4.7)', () => {
       const { rows } = await db.query<Row>(`SELECT count(*)::int AS n FROM extractions WHERE user_id = $1`, [tenant.userId]);
       return rows[0].n === 20;
     }, 10_000, '20 extractions');
-    await sleep(300);
+    // Closing drains what both workers have in flight: after it nothing more can be stored.
+    await Promise.all(workers.map((worker) => worker.close()));
     const { rows } = await db.query<Row>(
       `SELECT conversation_id, count(*)::int AS n FROM extractions WHERE user_id = $1 GROUP BY conversation_id`,
       [tenant.userId],
@@ -349,7 +402,8 @@ describe('extraction worker (CONTRACT §4.7)', () => {
     );
     await startWorker();
     await eventually(async () => (await extractionsOf(orphaned.id)).length === 1, 5_000, 'the orphaned conversation');
-    await sleep(300);
+    await nextFullPoll();
+    expect((await bookkeeping(held.id)).extraction_claimed_by).toBe('dead-worker:1');
     expect(await extractionsOf(held.id)).toHaveLength(0);
     expect(callsAbout('held case')).toHaveLength(0);
     expect((await bookkeeping(orphaned.id)).extraction_claimed_by).toBeNull();
@@ -361,10 +415,20 @@ describe('extraction worker (CONTRACT §4.7)', () => {
     const first = worker.close();
     expect(worker.close()).toBe(first);
     await first;
+    // A successor that polls five times slower than the closed worker did, and calls the model
+    // with a key of its own: that it, and only it, serves the request is the signal that the
+    // closed worker, had it still been polling, had its chances first and took none.
+    const successor = await startWorker({
+      consumerName: 'successor',
+      requestPollMs: 250,
+      pollIntervalMs: 250,
+      openai: createOpenAIService({ apiKey: 'successor', baseURL: standin.url, retry: { attempts: 1, baseMs: 1, maxMs: 1 } }),
+    });
     const conversation = await conversationWith(tenant, [{ text: 'after close case' }]);
     await requestExtraction(tenant, conversation.id);
-    await sleep(300);
-    expect(standin.completions()).toHaveLength(0);
+    await eventually(async () => (await extractionsOf(conversation.id)).length === 1, 5_000, 'the successor to serve the request');
+    await successor.close();
+    expect(standin.completions().map((call) => call.apiKey)).toEqual(['successor']);
     expect((await bookkeeping(conversation.id)).extraction_claimed_by).toBeNull();
   });
 });

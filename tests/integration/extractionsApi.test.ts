@@ -3,6 +3,7 @@ import request from 'supertest';
 import { createApp } from '../../src/app';
 import { findConversation } from '../../src/models/Conversation';
 import { insertExtraction } from '../../src/models/Extraction';
+import { db } from '../../src/utils/database';
 import { setupTestDatabase, teardownTestDatabase } from '../fixtures/testDatabase';
 import { createTestTenant, type TestTenant } from '../fixtures/tenants';
 import {
@@ -106,12 +107,45 @@ describe('extractions API', () => {
       });
     });
 
-    it('when the conversation has no extraction yet, then 404 names the extraction', async () => {
+    it('when the conversation has no extraction yet, then the 404 and the conversation say where it stands: none, due, postponed and why, then done', async () => {
       const tenant = await createTestTenant();
       const conversation = await createTestConversation(tenant.userId);
-      const res = await request(app).get(`/v1/conversations/${conversation.id}/extraction`).set(tenant.auth);
-      expect(res.status).toBe(404);
-      expect(res.body.error).toMatchObject({ code: 'not_found', message: 'Extraction not found' });
+      const state = async () => {
+        const extraction = await request(app).get(`/v1/conversations/${conversation.id}/extraction`).set(tenant.auth);
+        const shown = await request(app).get(`/v1/conversations/${conversation.id}`).set(tenant.auth);
+        const listed = await request(app).get('/v1/conversations').set(tenant.auth);
+        expect(listed.body.data[0]).toEqual(shown.body);
+        return { extraction, status: shown.body.extraction_status, postponed: shown.body.extraction_postponed };
+      };
+
+      let now = await state();
+      expect(now.extraction.status).toBe(404);
+      expect(now.extraction.body.error.code).toBe('not_found');
+      expect(now.extraction.body.error.message).toMatch(/^No extraction yet: extraction_status is none: .*EXTRACTION_IDLE_SECONDS/);
+      expect([now.status, now.postponed]).toEqual(['none', null]);
+
+      await request(app).post(`/v1/conversations/${conversation.id}/extract`).set(tenant.auth).expect(202);
+      now = await state();
+      expect(now.extraction.body.error.message).toBe('No extraction yet: extraction_status is due: an extraction worker runs it shortly');
+      expect(now.status).toBe('due');
+
+      // What the worker leaves behind when the tenant had no credits: the request seen, a backoff.
+      await db.query(
+        `UPDATE conversations SET extraction_claimed_at = now(), extraction_retry_at = now() + interval '10 minutes' WHERE id = $1`,
+        [conversation.id],
+      );
+      now = await state();
+      expect(now.status).toBe('postponed');
+      expect(now.postponed).toEqual({ reason: 'insufficient_credits', message: 'the tenant had no credits left', retry_at: expect.any(String) });
+      expect(now.extraction.body.error.message).toContain('extraction_status is postponed: the tenant had no credits left; retried after');
+
+      await db.query(`UPDATE conversations SET extraction_failures = 2 WHERE id = $1`, [conversation.id]);
+      expect((await state()).postponed.reason).toBe('extraction_failed');
+
+      await db.query(`UPDATE conversations SET extraction_requested_at = NULL, extraction_retry_at = NULL, extraction_failures = 0 WHERE id = $1`, [conversation.id]);
+      await createTestExtraction(tenant.userId, conversation.id);
+      now = await state();
+      expect([now.extraction.status, now.status, now.postponed]).toEqual([200, 'done', null]);
     });
 
     it('when the conversation does not exist, then 404 names the conversation', async () => {

@@ -2,6 +2,8 @@ import request from 'supertest';
 import { createApp } from '../../src/app';
 import { setupTestDatabase, teardownTestDatabase } from '../fixtures/testDatabase';
 import { getRedis } from '../../src/utils/redis';
+import { httpRequestDuration } from '../../src/utils/metrics';
+import { createTestTenant } from '../fixtures/tenants';
 
 describe('health endpoints', () => {
   beforeAll(setupTestDatabase);
@@ -52,5 +54,19 @@ describe('health endpoints', () => {
     const res = await request(app).get('/metrics');
     expect(res.status).toBe(200);
     expect(res.text).toContain('process_cpu_user_seconds_total');
+  });
+
+  it('when /v1 requests succeed or fail, then /metrics labels both with the full route pattern', async () => {
+    const tenant = await createTestTenant();
+    await request(app).get('/v1/me').set(tenant.auth).expect(200);
+    await request(app).get('/v1/me').expect(401);
+    await request(app).get('/v1/agents/00000000-0000-4000-8000-000000000000').set(tenant.auth).expect(404);
+    await request(app).get('/v1/agents/not-a-uuid').set(tenant.auth).expect(400);
+    const routes = (await httpRequestDuration.get()).values
+      .filter((value) => value.metricName === 'http_request_duration_seconds_count')
+      .map((value) => `${value.labels.route} ${value.labels.status}`);
+    expect(routes).toEqual(expect.arrayContaining(['/v1/me 200', '/v1/me 401', '/v1/agents/:id 404', '/v1/agents/:id 400']));
+    expect(routes.filter((route) => /^\/(me|agents)\b/.test(route))).toEqual([]);
+    expect((await request(app).get('/metrics')).text).toContain('route="/v1/me",status="401"');
   });
 });

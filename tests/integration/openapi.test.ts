@@ -3,8 +3,11 @@
  * document holding every /v1 route the contract lists, generated from the same zod schemas that
  * validate requests, and /docs serves Swagger UI over it.
  */
+import { spawnSync } from 'node:child_process';
 import request from 'supertest';
 import { createApp } from '../../src/app';
+import { ERROR_STATUS } from '../../src/utils/errors';
+import { ROOT } from '../fixtures/processes';
 import { version } from '../../package.json';
 import { setupTestDatabase, teardownTestDatabase } from '../fixtures/testDatabase';
 import { createTestTenant, type TestTenant } from '../fixtures/tenants';
@@ -66,6 +69,26 @@ const CONTRACT_QUERIES: Record<string, string[]> = {
 };
 
 const METHODS = ['get', 'post', 'put', 'patch', 'delete'];
+
+/** The routes outside /v1 that CONTRACT §3 names (Meta's webhook and Operations). */
+const OUTSIDE_V1 = ['GET /webhooks/meta', 'POST /webhooks/meta', 'GET /healthz', 'GET /readyz', 'GET /metrics'];
+
+/**
+ * Checks `document` against the OpenAPI 3.1 JSON schema with @seriousme/openapi-schema-validator.
+ * The package is ESM-only, which jest's CommonJS runtime cannot load: it runs in a node of its own.
+ */
+function validateOpenApi(document: unknown): { valid: boolean; errors?: unknown } {
+  const script = `
+    import { Validator } from '@seriousme/openapi-schema-validator';
+    let input = '';
+    for await (const chunk of process.stdin) input += chunk;
+    const result = await new Validator().validate(JSON.parse(input));
+    process.stdout.write(JSON.stringify({ valid: result.valid, version: new Validator().version, errors: result.errors }));
+  `;
+  const run = spawnSync(process.execPath, ['--input-type=module', '-e', script], { cwd: ROOT, input: JSON.stringify(document), encoding: 'utf8' });
+  if (run.status !== 0) throw new Error(`the validator did not run: ${run.stderr}`);
+  return JSON.parse(run.stdout);
+}
 
 describe('OpenAPI document and Swagger UI', () => {
   beforeAll(setupTestDatabase);
@@ -155,19 +178,73 @@ describe('OpenAPI document and Swagger UI', () => {
       }
     });
 
-    it('when an authenticated route is read, then 401, 403, 429 and (with an id) 404 are documented in the error shape', () => {
+    it('when an authenticated route is read, then 401, 403, 429, 500 and (with an id) 404 reference the one error schema', () => {
       for (const key of Object.keys(CONTRACT_ROUTES)) {
         const op = operation(key);
-        const expected = ['401', '403', '429', ...(key.includes('{') ? ['404'] : [])];
+        const expected = ['401', '403', '429', '500', ...(key.includes('{') ? ['404'] : [])];
         for (const status of expected) {
           const schema = op.responses[status]?.content?.['application/json']?.schema;
-          expect({ key, status, error: schema?.properties?.error?.required }).toEqual({
-            key,
-            status,
-            error: expect.arrayContaining(['code', 'message', 'request_id']),
-          });
+          expect({ key, status, schema }).toEqual({ key, status, schema: { $ref: '#/components/schemas/Error' } });
         }
       }
+      expect(document.components.schemas.Error.properties.error.required).toEqual(expect.arrayContaining(['code', 'message', 'request_id']));
+      // Written once: no operation spells the error shape out inline.
+      expect(JSON.stringify(document.paths)).not.toContain('"properties":{"error"');
+    });
+
+    it('when validated against the OpenAPI 3.1 schema, then it is valid', () => {
+      const result = validateOpenApi(document);
+      expect(result.errors ?? []).toEqual([]);
+      expect(result.valid).toBe(true);
+      // And the validator does refuse what is not a document.
+      expect(validateOpenApi({ openapi: '3.1.0', paths: {} }).valid).toBe(false);
+    });
+
+    it("when read, then Meta's webhook and the operations routes are described too", () => {
+      for (const key of OUTSIDE_V1) {
+        const op = operation(key);
+        expect({ key, described: typeof op?.description }).toEqual({ key, described: 'string' });
+        expect({ key, security: op.security }).toEqual({ key, security: [] });
+      }
+      expect(operation('POST /webhooks/meta').responses['401'].content['application/json'].examples).toHaveProperty('invalid_signature');
+      expect(Object.keys(operation('GET /readyz').responses)).toEqual(expect.arrayContaining(['200', '503']));
+      expect(Object.keys(operation('GET /metrics').responses['200'].content)).toEqual(['text/plain']);
+    });
+
+    it('when any operation is read, then it has a description, X-Request-Id on every response and a 500', () => {
+      for (const [path, item] of Object.entries<Record<string, any>>(document.paths)) {
+        for (const [method, op] of Object.entries<any>(item)) {
+          const key = `${method.toUpperCase()} ${path}`;
+          expect({ key, description: typeof op.description === 'string' && op.description.length > 20 }).toEqual({ key, description: true });
+          for (const [status, response] of Object.entries<any>(op.responses)) {
+            expect({ key, status, header: response.headers?.['X-Request-Id'] }).toEqual({ key, status, header: { $ref: '#/components/headers/X-Request-Id' } });
+          }
+          if (key !== 'GET /readyz') expect({ key, has500: '500' in op.responses }).toEqual({ key, has500: true });
+        }
+      }
+    });
+
+    it('when a /v1 route is read, then its responses document the rate-limit headers and its 429 Retry-After', () => {
+      const op = operation('GET /v1/me');
+      expect(Object.keys(op.responses['200'].headers)).toEqual(['X-Request-Id', 'RateLimit', 'RateLimit-Policy']);
+      expect(op.responses['429'].headers['Retry-After']).toEqual({ $ref: '#/components/headers/Retry-After' });
+      expect(Object.keys(document.components.headers).sort()).toEqual(['RateLimit', 'RateLimit-Policy', 'Retry-After', 'X-Request-Id']);
+    });
+
+    it('when a route takes a body, then 400 invalid_json, 413 and 415 are documented with an example of each code', () => {
+      const op = operation('POST /v1/agents');
+      expect(Object.keys(op.responses['400'].content['application/json'].examples)).toEqual(['validation_error', 'invalid_json']);
+      expect(op.responses['413'].content['application/json'].examples).toHaveProperty('payload_too_large');
+      expect(op.responses['415'].content['application/json'].examples).toHaveProperty('unsupported_media_type');
+      expect(operation('GET /v1/me').responses['415']).toBeUndefined();
+    });
+
+    it('when the error code is read, then it is an enum of the whole catalogue, each code explained', () => {
+      const code = document.components.schemas.ErrorCode;
+      expect(code.enum).toEqual(Object.keys(ERROR_STATUS));
+      for (const name of code.enum) expect(code.description).toContain(`\`${name}\` (${ERROR_STATUS[name as keyof typeof ERROR_STATUS]})`);
+      expect(document.components.schemas.Error.properties.error.properties.code).toEqual({ $ref: '#/components/schemas/ErrorCode' });
+      expect(document.components.schemas.Error.example.error.code).toBe('not_found');
     });
 
     it('when the agent body is read, then it carries the bounds its validating schema enforces', () => {

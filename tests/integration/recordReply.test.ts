@@ -1,9 +1,9 @@
 /**
- * record_reply (migration 007) against real Postgres: the reply, the answered messages and
+ * record_reply (src/migrations/R__replies.sql) against real Postgres: the reply, the answered messages and
  * the charge commit together or not at all, whatever happened while the model was thinking.
  */
 import { db } from '../../src/utils/database';
-import { ANSWERED_ELSEWHERE, recordReply } from '../../src/models/Message';
+import { ANSWERED_ELSEWHERE, recordReply } from '../../src/models/ReplyTurn';
 import { setupTestDatabase, teardownTestDatabase } from '../fixtures/testDatabase';
 import { createTestTenant } from '../fixtures/tenants';
 import { createTestConversation, insertTestMessages } from '../fixtures/conversations';

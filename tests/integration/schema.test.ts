@@ -2,7 +2,7 @@
  * What the schema itself guarantees about a tenant's rows, beyond any one model function.
  */
 import { db } from '../../src/utils/database';
-import { recordReply } from '../../src/models/Message';
+import { recordReply } from '../../src/models/ReplyTurn';
 import { setupTestDatabase, teardownTestDatabase } from '../fixtures/testDatabase';
 import { createTestTenant } from '../fixtures/tenants';
 import { createTestConversation, insertTestMessages } from '../fixtures/conversations';

@@ -213,6 +213,8 @@ describe('tenant walls, walked route by route from /openapi.json', () => {
     document = res.body;
     operations = [];
     for (const [path, item] of Object.entries<Record<string, any>>(document.paths)) {
+      // Meta's webhook and the operations routes take no key and hold no tenant's data.
+      if (!path.startsWith('/v1/')) continue;
       for (const [method, op] of Object.entries<any>(item)) {
         if (!['get', 'post', 'put', 'patch', 'delete'].includes(method)) continue;
         const key = `${method.toUpperCase()} ${path}`;

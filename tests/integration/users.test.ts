@@ -107,6 +107,20 @@ describe('tenant administration API', () => {
       expect(res.body.error).toEqual({ code: 'invalid_json', message: expect.any(String), request_id: expect.any(String) });
     });
 
+    it('when a body is sent without a JSON Content-Type, then 415 unsupported_media_type saying what was sent', async () => {
+      const form = await request(app).post('/v1/users').set(ADMIN_AUTH).type('form').send('name=A&email=a%40example.com');
+      expect(form.status).toBe(415);
+      expect(form.body.error).toEqual({
+        code: 'unsupported_media_type',
+        message: 'The request body must be JSON (Content-Type: application/json); got application/x-www-form-urlencoded',
+        request_id: expect.any(String),
+      });
+      const text = await request(app).post('/v1/users').set(ADMIN_AUTH).set('Content-Type', 'text/plain').send('{"name":"A"}');
+      expect(text.status).toBe(415);
+      const withCharset = await request(app).post('/v1/users').set(ADMIN_AUTH).set('Content-Type', 'application/json; charset=utf-8').send(JSON.stringify({ name: 'A', email: uniqueEmail() }));
+      expect(withCharset.status).toBe(201);
+    });
+
     it('when the body is over the size limit, then 413 payload_too_large', async () => {
       const huge = JSON.stringify({ name: 'A', email: uniqueEmail(), padding: 'x'.repeat(4 * 1024 * 1024) });
       const res = await request(app).post('/v1/users').set(ADMIN_AUTH).set('Content-Type', 'application/json').send(huge);

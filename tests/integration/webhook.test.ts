@@ -3,7 +3,7 @@ import { createApp } from '../../src/app';
 import { db } from '../../src/utils/database';
 import { getRedis } from '../../src/utils/redis';
 import { STREAMS } from '../../src/utils/queue';
-import { fileInbox, findWaitingInbox, type InboxKey } from '../../src/models/MetaEvent';
+import { fileInbox, findWaitingInbox, type InboxKey } from '../../src/models/Inbox';
 import { setupTestDatabase, teardownTestDatabase } from '../fixtures/testDatabase';
 import { createTestTenant } from '../fixtures/tenants';
 import { createTestAgent, createTestPhoneNumber } from '../fixtures/conversations';

@@ -2,6 +2,8 @@ import { config } from '../../src/config';
 import { setupTestDatabase, teardownTestDatabase } from '../fixtures/testDatabase';
 import { runEntryPoint, type RunningProcess } from '../fixtures/processes';
 import { createBusiness, customerWrites, eventually, messagesOf, startPipeline, type Pipeline } from '../fixtures/pipeline';
+import { getRedis } from '../../src/utils/redis';
+import { CONSUMER_GROUPS, STREAMS } from '../../src/utils/queue';
 
 let pipeline: Pipeline;
 const running: RunningProcess[] = [];
@@ -21,6 +23,12 @@ function workerProcess(): RunningProcess {
   });
   running.push(worker);
   return worker;
+}
+
+/** Entries of the message stream delivered to a worker and not yet acknowledged. */
+async function pendingEntries(): Promise<number> {
+  const [count] = (await getRedis().xpending(STREAMS.messages, CONSUMER_GROUPS.messages)) as [number, ...unknown[]];
+  return Number(count);
 }
 
 beforeAll(async () => {
@@ -49,10 +57,18 @@ describe('message worker processes', () => {
     openai.setLatency(0);
     const second = workerProcess();
     await graph.waitFor((sends) => sends.some((s) => s.kind === 'text' && s.to === customer), 20_000);
-    await new Promise((resolve) => setTimeout(resolve, 1_500));
-    expect(graph.texts(customer)).toHaveLength(1);
-    const rows = await messagesOf(business.tenant.userId, customer);
-    expect(rows.map((m) => [m.direction, m.status])).toEqual([['inbound', 'answered'], ['outbound', 'sent']]);
+    // The signals that everything the killed worker left behind has been dealt with: every
+    // stream entry delivered so far (its own included, claimed after the lease) is acknowledged,
+    // and a later message is answered, which a resend of the first reply would have preceded.
+    await eventually(async () => (await pendingEntries()) === 0, 20_000, 'every delivered entry acknowledged');
+    await customerWrites(app, business, customer, 'and one more thing');
+    await graph.waitFor((sends) => sends.filter((s) => s.kind === 'text' && s.to === customer).length >= 2, 20_000);
+    expect(graph.texts(customer).map((s) => s.text)).toEqual(['Thanks! You said: "are you still there?"', 'Thanks! You said: "and one more thing"']);
+    const rows = await eventually(async () => {
+      const r = await messagesOf(business.tenant.userId, customer);
+      return r[3]?.status === 'sent' ? r : null;
+    });
+    expect(rows.map((m) => [m.direction, m.status])).toEqual([['inbound', 'answered'], ['outbound', 'sent'], ['inbound', 'answered'], ['outbound', 'sent']]);
     second.child.kill('SIGTERM');
     expect(await second.exited).toBe(0);
   });

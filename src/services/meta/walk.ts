@@ -12,7 +12,7 @@ export interface Walk {
   receivedAt: Date;
 }
 
-/** `messages.type` is `CHECK (length(type) BETWEEN 1 AND 40)` in 001_initial_schema.sql. */
+/** `messages.type` is `CHECK (length(type) BETWEEN 1 AND 40)` in src/migrations/B008_baseline.sql. */
 export const MAX_TYPE_LENGTH = 40;
 
 /** The path of `key` under `path`, as the `ignored` events print it. */

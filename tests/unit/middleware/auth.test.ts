@@ -4,17 +4,15 @@
  */
 import type { NextFunction, Request, Response } from 'express';
 import { bearerToken, constantTimeEquals, requireAdmin, requireTenant, tenantOf } from '../../../src/middleware/auth';
-import { db } from '../../../src/utils/database';
+import * as database from '../../../src/utils/database';
+import { fakeDatabaseOf } from '../../fixtures/fakeDatabase';
 import { hashApiKey } from '../../../src/models/ApiKey';
 import { currentContext, runWithContext } from '../../../src/utils/context';
 import { config } from '../../../src/config';
 
-jest.mock('../../../src/utils/database', () => ({
-  db: { query: jest.fn() },
-  withTransaction: jest.fn(),
-}));
+jest.mock('../../../src/utils/database', () => jest.requireActual('../../fixtures/fakeDatabase').fakeDatabaseModule());
 
-const query = db.query as jest.Mock;
+const query = fakeDatabaseOf(database).db.query;
 const USER = '11111111-1111-4111-8111-111111111111';
 const KEY_ID = '22222222-2222-4222-8222-222222222222';
 const TENANT_KEY = 'mca_tenant-key-for-unit-tests';
@@ -28,7 +26,7 @@ const res = {} as Response;
 
 /** Makes the key table know exactly one live key. */
 function knowsTenantKey(): void {
-  query.mockImplementation(async (_sql: string, params: unknown[]) =>
+  query.mockImplementation(async (_sql: string, params: unknown[] = []) =>
     params[0] === hashApiKey(TENANT_KEY) ? { rows: [{ id: KEY_ID, userId: USER }], rowCount: 1 } : { rows: [], rowCount: 0 },
   );
 }

@@ -1,4 +1,6 @@
-import { agentRepliesAfter, computeChecks, shopAssistantReply, type DemoResult, type Transcript } from '../../../scripts/demo';
+import { shopAssistantReply } from '../../../scripts/demo/cast';
+import { agentRepliesAfter, computeChecks } from '../../../scripts/demo/checks';
+import type { DemoResult, Transcript } from '../../../scripts/demo/result';
 
 const message = (sequenceNo: number, author: 'customer' | 'agent' | 'human', externalId: string | null, status = 'sent') => ({
   sequenceNo,

@@ -37,6 +37,13 @@ describe('simulate: arguments', () => {
     expect(parsed.message).toMatch(/--url must be an http\(s\) URL/);
   });
 
+  it("when --to is the API's UUID of the number, then it is refused, asking for Meta's id", () => {
+    const parsed = parseSimulateArgs(['--to', '32a026d0-e4d9-41b2-97af-4f2f71fc75ac', '--from', '15550001111', '--text', 'Hi'], defaults);
+    expect(parsed.ok).toBe(false);
+    if (parsed.ok) return;
+    expect(parsed.message).toContain("--to looks like the API's id of the number (a UUID); it takes Meta's id");
+  });
+
   it('when the text is blank, then it is refused', () => {
     const parsed = parseSimulateArgs(['--to', '1098', '--from', '15550001111', '--text', '   '], defaults);
     expect(parsed).toMatchObject({ ok: false, message: expect.stringContaining('--text must not be blank') });

@@ -1,6 +1,7 @@
 /**
- * creditService with only the database edge mocked: what SQL it sends (one locking statement
- * per write, never a read-modify-write), which client it uses, and how rows become results.
+ * creditService with only the database edge mocked: what it refuses before any SQL, which
+ * client it uses, and how rows become results. What the statements book and return against
+ * real Postgres: tests/integration/creditLedger.test.ts and credits.test.ts.
  */
 import { charge, costForTokens, getBalance, hasCredits, listLedger, MAX_CREDIT_AMOUNT, topUp } from '../../../src/services/creditService';
 import { db, type Queryable } from '../../../src/utils/database';
@@ -44,32 +45,20 @@ const writeRow = (amount: string, balance: string, overrides: Record<string, unk
 const nothingInserted = (balance: string) =>
   Object.fromEntries(Object.entries(writeRow('0', balance)).map(([key, value]) => [key, key === 'balance' ? value : null]));
 
-const sql = (call = 0) => String(query.mock.calls[call]?.[0]).replace(/\s+/g, ' ');
-const params = (call = 0) => query.mock.calls[call]?.[1] as unknown[];
 
 beforeEach(() => query.mockReset());
 
 describe('topUp', () => {
-  it('when the user exists, then one locking INSERT books the entry and the balance comes back as numbers', async () => {
+  it('when the user exists, then one statement books the entry and the bigint columns come back as numbers', async () => {
     query.mockResolvedValueOnce({ rows: [writeRow('250', '350', { description: 'invoice 7' })], rowCount: 1 });
 
     const result = await topUp(USER, 250, 'invoice 7');
 
     expect(query).toHaveBeenCalledTimes(1);
-    expect(sql()).toContain('FOR NO KEY UPDATE');
-    expect(sql()).toContain('INSERT INTO credit_ledger');
-    expect(sql()).not.toMatch(/UPDATE users/);
-    expect(params()).toEqual([USER, 250, 'invoice 7']);
     expect(result).toEqual({
       balance: 350,
       entry: { id: ENTRY, userId: USER, amount: 250, reason: 'top_up', description: 'invoice 7', messageId: null, conversationId: null, extractionId: null, tokens: null, createdAt },
     });
-  });
-
-  it('when no description is given, then null is stored', async () => {
-    query.mockResolvedValueOnce({ rows: [writeRow('5', '5')], rowCount: 1 });
-    await topUp(USER, 5);
-    expect(params()).toEqual([USER, 5, null]);
   });
 
   it('when the user does not exist, then a not_found AppError', async () => {
@@ -93,14 +82,12 @@ describe('topUp', () => {
 });
 
 describe('charge', () => {
-  it('when charging, then one call of charge_credits (which locks the user and inserts -LEAST(balance, cost)) takes every reference in order', async () => {
+  it('when charging, then one statement, and the entry written comes back as what was charged and the balance after', async () => {
     query.mockResolvedValueOnce({ rows: [writeRow('-40', '60', { reason: 'reply', messageId: MESSAGE, tokens: 40 })], rowCount: 1 });
 
     const result = await charge(USER, 40, { reason: 'reply', messageId: MESSAGE, tokens: 40 });
 
     expect(query).toHaveBeenCalledTimes(1);
-    expect(sql()).toContain('FROM charge_credits($1, $2, $3, $4, $5, $6, $7)');
-    expect(params()).toEqual([USER, 40, 'reply', MESSAGE, null, null, 40]);
     expect(result).toEqual({ charged: 40, balance: 60, entryId: ENTRY, alreadyCharged: false });
   });
 
@@ -123,12 +110,6 @@ describe('charge', () => {
       entryId: null,
       alreadyCharged: true,
     });
-  });
-
-  it('when an extraction is charged, then its ids are passed through', async () => {
-    query.mockResolvedValueOnce({ rows: [writeRow('-1', '9', { reason: 'extraction' })], rowCount: 1 });
-    await charge(USER, 1, { reason: 'extraction', extractionId: ENTRY, conversationId: MESSAGE, tokens: 3 });
-    expect(params()).toEqual([USER, 1, 'extraction', null, MESSAGE, ENTRY, 3]);
   });
 
   it('when the user does not exist, then not_found', async () => {
@@ -159,7 +140,6 @@ describe('hasCredits and getBalance', () => {
   it('when the balance is positive, then hasCredits is true', async () => {
     query.mockResolvedValueOnce({ rows: [{ balance: '1' }], rowCount: 1 });
     expect(await hasCredits(USER)).toBe(true);
-    expect(params()).toEqual([USER]);
   });
 
   it('when the balance is zero or the user is unknown, then hasCredits is false', async () => {
@@ -207,18 +187,8 @@ describe('listLedger', () => {
 
     const page = await listLedger(USER, { limit: 2 });
 
-    expect(params()).toEqual([USER, 3]);
-    expect(sql()).toContain('WHERE user_id = $1');
     expect(page.data.map((entry) => entry.id)).toEqual(['a', 'b']);
     expect(page.next_cursor).toBe(encodeCursor('b'));
-  });
-
-  it('when a cursor is given, then the query starts after that entry of the same tenant', async () => {
-    query.mockResolvedValueOnce({ rows: [], rowCount: 0 });
-    const page = await listLedger(USER, { limit: 20, cursor: encodeCursor(ENTRY) });
-    expect(params()).toEqual([USER, 21, ENTRY]);
-    expect(sql()).toContain('FROM credit_ledger WHERE user_id = $1 AND id = $3');
-    expect(page).toEqual({ data: [], next_cursor: null });
   });
 
   it('when the cursor is not one the API handed out, then validation_error before any SQL', async () => {

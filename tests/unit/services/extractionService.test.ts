@@ -5,12 +5,14 @@
 import { randomUUID } from 'node:crypto';
 import * as agents from '../../../src/models/Agent';
 import * as conversations from '../../../src/models/Conversation';
-import * as messages from '../../../src/models/Message';
+import * as replyTurns from '../../../src/models/ReplyTurn';
 import * as extractions from '../../../src/models/Extraction';
 import * as credits from '../../../src/services/creditService';
-import { withTransaction, type Queryable } from '../../../src/utils/database';
+import * as database from '../../../src/utils/database';
+import { fakeDatabaseOf, resetFakeDatabase } from '../../fixtures/fakeDatabase';
 import { DEFAULT_LEAD_FIELDS } from '../../../src/services/agentService';
-import { ModelError, type OpenAIService, type StructuredRequest } from '../../../src/services/openaiService';
+import type { OpenAIService, StructuredRequest } from '../../../src/services/openaiService';
+import { ModelError } from '../../../src/services/modelErrors';
 import type { Agent, LeadField } from '../../../src/models/Agent';
 import type { Conversation } from '../../../src/models/Conversation';
 import type { Message } from '../../../src/models/Message';
@@ -28,22 +30,23 @@ import {
 
 jest.mock('../../../src/models/Agent');
 jest.mock('../../../src/models/Conversation');
-jest.mock('../../../src/models/Message');
+jest.mock('../../../src/models/ReplyTurn');
 jest.mock('../../../src/models/Extraction');
 jest.mock('../../../src/services/creditService', () => ({
   ...jest.requireActual('../../../src/services/creditService'),
   charge: jest.fn(),
   hasCredits: jest.fn(),
 }));
-jest.mock('../../../src/utils/database', () => ({ db: { query: jest.fn() }, withTransaction: jest.fn() }));
+jest.mock('../../../src/utils/database', () => jest.requireActual('../../fixtures/fakeDatabase').fakeDatabaseModule());
 
 const agentModel = jest.mocked(agents);
 const conversationModel = jest.mocked(conversations);
-const messageModel = jest.mocked(messages);
+const messageModel = jest.mocked(replyTurns);
 const extractionModel = jest.mocked(extractions);
 const creditModel = jest.mocked(credits);
-const transaction = jest.mocked(withTransaction);
-const TX = { query: jest.fn() } as unknown as Queryable;
+const fakeDb = fakeDatabaseOf(database);
+const transaction = fakeDb.withTransaction;
+const TX = fakeDb.transaction;
 
 const USER = randomUUID();
 const CONVERSATION = randomUUID();
@@ -168,7 +171,7 @@ beforeEach(() => {
   ]);
   creditModel.hasCredits.mockResolvedValue(true);
   creditModel.charge.mockResolvedValue({ charged: 150, balance: 850, entryId: randomUUID(), alreadyCharged: false });
-  transaction.mockImplementation(async (fn) => fn(TX));
+  resetFakeDatabase(fakeDb);
   extractionModel.settleExtraction.mockResolvedValue(true);
   extractionModel.insertExtraction.mockImplementation(async (_user, fields) => storedExtraction(fields.fields, fields.summary));
 });

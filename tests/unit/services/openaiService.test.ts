@@ -4,16 +4,8 @@
  */
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { APIError } from 'openai';
-import {
-  buildChatMessages,
-  classifyError,
-  createOpenAIService,
-  getOpenAIService,
-  ModelError,
-  parseRetryAfter,
-  type OpenAIServiceOptions,
-} from '../../../src/services/openaiService';
+import { createOpenAIService, getOpenAIService, type OpenAIServiceOptions } from '../../../src/services/openaiService';
+import { ModelError } from '../../../src/services/modelErrors';
 import { CircuitOpenError } from '../../../src/utils/circuitBreaker';
 
 const KEY = 'sk-test-secret-key-0123456789';
@@ -120,45 +112,6 @@ async function failure(promise: Promise<unknown>): Promise<ModelError> {
   expect(error).toBeInstanceOf(ModelError);
   return error as ModelError;
 }
-
-describe('buildChatMessages', () => {
-  const history = [
-    { author: 'customer' as const, text: 'one' },
-    { author: 'agent' as const, text: 'two' },
-    { author: 'customer' as const, text: null },
-    { author: 'human' as const, text: 'three' },
-    { author: 'customer' as const, text: '   ' },
-    { author: 'customer' as const, text: 'four' },
-  ];
-
-  it('when built, then the system prompt comes first and customer is user, agent and human are assistant', () => {
-    expect(buildChatMessages({ systemPrompt: 'Be kind.', history, historyLimit: 10 })).toEqual([
-      { role: 'system', content: 'Be kind.' },
-      { role: 'user', content: 'one' },
-      { role: 'assistant', content: 'two' },
-      { role: 'assistant', content: 'three' },
-      { role: 'user', content: 'four' },
-    ]);
-  });
-
-  it('when the history is longer than the limit, then only the last messages with text are kept, oldest first', () => {
-    expect(buildChatMessages({ systemPrompt: 'Be kind.', history, historyLimit: 2 })).toEqual([
-      { role: 'system', content: 'Be kind.' },
-      { role: 'assistant', content: 'three' },
-      { role: 'user', content: 'four' },
-    ]);
-  });
-
-  it('when the limit is 0, then only the system prompt is sent', () => {
-    expect(buildChatMessages({ systemPrompt: 'Be kind.', history, historyLimit: 0 })).toEqual([{ role: 'system', content: 'Be kind.' }]);
-  });
-
-  it('when the system prompt is blank, then no empty system turn is sent', () => {
-    expect(buildChatMessages({ systemPrompt: ' ', history: [{ author: 'customer', text: 'hi' }], historyLimit: 5 })).toEqual([
-      { role: 'user', content: 'hi' },
-    ]);
-  });
-});
 
 describe('complete', () => {
   it('when the provider answers, then text, tokens, model and latency come back and the request is well formed', async () => {
@@ -379,44 +332,6 @@ describe('extractStructured', () => {
     standIn.script({ body: completion('{"name":"An', { finish_reason: 'length' }) });
     const error = await failure(service().extractStructured({ model: 'gpt-test', messages, schemaName: 'lead', jsonSchema }));
     expect(error).toMatchObject({ code: 'model_invalid_json', detail: 'answer cut off by max tokens' });
-  });
-});
-
-describe('classifyError', () => {
-  const classify = (error: unknown) => classifyError(error, { model: 'gpt-test', apiKey: KEY });
-  const generated = (status: number, code: string | null = null, headers: Record<string, string> = {}) =>
-    APIError.generate(status, { error: { message: 'x', code } }, undefined, new Headers(headers));
-
-  it('when the status is 408, 409 or 5xx, then it is retryable', () => {
-    expect(classify(generated(408))).toMatchObject({ kind: 'retryable', code: 'model_timeout' });
-    expect(classify(generated(409))).toMatchObject({ kind: 'retryable', code: 'model_unavailable' });
-    expect(classify(generated(503, null, { 'retry-after': '2' }))).toMatchObject({ kind: 'retryable', code: 'model_unavailable', retryAfterMs: 2_000 });
-  });
-
-  it('when 429 says the quota is used up, then it is a retryable quota error', () => {
-    expect(classify(generated(429, 'insufficient_quota'))).toMatchObject({ kind: 'retryable', code: 'model_quota_exceeded' });
-  });
-
-  it('when the status is 403 or 422, then it is permanent', () => {
-    expect(classify(generated(403))).toMatchObject({ kind: 'permanent', code: 'model_auth' });
-    expect(classify(generated(422))).toMatchObject({ kind: 'permanent', code: 'model_bad_request' });
-  });
-
-  it('when the error is not the SDK’s, then it is a permanent model_error, and ModelErrors pass through', () => {
-    expect(classify(new TypeError('oops'))).toMatchObject({ kind: 'permanent', code: 'model_error' });
-    const own = new ModelError('retryable', 'model_timeout', 't');
-    expect(classify(own)).toBe(own);
-  });
-});
-
-describe('parseRetryAfter', () => {
-  it('when headers carry ms, seconds, a date or nothing usable, then it reads the wait accordingly', () => {
-    expect(parseRetryAfter(new Headers({ 'retry-after-ms': '250', 'retry-after': '9' }))).toBe(250);
-    expect(parseRetryAfter(new Headers({ 'retry-after': '3' }))).toBe(3_000);
-    expect(parseRetryAfter(new Headers({ 'retry-after': new Date(10_000).toUTCString() }), 4_000)).toBe(6_000);
-    expect(parseRetryAfter(new Headers({ 'retry-after': 'soon' }))).toBeUndefined();
-    expect(parseRetryAfter(new Headers())).toBeUndefined();
-    expect(parseRetryAfter(undefined)).toBeUndefined();
   });
 });
 

@@ -1,40 +1,45 @@
 /**
- * replyService with every edge faked: the models (an in-memory store that keeps the statuses
- * the real SQL would, record_reply included), the transaction (runs the callback on a fake
- * client), and the OpenAI and Graph clients. What one turn decides for each state of a conversation, and how a
- * send survives permanent, transient and partial failures.
+ * replyService with every edge faked: the models (an in-memory store of the messages' statuses;
+ * record_reply only answers what each test scripts, its semantics run against Postgres in
+ * tests/integration/recordReply.test.ts and replyTurn.test.ts), the transaction (the shared
+ * fake database), and the OpenAI and Graph clients. What one turn decides for each state of a
+ * conversation, and how a send survives permanent, transient and partial failures.
  */
 import { randomUUID } from 'node:crypto';
 import * as messageModel from '../../../src/models/Message';
-import * as conversationModel from '../../../src/models/Conversation';
+import * as replyTurnModel from '../../../src/models/ReplyTurn';
 import * as database from '../../../src/utils/database';
 import * as retryUtils from '../../../src/utils/retry';
+import { encryptSecret } from '../../../src/utils/encryption';
 import type { Message, NewMessage } from '../../../src/models/Message';
-import type { ReplyContext } from '../../../src/models/Conversation';
-import type { Queryable } from '../../../src/utils/database';
-import { ModelError, type CompletionResult, type OpenAIService } from '../../../src/services/openaiService';
+import type { StoredReplyContext } from '../../../src/models/ReplyTurn';
+import { fakeDatabaseOf, resetFakeDatabase } from '../../fixtures/fakeDatabase';
+import type { CompletionResult, OpenAIService } from '../../../src/services/openaiService';
+import { ModelError } from '../../../src/services/modelErrors';
 import { GraphError, type GraphClient, type SendTextResult } from '../../../src/services/metaGraphService';
-import { reasonNotToAnswer, renderForModel, RetryLater, sendMessages, serveConversation, type ReplyDeps } from '../../../src/services/replyService';
+import { renderForModel, RetryLater, sendMessages, serveConversation, type ReplyContext, type ReplyDeps } from '../../../src/services/replyService';
 import { config } from '../../../src/config';
 import { logger } from '../../../src/utils/logger';
 
-jest.mock('../../../src/models/Message', () => ({
-  ...jest.createMockFromModule<object>('../../../src/models/Message'),
+jest.mock('../../../src/models/Message');
+jest.mock('../../../src/models/ReplyTurn', () => ({
+  ...jest.createMockFromModule<object>('../../../src/models/ReplyTurn'),
   ANSWERED_ELSEWHERE: 'MC001',
 }));
-jest.mock('../../../src/models/Conversation');
-jest.mock('../../../src/utils/database', () => ({ db: { query: jest.fn() }, withTransaction: jest.fn() }));
+jest.mock('../../../src/utils/database', () => jest.requireActual('../../fixtures/fakeDatabase').fakeDatabaseModule());
 // Real sleeps by default; the send-retry tests make them instant and read the requested waits.
 jest.mock('../../../src/utils/retry', () => {
   const actual = jest.requireActual('../../../src/utils/retry');
   return { ...actual, abortableSleep: jest.fn(actual.abortableSleep) };
 });
 
-const model = jest.mocked(messageModel);
-const loadReplyTurn = jest.mocked(conversationModel.loadReplyTurn);
-/** The context part of loadReplyTurn; what is owed comes from the store. */
+const model = { ...jest.mocked(messageModel), ...jest.mocked(replyTurnModel) };
+const loadOwedWork = model.loadOwedWork;
+/** The context part of loadOwedWork, as a turn sees it (token decrypted); what is owed comes from the store. */
 const loadReplyContext = jest.fn<Promise<ReplyContext | null>, []>();
-const withTransaction = jest.mocked(database.withTransaction);
+const fakeDb = fakeDatabaseOf(database);
+const withTransaction = fakeDb.withTransaction;
+const tx = fakeDb.transaction;
 const sleep = jest.mocked(retryUtils.abortableSleep);
 const realSleep = jest.requireActual<typeof retryUtils>('../../../src/utils/retry').abortableSleep;
 
@@ -43,13 +48,28 @@ const CONVERSATION = '22222222-2222-4222-8222-222222222222';
 const AGENT = '33333333-3333-4333-8333-333333333333';
 const PHONE = '44444444-4444-4444-8444-444444444444';
 const TOKEN = 'EAAG-access-token';
-const tx: Queryable = { query: jest.fn() };
+
+/** The context as the model stores it: the access token encrypted (the turn decrypts it). */
+function stored({ phoneNumber, ...rest }: ReplyContext): StoredReplyContext {
+  if (!phoneNumber) return { ...rest, phoneNumber: null };
+  const { accessToken, ...number } = phoneNumber;
+  return { ...rest, phoneNumber: { ...number, accessTokenEncrypted: encryptSecret(accessToken) } };
+}
 
 // ---------------------------------------------------------------------------------------------
 // Fixtures
 
-function context(overrides: { conversation?: Partial<ReplyContext['conversation']>; agent?: Partial<NonNullable<ReplyContext['agent']>> | null; phoneNumber?: ReplyContext['phoneNumber'] } = {}): ReplyContext {
+function context(
+  overrides: {
+    reasonNotToAnswer?: string | null;
+    conversation?: Partial<ReplyContext['conversation']>;
+    agent?: Partial<NonNullable<ReplyContext['agent']>> | null;
+    phoneNumber?: ReplyContext['phoneNumber'];
+  } = {},
+): ReplyContext {
   return {
+    // The database's verdict (reason_not_to_answer, tests/integration/conversationRules.test.ts).
+    reasonNotToAnswer: overrides.reasonNotToAnswer ?? null,
     conversation: {
       id: CONVERSATION,
       userId: USER,
@@ -109,16 +129,12 @@ function message(overrides: Partial<Message> = {}): Message {
 const outbound = (overrides: Partial<Message> = {}) =>
   message({ direction: 'outbound', author: 'agent', status: 'queued', externalId: null, text: 'Our reply', ...overrides });
 
-/** The rows the model functions read and write, kept as the real statements would. */
+/** The rows the model functions read and write: statuses as the simple UPDATEs would leave them. */
 interface Store {
   messages: Message[];
   history: Message[] | null;
-  /** The tenant's credit balance, as beginTurn reads it. */
+  /** The tenant's credit balance, as beginReplyAttempt reads it. */
   balance: number;
-  /** A human took over (or the number was relinked) by the time record_reply locks the conversation. */
-  pausedAtRecord: boolean;
-  /** What record_reply charged, per reply id. */
-  charges: Map<string, number>;
 }
 let store: Store;
 
@@ -127,11 +143,11 @@ const queued = () => store.messages.filter((m) => m.direction === 'outbound' && 
 const byId = (id: string) => store.messages.find((m) => m.id === id);
 
 function installStore(...messages: Message[]): void {
-  store = { messages: [...messages], history: null, balance: 1_000, pausedAtRecord: false, charges: new Map() };
-  loadReplyTurn.mockImplementation(async () => {
+  store = { messages: [...messages], history: null, balance: 1_000 };
+  loadOwedWork.mockImplementation(async () => {
     const context = await loadReplyContext();
     if (!context) return null;
-    return { context, owed: [...pending(), ...queued()].sort((x, y) => x.sequenceNo - y.sequenceNo).map((m) => ({ ...m })) };
+    return { context: stored(context), owed: [...pending(), ...queued()].sort((x, y) => x.sequenceNo - y.sequenceNo).map((m) => ({ ...m })) };
   });
   const historyUpTo = (limit: number, upto: number) => (store.history ?? store.messages.filter((m) => m.sequenceNo <= upto)).slice(-limit);
   model.markInboundStatus.mockImplementation(async (_user, ids, status, error = null) => {
@@ -139,7 +155,7 @@ function installStore(...messages: Message[]): void {
     for (const m of moved) Object.assign(m, { status, errorCode: error?.code ?? null, errorMessage: error?.message ?? null });
     return moved.length;
   });
-  model.beginTurn.mockImplementation(async (_user, _conversation, ids, limit, upto) => {
+  model.beginReplyAttempt.mockImplementation(async (_user, _conversation, ids, limit, upto) => {
     // The history is read as it was before the count, as the real statement's snapshot.
     const history = historyUpTo(limit, upto).map((m) => ({ ...m }));
     const rows = store.messages.filter((m) => ids.includes(m.id));
@@ -161,15 +177,11 @@ function installStore(...messages: Message[]): void {
     store.messages.push(row);
     return row;
   });
-  // As record_reply: all or nothing, under the conversation's lock.
+  // Scripted, not simulated: by default the reply is recorded (queued) and charged in full.
+  // Tests that need another outcome script it; what record_reply really does is tested on Postgres.
   model.recordReply.mockImplementation(async (_user, conversationId, reply) => {
-    if (store.pausedAtRecord) return { outcome: 'paused_or_archived' };
-    const answering = pending().filter((m) => reply.answered.includes(m.id));
-    if (answering.length !== reply.answered.length) throw Object.assign(new Error('pending messages were answered elsewhere'), { code: 'MC001' });
-    for (const m of answering) m.status = 'answered';
     const row = outbound({ conversationId, text: reply.text, replyToMessageId: reply.replyToMessageId });
     store.messages.push(row);
-    store.charges.set(row.id, reply.cost);
     return { outcome: 'recorded', reply: { ...row }, charged: reply.cost };
   });
   model.markOutboundSent.mockImplementation(async (_user, id, externalIds) => {
@@ -217,7 +229,7 @@ beforeEach(() => {
   controller = new AbortController();
   installStore();
   loadReplyContext.mockResolvedValue(context());
-  withTransaction.mockImplementation(async (fn) => fn(tx));
+  resetFakeDatabase(fakeDb);
   sleep.mockImplementation(realSleep);
   openai = { complete: jest.fn().mockResolvedValue(completion()), extractStructured: jest.fn(), circuitState: 'closed' };
   graph = {
@@ -247,39 +259,13 @@ describe('renderForModel', () => {
   });
 });
 
-describe('reasonNotToAnswer', () => {
-  it('when everything is in place, then null', () => {
-    expect(reasonNotToAnswer(context())).toBeNull();
-  });
-
-  it.each<[string, Parameters<typeof context>[0]]>([
-    ['conversation_archived', { conversation: { isActive: false } }],
-    ['bot_paused', { conversation: { botPaused: true } }],
-    ['no_agent', { agent: null }],
-    ['no_agent', { agent: { archivedAt: new Date() } }],
-    ['number_unlinked', { phoneNumber: null }],
-    ['number_unlinked', { phoneNumber: { id: PHONE, externalId: 'PNID-1', agentId: null, accessToken: TOKEN } }],
-    ['number_unlinked', { phoneNumber: { id: PHONE, externalId: 'PNID-1', agentId: 'another-agent', accessToken: TOKEN } }],
-  ])('when the context is %s (%j), then that is the reason', (reason, overrides) => {
-    expect(reasonNotToAnswer(context(overrides))).toBe(reason);
-  });
-
-  it('when several reasons hold, then archived wins, then paused, then the agent, then the number', () => {
-    expect(reasonNotToAnswer(context({ conversation: { isActive: false, botPaused: true }, agent: null, phoneNumber: null }))).toBe(
-      'conversation_archived',
-    );
-    expect(reasonNotToAnswer(context({ conversation: { botPaused: true }, agent: null, phoneNumber: null }))).toBe('bot_paused');
-    expect(reasonNotToAnswer(context({ agent: null, phoneNumber: null }))).toBe('no_agent');
-  });
-});
-
 describe('serveConversation', () => {
   it('when nothing is owed, then one read and nothing else', async () => {
     await serveConversation(USER, CONVERSATION, deps());
 
-    expect(loadReplyTurn).toHaveBeenCalledTimes(1);
-    expect(loadReplyTurn).toHaveBeenCalledWith(USER, CONVERSATION);
-    expect(model.beginTurn).not.toHaveBeenCalled();
+    expect(loadOwedWork).toHaveBeenCalledTimes(1);
+    expect(loadOwedWork).toHaveBeenCalledWith(USER, CONVERSATION);
+    expect(model.beginReplyAttempt).not.toHaveBeenCalled();
     expect(graph.markRead).not.toHaveBeenCalled();
     expect(graph.sendText).not.toHaveBeenCalled();
   });
@@ -290,7 +276,7 @@ describe('serveConversation', () => {
 
     await serveConversation(USER, CONVERSATION, deps());
 
-    expect(model.beginTurn).not.toHaveBeenCalled();
+    expect(model.beginReplyAttempt).not.toHaveBeenCalled();
     expect(openai.complete).not.toHaveBeenCalled();
     expect(graph.sendText).not.toHaveBeenCalled();
   });
@@ -298,9 +284,9 @@ describe('serveConversation', () => {
   it('when nothing is pending, then it returns without calling the model', async () => {
     await serveConversation(USER, CONVERSATION, deps());
 
-    expect(loadReplyTurn).toHaveBeenCalledWith(USER, CONVERSATION);
+    expect(loadOwedWork).toHaveBeenCalledWith(USER, CONVERSATION);
     expect(openai.complete).not.toHaveBeenCalled();
-    expect(model.beginTurn).not.toHaveBeenCalled();
+    expect(model.beginReplyAttempt).not.toHaveBeenCalled();
   });
 
   it('when the signal is already aborted, then RetryLater is thrown before anything is read', async () => {
@@ -317,7 +303,7 @@ describe('serveConversation', () => {
 
     await serveConversation(USER, CONVERSATION, deps());
 
-    expect(model.beginTurn).toHaveBeenCalledWith(USER, CONVERSATION, [photo.id], 20, photo.sequenceNo);
+    expect(model.beginReplyAttempt).toHaveBeenCalledWith(USER, CONVERSATION, [photo.id], 20, photo.sequenceNo);
     expect(openai.complete).toHaveBeenCalledTimes(1);
     expect(openai.complete).toHaveBeenCalledWith({
       model: 'gpt-test',
@@ -341,7 +327,6 @@ describe('serveConversation', () => {
       tokens: 120,
     });
     const reply = store.messages.find((m) => m.direction === 'outbound')!;
-    expect(store.charges.get(reply.id)).toBe(Math.ceil((120 * config.CREDITS_PER_1K_TOKENS) / 1000));
     expect(graph.sendText).toHaveBeenCalledWith({
       channel: 'whatsapp',
       accountId: 'PNID-1',
@@ -351,7 +336,6 @@ describe('serveConversation', () => {
       fromPart: 0,
     });
     expect(reply).toMatchObject({ status: 'sent', externalId: 'wamid.OUT1' });
-    expect(photo.status).toBe('answered');
   });
 
   it('when several messages are pending, then one reply answers them all and quotes the newest', async () => {
@@ -361,7 +345,7 @@ describe('serveConversation', () => {
     await serveConversation(USER, CONVERSATION, deps());
 
     expect(openai.complete).toHaveBeenCalledTimes(1);
-    expect(model.beginTurn).toHaveBeenCalledWith(USER, CONVERSATION, [a.id, b.id, c.id], 20, c.sequenceNo);
+    expect(model.beginReplyAttempt).toHaveBeenCalledWith(USER, CONVERSATION, [a.id, b.id, c.id], 20, c.sequenceNo);
     expect(model.recordReply).toHaveBeenCalledWith(USER, CONVERSATION, expect.objectContaining({ answered: [a.id, b.id, c.id], replyToMessageId: c.id }));
     expect(graph.sendText).toHaveBeenCalledTimes(1);
   });
@@ -412,23 +396,21 @@ describe('serveConversation', () => {
     expect(openai.complete).not.toHaveBeenCalled();
   });
 
-  it.each<[string, Parameters<typeof context>[0]]>([
-    ['conversation_archived', { conversation: { isActive: false } }],
-    ['bot_paused', { conversation: { botPaused: true } }],
-    ['no_agent', { agent: null }],
-    ['number_unlinked', { phoneNumber: { id: PHONE, externalId: 'PNID-1', agentId: 'other', accessToken: TOKEN } }],
-  ])('when the turn must not be answered (%s), then the pending messages are marked ignored and the model is not called', async (_reason, overrides) => {
-    const [a, b] = [message(), message()];
-    installStore(a, b);
-    loadReplyContext.mockResolvedValue(context(overrides));
+  it.each(['conversation_archived', 'bot_paused', 'no_agent', 'number_unlinked'])(
+    'when the turn must not be answered (%s), then the pending messages are marked ignored and the model is not called',
+    async (reason) => {
+      const [a, b] = [message(), message()];
+      installStore(a, b);
+      loadReplyContext.mockResolvedValue(context({ reasonNotToAnswer: reason }));
 
-    await serveConversation(USER, CONVERSATION, deps());
+      await serveConversation(USER, CONVERSATION, deps());
 
-    expect(model.markInboundStatus).toHaveBeenCalledWith(USER, [a.id, b.id], 'ignored');
-    expect([a.status, b.status]).toEqual(['ignored', 'ignored']);
-    expect(openai.complete).not.toHaveBeenCalled();
-    expect(model.beginTurn).not.toHaveBeenCalled();
-  });
+      expect(model.markInboundStatus).toHaveBeenCalledWith(USER, [a.id, b.id], 'ignored');
+      expect([a.status, b.status]).toEqual(['ignored', 'ignored']);
+      expect(openai.complete).not.toHaveBeenCalled();
+      expect(model.beginReplyAttempt).not.toHaveBeenCalled();
+    },
+  );
 
   describe('debounce', () => {
     it('when the newest message is younger than debounce_ms, then it waits that long and looks again before answering', async () => {
@@ -444,7 +426,7 @@ describe('serveConversation', () => {
       expect(sleep.mock.calls[0]?.[0]).toBeGreaterThan(0);
       expect(sleep.mock.calls[0]?.[0]).toBeLessThanOrEqual(60);
       // Look, wait, look and answer; the turn ends with the send (what arrives later nudges anew).
-      expect(loadReplyTurn).toHaveBeenCalledTimes(2);
+      expect(loadOwedWork).toHaveBeenCalledTimes(2);
       expect(openai.complete).toHaveBeenCalledTimes(1);
     });
 
@@ -497,7 +479,7 @@ describe('serveConversation', () => {
 
       await serveConversation(USER, CONVERSATION, deps());
 
-      expect(model.beginTurn).toHaveBeenCalledWith(USER, CONVERSATION, [a.id, b.id], 20, b.sequenceNo);
+      expect(model.beginReplyAttempt).toHaveBeenCalledWith(USER, CONVERSATION, [a.id, b.id], 20, b.sequenceNo);
       expect(model.markInboundStatus).toHaveBeenCalledWith(USER, [a.id, b.id], 'insufficient_credits', null, tx);
       expect(model.insertMessage).not.toHaveBeenCalled();
       expect(openai.complete).not.toHaveBeenCalled();
@@ -615,14 +597,13 @@ describe('serveConversation', () => {
     it('when the conversation is paused by the time the reply is recorded, then nothing is recorded, charged or sent', async () => {
       const pendingMessage = message();
       installStore(pendingMessage);
-      store.pausedAtRecord = true;
+      model.recordReply.mockResolvedValueOnce({ outcome: 'paused_or_archived' });
       // The next round sees the pause too, and marks the message ignored.
-      loadReplyContext.mockResolvedValueOnce(context()).mockResolvedValue(context({ conversation: { botPaused: true } }));
+      loadReplyContext.mockResolvedValueOnce(context()).mockResolvedValue(context({ reasonNotToAnswer: 'bot_paused' }));
 
       await serveConversation(USER, CONVERSATION, deps());
 
       expect(model.recordReply).toHaveBeenCalledTimes(1);
-      expect(store.charges.size).toBe(0);
       expect(store.messages.filter((m) => m.direction === 'outbound')).toEqual([]);
       expect(graph.sendText).not.toHaveBeenCalled();
       expect(pendingMessage.status).toBe('ignored');
@@ -638,13 +619,13 @@ describe('serveConversation', () => {
         a.status = 'answered';
         return completion();
       });
+      model.recordReply.mockRejectedValueOnce(Object.assign(new Error('pending messages were answered elsewhere'), { code: 'MC001' }));
 
       await serveConversation(USER, CONVERSATION, deps());
 
       expect(model.recordReply).toHaveBeenNthCalledWith(1, USER, CONVERSATION, expect.objectContaining({ answered: [a.id, b.id] }));
       expect(model.recordReply).toHaveBeenNthCalledWith(2, USER, CONVERSATION, expect.objectContaining({ answered: [b.id] }));
       expect(graph.sendText).toHaveBeenCalledTimes(1);
-      expect(store.charges.size).toBe(1);
     });
 
     it('when recording fails otherwise, then the error propagates and nothing is sent', async () => {

@@ -3,31 +3,28 @@
  * what reaches the database (a hash, never the key), and the errors callers see.
  */
 import { createApiKey, createUser, getUser, listUsers, revokeApiKey } from '../../../src/services/userService';
-import { db, withTransaction } from '../../../src/utils/database';
+import * as database from '../../../src/utils/database';
+import { fakeDatabaseOf, resetFakeDatabase, sqlOf as sqlOfClient } from '../../fixtures/fakeDatabase';
 import { hashApiKey } from '../../../src/models/ApiKey';
 import { encodeCursor } from '../../../src/utils/pagination';
 
-jest.mock('../../../src/utils/database', () => ({
-  db: { query: jest.fn() },
-  withTransaction: jest.fn(),
-}));
+jest.mock('../../../src/utils/database', () => jest.requireActual('../../fixtures/fakeDatabase').fakeDatabaseModule());
 
-const query = db.query as jest.Mock;
-const txQuery = jest.fn();
-const transaction = withTransaction as jest.Mock;
+const fake = fakeDatabaseOf(database);
+const query = fake.db.query;
+const txQuery = fake.transaction.query;
+const transaction = fake.withTransaction;
 
 const USER = '11111111-1111-4111-8111-111111111111';
 const KEY = '22222222-2222-4222-8222-222222222222';
 const createdAt = new Date('2025-01-02T03:04:05Z');
 const userRow = (overrides: Record<string, unknown> = {}) => ({ id: USER, name: 'Acme', email: 'a@example.com', creditBalance: '0', createdAt, ...overrides });
 const keyRow = { id: KEY, userId: USER, keyPrefix: 'mca_abcdefgh', createdAt, revokedAt: null };
-const sqlOf = (mock: jest.Mock, call: number) => String(mock.mock.calls[call]?.[0]).replace(/\s+/g, ' ');
+const sqlOf = (mock: jest.Mock, call: number) => sqlOfClient({ query: mock } as Parameters<typeof sqlOfClient>[0], call);
 
 beforeEach(() => {
-  query.mockReset();
-  txQuery.mockReset();
-  // A transaction that runs its body on `txQuery` and passes its errors through, as the real one does.
-  transaction.mockReset().mockImplementation(async (fn: (tx: unknown) => Promise<unknown>) => fn({ query: txQuery }));
+  // Transactions run their body on `txQuery` and pass its errors through, as the real one does.
+  resetFakeDatabase(fake);
 });
 
 describe('createUser', () => {

@@ -1,19 +1,12 @@
 /**
- * webhookService with its two edges mocked: the MetaEvent model (Postgres) and the queue
+ * webhookService with its two edges mocked: the models it writes through (Postgres) and the queue
  * (Redis). What each normalized event turns into, how outcomes are counted, which recorded
  * messages get a nudge, and how a failure on either edge surfaces.
  */
 import { ingestWebhookEvents } from '../../../src/services/webhookService';
-import {
-  acceptCustomerMessages,
-  applyOutboundStatus,
-  fileInbox,
-  ingestBusinessEcho,
-  markUnsentByCustomer,
-  type AcceptResult,
-  type InboundMessageFields,
-  type IngestResult,
-} from '../../../src/models/MetaEvent';
+import { acceptCustomerMessages, fileInbox, markUnsentByCustomer, type AcceptResult, type InboundMessageFields } from '../../../src/models/Inbox';
+import { ingestBusinessEcho, type IngestResult } from '../../../src/models/BusinessEcho';
+import { applyOutboundStatus } from '../../../src/models/OutboundStatus';
 import { enqueueConversations } from '../../../src/utils/queue';
 import { AppError } from '../../../src/utils/errors';
 import type {
@@ -26,13 +19,13 @@ import type {
   NormalizedStatus,
 } from '../../../src/services/metaNormalizer';
 
-jest.mock('../../../src/models/MetaEvent', () => ({
+jest.mock('../../../src/models/Inbox', () => ({
   acceptCustomerMessages: jest.fn(),
-  applyOutboundStatus: jest.fn(),
   fileInbox: jest.fn(),
-  ingestBusinessEcho: jest.fn(),
   markUnsentByCustomer: jest.fn(),
 }));
+jest.mock('../../../src/models/BusinessEcho', () => ({ ingestBusinessEcho: jest.fn() }));
+jest.mock('../../../src/models/OutboundStatus', () => ({ applyOutboundStatus: jest.fn() }));
 jest.mock('../../../src/utils/queue', () => ({ enqueueConversations: jest.fn() }));
 
 /** What acceptance says of each item: the batch mock below asks it once per item. */

@@ -1,16 +1,19 @@
 import { Writable } from 'node:stream';
-import { createLogger } from '../../../src/utils/logger';
+import { loadConfig } from '../../../src/config';
+import { createLogger, startupWarnings } from '../../../src/utils/logger';
 import { runWithContext } from '../../../src/utils/context';
 
 function capture() {
   const lines: Record<string, unknown>[] = [];
+  const raw: string[] = [];
   const destination = new Writable({
     write(chunk, _encoding, done) {
+      raw.push(String(chunk));
       lines.push(JSON.parse(String(chunk)));
       done();
     },
   });
-  return { logger: createLogger({ level: 'info', destination }), lines };
+  return { logger: createLogger({ level: 'info', destination }), lines, raw };
 }
 
 describe('logger', () => {
@@ -36,5 +39,25 @@ describe('logger', () => {
     logger.info('outside');
     expect(lines[0]).toMatchObject({ request_id: 'req-7', user_id: 'user-1', msg: 'inside', level: 'info', service: 'multi-channel-ai-agent' });
     expect(lines[1]).not.toHaveProperty('request_id');
+  });
+
+  it('when a child logger bound the tenant inside a request context, then the line carries each key once', () => {
+    const { logger, raw } = capture();
+    runWithContext({ requestId: 'req-8', userId: 'user-2' }, () => {
+      logger.child({ conversation_id: 'c-1', user_id: 'user-2' }).info('turn');
+      logger.child({ request_id: 'req-8' }).info('bound request id');
+    });
+    for (const line of raw) {
+      expect(line.match(/"user_id"/g) ?? []).toHaveLength(1);
+      expect(line.match(/"request_id"/g)).toHaveLength(1);
+    }
+    expect(JSON.parse(raw[0]!)).toMatchObject({ request_id: 'req-8', user_id: 'user-2', conversation_id: 'c-1' });
+  });
+
+  it('when OPENAI_API_KEY is missing, then a startup warning names it and what fails without it', () => {
+    const withoutKey = startupWarnings(loadConfig({}));
+    expect(withoutKey.map((w) => w.variable)).toEqual(['ADMIN_API_KEY', 'ENCRYPTION_KEY', 'META_APP_SECRET', 'META_VERIFY_TOKEN', 'OPENAI_API_KEY']);
+    expect(withoutKey.at(-1)!.message).toMatch(/^OPENAI_API_KEY is not set: .*failed \(openai_not_configured\).*postponed.*start:offline/);
+    expect(startupWarnings(loadConfig({ OPENAI_API_KEY: 'sk-x' })).map((w) => w.variable)).not.toContain('OPENAI_API_KEY');
   });
 });

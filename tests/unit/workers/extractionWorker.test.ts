@@ -1,7 +1,8 @@
 /**
- * The extraction worker's own decisions, with its edges mocked (the claim model, the service,
- * heartbeats): what each outcome does to the conversation's bookkeeping, how far apart
- * retries are, and that it never runs more than `concurrency` extractions at once.
+ * The extraction worker with its edges mocked (the claim model, the extraction itself,
+ * heartbeats), and the queue policy it applies through extractionService: what each outcome
+ * does to the conversation's bookkeeping, how far apart retries are, and that it never runs
+ * more than `concurrency` extractions at once.
  */
 import * as extractionModel from '../../../src/models/Extraction';
 import * as extractionService from '../../../src/services/extractionService';
@@ -9,10 +10,15 @@ import type { ExtractionClaim } from '../../../src/models/Extraction';
 import type { ExtractionOutcome } from '../../../src/services/extractionService';
 import type { OpenAIService } from '../../../src/services/openaiService';
 import { publishHeartbeat } from '../../../src/workers/heartbeat';
-import { ExtractionWorker, extractionRetryDelay, type ExtractionWorkerOptions } from '../../../src/workers/extractionWorker';
+import { extractionRetryDelay } from '../../../src/services/extractionService';
+import { ExtractionWorker, type ExtractionWorkerOptions } from '../../../src/workers/extractionWorker';
 
 jest.mock('../../../src/models/Extraction');
-jest.mock('../../../src/services/extractionService');
+// The outcome policy is the service's real code; only the extraction itself is faked.
+jest.mock('../../../src/services/extractionService', () => ({
+  ...jest.requireActual('../../../src/services/extractionService'),
+  extractConversation: jest.fn(),
+}));
 jest.mock('../../../src/workers/heartbeat');
 
 const models = jest.mocked(extractionModel);
@@ -129,12 +135,14 @@ describe('ExtractionWorker outcomes', () => {
 
 describe('ExtractionWorker polling', () => {
   it('when more is due than its concurrency, then it claims only free slots and never runs more at once', async () => {
+    // Each extraction runs until the test lets it finish, so "at once" does not depend on timing.
+    const finishers: Array<() => void> = [];
     let running = 0;
     let peak = 0;
     service.extractConversation.mockImplementation(async () => {
       running++;
       peak = Math.max(peak, running);
-      await new Promise((resolve) => setTimeout(resolve, 30));
+      await new Promise<void>((resolve) => finishers.push(resolve));
       running--;
       return { status: 'claim_lost' };
     });
@@ -143,8 +151,19 @@ describe('ExtractionWorker polling', () => {
     const worker = new ExtractionWorker({ openai, concurrency: 2, pollIntervalMs: 10, requestPollMs: 5 });
     workers.push(worker);
     await worker.start();
-    const deadline = Date.now() + 3_000;
-    while (service.extractConversation.mock.calls.length < 7 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 5));
+    const started = async (count: number) => {
+      const deadline = Date.now() + 3_000;
+      while (service.extractConversation.mock.calls.length < count && Date.now() < deadline) await new Promise((r) => setTimeout(r, 5));
+      expect(service.extractConversation).toHaveBeenCalledTimes(count);
+    };
+    // Two slots fill; then each finished extraction frees one, and the next start (the signal
+    // that the worker polled again) finds at most two running.
+    await started(2);
+    for (let next = 3; next <= 7; next++) {
+      finishers.shift()!();
+      await started(next);
+    }
+    for (const finish of finishers.splice(0)) finish();
     await worker.close();
     expect(service.extractConversation).toHaveBeenCalledTimes(7);
     expect(peak).toBe(2);

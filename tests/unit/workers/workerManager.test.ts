@@ -243,4 +243,20 @@ describe('WorkerManager', () => {
     await expect(manager.stop(1_000)).resolves.toBeUndefined();
     expect(last().kill).not.toHaveBeenCalled();
   });
+
+  it('when abandoned (the supervisor is dying of its own error), then live children get SIGTERM at once and none is restarted', () => {
+    jest.useFakeTimers();
+    const manager = new WorkerManager([spec('api'), spec('message-1')]);
+    manager.start();
+    const [api, worker] = [children[0]!, children[1]!];
+    worker.exit(1);
+
+    manager.abandonChildren();
+
+    expect(api.signals).toEqual(['SIGTERM']);
+    expect(worker.signals).toEqual([]);
+    api.exit(0);
+    jest.advanceTimersByTime(60_000);
+    expect(children).toHaveLength(2);
+  });
 });

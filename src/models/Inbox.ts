@@ -1,24 +1,12 @@
 /**
- * What Meta's webhook writes, and the filing of what it accepted. Each function is one round
- * trip (the SQL of migrations 004 and 006), because the webhook must record every message
- * before answering 200 and Meta measures us on latency. Customer messages are accepted into
- * the inbox; a message worker files them into conversations (fileInbox). Routing is by Meta's
- * account id, before any tenant is known, so acceptance and the status/echo writes are the
- * only writes not keyed by a caller's user id: the tenant comes from the phone number row
- * the account id names.
+ * The inbox: customer messages accepted from Meta's webhook, waiting to be filed into their
+ * conversation by a message worker (the `inbox` table). Acceptance is one round trip, because the
+ * webhook must record every message before answering 200 and Meta measures us on latency.
+ * Routing is by Meta's account id, before any tenant is known, so acceptance is not keyed by a
+ * caller's user id: the tenant comes from the phone number row the account id names. Filing,
+ * the sweeper's scan and setting aside are keyed by the tenant the row was routed to.
  */
 import { db, type Queryable } from '../utils/database';
-
-export type IngestOutcome = 'unknown_account' | 'duplicate' | 'recorded' | 'own_echo';
-
-export interface IngestResult {
-  outcome: IngestOutcome;
-  userId: string | null;
-  conversationId: string | null;
-  messageId: string | null;
-  /** 'pending' when a reply is owed, 'ignored' when the message is only stored. */
-  status: 'pending' | 'ignored' | null;
-}
 
 export interface InboundMessageFields {
   channel: string;
@@ -177,49 +165,6 @@ export async function setInboxAside(key: InboxKey, reason: string, client: Query
     [key.userId, key.phoneNumberId, key.customerId, reason],
   );
   return rows[0]!;
-}
-
-const UNIQUE_VIOLATION = '23505';
-
-export type BusinessEchoFields = Omit<InboundMessageFields, 'customerName' | 'answerable'>;
-
-export async function ingestBusinessEcho(fields: BusinessEchoFields, client: Queryable = db): Promise<IngestResult> {
-  try {
-    const { rows } = await client.query<Omit<IngestResult, 'status'>>(
-      `SELECT outcome, user_id AS "userId", conversation_id AS "conversationId", message_id AS "messageId"
-         FROM ingest_business_echo($1, $2, $3, $4, $5, $6, $7, $8)`,
-      [fields.channel, fields.accountId, fields.customerId, fields.externalId, fields.type, fields.text, fields.payload, fields.timestamp],
-    );
-    return { ...rows[0]!, status: null };
-  } catch (error) {
-    // A race lost to a concurrent delivery of the same echo still means "already stored".
-    if ((error as { code?: string }).code === UNIQUE_VIOLATION) {
-      return { outcome: 'duplicate', userId: null, conversationId: null, messageId: null, status: null };
-    }
-    throw error;
-  }
-}
-
-/**
- * Moves an outbound message's status forward only (sent < delivered < read; failed is
- * terminal), whatever order Meta's status webhooks arrive in. False when no message of ours
- * has that id, or the status would move it backwards.
- */
-export async function applyOutboundStatus(
-  channel: string,
-  externalId: string,
-  status: 'sent' | 'delivered' | 'read' | 'failed',
-  error: { code: string; message: string } | null,
-  client: Queryable = db,
-): Promise<boolean> {
-  const { rowCount } = await client.query(
-    `UPDATE messages
-        SET status = $3, error_code = COALESCE($4, error_code), error_message = COALESCE($5, error_message), updated_at = now()
-      WHERE channel = $1 AND external_id = $2 AND direction = 'outbound'
-        AND outbound_status_rank(status) < outbound_status_rank($3)`,
-    [channel, externalId, status, error?.code ?? null, error?.message ?? null],
-  );
-  return (rowCount ?? 0) > 0;
 }
 
 /**

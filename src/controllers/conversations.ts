@@ -9,6 +9,7 @@ import { tenantOf } from '../middleware/auth';
 import { pageQuery } from '../utils/pagination';
 import * as conversationService from '../services/conversationService';
 import * as messageService from '../services/messageService';
+import { extractionStates, type ConversationExtractionState } from '../services/extractionQueryService';
 import type { Conversation } from '../models/Conversation';
 import type { Message } from '../models/Message';
 
@@ -32,6 +33,17 @@ const conversationJson = z.object({
   created_at: timestamp,
   archived_at: timestamp.nullable(),
   archive_reason: z.enum(['agent_relinked', 'agent_unlinked', 'agent_archived', 'phone_number_deleted']).nullable(),
+  extraction_status: z.enum(['none', 'due', 'postponed', 'done']).meta({
+    description: 'none: no extraction and none due; due: requested, or idle for EXTRACTION_IDLE_SECONDS, and a worker runs it shortly; postponed: see extraction_postponed; done: an extraction exists and none is due',
+  }),
+  extraction_postponed: z
+    .object({
+      reason: z.enum(['insufficient_credits', 'openai_not_configured', 'extraction_failed']),
+      message: z.string(),
+      retry_at: timestamp,
+    })
+    .nullable()
+    .meta({ description: 'Why the extraction waits, when extraction_status is postponed; null otherwise' }),
 });
 
 const messageJson = z.object({
@@ -60,7 +72,8 @@ const listQuery = pageQuery.extend({
 
 const iso = (date: Date | null) => (date ? date.toISOString() : null);
 
-function toConversationJson(conversation: Conversation): z.infer<typeof conversationJson> {
+function toConversationJson(conversation: Conversation, extraction: ConversationExtractionState | undefined): z.infer<typeof conversationJson> {
+  const postponed = extraction?.postponed;
   return {
     id: conversation.id,
     phone_number_id: conversation.phoneNumberId,
@@ -73,7 +86,15 @@ function toConversationJson(conversation: Conversation): z.infer<typeof conversa
     created_at: conversation.createdAt.toISOString(),
     archived_at: iso(conversation.archivedAt),
     archive_reason: conversation.archiveReason,
+    extraction_status: extraction?.status ?? 'none',
+    extraction_postponed: postponed ? { reason: postponed.reason, message: postponed.message, retry_at: postponed.retryAt.toISOString() } : null,
   };
+}
+
+/** Conversations as the API shows them, each with where its lead extraction stands. */
+async function withExtraction(userId: string, conversations: Conversation[]): Promise<Array<z.infer<typeof conversationJson>>> {
+  const states = await extractionStates(userId, conversations.map((c) => c.id));
+  return conversations.map((c) => toConversationJson(c, states.get(c.id)));
 }
 
 function toMessageJson(message: Message): z.infer<typeof messageJson> {
@@ -110,7 +131,7 @@ defineRoute(
       { phoneNumberId: phone_number_id, agentId: agent_id, isActive: is_active },
       { limit, cursor },
     );
-    return { data: page.data.map(toConversationJson), next_cursor: page.next_cursor };
+    return { data: await withExtraction(tenantOf(req), page.data), next_cursor: page.next_cursor };
   },
 );
 
@@ -126,7 +147,7 @@ defineRoute(
     response: conversationJson,
     errors: ['not_found'],
   },
-  async ({ req, params }) => toConversationJson(await conversationService.getConversation(tenantOf(req), params.id)),
+  async ({ req, params }) => (await withExtraction(tenantOf(req), [await conversationService.getConversation(tenantOf(req), params.id)]))[0],
 );
 
 defineRoute(
@@ -177,7 +198,7 @@ defineRoute(
     response: conversationJson,
     errors: ['not_found'],
   },
-  async ({ req, params }) => toConversationJson(await conversationService.pauseConversation(tenantOf(req), params.id)),
+  async ({ req, params }) => (await withExtraction(tenantOf(req), [await conversationService.pauseConversation(tenantOf(req), params.id)]))[0],
 );
 
 defineRoute(
@@ -192,5 +213,5 @@ defineRoute(
     response: conversationJson,
     errors: ['not_found'],
   },
-  async ({ req, params }) => toConversationJson(await conversationService.resumeConversation(tenantOf(req), params.id)),
+  async ({ req, params }) => (await withExtraction(tenantOf(req), [await conversationService.resumeConversation(tenantOf(req), params.id)]))[0],
 );

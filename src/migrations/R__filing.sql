@@ -1,0 +1,176 @@
+-- Filing: what Meta's webhook accepted becomes messages of conversations. Each function runs
+-- as a single statement, so it is atomic on its own; the unique index on messages (channel,
+-- external_id) is the dedupe across Meta's whole retry horizon. The conversation rules they
+-- follow (find or create, append, answer or not, a human taking over) are R__conversations.sql.
+-- Repeatable: re-applied whenever this file changes (see README.md).
+
+-- The live number Meta's account id names (NULL fields when none), held FOR KEY SHARE until the
+-- caller's transaction ends: a relink (FOR UPDATE on the number) waits for the message being
+-- filed, or the message for the relink, so a message is never filed into a conversation the
+-- relink is archiving.
+CREATE OR REPLACE FUNCTION live_number(p_channel text, p_account_id text) RETURNS phone_numbers LANGUAGE plpgsql AS $$
+DECLARE
+  num phone_numbers;
+BEGIN
+  SELECT * INTO num FROM phone_numbers pn
+   WHERE pn.channel = p_channel AND pn.external_id = p_account_id AND pn.deleted_at IS NULL
+     FOR KEY SHARE;
+  RETURN num;
+END $$;
+
+-- Records a customer's message. outcome: 'unknown_account' | 'duplicate' | 'recorded'.
+-- status 'pending' means a reply is owed; 'ignored' means stored only (reason_not_to_answer:
+-- nothing to answer such as a reaction, no agent linked, bot paused).
+CREATE OR REPLACE FUNCTION ingest_customer_message(
+  p_channel text, p_account_id text, p_customer_id text, p_customer_name text, p_external_id text,
+  p_type text, p_text text, p_payload jsonb, p_external_ts timestamptz, p_answerable boolean)
+RETURNS TABLE (outcome text, user_id uuid, conversation_id uuid, message_id uuid, status text, sequence_no integer)
+LANGUAGE plpgsql AS $$
+DECLARE
+  num phone_numbers;
+  found_conversation record;
+  conversation conversations;
+  new_status text;
+  appended messages;
+BEGIN
+  num := live_number(p_channel, p_account_id);
+  IF num.id IS NULL THEN
+    RETURN QUERY SELECT 'unknown_account', NULL::uuid, NULL::uuid, NULL::uuid, NULL::text, NULL::integer;
+    RETURN;
+  END IF;
+  -- Checked again under the conversation lock below; this first look spares retries the lock.
+  IF EXISTS (SELECT 1 FROM messages m WHERE m.channel = p_channel AND m.external_id = p_external_id) THEN
+    RETURN QUERY SELECT 'duplicate', num.user_id, NULL::uuid, NULL::uuid, NULL::text, NULL::integer;
+    RETURN;
+  END IF;
+  SELECT * INTO found_conversation FROM find_or_create_conversation(num, p_customer_id, p_customer_name);
+  conversation := found_conversation.conversation;
+  IF found_conversation.held_sequence_no IS NULL THEN
+    IF EXISTS (SELECT 1 FROM messages m WHERE m.channel = p_channel AND m.external_id = p_external_id) THEN
+      RETURN QUERY SELECT 'duplicate', num.user_id, conversation.id, NULL::uuid, NULL::text, NULL::integer;
+      RETURN;
+    END IF;
+    -- The customer's newest name; and a conversation begun while no agent was linked is taken
+    -- over by the agent linked since. Written only when something changes.
+    IF (p_customer_name IS NOT NULL AND p_customer_name IS DISTINCT FROM conversation.customer_name)
+       OR (conversation.agent_id IS NULL AND num.agent_id IS NOT NULL) THEN
+      UPDATE conversations c
+         SET customer_name = COALESCE(p_customer_name, c.customer_name), agent_id = COALESCE(c.agent_id, num.agent_id)
+       WHERE c.id = conversation.id
+      RETURNING * INTO conversation;
+    END IF;
+  END IF;
+  new_status := CASE WHEN reason_not_to_answer(conversation, p_answerable) IS NULL THEN 'pending' ELSE 'ignored' END;
+  appended := append_message(conversation, 'inbound', 'customer', p_type, p_text, p_payload, new_status,
+                             p_external_id => p_external_id, p_external_ts => p_external_ts,
+                             p_held_sequence_no => found_conversation.held_sequence_no);
+  RETURN QUERY SELECT 'recorded', num.user_id, conversation.id, appended.id, new_status, appended.sequence_no;
+END $$;
+
+-- Records a message the business sent from outside our API (an Instagram echo). Our own
+-- sends echo back too: those are recognised by their id, or, when the echo outruns the
+-- worker's commit of that id, by matching an unsent reply's text. A human's message pauses
+-- the bot for the conversation (record_human_message; CONTRACT §4.6).
+-- outcome: 'unknown_account' | 'duplicate' | 'own_echo' | 'recorded'.
+CREATE OR REPLACE FUNCTION ingest_business_echo(
+  p_channel text, p_account_id text, p_customer_id text, p_external_id text,
+  p_type text, p_text text, p_payload jsonb, p_external_ts timestamptz)
+RETURNS TABLE (outcome text, user_id uuid, conversation_id uuid, message_id uuid)
+LANGUAGE plpgsql AS $$
+DECLARE
+  num phone_numbers;
+  found_conversation record;
+  conversation conversations;
+  own_id uuid;
+  appended messages;
+BEGIN
+  num := live_number(p_channel, p_account_id);
+  IF num.id IS NULL THEN
+    RETURN QUERY SELECT 'unknown_account', NULL::uuid, NULL::uuid, NULL::uuid;
+    RETURN;
+  END IF;
+  IF EXISTS (SELECT 1 FROM messages m WHERE m.channel = p_channel AND m.external_id = p_external_id) THEN
+    RETURN QUERY SELECT 'duplicate', num.user_id, NULL::uuid, NULL::uuid;
+    RETURN;
+  END IF;
+  SELECT * INTO found_conversation FROM find_or_create_conversation(num, p_customer_id, NULL);
+  conversation := found_conversation.conversation;
+  -- A conversation created just now has no reply of ours to recognise.
+  IF found_conversation.held_sequence_no IS NULL THEN
+    SELECT m.id INTO own_id FROM messages m
+     WHERE m.conversation_id = conversation.id AND m.direction = 'outbound' AND m.author IN ('agent', 'human')
+       AND (
+         -- A later part of a reply split in several: only the first part's id is external_id.
+         (m.payload -> 'external_ids') ? p_external_id
+         -- Graph answered, but the worker has not stored the id yet.
+         OR (m.external_id IS NULL AND m.status IN ('queued', 'sent')
+             AND p_text IS NOT NULL AND p_text <> '' AND position(p_text IN m.text) > 0
+             AND m.created_at > now() - interval '10 minutes')
+       )
+     ORDER BY m.sequence_no DESC LIMIT 1;
+    IF FOUND THEN
+      RETURN QUERY SELECT 'own_echo', num.user_id, conversation.id, own_id;
+      RETURN;
+    END IF;
+  END IF;
+  appended := record_human_message(conversation, p_type, p_text, p_payload, 'sent', p_external_id, p_external_ts,
+                                   found_conversation.held_sequence_no);
+  RETURN QUERY SELECT 'recorded', num.user_id, conversation.id, appended.id;
+END $$;
+
+-- Most refusals a row may meet before filing leaves it aside.
+CREATE OR REPLACE FUNCTION inbox_max_attempts() RETURNS integer LANGUAGE sql IMMUTABLE AS 'SELECT 5';
+
+-- Files a customer's waiting messages on one number, oldest first, each in a subtransaction
+-- so a row the database refuses does not hold back the others. Two workers filing the same
+-- customer queue on the row locks and the second finds nothing left, so sequence numbers
+-- follow arrival. conversation_id is where the last filed row went, else the customer's
+-- active conversation (a redelivered nudge still serves what an earlier delivery filed).
+CREATE OR REPLACE FUNCTION file_inbox(p_user_id uuid, p_phone_number_id uuid, p_customer_id text)
+RETURNS TABLE (conversation_id uuid, filed integer, dropped integer, refused integer)
+LANGUAGE plpgsql AS $$
+DECLARE
+  item inbox;
+  result record;
+  v_conversation uuid;
+  v_filed integer := 0;
+  v_dropped integer := 0;
+  v_refused integer := 0;
+BEGIN
+  FOR item IN
+    SELECT * FROM inbox i
+     WHERE i.user_id = p_user_id AND i.phone_number_id = p_phone_number_id AND i.customer_id = p_customer_id
+       AND i.attempts < inbox_max_attempts()
+     ORDER BY i.id
+       FOR UPDATE
+  LOOP
+    BEGIN
+      SELECT * INTO result FROM ingest_customer_message(
+        item.channel, item.event->>'account_id', item.customer_id, item.event->>'customer_name', item.external_id,
+        item.event->>'type', item.event->>'text', item.event->'payload', (item.event->>'timestamp')::timestamptz,
+        (item.event->>'answerable')::boolean);
+      DELETE FROM inbox i WHERE i.channel = item.channel AND i.external_id = item.external_id;
+      IF result.outcome = 'recorded' THEN
+        v_filed := v_filed + 1;
+        v_conversation := result.conversation_id;
+      ELSE
+        -- A duplicate filed meanwhile, or a number deleted since acceptance.
+        v_dropped := v_dropped + 1;
+      END IF;
+    EXCEPTION WHEN OTHERS THEN
+      -- Transient trouble (deadlock, serialization, shutdown, resources) fails the call and
+      -- is retried whole; only a refusal of this row counts against it.
+      IF SQLSTATE LIKE '40%' OR SQLSTATE LIKE '53%' OR SQLSTATE LIKE '57%' OR SQLSTATE LIKE '08%' THEN
+        RAISE;
+      END IF;
+      UPDATE inbox i SET attempts = i.attempts + 1, last_error = SQLSTATE || ': ' || SQLERRM
+       WHERE i.channel = item.channel AND i.external_id = item.external_id;
+      v_refused := v_refused + 1;
+    END;
+  END LOOP;
+  IF v_conversation IS NULL THEN
+    SELECT c.id INTO v_conversation FROM conversations c
+     WHERE c.user_id = p_user_id AND c.phone_number_id = p_phone_number_id AND c.customer_external_id = p_customer_id AND c.is_active;
+  END IF;
+  RETURN QUERY SELECT v_conversation, v_filed, v_dropped, v_refused;
+END $$;

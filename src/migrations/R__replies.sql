@@ -1,0 +1,36 @@
+-- The reply transaction as one statement, so the tenant's row lock (taken by the charge) is
+-- held for the server-side work and the commit only, never across a client round trip: every
+-- reply of a tenant queues on that lock. Repeatable: re-applied whenever this file changes
+-- (see README.md).
+
+-- Records a reply: under the conversation's row lock (which a human takeover and a relink
+-- take too), marks the answered customer messages, appends the reply as `queued`, and charges
+-- it. outcome 'paused_or_archived': the bot may no longer answer here (reason_not_to_answer:
+-- paused, archived, or the agent unlinked) and nothing was written. If any of p_answered is
+-- no longer pending (another worker answered it), it raises SQLSTATE MC001 and nothing is
+-- written.
+CREATE OR REPLACE FUNCTION record_reply(
+  p_user_id uuid, p_conversation_id uuid, p_answered uuid[], p_text text, p_reply_to uuid, p_cost bigint, p_tokens integer)
+RETURNS TABLE (outcome text, charged bigint, reply messages)
+LANGUAGE plpgsql AS $$
+DECLARE
+  v_conversation conversations;
+  v_answered integer;
+  v_reply messages;
+  v_charge record;
+BEGIN
+  SELECT * INTO v_conversation FROM conversations c WHERE c.user_id = p_user_id AND c.id = p_conversation_id FOR UPDATE;
+  IF NOT FOUND OR reason_not_to_answer(v_conversation) IS NOT NULL THEN
+    RETURN QUERY SELECT 'paused_or_archived'::text, 0::bigint, NULL::messages;
+    RETURN;
+  END IF;
+  UPDATE messages m SET status = 'answered', error_code = NULL, error_message = NULL, updated_at = now()
+   WHERE m.user_id = p_user_id AND m.id = ANY (p_answered) AND m.direction = 'inbound' AND m.status = 'pending';
+  GET DIAGNOSTICS v_answered = ROW_COUNT;
+  IF v_answered <> cardinality(p_answered) THEN
+    RAISE EXCEPTION 'pending messages were answered elsewhere' USING ERRCODE = 'MC001';
+  END IF;
+  v_reply := append_message(v_conversation, 'outbound', 'agent', 'text', p_text, NULL, 'queued', p_reply_to => p_reply_to);
+  SELECT * INTO v_charge FROM charge_credits(p_user_id, p_cost, 'reply', v_reply.id, p_conversation_id, NULL, p_tokens);
+  RETURN QUERY SELECT 'recorded'::text, COALESCE(0 - v_charge.amount, 0), v_reply;
+END $$;

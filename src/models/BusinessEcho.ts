@@ -1,0 +1,44 @@
+/**
+ * Instagram echoes: the business's own messages, sent from outside this platform, that Meta
+ * reports back to the webhook. Each is recorded as a human's message (which pauses the bot),
+ * unless it is our own send coming back (ingest_business_echo). Routed by Meta's account id,
+ * like the inbox, so the tenant comes from the phone number row the account id names.
+ */
+import { db, type Queryable } from '../utils/database';
+import type { InboundMessageFields } from './Inbox';
+
+/** `own_echo`: our own send came back, already stored. */
+export type IngestOutcome = 'unknown_account' | 'duplicate' | 'recorded' | 'own_echo';
+
+/** What became of an echo, and where it was stored. */
+export interface IngestResult {
+  outcome: IngestOutcome;
+  userId: string | null;
+  conversationId: string | null;
+  messageId: string | null;
+  /** Always null for an echo: a business message owes no reply. */
+  status: 'pending' | 'ignored' | null;
+}
+
+const UNIQUE_VIOLATION = '23505';
+
+export type BusinessEchoFields = Omit<InboundMessageFields, 'customerName' | 'answerable'>;
+
+/** Records a business echo; a race lost to a concurrent delivery of the same echo is `duplicate`. */
+export async function ingestBusinessEcho(fields: BusinessEchoFields, client: Queryable = db): Promise<IngestResult> {
+  try {
+    const { rows } = await client.query<Omit<IngestResult, 'status'>>(
+      `SELECT outcome, user_id AS "userId", conversation_id AS "conversationId", message_id AS "messageId"
+         FROM ingest_business_echo($1, $2, $3, $4, $5, $6, $7, $8)`,
+      [fields.channel, fields.accountId, fields.customerId, fields.externalId, fields.type, fields.text, fields.payload, fields.timestamp],
+    );
+    return { ...rows[0]!, status: null };
+  } catch (error) {
+    // A race lost to a concurrent delivery of the same echo still means "already stored".
+    if ((error as { code?: string }).code === UNIQUE_VIOLATION) {
+      return { outcome: 'duplicate', userId: null, conversationId: null, messageId: null, status: null };
+    }
+    throw error;
+  }
+}
+

@@ -1,0 +1,312 @@
+/**
+ * The reply turn's data access: everything a message worker reads and writes while it holds a
+ * conversation's lease (services/replyService.ts), and what "owed" means to the sweeper and to
+ * poison handling. A conversation owes something while it has a `pending` customer message or
+ * a `queued` outbound one.
+ */
+import { db, type Queryable } from '../utils/database';
+import type { Channel } from './types';
+import type { Conversation } from './Conversation';
+import type { Agent } from './Agent';
+import { MESSAGE_COLUMNS, type Message } from './Message';
+
+// ---------------------------------------------------------------------------------------------
+// What is owed
+
+/** Everything a worker needs to answer a conversation, as stored (see replyService's ReplyContext). */
+export interface StoredReplyContext {
+  /** Why its pending messages get no reply, or null when they do (SQL reason_not_to_answer, R__conversations.sql). */
+  reasonNotToAnswer: string | null;
+  conversation: Pick<Conversation, 'id' | 'userId' | 'channel' | 'customerExternalId' | 'isActive' | 'botPaused' | 'agentId'>;
+  agent: Pick<Agent, 'id' | 'systemPrompt' | 'model' | 'temperature' | 'maxTokens' | 'historyLimit' | 'debounceMs' | 'fallbackMessage' | 'archivedAt'> | null;
+  /** Null when the number was deleted. The access token as stored: encrypted. */
+  phoneNumber: { id: string; externalId: string; agentId: string | null; accessTokenEncrypted: string } | null;
+}
+
+/** What a worker's turn starts from: the context, and what the conversation owes, oldest first. */
+export interface OwedWork {
+  context: StoredReplyContext;
+  /** Pending customer messages and queued outbound ones, in sequence order. */
+  owed: Message[];
+}
+
+/**
+ * The start of a turn, in one query: the conversation with its agent and number, and what it
+ * owes. Null when the conversation is not the tenant's.
+ */
+export async function loadOwedWork(userId: string, conversationId: string, client: Queryable = db): Promise<OwedWork | null> {
+  const { rows } = await client.query<Record<string, unknown> & Message>(
+    `SELECT c.id AS c_id, c.user_id AS c_user_id, c.channel AS c_channel, c.customer_external_id AS c_customer_external_id,
+            c.is_active AS c_is_active, c.bot_paused AS c_bot_paused, c.agent_id AS c_agent_id,
+            reason_not_to_answer(c) AS c_reason_not_to_answer,
+            a.id AS a_id, a.system_prompt AS a_system_prompt, a.model AS a_model, a.temperature::float8 AS a_temperature,
+            a.max_tokens AS a_max_tokens, a.history_limit AS a_history_limit, a.debounce_ms AS a_debounce_ms,
+            a.fallback_message AS a_fallback_message, a.archived_at AS a_archived_at,
+            p.id AS p_id, p.external_id AS p_external_id, p.agent_id AS p_agent_id, p.access_token_encrypted AS p_token,
+            owed.*
+       FROM conversations c
+       LEFT JOIN agents a ON a.id = c.agent_id AND a.user_id = c.user_id
+       LEFT JOIN phone_numbers p ON p.id = c.phone_number_id AND p.user_id = c.user_id AND p.deleted_at IS NULL
+       LEFT JOIN LATERAL (
+         SELECT ${MESSAGE_COLUMNS} FROM messages
+          WHERE user_id = c.user_id AND conversation_id = c.id
+            AND ((direction = 'inbound' AND status = 'pending') OR (direction = 'outbound' AND status = 'queued'))
+       ) owed ON true
+      WHERE c.user_id = $1 AND c.id = $2
+      ORDER BY owed."sequenceNo"`,
+    [userId, conversationId],
+  );
+  const row = rows[0];
+  if (!row) return null;
+  const context: StoredReplyContext = {
+    reasonNotToAnswer: row.c_reason_not_to_answer as string | null,
+    conversation: {
+      id: row.c_id as string,
+      userId: row.c_user_id as string,
+      channel: row.c_channel as Channel,
+      customerExternalId: row.c_customer_external_id as string,
+      isActive: row.c_is_active as boolean,
+      botPaused: row.c_bot_paused as boolean,
+      agentId: row.c_agent_id as string | null,
+    },
+    agent: row.a_id
+      ? {
+          id: row.a_id as string,
+          systemPrompt: row.a_system_prompt as string,
+          model: row.a_model as string,
+          temperature: row.a_temperature as number,
+          maxTokens: row.a_max_tokens as number,
+          historyLimit: row.a_history_limit as number,
+          debounceMs: row.a_debounce_ms as number,
+          fallbackMessage: row.a_fallback_message as string | null,
+          archivedAt: row.a_archived_at as Date | null,
+        }
+      : null,
+    phoneNumber: row.p_id
+      ? {
+          id: row.p_id as string,
+          externalId: row.p_external_id as string,
+          agentId: row.p_agent_id as string | null,
+          accessTokenEncrypted: row.p_token as string,
+        }
+      : null,
+  };
+  const owed = rows
+    .filter((r) => r.id !== null)
+    .map((r) => Object.fromEntries(Object.entries(r).filter(([key]) => !CONTEXT_KEY.test(key))) as unknown as Message);
+  return { context, owed };
+}
+
+/** The context's columns in loadOwedWork's rows; the rest are the owed message's. */
+const CONTEXT_KEY = /^[cap]_/;
+
+/**
+ * Conversations owed something (a pending customer message or a queued outbound one) that no
+ * worker has touched for `idleMs`. Spans tenants on purpose: it is the system's own repair job,
+ * and each result carries its tenant for the worker that picks it up.
+ */
+export async function findStaleConversations(
+  idleMs: number,
+  limit: number,
+  client: Queryable = db,
+): Promise<{ conversationId: string; userId: string }[]> {
+  const { rows } = await client.query<{ conversationId: string; userId: string }>(
+    `SELECT DISTINCT conversation_id AS "conversationId", user_id AS "userId" FROM messages
+     WHERE status IN ('pending', 'queued') AND updated_at < now() - make_interval(secs => $1::double precision / 1000)
+     LIMIT $2`,
+    [idleMs, limit],
+  );
+  return rows;
+}
+
+// ---------------------------------------------------------------------------------------------
+// What the model reads
+
+/** The newest `limit` messages up to a turn, newest first, each with its turn number (see listHistory). */
+const recentTurnsSql = (user: string, conversation: string, upto: string, limit: string) => `
+  SELECT m.*, COALESCE(answered.sequence_no, m.sequence_no) AS turn_no
+    FROM messages m
+    LEFT JOIN messages answered ON answered.id = m.reply_to_message_id
+   WHERE m.user_id = ${user} AND m.conversation_id = ${conversation}
+     AND COALESCE(answered.sequence_no, m.sequence_no) <= ${upto}
+     AND m.type <> 'reaction' AND m.status <> 'failed'
+   ORDER BY turn_no DESC, m.sequence_no DESC
+   LIMIT ${limit}`;
+
+/**
+ * The last `limit` messages of the conversation up to the customer's message `uptoSequenceNo`,
+ * in the order of the conversation's turns, oldest first. A reply is placed right after the
+ * message it answers, not at its own sequence number: a customer who writes again while a
+ * reply is being made gets that reply a higher number than their second message, and the model
+ * must still read "question, answer, next question" or it answers the first question twice.
+ * Reactions and messages that never reached anyone (failed) are left out.
+ */
+export async function listHistory(
+  userId: string,
+  conversationId: string,
+  limit: number,
+  uptoSequenceNo: number,
+  client: Queryable = db,
+): Promise<Message[]> {
+  const { rows } = await client.query<Message>(
+    `SELECT ${MESSAGE_COLUMNS} FROM (${recentTurnsSql('$1', '$2', '$3', '$4')}) recent ORDER BY turn_no, sequence_no`,
+    [userId, conversationId, uptoSequenceNo, limit],
+  );
+  return rows;
+}
+
+/** What a reply attempt starts from: read once, before the model is called. */
+export interface ReplyAttempt {
+  /** The highest attempt count among the messages, this attempt included. */
+  attempts: number;
+  balance: number;
+  /** What the model reads: listHistory up to the newest message. */
+  history: Message[];
+}
+
+/**
+ * Counts one more attempt at the messages, reads the tenant's balance and the conversation's
+ * history up to the newest of them, in one round trip: a worker needs all three before every
+ * model call (the history is read as it was before the count).
+ */
+export async function beginReplyAttempt(
+  userId: string,
+  conversationId: string,
+  ids: string[],
+  historyLimit: number,
+  uptoSequenceNo: number,
+  client: Queryable = db,
+): Promise<ReplyAttempt> {
+  const { rows } = await client.query<Message & { turnAttempts: number; turnBalance: string; turn_no: number | null }>(
+    `WITH bumped AS (
+       UPDATE messages SET attempts = attempts + 1, updated_at = now()
+       WHERE user_id = $1 AND id = ANY($3::uuid[]) RETURNING attempts
+     ), turn AS (
+       SELECT COALESCE(max(attempts), 0) AS attempts, (SELECT credit_balance FROM users WHERE id = $1) AS balance FROM bumped
+     )
+     SELECT turn.attempts AS "turnAttempts", turn.balance AS "turnBalance", history.*
+       FROM turn
+       LEFT JOIN (SELECT ${MESSAGE_COLUMNS}, turn_no FROM (${recentTurnsSql('$1', '$2', '$5', '$4')}) recent) history ON true
+      ORDER BY history.turn_no, history."sequenceNo"`,
+    [userId, conversationId, ids, historyLimit, uptoSequenceNo],
+  );
+  const first = rows[0];
+  return {
+    attempts: first?.turnAttempts ?? 0,
+    balance: Number(first?.turnBalance ?? 0),
+    // eslint-disable-next-line @typescript-eslint/no-unused-vars
+    history: rows.filter((row) => row.id !== null).map(({ turnAttempts, turnBalance, turn_no, ...message }) => message),
+  };
+}
+
+// ---------------------------------------------------------------------------------------------
+// Recording the reply
+
+export interface ReplyToRecord {
+  /** The pending customer messages the reply answers; all must still be pending. */
+  answered: string[];
+  text: string;
+  /** The newest of them. */
+  replyToMessageId: string;
+  cost: number;
+  tokens: number;
+}
+
+export type RecordedReply = { outcome: 'recorded'; reply: Message; charged: number } | { outcome: 'paused_or_archived' };
+
+/** SQLSTATE record_reply raises when a message it was to answer is no longer pending. */
+export const ANSWERED_ELSEWHERE = 'MC001';
+
+/**
+ * Records a reply in one statement (record_reply, R__replies.sql): under the conversation's
+ * row lock, the answered messages, the reply as `queued`, and its clamped charge. Nothing is
+ * written when the bot may no longer answer there (paused, archived or unlinked meanwhile); an error with code
+ * ANSWERED_ELSEWHERE (nothing written either) when another worker answered a message first.
+ */
+export async function recordReply(userId: string, conversationId: string, reply: ReplyToRecord, client: Queryable = db): Promise<RecordedReply> {
+  const { rows } = await client.query<Message & { outcome: 'recorded' | 'paused_or_archived'; charged: string }>(
+    `SELECT outcome, charged, ${MESSAGE_COLUMNS}
+       FROM (SELECT r.outcome, r.charged, (r.reply).* FROM record_reply($1, $2, $3::uuid[], $4, $5, $6, $7) r) recorded`,
+    [userId, conversationId, reply.answered, reply.text, reply.replyToMessageId, reply.cost, reply.tokens],
+  );
+  const { outcome, charged, ...message } = rows[0]!;
+  return outcome === 'recorded' ? { outcome, reply: message, charged: Number(charged) } : { outcome };
+}
+
+// ---------------------------------------------------------------------------------------------
+// Settling messages
+
+/**
+ * Moves pending customer messages to a final status. Only rows still `pending` move, and the
+ * count says how many did: a caller that expected all of them knows when it lost a race.
+ */
+export async function markInboundStatus(
+  userId: string,
+  ids: string[],
+  status: 'answered' | 'ignored' | 'insufficient_credits' | 'failed',
+  error: { code: string; message: string } | null = null,
+  client: Queryable = db,
+): Promise<number> {
+  const { rowCount } = await client.query(
+    `UPDATE messages SET status = $3, error_code = $4, error_message = $5, updated_at = now()
+     WHERE user_id = $1 AND id = ANY($2::uuid[]) AND direction = 'inbound' AND status = 'pending'`,
+    [userId, ids, status, error?.code ?? null, error?.message ?? null],
+  );
+  return rowCount ?? 0;
+}
+
+/** Fails whatever a conversation still owes (poison handling), so the API says why. */
+export async function failPendingInbound(
+  userId: string,
+  conversationId: string,
+  error: { code: string; message: string },
+  client: Queryable = db,
+): Promise<number> {
+  const { rowCount } = await client.query(
+    `UPDATE messages SET status = 'failed', error_code = $3, error_message = $4, updated_at = now()
+     WHERE user_id = $1 AND conversation_id = $2 AND status IN ('pending', 'queued')`,
+    [userId, conversationId, error.code, error.message],
+  );
+  return rowCount ?? 0;
+}
+
+/** Graph accepted every part: the first part's id is the message's id, all of them are kept. */
+export async function markOutboundSent(userId: string, id: string, externalIds: string[], client: Queryable = db): Promise<void> {
+  await client.query(
+    `UPDATE messages
+        SET status = 'sent', external_id = $3, updated_at = now(),
+            payload = COALESCE(payload, '{}'::jsonb) - 'send_progress' || jsonb_build_object('external_ids', $4::jsonb)
+      WHERE user_id = $1 AND id = $2 AND status = 'queued'`,
+    [userId, id, externalIds[0] ?? null, JSON.stringify(externalIds)],
+  );
+}
+
+/** Parts already delivered of a split message, so a retry never sends them again. */
+export async function saveSendProgress(
+  userId: string,
+  id: string,
+  progress: { nextPart: number; externalIds: string[] },
+  client: Queryable = db,
+): Promise<void> {
+  await client.query(
+    `UPDATE messages
+        SET payload = COALESCE(payload, '{}'::jsonb) || jsonb_build_object('send_progress', $3::jsonb, 'external_ids', $4::jsonb),
+            attempts = attempts + 1, updated_at = now()
+      WHERE user_id = $1 AND id = $2`,
+    [userId, id, JSON.stringify(progress), JSON.stringify(progress.externalIds)],
+  );
+}
+
+/** Graph refused the message for good (or its number is gone): it fails with the reason. */
+export async function markOutboundFailed(
+  userId: string,
+  id: string,
+  error: { code: string; message: string },
+  client: Queryable = db,
+): Promise<void> {
+  await client.query(
+    `UPDATE messages SET status = 'failed', error_code = $3, error_message = $4, updated_at = now()
+     WHERE user_id = $1 AND id = $2 AND status = 'queued'`,
+    [userId, id, error.code, error.message],
+  );
+}

@@ -1,0 +1,73 @@
+/**
+ * What happens to the message stream's nudges that keep failing or were lost. Redis only
+ * carries nudges; Postgres knows what is owed. So a nudge delivered too often is poison (it is
+ * set aside for inspection and its messages are failed, so one bad conversation cannot crash
+ * workers forever), and anything owed that no nudge served for a while is nudged again.
+ */
+import type Redis from 'ioredis';
+import { logger } from '../utils/logger';
+import { replyMetrics } from '../utils/metrics';
+import { STREAMS, enqueueConversations, isInboxNudge, parseNudge, type Nudge } from '../utils/queue';
+import { findWaitingInbox, setInboxAside } from '../models/Inbox';
+import { failPendingInbound, findStaleConversations } from '../models/ReplyTurn';
+
+/** Scans are bounded; what is left is found by the next sweep. */
+const SWEEP_LIMIT = 500;
+/** Bounds memory: the dead-letter stream keeps about this many entries. */
+const DEAD_LETTER_MAX_LENGTH = '10000';
+
+/** Whether an entry delivered this often is poison. */
+export function isPoison(deliveries: number, maxDeliveries: number): boolean {
+  return deliveries >= maxDeliveries;
+}
+
+/**
+ * Dead-letters a poison entry: copies it to the dead-letter stream, sets its customer's inbox
+ * rows aside and fails what its conversation owes (`poison`), so the API says why. The caller
+ * acknowledges the entry afterwards.
+ */
+export async function deadLetter(entryId: string, deliveries: number, redis: Redis): Promise<void> {
+  const [entry] = (await redis.xrange(STREAMS.messages, entryId, entryId)) as [string, string[]][];
+  const fields = entry?.[1] ?? [];
+  const nudge = entry ? parseNudge(fields) : null;
+  await redis.xadd(STREAMS.messagesDead, 'MAXLEN', '~', DEAD_LETTER_MAX_LENGTH, '*', 'entry_id', entryId, 'deliveries', String(deliveries), ...fields);
+  if (nudge) await failOwed(nudge);
+  replyMetrics.failures.inc({ reason: 'poison' });
+  logger.error({ entry: entryId, deliveries, ...(nudge ? nudgeLog(nudge) : {}) }, 'poison entry dead-lettered');
+}
+
+async function failOwed(nudge: Nudge): Promise<void> {
+  const conversationId = isInboxNudge(nudge)
+    ? (await setInboxAside(nudge, 'poison: moved to the dead-letter queue')).conversationId
+    : nudge.conversationId;
+  if (conversationId) {
+    await failPendingInbound(nudge.userId, conversationId, { code: 'poison', message: 'Processing kept failing; moved to the dead-letter queue' });
+  }
+}
+
+/**
+ * Nudges again what Postgres says is owed and untouched for `idleMs` (a nudge lost to a Redis
+ * restart, a trimmed stream, a failed XADD): customers whose inbox rows wait to be filed, and
+ * conversations owing a reply or a send.
+ */
+export async function renudgeLost(idleMs: number, redis: Redis): Promise<void> {
+  const waiting = await findWaitingInbox(idleMs, SWEEP_LIMIT);
+  const stale = await findStaleConversations(idleMs, SWEEP_LIMIT);
+  if (waiting.length + stale.length === 0) return;
+  await enqueueConversations(
+    [
+      ...waiting.map((key) => ({ ...key, requestId: 'sweeper' })),
+      ...stale.map((s) => ({ conversationId: s.conversationId, userId: s.userId, requestId: 'sweeper' })),
+    ],
+    redis,
+  );
+  logger.info({ inbox: waiting.length, conversations: stale.length }, 'sweeper re-queued customers waiting to be filed and conversations owed a reply');
+}
+
+/** What a log line may say of a nudge. */
+export function nudgeLog(nudge: Nudge) {
+  return isInboxNudge(nudge)
+    ? // The customer's id is their phone number on WhatsApp: kept out of logs.
+      { phone_number_id: nudge.phoneNumberId }
+    : { conversation_id: nudge.conversationId };
+}
