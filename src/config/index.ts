@@ -65,6 +65,12 @@ const schema = z.object({
   WORKER_LEASE_MS: integer(200, 600_000).default(30_000),
   /** How often a worker looks for accepted messages that nobody is answering (lost nudges). */
   SWEEPER_INTERVAL_MS: integer(100, 3_600_000).default(15_000),
+  /**
+   * A send whose worker died (or got no answer) between Graph and our record is in doubt: it
+   * waits this long for Meta's status (WhatsApp, by biz_opaque_callback_data) or echo
+   * (Instagram) to say it went out, before it is sent again (CONTRACT §2).
+   */
+  SEND_IN_DOUBT_GRACE_MS: integer(0, 600_000).default(15_000),
   /** Turns a message may take (each a model call with its own retries) before it is failed. */
   MESSAGE_MAX_ATTEMPTS: integer(1, 100).default(8),
   CREDITS_PER_1K_TOKENS: integer(0, 1_000_000_000).default(1000),

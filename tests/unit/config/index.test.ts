@@ -30,6 +30,7 @@ describe('loadConfig', () => {
     expect(config.MESSAGE_WORKERS).toBe(1);
     expect(config.EXTRACTION_WORKERS).toBe(1);
     expect(config.WORKER_CONCURRENCY).toBe(50);
+    expect(config.SEND_IN_DOUBT_GRACE_MS).toBe(15_000);
     expect(config.CREDITS_PER_1K_TOKENS).toBe(1000);
     expect(config.RATE_LIMIT_PER_MINUTE).toBe(600);
     expect(config.MIGRATE_ON_START).toBe(true);
