@@ -270,30 +270,83 @@ export async function failPendingInbound(
   return rowCount ?? 0;
 }
 
-/** Graph accepted every part: the first part's id is the message's id, all of them are kept. */
+/**
+ * Graph accepted every part: the first part's id is the message's id, all of them are kept.
+ * A status Meta reported for the first part while the message waited (a part settled by its
+ * status after its worker died) is taken over, so the message does not lag behind Meta.
+ */
 export async function markOutboundSent(userId: string, id: string, externalIds: string[], client: Queryable = db): Promise<void> {
   await client.query(
-    `UPDATE messages
-        SET status = 'sent', external_id = $3, updated_at = now(),
+    `WITH reported AS (
+       SELECT meta_status, error_code, error_message FROM outbound_parts
+        WHERE user_id = $1 AND message_id = $2 AND part_no = 0 AND external_id = $3
+          AND outbound_status_rank(meta_status) > outbound_status_rank('sent')
+     )
+     UPDATE messages
+        SET status = COALESCE((SELECT meta_status FROM reported), 'sent'),
+            error_code = COALESCE((SELECT COALESCE(error_code, 'unknown') FROM reported WHERE meta_status = 'failed'), error_code),
+            error_message = COALESCE((SELECT error_message FROM reported WHERE meta_status = 'failed'), error_message),
+            external_id = $3, updated_at = now(),
             payload = COALESCE(payload, '{}'::jsonb) - 'send_progress' || jsonb_build_object('external_ids', $4::jsonb)
       WHERE user_id = $1 AND id = $2 AND status = 'queued'`,
     [userId, id, externalIds[0] ?? null, JSON.stringify(externalIds)],
   );
 }
 
-/** Parts already delivered of a split message, so a retry never sends them again. */
-export async function saveSendProgress(
+// ---------------------------------------------------------------------------------------------
+// One part at a time (outbound_parts; the rules are in R__sending.sql)
+
+/** What claim_outbound_part found for a part about to be sent; see its comment for each outcome. */
+export type PartClaim =
+  | { outcome: 'claimed' | 'resent_after_grace' }
+  | { outcome: 'settled' | 'settled_by_status' | 'settled_by_echo'; externalId: string }
+  | { outcome: 'in_doubt'; waitMs: number };
+
+/**
+ * Marks a part `sending` for this attempt, in its own commit, before it goes to Graph; or says
+ * why it must not go (Meta has it), or not yet (another attempt left it in doubt less than
+ * `graceMs` ago).
+ */
+export async function claimOutboundPart(
   userId: string,
-  id: string,
-  progress: { nextPart: number; externalIds: string[] },
+  messageId: string,
+  partNo: number,
+  text: string,
+  token: string,
+  graceMs: number,
+  client: Queryable = db,
+): Promise<PartClaim> {
+  const { rows } = await client.query<{ outcome: PartClaim['outcome']; externalId: string | null; waitMs: number }>(
+    `SELECT outcome, external_id AS "externalId", wait_ms AS "waitMs" FROM claim_outbound_part($1, $2, $3, $4, $5, $6)`,
+    [userId, messageId, partNo, text, token, graceMs],
+  );
+  const { outcome, externalId, waitMs } = rows[0]!;
+  if (outcome === 'in_doubt') return { outcome, waitMs };
+  if (outcome === 'claimed' || outcome === 'resent_after_grace') return { outcome };
+  return { outcome, externalId: externalId! };
+}
+
+/** Graph answered this attempt with Meta's id: the part is sent, and nobody was in doubt about it. */
+export async function recordPartSent(
+  userId: string,
+  messageId: string,
+  partNo: number,
+  externalId: string,
   client: Queryable = db,
 ): Promise<void> {
   await client.query(
-    `UPDATE messages
-        SET payload = COALESCE(payload, '{}'::jsonb) || jsonb_build_object('send_progress', $3::jsonb, 'external_ids', $4::jsonb),
-            attempts = attempts + 1, updated_at = now()
-      WHERE user_id = $1 AND id = $2`,
-    [userId, id, JSON.stringify(progress), JSON.stringify(progress.externalIds)],
+    `UPDATE outbound_parts
+        SET status = 'sent', external_id = $4, settled_by = 'answer', doubt_reported = true, updated_at = now()
+      WHERE user_id = $1 AND message_id = $2 AND part_no = $3`,
+    [userId, messageId, partNo, externalId],
+  );
+}
+
+/** Graph said no to this attempt: Meta does not have the part, so the next attempt is not in doubt. */
+export async function releasePart(userId: string, messageId: string, partNo: number, token: string, client: Queryable = db): Promise<void> {
+  await client.query(
+    `DELETE FROM outbound_parts WHERE user_id = $1 AND message_id = $2 AND part_no = $3 AND attempt_token = $4 AND status = 'sending'`,
+    [userId, messageId, partNo, token],
   );
 }
 
