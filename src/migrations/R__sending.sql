@@ -56,3 +56,60 @@ BEGIN
    WHERE op.message_id = p_message_id AND op.part_no = p_part_no;
   RETURN QUERY SELECT 'resent_after_grace'::text, NULL::text, 0;
 END $$;
+
+-- A WhatsApp status (sent, delivered, read, failed) whose biz_opaque_callback_data names part
+-- p_part_no of our message p_message_id: the part is settled, with Meta's id and status, even
+-- when its worker never recorded the id. Only a message of a conversation on the number the
+-- status came for (p_channel, p_account_id) is touched: a status cannot reach another tenant's
+-- message. A status for another id than the one recorded (a late one of a copy sent before a
+-- resend) changes nothing. True when the part was found.
+CREATE OR REPLACE FUNCTION settle_part_by_status(
+  p_channel text, p_account_id text, p_message_id uuid, p_part_no integer, p_external_id text,
+  p_status text, p_error_code text, p_error_message text)
+RETURNS boolean
+LANGUAGE plpgsql AS $$
+BEGIN
+  UPDATE outbound_parts op
+     SET status = 'sent',
+         external_id = p_external_id,
+         settled_by = COALESCE(op.settled_by, 'status'),
+         meta_status = CASE WHEN outbound_status_rank(op.meta_status) < outbound_status_rank(p_status) THEN p_status ELSE op.meta_status END,
+         error_code = CASE WHEN p_status = 'failed' THEN p_error_code ELSE op.error_code END,
+         error_message = CASE WHEN p_status = 'failed' THEN p_error_message ELSE op.error_message END,
+         updated_at = now()
+    FROM messages m
+    JOIN conversations c ON c.id = m.conversation_id AND c.user_id = m.user_id
+    JOIN phone_numbers pn ON pn.id = c.phone_number_id AND pn.user_id = c.user_id
+   WHERE op.message_id = p_message_id AND op.part_no = p_part_no AND op.channel = p_channel
+     AND (op.external_id IS NULL OR op.external_id = p_external_id)
+     AND m.id = op.message_id AND pn.channel = p_channel AND pn.external_id = p_account_id;
+  RETURN FOUND;
+END $$;
+
+-- An Instagram echo (our send coming back, or a human's from the app) in conversation
+-- p_conversation_id: it settles a part of ours that is in doubt there, marked `sending` less
+-- than p_grace_ms ago, with exactly this text. Instagram has no status to name a part, so
+-- the text is all there is; no other echo is matched by text. Returns the part's message, or
+-- NULL when none matched.
+CREATE OR REPLACE FUNCTION settle_part_by_echo(
+  p_conversation_id uuid, p_channel text, p_external_id text, p_text text, p_grace_ms integer)
+RETURNS uuid
+LANGUAGE plpgsql AS $$
+DECLARE
+  settled uuid;
+BEGIN
+  UPDATE outbound_parts op
+     SET status = 'sent', external_id = p_external_id, settled_by = 'echo', updated_at = now()
+   WHERE (op.message_id, op.part_no) = (
+           SELECT p.message_id, p.part_no
+             FROM outbound_parts p
+             JOIN messages m ON m.id = p.message_id
+            WHERE p.status = 'sending' AND p.channel = p_channel AND p.text = p_text
+              AND p.sending_since > now() - make_interval(secs => p_grace_ms / 1000.0)
+              AND m.conversation_id = p_conversation_id
+            ORDER BY p.sending_since
+            LIMIT 1)
+     AND op.status = 'sending'
+  RETURNING op.message_id INTO settled;
+  RETURN settled;
+END $$;

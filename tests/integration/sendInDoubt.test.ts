@@ -119,6 +119,106 @@ describe('claim_outbound_part', () => {
   });
 });
 
+describe('a WhatsApp status naming a part (settle_part_by_status, through the webhook)', () => {
+  const statusFor = (accountId: string, wamid: string, status: 'sent' | 'delivered' | 'read' | 'failed', callback: string, errorCode?: number) =>
+    postWebhook(pipeline.app, whatsappStatusBody({ phoneNumberId: accountId, wamid, status, bizOpaqueCallbackData: callback, errorCode }));
+
+  it('when the part is in doubt, then the status settles it with Meta\'s id and status, and the next claim reports it once', async () => {
+    const { userId, phoneNumber, replyId } = await queuedReply();
+    await claimOutboundPart(userId, replyId, 0, 'Our answer', randomUUID(), GRACE_MS);
+
+    await statusFor(phoneNumber.externalId, 'wamid.FROM_META', 'sent', partCallbackData(replyId, 0));
+    await statusFor(phoneNumber.externalId, 'wamid.FROM_META', 'delivered', partCallbackData(replyId, 0));
+
+    expect(await partOf(replyId)).toMatchObject({ status: 'sent', external_id: 'wamid.FROM_META', settled_by: 'status', meta_status: 'delivered' });
+    expect(await claimOutboundPart(userId, replyId, 0, 'Our answer', randomUUID(), GRACE_MS)).toEqual({ outcome: 'settled_by_status', externalId: 'wamid.FROM_META' });
+    expect(await claimOutboundPart(userId, replyId, 0, 'Our answer', randomUUID(), GRACE_MS)).toEqual({ outcome: 'settled', externalId: 'wamid.FROM_META' });
+  });
+
+  it('when Meta failed the part, then it is settled as failed with Meta\'s error', async () => {
+    const { userId, phoneNumber, replyId } = await queuedReply();
+    await claimOutboundPart(userId, replyId, 0, 'Our answer', randomUUID(), GRACE_MS);
+
+    await statusFor(phoneNumber.externalId, 'wamid.FAILED', 'failed', partCallbackData(replyId, 0), 131026);
+
+    expect(await partOf(replyId)).toMatchObject({ status: 'sent', external_id: 'wamid.FAILED', meta_status: 'failed', error_code: '131026' });
+  });
+
+  it('when the status comes for another number than the message\'s, then nothing is settled', async () => {
+    const { userId, replyId } = await queuedReply();
+    const { userId: other } = await createTestTenant();
+    const otherNumber = await createTestPhoneNumber(other);
+    await claimOutboundPart(userId, replyId, 0, 'Our answer', randomUUID(), GRACE_MS);
+
+    await statusFor(otherNumber.externalId, 'wamid.FORGED', 'delivered', partCallbackData(replyId, 0));
+
+    expect(await partOf(replyId)).toMatchObject({ status: 'sending', external_id: null, settled_by: null });
+  });
+
+  it('when a late status names a part since sent again under another id, then nothing changes', async () => {
+    const { userId, phoneNumber, replyId } = await queuedReply();
+    await claimOutboundPart(userId, replyId, 0, 'Our answer', randomUUID(), GRACE_MS);
+    await recordPartSent(userId, replyId, 0, 'wamid.SECOND');
+
+    await statusFor(phoneNumber.externalId, 'wamid.FIRST', 'delivered', partCallbackData(replyId, 0));
+
+    expect(await partOf(replyId)).toMatchObject({ external_id: 'wamid.SECOND', settled_by: 'answer', meta_status: null });
+  });
+});
+
+describe('an Instagram echo (settle_part_by_echo, through ingest_business_echo)', () => {
+  const echo = (conversation: TestConversation, accountId: string, text: string) => ({
+    channel: 'instagram',
+    accountId,
+    customerId: conversation.customerExternalId,
+    externalId: `mid.${randomUUID()}`,
+    type: 'text',
+    text,
+    payload: null,
+    timestamp: new Date(),
+  });
+  const humansIn = async (conversationId: string) =>
+    (await db.query<Row>(`SELECT text FROM messages WHERE conversation_id = $1 AND author = 'human'`, [conversationId])).rows.map((row: Row) => row.text);
+
+  it('when it has the text of a part in doubt in its conversation, within the grace, then it is our own: the part is settled and the bot stays on', async () => {
+    const { userId, phoneNumber, conversation, replyId } = await queuedReply('instagram');
+    await claimOutboundPart(userId, replyId, 0, 'Our answer', randomUUID(), GRACE_MS);
+    const event = echo(conversation, phoneNumber.externalId, 'Our answer');
+
+    expect(await ingestBusinessEcho(event, GRACE_MS)).toMatchObject({ outcome: 'own_echo', messageId: replyId });
+    expect(await partOf(replyId)).toMatchObject({ status: 'sent', external_id: event.externalId, settled_by: 'echo' });
+    expect(await humansIn(conversation.id)).toEqual([]);
+    // The same echo again is known by its id now.
+    expect(await ingestBusinessEcho(event, GRACE_MS)).toMatchObject({ outcome: 'own_echo', messageId: replyId });
+  });
+
+  it('when it has the text of a queued reply never marked sending, then it is a human\'s message: unsent replies are not matched by text', async () => {
+    const { phoneNumber, conversation } = await queuedReply('instagram');
+
+    expect(await ingestBusinessEcho(echo(conversation, phoneNumber.externalId, 'Our answer'), GRACE_MS)).toMatchObject({ outcome: 'recorded' });
+    expect(await humansIn(conversation.id)).toEqual(['Our answer']);
+  });
+
+  it('when the part in doubt was sent longer ago than the grace, then the echo is a human\'s message and the part stays in doubt', async () => {
+    const { userId, phoneNumber, conversation, replyId } = await queuedReply('instagram');
+    await claimOutboundPart(userId, replyId, 0, 'Our answer', randomUUID(), GRACE_MS);
+    await sentAgo(replyId, GRACE_MS + 1);
+
+    expect(await ingestBusinessEcho(echo(conversation, phoneNumber.externalId, 'Our answer'), GRACE_MS)).toMatchObject({ outcome: 'recorded' });
+    expect(await partOf(replyId)).toMatchObject({ status: 'sending' });
+  });
+
+  it('when the text differs, or the part is in doubt in another conversation, then the echo is a human\'s message', async () => {
+    const { userId, phoneNumber, conversation, replyId } = await queuedReply('instagram');
+    await claimOutboundPart(userId, replyId, 0, 'Our answer', randomUUID(), GRACE_MS);
+    const elsewhere = await createTestConversation(userId, { phoneNumber });
+
+    expect(await ingestBusinessEcho(echo(conversation, phoneNumber.externalId, 'Our answer, edited'), GRACE_MS)).toMatchObject({ outcome: 'recorded' });
+    expect(await ingestBusinessEcho(echo(elsewhere, phoneNumber.externalId, 'Our answer'), GRACE_MS)).toMatchObject({ outcome: 'recorded' });
+    expect(await partOf(replyId)).toMatchObject({ status: 'sending' });
+  });
+});
+
 describe('a worker whose send got no answer, with Meta playing its webhooks back', () => {
   /**
    * Graph takes each send but answers after the client gave up: the in-process equivalent of a
@@ -146,6 +246,40 @@ describe('a worker whose send got no answer, with Meta playing its webhooks back
     const line = res.text.split('\n').find((l) => l.startsWith(`send_in_doubt_resolutions_total{outcome="${outcome}"}`));
     return line ? Number(line.split(' ').pop()) : 0;
   }
+
+  it('when Meta\'s status names the part, then it is not sent again: one copy, Meta\'s id and status stored, counted in /metrics as settled_by_status', async () => {
+    const business = await createBusiness(pipeline.app);
+    const before = await inDoubtMetric('settled_by_status');
+    await acceptedButUnanswered();
+    const customer = '15557600001';
+
+    await customerWrites(pipeline.app, business, customer, 'are you open today?');
+    const reply = await eventually(async () => (await messagesOf(business.tenant.userId, customer)).find((m) => m.direction === 'outbound' && m.status !== 'queued'), 15_000, 'the reply settled');
+
+    const copies = pipeline.graph.texts(customer);
+    expect(copies).toHaveLength(1);
+    expect(copies[0]!.bizOpaqueCallbackData).toBe(partCallbackData(reply.id, 0));
+    expect(reply).toMatchObject({ external_id: copies[0]!.externalId, status: expect.stringMatching(/^(sent|delivered)$/) });
+    expect(await inDoubtMetric('settled_by_status')).toBe(before + 1);
+    // Meta's `delivered` that settled it while it waited is not lost: the message gets it.
+    await eventually(async () => (await messagesOf(business.tenant.userId, customer)).find((m) => m.id === reply.id)?.status === 'delivered', 5_000, 'delivered');
+  });
+
+  it('when our Instagram echo comes back, then it is not sent again, the bot stays on, and it counts as settled_by_echo', async () => {
+    const business = await createBusiness(pipeline.app);
+    const before = await inDoubtMetric('settled_by_echo');
+    await acceptedButUnanswered();
+    const igsid = '6021760000002';
+
+    await customerWritesOnInstagram(pipeline.app, business, igsid, 'do you ship abroad?');
+    await eventually(async () => (await messagesOf(business.tenant.userId, igsid)).some((m) => m.direction === 'outbound' && m.status === 'sent'), 15_000, 'the reply settled');
+
+    expect(pipeline.graph.texts(igsid)).toHaveLength(1);
+    const rows = await messagesOf(business.tenant.userId, igsid);
+    expect(rows.map((m) => [m.direction, m.author, m.status])).toEqual([['inbound', 'customer', 'answered'], ['outbound', 'agent', 'sent']]);
+    expect(rows[1].external_id).toBe(pipeline.graph.texts(igsid)[0]!.externalId);
+    expect(await inDoubtMetric('settled_by_echo')).toBe(before + 1);
+  });
 
   it('when nothing comes from Meta, then the part is sent again, but only once the grace has passed, and it counts as resent_after_grace', async () => {
     const business = await createBusiness(pipeline.app);
