@@ -32,6 +32,8 @@ jest.setTimeout(180_000);
 let pipeline: Pipeline;
 let server: http.Server;
 const alive = new Set<RunningProcess>();
+/** Every worker of the file, dead or alive, for what their logs say. */
+const started: RunningProcess[] = [];
 
 /** Short lease and grace so a dead worker's turn is taken over, and a doubt settled, in seconds. */
 const WORKER_ENV = {
@@ -53,6 +55,7 @@ async function startWorker(): Promise<RunningProcess> {
     ...WORKER_ENV,
   });
   alive.add(worker);
+  started.push(worker);
   void worker.exited.then(() => alive.delete(worker));
   await worker.waitFor((line) => line.msg === 'message worker reading', 30_000);
   return worker;
@@ -75,7 +78,11 @@ afterEach(async () => {
   await Promise.all([...alive].map(kill));
 });
 afterAll(async () => {
-  await new Promise<void>((resolve) => server.close(() => resolve()));
+  await new Promise<void>((resolve) => {
+    server.close(() => resolve());
+    // The stand-in's webhook posts keep idle connections open.
+    server.closeAllConnections();
+  });
   await pipeline.close();
   await teardownTestDatabase();
 });
@@ -225,6 +232,9 @@ describe('replies through kill -9 of message workers', () => {
     const result = await tally(business, all);
     report('worst_instant', 3, result);
     expect(result.problems).toEqual([]);
+    // Each kill left sends in doubt, and Meta settled them: by status on WhatsApp, by echo on Instagram.
+    const settled = started.flatMap((worker) => worker.lines).filter((line) => line.msg === 'send in doubt settled by Meta');
+    expect(new Set(settled.map((line) => line.outcome))).toEqual(new Set(['settled_by_status', 'settled_by_echo']));
   });
 
   it('when workers are SIGKILLed at random moments while many conversations are in flight, then every message is answered exactly once, in order', async () => {
