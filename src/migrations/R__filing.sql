@@ -99,17 +99,15 @@ BEGIN
   conversation := found_conversation.conversation;
   -- A conversation created just now has no reply of ours to recognise.
   IF found_conversation.held_sequence_no IS NULL THEN
-    -- A later part of a reply split in several (only the first part's id is external_id).
-    SELECT op.message_id INTO own_id FROM outbound_parts op JOIN messages m ON m.id = op.message_id
-     WHERE op.channel = p_channel AND op.external_id = p_external_id AND m.conversation_id = conversation.id;
-    IF NOT FOUND THEN
-      -- The same, for a reply sent before parts were recorded one by one.
-      SELECT m.id INTO own_id FROM messages m
-       WHERE m.conversation_id = conversation.id AND m.direction = 'outbound'
-         AND (m.payload -> 'external_ids') ? p_external_id;
-    END IF;
+    own_id := echoed_part_message(conversation.id, p_channel, p_external_id);
     IF own_id IS NULL AND p_text IS NOT NULL THEN
       own_id := settle_part_by_echo(conversation.id, p_channel, p_external_id, p_text, p_grace_ms);
+      -- The sending worker may have stored this very id since the first look: its update and
+      -- ours race on the part's row, and ours then finds the part no longer in doubt. Taking
+      -- our own echo for a human's would pause the bot and hold an id the reply needs.
+      IF own_id IS NULL THEN
+        own_id := echoed_part_message(conversation.id, p_channel, p_external_id);
+      END IF;
     END IF;
     IF own_id IS NOT NULL THEN
       RETURN QUERY SELECT 'own_echo', num.user_id, conversation.id, own_id;

@@ -86,6 +86,26 @@ BEGIN
   RETURN FOUND;
 END $$;
 
+-- The outbound message of conversation p_conversation_id one of whose parts Meta knows as
+-- p_external_id (recorded by its worker, or settled by Meta), or NULL. Each call reads what is
+-- committed when it runs.
+CREATE OR REPLACE FUNCTION echoed_part_message(p_conversation_id uuid, p_channel text, p_external_id text)
+RETURNS uuid
+LANGUAGE plpgsql AS $$
+DECLARE
+  found uuid;
+BEGIN
+  SELECT op.message_id INTO found FROM outbound_parts op JOIN messages m ON m.id = op.message_id
+   WHERE op.channel = p_channel AND op.external_id = p_external_id AND m.conversation_id = p_conversation_id;
+  IF found IS NULL THEN
+    -- A reply sent before parts were recorded one by one kept its parts' ids in its payload.
+    SELECT m.id INTO found FROM messages m
+     WHERE m.conversation_id = p_conversation_id AND m.direction = 'outbound'
+       AND (m.payload -> 'external_ids') ? p_external_id;
+  END IF;
+  RETURN found;
+END $$;
+
 -- An Instagram echo (our send coming back, or a human's from the app) in conversation
 -- p_conversation_id: it settles a part of ours that is in doubt there, marked `sending` less
 -- than p_grace_ms ago, with exactly this text. Instagram has no status to name a part, so

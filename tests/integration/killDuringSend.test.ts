@@ -160,8 +160,10 @@ async function tally(business: Business, all: Customer[]): Promise<Tally> {
         problems.push(`${customer.id}: "${row.text}" is ${row.status}`);
       }
       if (row.direction === 'outbound' && !['sent', 'delivered', 'read'].includes(row.status)) {
-        problems.push(`${customer.id}: reply "${row.text}" is ${row.status}`);
+        problems.push(`${customer.id}: reply "${row.text}" is ${row.status}${row.error_code ? ` (${row.error_code}: ${row.error_message})` : ''}`);
       }
+      // Our own echo taken for a human's message pauses the bot: what follows goes unanswered.
+      if (row.author === 'human') problems.push(`${customer.id}: "${row.text}" recorded as a human's message`);
     }
     const byPart = new Map<string, RecordedSend[]>();
     for (const send of sends) byPart.set(partKey(send), [...(byPart.get(partKey(send)) ?? []), send]);

@@ -10,7 +10,7 @@ import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { randomUUID } from 'node:crypto';
 import request from 'supertest';
-import { db } from '../../src/utils/database';
+import { db, withTransaction } from '../../src/utils/database';
 import { claimOutboundPart, recordPartSent } from '../../src/models/ReplyTurn';
 import { ingestBusinessEcho } from '../../src/models/BusinessEcho';
 import { createGraphClient, partCallbackData } from '../../src/services/metaGraphService';
@@ -190,6 +190,23 @@ describe('an Instagram echo (settle_part_by_echo, through ingest_business_echo)'
     expect(await humansIn(conversation.id)).toEqual([]);
     // The same echo again is known by its id now.
     expect(await ingestBusinessEcho(event, GRACE_MS)).toMatchObject({ outcome: 'own_echo', messageId: replyId });
+  });
+
+  it('when the sending worker stores the same id while the echo is being matched, then the echo is still ours', async () => {
+    const { userId, phoneNumber, conversation, replyId } = await queuedReply('instagram');
+    await claimOutboundPart(userId, replyId, 0, 'Our answer', randomUUID(), GRACE_MS);
+    const event = echo(conversation, phoneNumber.externalId, 'Our answer');
+
+    let echoed: Promise<unknown> = Promise.resolve();
+    await withTransaction(async (tx) => {
+      // Graph answered the worker: it stores the id, and holds the part's row until it commits.
+      await recordPartSent(userId, replyId, 0, event.externalId, tx);
+      echoed = ingestBusinessEcho(event, GRACE_MS);
+      await eventually(async () => (await db.query<Row>(`SELECT 1 FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'`)).rows.length > 0, 5_000, 'the echo waiting on the part');
+    });
+
+    expect(await echoed).toMatchObject({ outcome: 'own_echo', messageId: replyId });
+    expect(await humansIn(conversation.id)).toEqual([]);
   });
 
   it('when it has the text of a queued reply never marked sending, then it is a human\'s message: unsent replies are not matched by text', async () => {
