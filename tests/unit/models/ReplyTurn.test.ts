@@ -1,0 +1,268 @@
+/**
+ * The reply turn's data access with a fake database: how the one-query reads split their rows
+ * (context and owed messages; attempt count, balance and history), how record_reply's row maps
+ * to its outcome, and what each write sends (tenant first). What the statements do runs against
+ * Postgres in tests/integration/replyTurn.test.ts and recordReply.test.ts.
+ */
+import { randomUUID } from 'node:crypto';
+import type { Message } from '../../../src/models/Message';
+import {
+  ANSWERED_ELSEWHERE,
+  beginReplyAttempt,
+  failPendingInbound,
+  findStaleConversations,
+  listHistory,
+  loadOwedWork,
+  markInboundStatus,
+  markOutboundFailed,
+  markOutboundSent,
+  recordReply,
+  saveSendProgress,
+} from '../../../src/models/ReplyTurn';
+import * as database from '../../../src/utils/database';
+import { answer, fakeDatabaseOf, itScopesEveryStatementToTheTenant, paramsOf, resetFakeDatabase } from '../../fixtures/fakeDatabase';
+
+jest.mock('../../../src/utils/database', () => jest.requireActual('../../fixtures/fakeDatabase').fakeDatabaseModule());
+
+const fake = fakeDatabaseOf(database);
+const USER = '11111111-1111-4111-8111-111111111111';
+const CONVERSATION = '22222222-2222-4222-8222-222222222222';
+const AGENT = '33333333-3333-4333-8333-333333333333';
+const NUMBER = '44444444-4444-4444-8444-444444444444';
+const at = new Date('2025-03-04T05:06:07Z');
+const error = { code: 'poison', message: 'Processing kept failing' };
+
+function message(sequenceNo: number, overrides: Partial<Message> = {}): Message {
+  return {
+    id: randomUUID(),
+    userId: USER,
+    conversationId: CONVERSATION,
+    sequenceNo,
+    direction: 'inbound',
+    author: 'customer',
+    channel: 'whatsapp',
+    type: 'text',
+    text: `hello ${sequenceNo}`,
+    payload: null,
+    status: 'pending',
+    externalId: `wamid.${sequenceNo}`,
+    replyToMessageId: null,
+    errorCode: null,
+    errorMessage: null,
+    attempts: 0,
+    externalTimestamp: null,
+    createdAt: at,
+    updatedAt: at,
+    ...overrides,
+  };
+}
+
+/** A message's columns all null: what a LEFT JOIN that found no message gives. */
+const noMessage = () => Object.fromEntries(Object.keys(message(0)).map((key) => [key, null])) as unknown as Message;
+
+/** The context columns of loadOwedWork's rows; agent and number present unless nulled. */
+const contextColumns = (overrides: Record<string, unknown> = {}) => ({
+  c_id: CONVERSATION,
+  c_user_id: USER,
+  c_channel: 'whatsapp',
+  c_customer_external_id: '15550001111',
+  c_is_active: true,
+  c_bot_paused: false,
+  c_agent_id: AGENT,
+  c_reason_not_to_answer: null,
+  a_id: AGENT,
+  a_system_prompt: 'You sell shoes.',
+  a_model: 'gpt-test',
+  a_temperature: 0.4,
+  a_max_tokens: 300,
+  a_history_limit: 20,
+  a_debounce_ms: 0,
+  a_fallback_message: 'Back soon',
+  a_archived_at: null,
+  p_id: NUMBER,
+  p_external_id: 'PNID-1',
+  p_agent_id: AGENT,
+  p_token: 'v1:encrypted',
+  ...overrides,
+});
+
+beforeEach(() => resetFakeDatabase(fake));
+
+describe('every tenant-owned statement', () => {
+  const recorded = { outcome: 'paused_or_archived', charged: null };
+  itScopesEveryStatementToTheTenant(fake.db, USER, [
+    { name: 'loadOwedWork', call: (client) => loadOwedWork(USER, CONVERSATION, client) },
+    { name: 'listHistory', call: (client) => listHistory(USER, CONVERSATION, 20, 5, client) },
+    { name: 'beginReplyAttempt', call: (client) => beginReplyAttempt(USER, CONVERSATION, ['m'], 20, 5, client) },
+    { name: 'recordReply', call: (client) => recordReply(USER, CONVERSATION, { answered: ['m'], text: 'hi', replyToMessageId: 'm', cost: 1, tokens: 9 }, client), rows: [recorded] },
+    { name: 'markInboundStatus', call: (client) => markInboundStatus(USER, ['m'], 'ignored', null, client) },
+    { name: 'failPendingInbound', call: (client) => failPendingInbound(USER, CONVERSATION, error, client) },
+    { name: 'markOutboundSent', call: (client) => markOutboundSent(USER, 'm', ['wamid.1'], client) },
+    { name: 'saveSendProgress', call: (client) => saveSendProgress(USER, 'm', { nextPart: 1, externalIds: ['wamid.1'] }, client) },
+    { name: 'markOutboundFailed', call: (client) => markOutboundFailed(USER, 'm', error, client) },
+  ]);
+});
+
+describe('loadOwedWork', () => {
+  it('when the conversation owes messages, then the context is read from the first row and each row gives one owed message, without the context columns', async () => {
+    const owed = [message(3), message(4, { direction: 'outbound', author: 'agent', status: 'queued' })];
+    answer(fake.db, owed.map((m) => ({ ...contextColumns(), ...m })));
+
+    const work = await loadOwedWork(USER, CONVERSATION);
+
+    expect(paramsOf(fake.db)).toEqual([USER, CONVERSATION]);
+    expect(work).toEqual({
+      context: {
+        reasonNotToAnswer: null,
+        conversation: { id: CONVERSATION, userId: USER, channel: 'whatsapp', customerExternalId: '15550001111', isActive: true, botPaused: false, agentId: AGENT },
+        agent: {
+          id: AGENT,
+          systemPrompt: 'You sell shoes.',
+          model: 'gpt-test',
+          temperature: 0.4,
+          maxTokens: 300,
+          historyLimit: 20,
+          debounceMs: 0,
+          fallbackMessage: 'Back soon',
+          archivedAt: null,
+        },
+        phoneNumber: { id: NUMBER, externalId: 'PNID-1', agentId: AGENT, accessTokenEncrypted: 'v1:encrypted' },
+      },
+      owed,
+    });
+  });
+
+  it('when nothing is owed and the agent and number are gone, then owed is empty, agent and number null, and the reason comes through', async () => {
+    answer(fake.db, [{ ...contextColumns({ a_id: null, p_id: null, c_agent_id: null, c_reason_not_to_answer: 'no_agent' }), ...noMessage() }]);
+
+    const work = await loadOwedWork(USER, CONVERSATION);
+
+    expect(work).toMatchObject({ context: { reasonNotToAnswer: 'no_agent', agent: null, phoneNumber: null }, owed: [] });
+  });
+
+  it('when the conversation is not the tenant\'s, then it is null', async () => {
+    await expect(loadOwedWork(USER, CONVERSATION)).resolves.toBeNull();
+  });
+});
+
+describe('findStaleConversations', () => {
+  it('when conversations wait untouched, then they come back with their tenants, across tenants', async () => {
+    const stale = [{ conversationId: CONVERSATION, userId: USER }];
+    answer(fake.db, stale);
+
+    await expect(findStaleConversations(30_000, 500)).resolves.toEqual(stale);
+    expect(paramsOf(fake.db)).toEqual([30_000, 500]);
+  });
+});
+
+describe('listHistory', () => {
+  it('when the history is read, then the sequence bound and the limit are sent and the rows come back in the order given', async () => {
+    const history = [message(1), message(2, { direction: 'outbound', author: 'agent', status: 'sent' })];
+    answer(fake.db, history);
+
+    await expect(listHistory(USER, CONVERSATION, 20, 2)).resolves.toEqual(history);
+    expect(paramsOf(fake.db)).toEqual([USER, CONVERSATION, 2, 20]);
+  });
+});
+
+describe('beginReplyAttempt', () => {
+  it('when an attempt begins, then the count and balance come from the first row and the history without the turn columns', async () => {
+    const history = [message(1), message(2)];
+    answer(fake.db, history.map((m, i) => ({ ...m, turnAttempts: 2, turnBalance: '41', turn_no: i + 1 })));
+
+    const attempt = await beginReplyAttempt(USER, CONVERSATION, ['a', 'b'], 20, 2);
+
+    expect(paramsOf(fake.db)).toEqual([USER, CONVERSATION, ['a', 'b'], 20, 2]);
+    expect(attempt).toEqual({ attempts: 2, balance: 41, history });
+  });
+
+  it('when there is no history, then the lone row gives the count and balance and the history is empty', async () => {
+    answer(fake.db, [{ ...noMessage(), turnAttempts: 1, turnBalance: '0', turn_no: null }]);
+
+    await expect(beginReplyAttempt(USER, CONVERSATION, ['a'], 20, 2)).resolves.toEqual({ attempts: 1, balance: 0, history: [] });
+  });
+
+  it('when no row comes back, then the count and balance are zero', async () => {
+    await expect(beginReplyAttempt(USER, CONVERSATION, [], 20, 2)).resolves.toEqual({ attempts: 0, balance: 0, history: [] });
+  });
+});
+
+describe('recordReply', () => {
+  const reply = { answered: ['a', 'b'], text: 'Size 38 is in stock', replyToMessageId: 'b', cost: 2, tokens: 140 };
+
+  it('when the reply is recorded, then every part is sent and the reply and the bigint charge come back', async () => {
+    const stored = message(5, { direction: 'outbound', author: 'agent', status: 'queued', text: reply.text });
+    answer(fake.db, [{ outcome: 'recorded', charged: '2', ...stored }]);
+
+    await expect(recordReply(USER, CONVERSATION, reply)).resolves.toEqual({ outcome: 'recorded', reply: stored, charged: 2 });
+    expect(paramsOf(fake.db)).toEqual([USER, CONVERSATION, ['a', 'b'], 'Size 38 is in stock', 'b', 2, 140]);
+  });
+
+  it('when the bot may no longer answer there, then only the outcome comes back', async () => {
+    answer(fake.db, [{ outcome: 'paused_or_archived', charged: null, ...noMessage() }]);
+
+    await expect(recordReply(USER, CONVERSATION, reply)).resolves.toEqual({ outcome: 'paused_or_archived' });
+  });
+
+  it('when another worker answered first, then the error with ANSWERED_ELSEWHERE reaches the caller unchanged', async () => {
+    const raced = Object.assign(new Error('message no longer pending'), { code: ANSWERED_ELSEWHERE });
+    answer(fake.db, raced);
+
+    await expect(recordReply(USER, CONVERSATION, reply)).rejects.toBe(raced);
+  });
+});
+
+describe('markInboundStatus', () => {
+  it('when messages move with an error, then its code and text are sent and the count of moved rows comes back', async () => {
+    answer(fake.db, { rows: [], rowCount: 2 });
+
+    await expect(markInboundStatus(USER, ['a', 'b'], 'failed', { code: 'max_attempts', message: 'Gave up' })).resolves.toBe(2);
+    expect(paramsOf(fake.db)).toEqual([USER, ['a', 'b'], 'failed', 'max_attempts', 'Gave up']);
+  });
+
+  it('when they move without an error, then null stands for it and a missing count is zero', async () => {
+    answer(fake.db, { rows: [], rowCount: null });
+
+    await expect(markInboundStatus(USER, ['a'], 'answered')).resolves.toBe(0);
+    expect(paramsOf(fake.db)).toEqual([USER, ['a'], 'answered', null, null]);
+  });
+});
+
+describe('failPendingInbound', () => {
+  it('when what is owed is failed, then the error is sent and the count comes back', async () => {
+    answer(fake.db, { rows: [], rowCount: 3 });
+
+    await expect(failPendingInbound(USER, CONVERSATION, error)).resolves.toBe(3);
+    expect(paramsOf(fake.db)).toEqual([USER, CONVERSATION, 'poison', 'Processing kept failing']);
+  });
+});
+
+describe('markOutboundSent', () => {
+  it('when every part was sent, then the first id is the message\'s and all of them go as JSON text', async () => {
+    await markOutboundSent(USER, 'm', ['wamid.1', 'wamid.2']);
+
+    expect(paramsOf(fake.db)).toEqual([USER, 'm', 'wamid.1', '["wamid.1","wamid.2"]']);
+  });
+
+  it('when Graph gave no id, then the message\'s id is null', async () => {
+    await markOutboundSent(USER, 'm', []);
+
+    expect(paramsOf(fake.db)).toEqual([USER, 'm', null, '[]']);
+  });
+});
+
+describe('saveSendProgress', () => {
+  it('when parts were delivered, then the progress and the ids go as JSON text', async () => {
+    await saveSendProgress(USER, 'm', { nextPart: 2, externalIds: ['wamid.1', 'wamid.2'] });
+
+    expect(paramsOf(fake.db)).toEqual([USER, 'm', '{"nextPart":2,"externalIds":["wamid.1","wamid.2"]}', '["wamid.1","wamid.2"]']);
+  });
+});
+
+describe('markOutboundFailed', () => {
+  it('when Graph refused the message, then its code and text are sent', async () => {
+    await markOutboundFailed(USER, 'm', { code: '131047', message: 'Re-engagement message' });
+
+    expect(paramsOf(fake.db)).toEqual([USER, 'm', '131047', 'Re-engagement message']);
+  });
+});
