@@ -6,13 +6,11 @@
 import { findAgent, insertAgent, listAgents, markAgentArchived, updateAgent, type NewAgent } from '../../../src/models/Agent';
 import * as database from '../../../src/utils/database';
 import { answer, fakeDatabaseOf, itScopesEveryStatementToTheTenant, paramsOf, resetFakeDatabase } from '../../fixtures/fakeDatabase';
+import { AGENT, AT, USER } from '../../fixtures/rows';
 
 jest.mock('../../../src/utils/database', () => jest.requireActual('../../fixtures/fakeDatabase').fakeDatabaseModule());
 
 const fake = fakeDatabaseOf(database);
-const USER = '11111111-1111-4111-8111-111111111111';
-const AGENT = '33333333-3333-4333-8333-333333333333';
-const at = new Date('2025-03-04T05:06:07Z');
 
 const settings: NewAgent = {
   name: 'Shoes',
@@ -33,8 +31,8 @@ const row = (overrides: Record<string, unknown> = {}) => ({
   userId: USER,
   temperature: '0.40',
   archivedAt: null,
-  createdAt: at,
-  updatedAt: at,
+  createdAt: AT,
+  updatedAt: AT,
   ...overrides,
 });
 
@@ -57,7 +55,7 @@ describe('insertAgent', () => {
     const agent = await insertAgent(USER, settings);
 
     expect(paramsOf(fake.db)).toEqual([USER, 'Shoes', 'You sell shoes.', 'gpt-test', 0.4, 300, 20, 1500, JSON.stringify(settings.leadFields), 'Back soon']);
-    expect(agent).toEqual({ ...settings, id: AGENT, userId: USER, temperature: 0.4, archivedAt: null, createdAt: at, updatedAt: at });
+    expect(agent).toEqual({ ...settings, id: AGENT, userId: USER, temperature: 0.4, archivedAt: null, createdAt: AT, updatedAt: AT });
   });
 
   it('when the agent has no lead fields of its own, then null goes as is, not as the text "null"', async () => {
@@ -79,9 +77,9 @@ describe('insertAgent', () => {
 
 describe('findAgent', () => {
   it('when the tenant has the agent, then it comes back mapped', async () => {
-    answer(fake.db, [row({ temperature: '1.25', archivedAt: at })]);
+    answer(fake.db, [row({ temperature: '1.25', archivedAt: AT })]);
 
-    await expect(findAgent(USER, AGENT)).resolves.toMatchObject({ id: AGENT, temperature: 1.25, archivedAt: at });
+    await expect(findAgent(USER, AGENT)).resolves.toMatchObject({ id: AGENT, temperature: 1.25, archivedAt: AT });
     expect(paramsOf(fake.db)).toEqual([USER, AGENT]);
   });
 
@@ -130,9 +128,9 @@ describe('updateAgent', () => {
 
 describe('markAgentArchived', () => {
   it('when the agent is archived, then the archived row comes back mapped', async () => {
-    answer(fake.db, [row({ archivedAt: at })]);
+    answer(fake.db, [row({ archivedAt: AT })]);
 
-    await expect(markAgentArchived(USER, AGENT)).resolves.toMatchObject({ id: AGENT, archivedAt: at, temperature: 0.4 });
+    await expect(markAgentArchived(USER, AGENT)).resolves.toMatchObject({ id: AGENT, archivedAt: AT, temperature: 0.4 });
     expect(paramsOf(fake.db)).toEqual([USER, AGENT]);
   });
 

@@ -7,14 +7,12 @@ import { createHash } from 'node:crypto';
 import { findActiveKeyByHash, findApiKey, generateApiKey, hashApiKey, insertApiKey, revokeApiKey } from '../../../src/models/ApiKey';
 import * as database from '../../../src/utils/database';
 import { answer, fakeDatabaseOf, fakeQueryable, itScopesEveryStatementToTheTenant, paramsOf, resetFakeDatabase } from '../../fixtures/fakeDatabase';
+import { API_KEY, AT, USER } from '../../fixtures/rows';
 
 jest.mock('../../../src/utils/database', () => jest.requireActual('../../fixtures/fakeDatabase').fakeDatabaseModule());
 
 const fake = fakeDatabaseOf(database);
-const USER = '11111111-1111-4111-8111-111111111111';
-const KEY = '55555555-5555-4555-8555-555555555555';
-const at = new Date('2025-03-04T05:06:07Z');
-const stored = { id: KEY, userId: USER, keyPrefix: 'mca_abcdefgh', createdAt: at, revokedAt: null };
+const stored = { id: API_KEY, userId: USER, keyPrefix: 'mca_abcdefgh', createdAt: AT, revokedAt: null };
 
 beforeEach(() => resetFakeDatabase(fake));
 
@@ -43,8 +41,8 @@ describe('hashApiKey', () => {
 describe('every tenant-owned statement', () => {
   itScopesEveryStatementToTheTenant(fake.db, USER, [
     { name: 'insertApiKey', call: (client) => insertApiKey(USER, 'hash', 'mca_abcdefgh', client), rows: [stored] },
-    { name: 'revokeApiKey', call: (client) => revokeApiKey(USER, KEY, client) },
-    { name: 'findApiKey', call: (client) => findApiKey(USER, KEY, client) },
+    { name: 'revokeApiKey', call: (client) => revokeApiKey(USER, API_KEY, client) },
+    { name: 'findApiKey', call: (client) => findApiKey(USER, API_KEY, client) },
   ]);
 });
 
@@ -61,9 +59,9 @@ describe('insertApiKey', () => {
 
 describe('findActiveKeyByHash', () => {
   it('when a live key has the hash, then its id and tenant come back', async () => {
-    answer(fake.db, [{ id: KEY, userId: USER }]);
+    answer(fake.db, [{ id: API_KEY, userId: USER }]);
 
-    await expect(findActiveKeyByHash('hash')).resolves.toEqual({ id: KEY, userId: USER });
+    await expect(findActiveKeyByHash('hash')).resolves.toEqual({ id: API_KEY, userId: USER });
     expect(paramsOf(fake.db)).toEqual(['hash']);
   });
 
@@ -85,31 +83,31 @@ describe('revokeApiKey', () => {
   it('when a live key of the tenant is revoked, then it is true', async () => {
     answer(fake.db, { rows: [], rowCount: 1 });
 
-    await expect(revokeApiKey(USER, KEY)).resolves.toBe(true);
-    expect(paramsOf(fake.db)).toEqual([USER, KEY]);
+    await expect(revokeApiKey(USER, API_KEY)).resolves.toBe(true);
+    expect(paramsOf(fake.db)).toEqual([USER, API_KEY]);
   });
 
   it('when the tenant has no such live key, then it is false', async () => {
-    await expect(revokeApiKey(USER, KEY)).resolves.toBe(false);
+    await expect(revokeApiKey(USER, API_KEY)).resolves.toBe(false);
   });
 
   it('when the driver reports no row count, then it is false', async () => {
     answer(fake.db, { rows: [], rowCount: null });
 
-    await expect(revokeApiKey(USER, KEY)).resolves.toBe(false);
+    await expect(revokeApiKey(USER, API_KEY)).resolves.toBe(false);
   });
 });
 
 describe('findApiKey', () => {
   it('when the tenant has the key, live or revoked, then it comes back without its hash', async () => {
-    const revoked = { ...stored, revokedAt: at };
+    const revoked = { ...stored, revokedAt: AT };
     answer(fake.db, [revoked]);
 
-    await expect(findApiKey(USER, KEY)).resolves.toEqual(revoked);
-    expect(paramsOf(fake.db)).toEqual([USER, KEY]);
+    await expect(findApiKey(USER, API_KEY)).resolves.toEqual(revoked);
+    expect(paramsOf(fake.db)).toEqual([USER, API_KEY]);
   });
 
   it('when the tenant has no such key, then it is null', async () => {
-    await expect(findApiKey(USER, KEY)).resolves.toBeNull();
+    await expect(findApiKey(USER, API_KEY)).resolves.toBeNull();
   });
 });

@@ -10,37 +10,16 @@ import {
   lockConversation,
   markExtractionRequested,
   setBotPaused,
-  type Conversation,
 } from '../../../src/models/Conversation';
 import * as database from '../../../src/utils/database';
 import { answer, fakeDatabaseOf, fakeQueryable, itScopesEveryStatementToTheTenant, paramsOf, resetFakeDatabase } from '../../fixtures/fakeDatabase';
+import { AGENT, CONVERSATION, conversationRow, NUMBER, USER } from '../../fixtures/rows';
 
 jest.mock('../../../src/utils/database', () => jest.requireActual('../../fixtures/fakeDatabase').fakeDatabaseModule());
 
 const fake = fakeDatabaseOf(database);
-const USER = '11111111-1111-4111-8111-111111111111';
-const CONVERSATION = '22222222-2222-4222-8222-222222222222';
-const AGENT = '33333333-3333-4333-8333-333333333333';
-const NUMBER = '44444444-4444-4444-8444-444444444444';
-const at = new Date('2025-03-04T05:06:07Z');
 
-const conversation: Conversation = {
-  id: CONVERSATION,
-  userId: USER,
-  phoneNumberId: NUMBER,
-  agentId: AGENT,
-  channel: 'instagram',
-  customerExternalId: 'IGSID-1',
-  customerName: 'Ana',
-  isActive: true,
-  botPaused: false,
-  lastSequenceNo: 3,
-  lastMessageAt: at,
-  createdAt: at,
-  archivedAt: null,
-  archiveReason: null,
-  extractionRequestedAt: null,
-};
+const conversation = conversationRow();
 
 beforeEach(() => resetFakeDatabase(fake));
 

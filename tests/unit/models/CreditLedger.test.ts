@@ -7,17 +7,14 @@
 import { findBalance, insertClampedCharge, insertTopUp, listEntries, type CreditEntry } from '../../../src/models/CreditLedger';
 import * as database from '../../../src/utils/database';
 import { answer, fakeDatabaseOf, itScopesEveryStatementToTheTenant, paramsOf, resetFakeDatabase } from '../../fixtures/fakeDatabase';
+import { allNull, AT, LEDGER_ENTRY, MESSAGE, USER } from '../../fixtures/rows';
 
 jest.mock('../../../src/utils/database', () => jest.requireActual('../../fixtures/fakeDatabase').fakeDatabaseModule());
 
 const fake = fakeDatabaseOf(database);
-const USER = '11111111-1111-4111-8111-111111111111';
-const ENTRY = '66666666-6666-4666-8666-666666666666';
-const MESSAGE = '77777777-7777-4777-8777-777777777777';
-const at = new Date('2025-03-04T05:06:07Z');
 
 const entry: CreditEntry = {
-  id: ENTRY,
+  id: LEDGER_ENTRY,
   userId: USER,
   amount: -3,
   reason: 'reply',
@@ -26,12 +23,12 @@ const entry: CreditEntry = {
   conversationId: null,
   extractionId: null,
   tokens: 120,
-  createdAt: at,
+  createdAt: AT,
 };
 /** An entry as pg hands it over: bigint amounts as strings. */
 const entryRow = (overrides: Partial<Record<keyof CreditEntry, unknown>> = {}) => ({ ...entry, amount: String(entry.amount), ...overrides });
 /** A write's row when it inserted nothing: every entry column null, the balance still there. */
-const nothingInserted = (balance: string) => ({ ...Object.fromEntries(Object.keys(entry).map((key) => [key, null])), balance });
+const nothingInserted = (balance: string) => ({ ...allNull(entry), balance });
 
 beforeEach(() => resetFakeDatabase(fake));
 
@@ -40,7 +37,7 @@ describe('every statement', () => {
     { name: 'insertTopUp', call: (client) => insertTopUp(USER, 100, 'gift', client) },
     { name: 'insertClampedCharge', call: (client) => insertClampedCharge(USER, 3, { reason: 'reply', messageId: MESSAGE }, client) },
     { name: 'findBalance', call: (client) => findBalance(USER, client) },
-    { name: 'listEntries', call: (client) => listEntries(USER, 10, ENTRY, client) },
+    { name: 'listEntries', call: (client) => listEntries(USER, 10, LEDGER_ENTRY, client) },
   ]);
 });
 
@@ -78,7 +75,7 @@ describe('insertClampedCharge', () => {
   it('when the charge was made before, then no entry comes back, only the balance', async () => {
     answer(fake.db, [nothingInserted('7')]);
 
-    await expect(insertClampedCharge(USER, 3, { reason: 'extraction', extractionId: ENTRY })).resolves.toEqual({ entry: null, balance: 7 });
+    await expect(insertClampedCharge(USER, 3, { reason: 'extraction', extractionId: LEDGER_ENTRY })).resolves.toEqual({ entry: null, balance: 7 });
   });
 
   it('when the tenant does not exist, then it is null', async () => {
@@ -110,8 +107,8 @@ describe('listEntries', () => {
   });
 
   it('when a cursor is given, then it is sent after the limit', async () => {
-    await expect(listEntries(USER, 2, ENTRY)).resolves.toEqual([]);
+    await expect(listEntries(USER, 2, LEDGER_ENTRY)).resolves.toEqual([]);
 
-    expect(paramsOf(fake.db)).toEqual([USER, 2, ENTRY]);
+    expect(paramsOf(fake.db)).toEqual([USER, 2, LEDGER_ENTRY]);
   });
 });

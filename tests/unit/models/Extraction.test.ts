@@ -16,32 +16,18 @@ import {
   settleExtraction,
   type Extraction,
   type ExtractionClaim,
-  type NewExtraction,
 } from '../../../src/models/Extraction';
 import * as database from '../../../src/utils/database';
 import { answer, fakeDatabaseOf, itScopesEveryStatementToTheTenant, paramsOf, resetFakeDatabase } from '../../fixtures/fakeDatabase';
+import { AGENT, AT, CONVERSATION, EXTRACTION, extractionRow, NUMBER, USER } from '../../fixtures/rows';
 
 jest.mock('../../../src/utils/database', () => jest.requireActual('../../fixtures/fakeDatabase').fakeDatabaseModule());
 
 const fake = fakeDatabaseOf(database);
-const USER = '11111111-1111-4111-8111-111111111111';
-const CONVERSATION = '22222222-2222-4222-8222-222222222222';
-const AGENT = '33333333-3333-4333-8333-333333333333';
-const NUMBER = '44444444-4444-4444-8444-444444444444';
-const EXTRACTION = '88888888-8888-4888-8888-888888888888';
-const at = new Date('2025-03-04T05:06:07Z');
 
-const fields: NewExtraction = {
-  conversationId: CONVERSATION,
-  agentId: AGENT,
-  fields: { name: 'Ana', size: 38 },
-  summary: 'Wants shoes',
-  upToSequenceNo: 9,
-  model: 'gpt-test',
-  promptTokens: 100,
-  completionTokens: 20,
-};
-const extraction: Extraction = { ...fields, id: EXTRACTION, userId: USER, phoneNumberId: NUMBER, createdAt: at };
+const extraction = extractionRow();
+/** What storing it takes: the row without what the database adds. */
+const { id, userId, phoneNumberId, createdAt, ...fields }: Extraction = extraction;
 const claim: ExtractionClaim = { conversationId: CONVERSATION, userId: USER, token: 'worker-1:abc', requested: true, failures: 0 };
 const touched = { rows: [], rowCount: 1 };
 
@@ -51,7 +37,7 @@ describe('every tenant-owned statement', () => {
   itScopesEveryStatementToTheTenant(fake.db, USER, [
     { name: 'insertExtraction', call: (client) => insertExtraction(USER, fields, client), rows: [extraction] },
     { name: 'findLatestExtraction', call: (client) => findLatestExtraction(USER, CONVERSATION, client) },
-    { name: 'listLatestExtractions', call: (client) => listLatestExtractions(USER, { phoneNumberId: NUMBER, since: at }, { limit: 5, afterId: EXTRACTION }, client) },
+    { name: 'listLatestExtractions', call: (client) => listLatestExtractions(USER, { phoneNumberId: NUMBER, since: AT }, { limit: 5, afterId: EXTRACTION }, client) },
     { name: 'extendExtractionClaim', call: (client) => extendExtractionClaim(claim, 30_000, client) },
     { name: 'settleExtraction', call: (client) => settleExtraction(USER, CONVERSATION, { token: claim.token, upToSequenceNo: 9 }, client) },
     { name: 'postponeExtraction', call: (client) => postponeExtraction(claim, { delayMs: 1000, countFailure: true }, client) },
@@ -91,9 +77,9 @@ describe('listLatestExtractions', () => {
   });
 
   it('when the filters and a cursor are given, then each is sent once, in order, before the limit', async () => {
-    await listLatestExtractions(USER, { phoneNumberId: NUMBER, since: at }, { limit: 2, afterId: EXTRACTION });
+    await listLatestExtractions(USER, { phoneNumberId: NUMBER, since: AT }, { limit: 2, afterId: EXTRACTION });
 
-    expect(paramsOf(fake.db)).toEqual([USER, NUMBER, at, EXTRACTION, 3]);
+    expect(paramsOf(fake.db)).toEqual([USER, NUMBER, AT, EXTRACTION, 3]);
   });
 });
 
@@ -169,7 +155,7 @@ describe('releaseExtractionClaim', () => {
 
 describe('findExtractionStates', () => {
   it('when states are read, then the ids and the idle time are sent and the rows come back as is', async () => {
-    const state = { conversationId: CONVERSATION, status: 'postponed', retryAt: at, failures: 2, creditBalance: 0 };
+    const state = { conversationId: CONVERSATION, status: 'postponed', retryAt: AT, failures: 2, creditBalance: 0 };
     answer(fake.db, [state]);
 
     await expect(findExtractionStates(USER, [CONVERSATION], 60)).resolves.toEqual([state]);

@@ -4,40 +4,17 @@
  * conversation and Postgres' errors come back. What the statements do runs against Postgres in
  * tests/integration/conversationRules.test.ts and conversations.test.ts.
  */
-import { insertHumanMessage, insertMessage, listMessages, type Message } from '../../../src/models/Message';
+import { insertHumanMessage, insertMessage, listMessages } from '../../../src/models/Message';
 import * as database from '../../../src/utils/database';
 import { AppError } from '../../../src/utils/errors';
 import { answer, fakeDatabaseOf, fakeQueryable, itScopesEveryStatementToTheTenant, paramsOf, resetFakeDatabase } from '../../fixtures/fakeDatabase';
+import { AT, CONVERSATION, MESSAGE, messageRow, USER } from '../../fixtures/rows';
 
 jest.mock('../../../src/utils/database', () => jest.requireActual('../../fixtures/fakeDatabase').fakeDatabaseModule());
 
 const fake = fakeDatabaseOf(database);
-const USER = '11111111-1111-4111-8111-111111111111';
-const CONVERSATION = '22222222-2222-4222-8222-222222222222';
-const MESSAGE = '77777777-7777-4777-8777-777777777777';
-const at = new Date('2025-03-04T05:06:07Z');
 
-const message: Message = {
-  id: MESSAGE,
-  userId: USER,
-  conversationId: CONVERSATION,
-  sequenceNo: 4,
-  direction: 'outbound',
-  author: 'human',
-  channel: 'whatsapp',
-  type: 'text',
-  text: 'hi',
-  payload: null,
-  status: 'queued',
-  externalId: null,
-  replyToMessageId: null,
-  errorCode: null,
-  errorMessage: null,
-  attempts: 0,
-  externalTimestamp: null,
-  createdAt: at,
-  updatedAt: at,
-};
+const message = messageRow(4, { direction: 'outbound', author: 'human', status: 'queued', text: 'hi', externalId: null });
 
 beforeEach(() => resetFakeDatabase(fake));
 
@@ -62,7 +39,7 @@ describe('insertMessage', () => {
       status: 'failed',
       externalId: 'wamid.1',
       replyToMessageId: MESSAGE,
-      externalTimestamp: at,
+      externalTimestamp: AT,
       errorCode: '131047',
       errorMessage: 'Re-engagement message',
     });
@@ -79,7 +56,7 @@ describe('insertMessage', () => {
       'failed',
       'wamid.1',
       MESSAGE,
-      at,
+      AT,
       '131047',
       'Re-engagement message',
     ]);

@@ -21,14 +21,11 @@ import {
 import * as database from '../../../src/utils/database';
 import { encryptSecret, SecretDecryptionError } from '../../../src/utils/encryption';
 import { answer, fakeDatabaseOf, itScopesEveryStatementToTheTenant, paramsOf, resetFakeDatabase } from '../../fixtures/fakeDatabase';
+import { AGENT, AT, NUMBER, USER } from '../../fixtures/rows';
 
 jest.mock('../../../src/utils/database', () => jest.requireActual('../../fixtures/fakeDatabase').fakeDatabaseModule());
 
 const fake = fakeDatabaseOf(database);
-const USER = '11111111-1111-4111-8111-111111111111';
-const AGENT = '33333333-3333-4333-8333-333333333333';
-const NUMBER = '44444444-4444-4444-8444-444444444444';
-const at = new Date('2025-03-04T05:06:07Z');
 
 const number: PhoneNumber = {
   id: NUMBER,
@@ -37,8 +34,8 @@ const number: PhoneNumber = {
   externalId: 'PNID-1',
   displayName: 'Shop',
   agentId: AGENT,
-  createdAt: at,
-  updatedAt: at,
+  createdAt: AT,
+  updatedAt: AT,
 };
 const input = { channel: 'whatsapp' as const, externalId: 'PNID-1', displayName: 'Shop', accessTokenEncrypted: 'v1:encrypted' };
 

@@ -4,8 +4,6 @@
  * to its outcome, and what each write sends (tenant first). What the statements do runs against
  * Postgres in tests/integration/replyTurn.test.ts and recordReply.test.ts.
  */
-import { randomUUID } from 'node:crypto';
-import type { Message } from '../../../src/models/Message';
 import {
   ANSWERED_ELSEWHERE,
   beginReplyAttempt,
@@ -21,44 +19,15 @@ import {
 } from '../../../src/models/ReplyTurn';
 import * as database from '../../../src/utils/database';
 import { answer, fakeDatabaseOf, itScopesEveryStatementToTheTenant, paramsOf, resetFakeDatabase } from '../../fixtures/fakeDatabase';
+import { AGENT, allNull, CONVERSATION, messageRow, NUMBER, USER } from '../../fixtures/rows';
 
 jest.mock('../../../src/utils/database', () => jest.requireActual('../../fixtures/fakeDatabase').fakeDatabaseModule());
 
 const fake = fakeDatabaseOf(database);
-const USER = '11111111-1111-4111-8111-111111111111';
-const CONVERSATION = '22222222-2222-4222-8222-222222222222';
-const AGENT = '33333333-3333-4333-8333-333333333333';
-const NUMBER = '44444444-4444-4444-8444-444444444444';
-const at = new Date('2025-03-04T05:06:07Z');
 const error = { code: 'poison', message: 'Processing kept failing' };
 
-function message(sequenceNo: number, overrides: Partial<Message> = {}): Message {
-  return {
-    id: randomUUID(),
-    userId: USER,
-    conversationId: CONVERSATION,
-    sequenceNo,
-    direction: 'inbound',
-    author: 'customer',
-    channel: 'whatsapp',
-    type: 'text',
-    text: `hello ${sequenceNo}`,
-    payload: null,
-    status: 'pending',
-    externalId: `wamid.${sequenceNo}`,
-    replyToMessageId: null,
-    errorCode: null,
-    errorMessage: null,
-    attempts: 0,
-    externalTimestamp: null,
-    createdAt: at,
-    updatedAt: at,
-    ...overrides,
-  };
-}
-
-/** A message's columns all null: what a LEFT JOIN that found no message gives. */
-const noMessage = () => Object.fromEntries(Object.keys(message(0)).map((key) => [key, null])) as unknown as Message;
+/** A message's columns all null: what the LEFT JOIN gives when nothing is owed. */
+const noMessage = () => allNull(messageRow(0));
 
 /** The context columns of loadOwedWork's rows; agent and number present unless nulled. */
 const contextColumns = (overrides: Record<string, unknown> = {}) => ({
@@ -105,7 +74,7 @@ describe('every tenant-owned statement', () => {
 
 describe('loadOwedWork', () => {
   it('when the conversation owes messages, then the context is read from the first row and each row gives one owed message, without the context columns', async () => {
-    const owed = [message(3), message(4, { direction: 'outbound', author: 'agent', status: 'queued' })];
+    const owed = [messageRow(3), messageRow(4, { direction: 'outbound', author: 'agent', status: 'queued' })];
     answer(fake.db, owed.map((m) => ({ ...contextColumns(), ...m })));
 
     const work = await loadOwedWork(USER, CONVERSATION);
@@ -157,7 +126,7 @@ describe('findStaleConversations', () => {
 
 describe('listHistory', () => {
   it('when the history is read, then the sequence bound and the limit are sent and the rows come back in the order given', async () => {
-    const history = [message(1), message(2, { direction: 'outbound', author: 'agent', status: 'sent' })];
+    const history = [messageRow(1), messageRow(2, { direction: 'outbound', author: 'agent', status: 'sent' })];
     answer(fake.db, history);
 
     await expect(listHistory(USER, CONVERSATION, 20, 2)).resolves.toEqual(history);
@@ -167,7 +136,7 @@ describe('listHistory', () => {
 
 describe('beginReplyAttempt', () => {
   it('when an attempt begins, then the count and balance come from the first row and the history without the turn columns', async () => {
-    const history = [message(1), message(2)];
+    const history = [messageRow(1), messageRow(2)];
     answer(fake.db, history.map((m, i) => ({ ...m, turnAttempts: 2, turnBalance: '41', turn_no: i + 1 })));
 
     const attempt = await beginReplyAttempt(USER, CONVERSATION, ['a', 'b'], 20, 2);
@@ -191,7 +160,7 @@ describe('recordReply', () => {
   const reply = { answered: ['a', 'b'], text: 'Size 38 is in stock', replyToMessageId: 'b', cost: 2, tokens: 140 };
 
   it('when the reply is recorded, then every part is sent and the reply and the bigint charge come back', async () => {
-    const stored = message(5, { direction: 'outbound', author: 'agent', status: 'queued', text: reply.text });
+    const stored = messageRow(5, { direction: 'outbound', author: 'agent', status: 'queued', text: reply.text });
     answer(fake.db, [{ outcome: 'recorded', charged: '2', ...stored }]);
 
     await expect(recordReply(USER, CONVERSATION, reply)).resolves.toEqual({ outcome: 'recorded', reply: stored, charged: 2 });

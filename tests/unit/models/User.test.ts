@@ -6,13 +6,12 @@
 import { findUserById, insertUser, listUsers, type User } from '../../../src/models/User';
 import * as database from '../../../src/utils/database';
 import { answer, expectTenantFirst, fakeDatabaseOf, fakeQueryable, paramsOf, resetFakeDatabase } from '../../fixtures/fakeDatabase';
+import { AT, USER } from '../../fixtures/rows';
 
 jest.mock('../../../src/utils/database', () => jest.requireActual('../../fixtures/fakeDatabase').fakeDatabaseModule());
 
 const fake = fakeDatabaseOf(database);
-const USER = '11111111-1111-4111-8111-111111111111';
-const at = new Date('2025-03-04T05:06:07Z');
-const user: User = { id: USER, name: 'Shoe Shop', email: 'shop@example.com', creditBalance: 250, createdAt: at };
+const user: User = { id: USER, name: 'Shoe Shop', email: 'shop@example.com', creditBalance: 250, createdAt: AT };
 /** A row as pg hands it over: the bigint balance as a string. */
 const row = (overrides: Partial<Record<keyof User, unknown>> = {}) => ({ ...user, creditBalance: String(user.creditBalance), ...overrides });
 

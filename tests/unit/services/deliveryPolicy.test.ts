@@ -12,15 +12,12 @@ import { logger } from '../../../src/utils/logger';
 import { replyMetrics } from '../../../src/utils/metrics';
 import { nudgeFields, parseNudge, STREAMS, type ConversationNudge, type InboxNudge } from '../../../src/utils/queue';
 import { closeRedisMock, createRedisMock } from '../../fixtures/redisMock';
+import { CONVERSATION, CUSTOMER, NUMBER, USER } from '../../fixtures/rows';
 
 jest.mock('../../../src/models/Inbox');
 jest.mock('../../../src/models/ReplyTurn');
 
 const model = { ...jest.mocked(inbox), ...jest.mocked(replyTurn) };
-const USER = '11111111-1111-4111-8111-111111111111';
-const CONVERSATION = '22222222-2222-4222-8222-222222222222';
-const NUMBER = '44444444-4444-4444-8444-444444444444';
-const CUSTOMER = '15550001111';
 const conversationNudge: ConversationNudge = { conversationId: CONVERSATION, userId: USER, messageId: 'm-1', requestId: 'r-1' };
 const inboxNudge: InboxNudge = { userId: USER, phoneNumberId: NUMBER, customerId: CUSTOMER, requestId: 'r-2' };
 const poisonError = { code: 'poison', message: 'Processing kept failing; moved to the dead-letter queue' };

@@ -6,7 +6,7 @@
 import * as conversations from '../../../src/models/Conversation';
 import * as extractions from '../../../src/models/Extraction';
 import type { Conversation } from '../../../src/models/Conversation';
-import type { Extraction, ExtractionState } from '../../../src/models/Extraction';
+import type { ExtractionState } from '../../../src/models/Extraction';
 import { config } from '../../../src/config';
 import {
   describeExtractionState,
@@ -15,6 +15,7 @@ import {
   listExtractions,
 } from '../../../src/services/extractionQueryService';
 import { encodeCursor } from '../../../src/utils/pagination';
+import { CONVERSATION, EXTRACTION, extractionRow, USER } from '../../fixtures/rows';
 
 jest.mock('../../../src/models/Conversation');
 jest.mock('../../../src/models/Extraction');
@@ -22,25 +23,9 @@ jest.mock('../../../src/models/Extraction');
 jest.mock('../../../src/config', () => ({ config: { ...jest.requireActual('../../../src/config').config } }));
 
 const model = { ...jest.mocked(conversations), ...jest.mocked(extractions) };
-const USER = '11111111-1111-4111-8111-111111111111';
-const CONVERSATION = '22222222-2222-4222-8222-222222222222';
-const EXTRACTION = '88888888-8888-4888-8888-888888888888';
 const retryAt = new Date('2025-03-04T05:06:07Z');
 
-const extraction = (id = EXTRACTION): Extraction => ({
-  id,
-  userId: USER,
-  conversationId: CONVERSATION,
-  phoneNumberId: '44444444-4444-4444-8444-444444444444',
-  agentId: null,
-  fields: { name: 'Ana' },
-  summary: null,
-  upToSequenceNo: 3,
-  model: 'gpt-test',
-  promptTokens: 10,
-  completionTokens: 5,
-  createdAt: retryAt,
-});
+const extraction = (id = EXTRACTION) => extractionRow({ id, createdAt: retryAt });
 const state = (overrides: Partial<ExtractionState> = {}): ExtractionState => ({
   conversationId: CONVERSATION,
   status: 'postponed',

@@ -5,13 +5,11 @@
 import * as inbox from '../../../src/models/Inbox';
 import { fileWaitingMessages } from '../../../src/services/inboxService';
 import { logger } from '../../../src/utils/logger';
+import { CONVERSATION, CUSTOMER, NUMBER } from '../../fixtures/rows';
 
 jest.mock('../../../src/models/Inbox');
 
 const model = jest.mocked(inbox);
-const CONVERSATION = '22222222-2222-4222-8222-222222222222';
-const NUMBER = '44444444-4444-4444-8444-444444444444';
-const CUSTOMER = '15550001111';
 const key = { userId: '11111111-1111-4111-8111-111111111111', phoneNumberId: NUMBER, customerId: CUSTOMER };
 
 beforeEach(() => {

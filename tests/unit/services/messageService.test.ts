@@ -15,6 +15,7 @@ import { runWithContext } from '../../../src/utils/context';
 import { logger } from '../../../src/utils/logger';
 import { encodeCursor } from '../../../src/utils/pagination';
 import { fakeDatabaseOf, resetFakeDatabase } from '../../fixtures/fakeDatabase';
+import { CONVERSATION, MESSAGE, USER } from '../../fixtures/rows';
 
 jest.mock('../../../src/models/Conversation');
 jest.mock('../../../src/models/Message');
@@ -24,9 +25,6 @@ jest.mock('../../../src/utils/database', () => jest.requireActual('../../fixture
 const model = { ...jest.mocked(conversations), ...jest.mocked(messages) };
 const enqueue = jest.mocked(queue.enqueueConversations);
 const fake = fakeDatabaseOf(database);
-const USER = '11111111-1111-4111-8111-111111111111';
-const CONVERSATION = '22222222-2222-4222-8222-222222222222';
-const MESSAGE = '77777777-7777-4777-8777-777777777777';
 
 const conversation = (isActive = true) => ({ id: CONVERSATION, userId: USER, isActive }) as Conversation;
 const message = (sequenceNo: number) => ({ id: `${MESSAGE}-${sequenceNo}`, sequenceNo }) as unknown as Message;
