@@ -11,9 +11,7 @@ import { AS_OPERATOR, AS_TENANT, SOME_ID, TENANT, controllerApp, errorShape } fr
 import { IDS, agentRow } from '../../fixtures/apiRows';
 
 jest.mock('../../../src/middleware/auth', () => jest.requireActual('../../fixtures/controllerApp').fakeAuthModule());
-jest.mock('../../../src/services/agentService', () =>
-  jest.requireActual('../../fixtures/controllerApp').functionsMocked(jest.requireActual('../../../src/services/agentService')),
-);
+jest.mock('../../../src/services/agentService', () => jest.requireActual('../../fixtures/controllerApp').functionsMocked('services/agentService'));
 
 const service = jest.mocked(agentService);
 const api = request(controllerApp(agentsRouter));
