@@ -8,6 +8,12 @@ import { errorResponses, errorSchema, openapiDocument, openapiRegistry, response
 import { ERROR_STATUS } from '../../../src/utils/errors';
 import { version } from '../../../package.json';
 
+type ErrorResponse = ReturnType<typeof errorResponses>[string];
+
+/** The JSON body a response declares (errorResponses never uses references). */
+const jsonOf = (response: ErrorResponse | undefined) =>
+  response!.content!['application/json'] as { schema: unknown; examples: Record<string, { value: unknown }> };
+
 describe('responseHeaders', () => {
   it('when not rate limited, then X-Request-Id alone, as a reference to the shared component', () => {
     expect(responseHeaders({ rateLimited: false })).toEqual({ 'X-Request-Id': { $ref: '#/components/headers/X-Request-Id' } });
@@ -38,10 +44,10 @@ describe('errorResponses', () => {
     expect(Object.keys(responses)).toEqual(['400', '404']);
     const badRequest = responses['400']!;
     expect(badRequest.description).toMatch(/^validation_error: .+; invalid_json: .+/);
-    const json = badRequest.content!['application/json']!;
+    const json = jsonOf(badRequest);
     expect(json.schema).toBe(errorSchema);
-    expect(Object.keys(json.examples!)).toEqual(['validation_error', 'invalid_json']);
-    expect(json.examples!['invalid_json']).toMatchObject({ value: { error: { code: 'invalid_json' } } });
+    expect(Object.keys(json.examples)).toEqual(['validation_error', 'invalid_json']);
+    expect(json.examples['invalid_json']).toMatchObject({ value: { error: { code: 'invalid_json' } } });
   });
 
   it('when codes come in any order, then the statuses are listed ascending', () => {
@@ -59,8 +65,8 @@ describe('errorResponses', () => {
     const codes = Object.keys(ERROR_STATUS) as Array<keyof typeof ERROR_STATUS>;
 
     for (const response of Object.values(errorResponses(codes, { rateLimited: true }))) {
-      for (const example of Object.values(response.content!['application/json']!.examples!)) {
-        expect(errorSchema.safeParse((example as { value: unknown }).value).success).toBe(true);
+      for (const example of Object.values(jsonOf(response).examples)) {
+        expect(errorSchema.safeParse(example.value).success).toBe(true);
       }
     }
   });
