@@ -14,7 +14,7 @@ import { fakeDatabaseOf } from '../fixtures/fakeDatabase';
 
 jest.mock('../../src/utils/database', () => jest.requireActual('../fixtures/fakeDatabase').fakeDatabaseModule());
 jest.mock('../../src/utils/redis', () => ({ getRedis: jest.fn() }));
-jest.mock('../../src/middleware/rateLimit', () => ({ createRateLimiter: () => jest.fn((_req, _res, next: () => void) => next()) }));
+jest.mock('../../src/middleware/rateLimit', () => jest.requireActual('../fixtures/controllerApp').passThroughRateLimitModule());
 jest.mock('../../src/services/webhookService', () => ({ ingestWebhookEvents: jest.fn() }));
 
 const app = createApp();

@@ -11,10 +11,7 @@ import { createRateLimiter } from '../../src/middleware/rateLimit';
 
 jest.mock('../../src/utils/database', () => jest.requireActual('../fixtures/fakeDatabase').fakeDatabaseModule());
 jest.mock('../../src/utils/redis', () => ({ getRedis: jest.fn() }));
-jest.mock('../../src/middleware/rateLimit', () => {
-  const limiter = jest.fn((_req: unknown, _res: unknown, next: () => void) => next());
-  return { createRateLimiter: jest.fn(() => limiter) };
-});
+jest.mock('../../src/middleware/rateLimit', () => jest.requireActual('../fixtures/controllerApp').passThroughRateLimitModule());
 
 const app = express();
 app.use(express.json());
