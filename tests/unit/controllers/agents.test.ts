@@ -7,7 +7,7 @@ import request from 'supertest';
 import { agentsRouter } from '../../../src/controllers/agents';
 import * as agentService from '../../../src/services/agentService';
 import { notFound, conflict } from '../../../src/utils/errors';
-import { AS_OPERATOR, AS_TENANT, SOME_ID, TENANT, controllerApp, errorShape } from '../../fixtures/controllerApp';
+import { AS_OPERATOR, AS_TENANT, SOME_ID, TENANT, controllerApp, expectError } from '../../fixtures/controllerApp';
 import { IDS, agentRow } from '../../fixtures/apiRows';
 
 jest.mock('../../../src/middleware/auth', () => jest.requireActual('../../fixtures/controllerApp').fakeAuthModule());
@@ -56,8 +56,7 @@ describe('POST /v1/agents', () => {
   it('when system_prompt is missing, then 400 validation_error naming it, and the service is not called', async () => {
     const res = await api.post('/v1/agents').set(AS_TENANT).send({ name: 'Bot' });
 
-    expect(res.status).toBe(400);
-    expect(res.body).toMatchObject(errorShape('validation_error'));
+    expectError(res, 'validation_error');
     expect(res.body.error.details).toEqual([expect.objectContaining({ path: 'system_prompt' })]);
     expect(service.createAgent).not.toHaveBeenCalled();
   });
@@ -70,17 +69,16 @@ describe('POST /v1/agents', () => {
   ])('when the body has %s, then 400 validation_error', async (_what, body) => {
     const res = await api.post('/v1/agents').set(AS_TENANT).send(body);
 
-    expect(res.status).toBe(400);
-    expect(res.body.error.code).toBe('validation_error');
+    expectError(res, 'validation_error');
     expect(service.createAgent).not.toHaveBeenCalled();
   });
 
   it('when no key is sent, then 401; when the operator key is sent, then 403', async () => {
     const body = { name: 'Bot', system_prompt: 'Hi' };
 
-    expect((await api.post('/v1/agents').send(body)).body).toMatchObject(errorShape('unauthorized'));
+    expectError(await api.post('/v1/agents').send(body), 'unauthorized');
     const forbidden = await api.post('/v1/agents').set(AS_OPERATOR).send(body);
-    expect(forbidden.status).toBe(403);
+    expectError(forbidden, 'forbidden');
     expect(service.createAgent).not.toHaveBeenCalled();
   });
 });
@@ -107,8 +105,7 @@ describe('GET /v1/agents', () => {
   it.each(['include_archived=yes', 'limit=0', 'limit=101'])('when the query has %s, then 400 validation_error', async (query) => {
     const res = await api.get(`/v1/agents?${query}`).set(AS_TENANT);
 
-    expect(res.status).toBe(400);
-    expect(res.body.error.code).toBe('validation_error');
+    expectError(res, 'validation_error');
   });
 });
 
@@ -128,14 +125,13 @@ describe('GET /v1/agents/:id', () => {
 
     const res = await api.get(`/v1/agents/${SOME_ID}`).set(AS_TENANT);
 
-    expect(res.status).toBe(404);
-    expect(res.body).toMatchObject(errorShape('not_found'));
+    expectError(res, 'not_found');
   });
 
   it('when the id is not a UUID, then 400 naming id, before the service', async () => {
     const res = await api.get('/v1/agents/not-a-uuid').set(AS_TENANT);
 
-    expect(res.status).toBe(400);
+    expectError(res, 'validation_error');
     expect(res.body.error.details).toEqual([expect.objectContaining({ path: 'id' })]);
     expect(service.getAgent).not.toHaveBeenCalled();
   });
@@ -155,8 +151,7 @@ describe('PATCH /v1/agents/:id', () => {
   it('when the body changes nothing, then 400 validation_error', async () => {
     const res = await api.patch(`/v1/agents/${IDS.agent}`).set(AS_TENANT).send({});
 
-    expect(res.status).toBe(400);
-    expect(res.body.error.code).toBe('validation_error');
+    expectError(res, 'validation_error');
     expect(service.updateAgent).not.toHaveBeenCalled();
   });
 
@@ -165,14 +160,13 @@ describe('PATCH /v1/agents/:id', () => {
 
     const res = await api.patch(`/v1/agents/${IDS.agent}`).set(AS_TENANT).send({ name: 'x' });
 
-    expect(res.status).toBe(409);
-    expect(res.body).toMatchObject(errorShape('conflict'));
+    expectError(res, 'conflict');
   });
 
   it('when the service finds no such agent, then 404 not_found', async () => {
     service.updateAgent.mockRejectedValue(notFound('Agent'));
 
-    expect((await api.patch(`/v1/agents/${SOME_ID}`).set(AS_TENANT).send({ name: 'x' })).status).toBe(404);
+    expectError(await api.patch(`/v1/agents/${SOME_ID}`).set(AS_TENANT).send({ name: 'x' }), 'not_found');
   });
 });
 
@@ -191,6 +185,6 @@ describe('POST /v1/agents/:id/archive', () => {
   it('when the service finds no such agent, then 404 not_found', async () => {
     service.archiveAgent.mockRejectedValue(notFound('Agent'));
 
-    expect((await api.post(`/v1/agents/${SOME_ID}/archive`).set(AS_TENANT)).status).toBe(404);
+    expectError(await api.post(`/v1/agents/${SOME_ID}/archive`).set(AS_TENANT), 'not_found');
   });
 });

@@ -9,7 +9,7 @@ import * as conversationService from '../../../src/services/conversationService'
 import * as messageService from '../../../src/services/messageService';
 import * as extractionQueryService from '../../../src/services/extractionQueryService';
 import { conflict, notFound } from '../../../src/utils/errors';
-import { AS_OPERATOR, AS_TENANT, SOME_ID, TENANT, controllerApp, errorShape } from '../../fixtures/controllerApp';
+import { AS_OPERATOR, AS_TENANT, SOME_ID, TENANT, controllerApp, expectError } from '../../fixtures/controllerApp';
 import { IDS, conversationRow, messageRow } from '../../fixtures/apiRows';
 
 jest.mock('../../../src/middleware/auth', () => jest.requireActual('../../fixtures/controllerApp').fakeAuthModule());
@@ -99,13 +99,12 @@ describe('GET /v1/conversations', () => {
   it.each(['is_active=1', `phone_number_id=nope`, 'limit=abc'])('when the query has %s, then 400 validation_error', async (query) => {
     const res = await api.get(`/v1/conversations?${query}`).set(AS_TENANT);
 
-    expect(res.status).toBe(400);
-    expect(res.body).toMatchObject(errorShape('validation_error'));
+    expectError(res, 'validation_error');
     expect(conversations.listConversations).not.toHaveBeenCalled();
   });
 
   it('when the operator key is sent, then 403', async () => {
-    expect((await api.get('/v1/conversations').set(AS_OPERATOR)).status).toBe(403);
+    expectError(await api.get('/v1/conversations').set(AS_OPERATOR), 'forbidden');
   });
 });
 
@@ -125,12 +124,11 @@ describe('GET /v1/conversations/:id', () => {
 
     const res = await api.get(`/v1/conversations/${SOME_ID}`).set(AS_TENANT);
 
-    expect(res.status).toBe(404);
-    expect(res.body).toMatchObject(errorShape('not_found'));
+    expectError(res, 'not_found');
   });
 
   it('when the id is not a UUID, then 400', async () => {
-    expect((await api.get('/v1/conversations/123').set(AS_TENANT)).status).toBe(400);
+    expectError(await api.get('/v1/conversations/123').set(AS_TENANT), 'validation_error');
     expect(conversations.getConversation).not.toHaveBeenCalled();
   });
 });
@@ -158,7 +156,7 @@ describe('GET /v1/conversations/:id/messages', () => {
   it('when the conversation is not the tenant’s, then 404', async () => {
     messages.listMessages.mockRejectedValue(notFound('Conversation'));
 
-    expect((await api.get(`/v1/conversations/${SOME_ID}/messages`).set(AS_TENANT)).status).toBe(404);
+    expectError(await api.get(`/v1/conversations/${SOME_ID}/messages`).set(AS_TENANT), 'not_found');
   });
 });
 
@@ -181,8 +179,7 @@ describe('POST /v1/conversations/:id/messages', () => {
   ])('when the body has %s, then 400 validation_error', async (_what, body) => {
     const res = await api.post(`/v1/conversations/${IDS.conversation}/messages`).set(AS_TENANT).send(body);
 
-    expect(res.status).toBe(400);
-    expect(res.body.error.code).toBe('validation_error');
+    expectError(res, 'validation_error');
     expect(messages.sendHumanMessage).not.toHaveBeenCalled();
   });
 
@@ -191,8 +188,7 @@ describe('POST /v1/conversations/:id/messages', () => {
 
     const res = await api.post(`/v1/conversations/${IDS.conversation}/messages`).set(AS_TENANT).send({ text: 'hi' });
 
-    expect(res.status).toBe(409);
-    expect(res.body).toMatchObject(errorShape('conflict'));
+    expectError(res, 'conflict');
   });
 });
 
@@ -213,6 +209,6 @@ describe.each([
   it('when the service finds none, then 404', async () => {
     conversations[method].mockRejectedValue(notFound('Conversation'));
 
-    expect((await api.post(`/v1/conversations/${SOME_ID}/${action}`).set(AS_TENANT)).status).toBe(404);
+    expectError(await api.post(`/v1/conversations/${SOME_ID}/${action}`).set(AS_TENANT), 'not_found');
   });
 });

@@ -8,7 +8,7 @@ import { extractionsRouter } from '../../../src/controllers/extractions';
 import * as extractionQueryService from '../../../src/services/extractionQueryService';
 import * as conversationService from '../../../src/services/conversationService';
 import { notFound } from '../../../src/utils/errors';
-import { AS_TENANT, SOME_ID, TENANT, controllerApp, errorShape } from '../../fixtures/controllerApp';
+import { AS_TENANT, SOME_ID, TENANT, controllerApp, expectError } from '../../fixtures/controllerApp';
 import { IDS, extractionRow } from '../../fixtures/apiRows';
 
 jest.mock('../../../src/middleware/auth', () => jest.requireActual('../../fixtures/controllerApp').fakeAuthModule());
@@ -64,13 +64,12 @@ describe('GET /v1/extractions', () => {
   ])('when the query has %s, then 400 validation_error', async (_what, query) => {
     const res = await api.get(`/v1/extractions?${query}`).set(AS_TENANT);
 
-    expect(res.status).toBe(400);
-    expect(res.body).toMatchObject(errorShape('validation_error'));
+    expectError(res, 'validation_error');
     expect(queries.listExtractions).not.toHaveBeenCalled();
   });
 
   it('when no key is sent, then 401', async () => {
-    expect((await api.get('/v1/extractions')).status).toBe(401);
+    expectError(await api.get('/v1/extractions'), 'unauthorized');
   });
 });
 
@@ -90,12 +89,12 @@ describe('GET /v1/conversations/:id/extraction', () => {
 
     const res = await api.get(`/v1/conversations/${SOME_ID}/extraction`).set(AS_TENANT);
 
-    expect(res.status).toBe(404);
+    expectError(res, 'not_found');
     expect(res.body).toMatchObject({ error: { code: 'not_found', message: 'Extraction not found' } });
   });
 
   it('when the id is not a UUID, then 400', async () => {
-    expect((await api.get('/v1/conversations/x/extraction').set(AS_TENANT)).status).toBe(400);
+    expectError(await api.get('/v1/conversations/x/extraction').set(AS_TENANT), 'validation_error');
   });
 });
 
@@ -113,6 +112,6 @@ describe('POST /v1/conversations/:id/extract', () => {
   it('when the conversation is not the tenant’s, then 404', async () => {
     requestExtraction.mockRejectedValue(notFound('Conversation'));
 
-    expect((await api.post(`/v1/conversations/${SOME_ID}/extract`).set(AS_TENANT)).status).toBe(404);
+    expectError(await api.post(`/v1/conversations/${SOME_ID}/extract`).set(AS_TENANT), 'not_found');
   });
 });

@@ -7,7 +7,7 @@ import request from 'supertest';
 import { phoneNumbersRouter } from '../../../src/controllers/phoneNumbers';
 import * as phoneNumberService from '../../../src/services/phoneNumberService';
 import { conflict, notFound } from '../../../src/utils/errors';
-import { AS_TENANT, SOME_ID, TENANT, controllerApp, errorShape } from '../../fixtures/controllerApp';
+import { AS_TENANT, SOME_ID, TENANT, controllerApp, expectError } from '../../fixtures/controllerApp';
 import { IDS, phoneNumberRow } from '../../fixtures/apiRows';
 
 jest.mock('../../../src/middleware/auth', () => jest.requireActual('../../fixtures/controllerApp').fakeAuthModule());
@@ -56,15 +56,14 @@ describe('POST /v1/phone-numbers', () => {
   ])('when the body has %s, then 400 validation_error', async (_what, bad) => {
     const res = await api.post('/v1/phone-numbers').set(AS_TENANT).send(bad);
 
-    expect(res.status).toBe(400);
-    expect(res.body).toMatchObject(errorShape('validation_error'));
+    expectError(res, 'validation_error');
     expect(service.createPhoneNumber).not.toHaveBeenCalled();
   });
 
   it('when the number is registered already, then the service’s 409 conflict', async () => {
     service.createPhoneNumber.mockRejectedValue(conflict('This number is registered already'));
 
-    expect((await api.post('/v1/phone-numbers').set(AS_TENANT).send(body)).status).toBe(409);
+    expectError(await api.post('/v1/phone-numbers').set(AS_TENANT).send(body), 'conflict');
   });
 });
 
@@ -93,8 +92,8 @@ describe('GET /v1/phone-numbers/:id', () => {
   it('when the service finds none, then 404; when the id is not a UUID, then 400', async () => {
     service.getPhoneNumber.mockRejectedValue(notFound('Phone number'));
 
-    expect((await api.get(`/v1/phone-numbers/${SOME_ID}`).set(AS_TENANT)).status).toBe(404);
-    expect((await api.get('/v1/phone-numbers/42').set(AS_TENANT)).status).toBe(400);
+    expectError(await api.get(`/v1/phone-numbers/${SOME_ID}`).set(AS_TENANT), 'not_found');
+    expectError(await api.get('/v1/phone-numbers/42').set(AS_TENANT), 'validation_error');
   });
 });
 
@@ -120,14 +119,14 @@ describe('PATCH /v1/phone-numbers/:id', () => {
   it('when the body names neither field, then 400 validation_error', async () => {
     const res = await api.patch(`/v1/phone-numbers/${IDS.phoneNumber}`).set(AS_TENANT).send({});
 
-    expect(res.status).toBe(400);
+    expectError(res, 'validation_error');
     expect(service.updatePhoneNumber).not.toHaveBeenCalled();
   });
 
   it('when the service finds none, then 404', async () => {
     service.updatePhoneNumber.mockRejectedValue(notFound('Phone number'));
 
-    expect((await api.patch(`/v1/phone-numbers/${SOME_ID}`).set(AS_TENANT).send({ display_name: 'x' })).status).toBe(404);
+    expectError(await api.patch(`/v1/phone-numbers/${SOME_ID}`).set(AS_TENANT).send({ display_name: 'x' }), 'not_found');
   });
 });
 
@@ -147,8 +146,7 @@ describe('DELETE /v1/phone-numbers/:id', () => {
 
     const res = await api.delete(`/v1/phone-numbers/${SOME_ID}`).set(AS_TENANT);
 
-    expect(res.status).toBe(404);
-    expect(res.body).toMatchObject(errorShape('not_found'));
+    expectError(res, 'not_found');
   });
 });
 
@@ -164,8 +162,8 @@ describe('PUT /v1/phone-numbers/:id/agent', () => {
   });
 
   it('when agent_id is missing or not a UUID, then 400', async () => {
-    expect((await api.put(`/v1/phone-numbers/${IDS.phoneNumber}/agent`).set(AS_TENANT).send({})).status).toBe(400);
-    expect((await api.put(`/v1/phone-numbers/${IDS.phoneNumber}/agent`).set(AS_TENANT).send({ agent_id: 'a' })).status).toBe(400);
+    expectError(await api.put(`/v1/phone-numbers/${IDS.phoneNumber}/agent`).set(AS_TENANT).send({}), 'validation_error');
+    expectError(await api.put(`/v1/phone-numbers/${IDS.phoneNumber}/agent`).set(AS_TENANT).send({ agent_id: 'a' }), 'validation_error');
     expect(service.linkAgent).not.toHaveBeenCalled();
   });
 
@@ -173,8 +171,8 @@ describe('PUT /v1/phone-numbers/:id/agent', () => {
     service.linkAgent.mockRejectedValueOnce(conflict('The agent is archived')).mockRejectedValueOnce(notFound('Agent'));
     const put = () => api.put(`/v1/phone-numbers/${IDS.phoneNumber}/agent`).set(AS_TENANT).send({ agent_id: IDS.agent });
 
-    expect((await put()).status).toBe(409);
-    expect((await put()).status).toBe(404);
+    expectError(await put(), 'conflict');
+    expectError(await put(), 'not_found');
   });
 });
 
@@ -192,6 +190,6 @@ describe('DELETE /v1/phone-numbers/:id/agent', () => {
   it('when the service finds none, then 404', async () => {
     service.unlinkAgent.mockRejectedValue(notFound('Phone number'));
 
-    expect((await api.delete(`/v1/phone-numbers/${SOME_ID}/agent`).set(AS_TENANT)).status).toBe(404);
+    expectError(await api.delete(`/v1/phone-numbers/${SOME_ID}/agent`).set(AS_TENANT), 'not_found');
   });
 });

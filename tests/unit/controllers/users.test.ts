@@ -8,7 +8,7 @@ import { usersRouter } from '../../../src/controllers/users';
 import * as userService from '../../../src/services/userService';
 import * as creditService from '../../../src/services/creditService';
 import { conflict, notFound } from '../../../src/utils/errors';
-import { AS_OPERATOR, AS_TENANT, SOME_ID, TENANT, controllerApp, errorShape } from '../../fixtures/controllerApp';
+import { AS_OPERATOR, AS_TENANT, SOME_ID, TENANT, controllerApp, expectError } from '../../fixtures/controllerApp';
 import { IDS, creditEntryRow, userRow } from '../../fixtures/apiRows';
 
 jest.mock('../../../src/middleware/auth', () => jest.requireActual('../../fixtures/controllerApp').fakeAuthModule());
@@ -51,8 +51,7 @@ describe('POST /v1/users', () => {
   ])('when the body has %s, then 400 validation_error', async (_what, body) => {
     const res = await api.post('/v1/users').set(AS_OPERATOR).send(body);
 
-    expect(res.status).toBe(400);
-    expect(res.body).toMatchObject(errorShape('validation_error'));
+    expectError(res, 'validation_error');
     expect(users.createUser).not.toHaveBeenCalled();
   });
 
@@ -61,15 +60,14 @@ describe('POST /v1/users', () => {
 
     const res = await api.post('/v1/users').set(AS_OPERATOR).send({ name: 'Acme', email: 'ops@acme.example' });
 
-    expect(res.status).toBe(409);
-    expect(res.body).toMatchObject(errorShape('conflict'));
+    expectError(res, 'conflict');
   });
 
   it('when a tenant key is sent, then 403; when none, then 401; the service is not called', async () => {
     const body = { name: 'Acme', email: 'ops@acme.example' };
 
-    expect((await api.post('/v1/users').set(AS_TENANT).send(body)).status).toBe(403);
-    expect((await api.post('/v1/users').send(body)).status).toBe(401);
+    expectError(await api.post('/v1/users').set(AS_TENANT).send(body), 'forbidden');
+    expectError(await api.post('/v1/users').send(body), 'unauthorized');
     expect(users.createUser).not.toHaveBeenCalled();
   });
 });
@@ -88,8 +86,8 @@ describe('GET /v1/users and /v1/users/:id', () => {
     users.getUser.mockResolvedValueOnce(userRow()).mockRejectedValueOnce(notFound('User'));
 
     expect((await api.get(`/v1/users/${TENANT}`).set(AS_OPERATOR)).body).toEqual(userJson);
-    expect((await api.get(`/v1/users/${SOME_ID}`).set(AS_OPERATOR)).status).toBe(404);
-    expect((await api.get('/v1/users/me').set(AS_OPERATOR)).status).toBe(400);
+    expectError(await api.get(`/v1/users/${SOME_ID}`).set(AS_OPERATOR), 'not_found');
+    expectError(await api.get('/v1/users/me').set(AS_OPERATOR), 'validation_error');
     expect(users.getUser).toHaveBeenCalledTimes(2);
   });
 });
@@ -117,9 +115,9 @@ describe('POST /v1/users/:id/api-keys and DELETE /v1/users/:id/api-keys/:keyId',
   it('when the key is not the tenant’s, then 404; when keyId is not a UUID, then 400', async () => {
     users.revokeApiKey.mockRejectedValue(notFound('API key'));
 
-    expect((await api.delete(`/v1/users/${TENANT}/api-keys/${SOME_ID}`).set(AS_OPERATOR)).status).toBe(404);
+    expectError(await api.delete(`/v1/users/${TENANT}/api-keys/${SOME_ID}`).set(AS_OPERATOR), 'not_found');
     const bad = await api.delete(`/v1/users/${TENANT}/api-keys/nope`).set(AS_OPERATOR);
-    expect(bad.status).toBe(400);
+    expectError(bad, 'validation_error');
     expect(bad.body.error.details).toEqual([expect.objectContaining({ path: 'keyId' })]);
   });
 });
@@ -142,7 +140,7 @@ describe('POST /v1/users/:id/credits', () => {
   ])('when the amount is %s, then 400 validation_error', async (_what, body) => {
     const res = await api.post(`/v1/users/${TENANT}/credits`).set(AS_OPERATOR).send(body);
 
-    expect(res.status).toBe(400);
+    expectError(res, 'validation_error');
     expect(res.body.error.details).toEqual([expect.objectContaining({ path: 'amount' })]);
     expect(credits.topUp).not.toHaveBeenCalled();
   });
@@ -150,7 +148,7 @@ describe('POST /v1/users/:id/credits', () => {
   it('when the tenant is unknown, then 404', async () => {
     credits.topUp.mockRejectedValue(notFound('User'));
 
-    expect((await api.post(`/v1/users/${SOME_ID}/credits`).set(AS_OPERATOR).send({ amount: 1 })).status).toBe(404);
+    expectError(await api.post(`/v1/users/${SOME_ID}/credits`).set(AS_OPERATOR).send({ amount: 1 }), 'not_found');
   });
 });
 
@@ -166,7 +164,7 @@ describe('GET /v1/me', () => {
   });
 
   it('when the operator asks, then 403', async () => {
-    expect((await api.get('/v1/me').set(AS_OPERATOR)).status).toBe(403);
+    expectError(await api.get('/v1/me').set(AS_OPERATOR), 'forbidden');
   });
 });
 
