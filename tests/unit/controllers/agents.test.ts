@@ -8,19 +8,21 @@ import { agentsRouter } from '../../../src/controllers/agents';
 import * as agentService from '../../../src/services/agentService';
 import { notFound, conflict } from '../../../src/utils/errors';
 import { AS_OPERATOR, AS_TENANT, SOME_ID, TENANT, controllerApp, expectError } from '../../fixtures/controllerApp';
-import { IDS, agentRow } from '../../fixtures/apiRows';
+import { AT, AGENT, NUMBER, agentRow } from '../../fixtures/rows';
 
 jest.mock('../../../src/middleware/auth', () => jest.requireActual('../../fixtures/controllerApp').fakeAuthModule());
 jest.mock('../../../src/services/agentService', () => jest.requireActual('../../fixtures/controllerApp').functionsMocked('services/agentService'));
 
 const service = jest.mocked(agentService);
 const api = request(controllerApp(agentsRouter));
+/** Every timestamp of the rows, as the API writes it. */
+const at = AT.toISOString();
 
 const agentJson = {
-  id: IDS.agent,
+  id: AGENT,
   name: 'Sales bot',
   system_prompt: 'You sell shoes.',
-  model: 'gpt-4o-mini',
+  model: 'gpt-test',
   temperature: 0.7,
   max_tokens: 500,
   history_limit: 20,
@@ -28,8 +30,8 @@ const agentJson = {
   lead_fields: null,
   fallback_message: null,
   archived_at: null,
-  created_at: '2025-01-02T03:04:05.000Z',
-  updated_at: '2025-01-03T03:04:05.000Z',
+  created_at: at,
+  updated_at: at,
 };
 
 beforeEach(() => jest.clearAllMocks());
@@ -113,11 +115,11 @@ describe('GET /v1/agents/:id', () => {
   it('when the agent exists, then 200 with it, archived_at as ISO text', async () => {
     service.getAgent.mockResolvedValue(agentRow({ archivedAt: new Date('2025-02-01T00:00:00Z') }));
 
-    const res = await api.get(`/v1/agents/${IDS.agent}`).set(AS_TENANT);
+    const res = await api.get(`/v1/agents/${AGENT}`).set(AS_TENANT);
 
     expect(res.status).toBe(200);
     expect(res.body).toEqual({ ...agentJson, archived_at: '2025-02-01T00:00:00.000Z' });
-    expect(service.getAgent).toHaveBeenCalledWith(TENANT, IDS.agent);
+    expect(service.getAgent).toHaveBeenCalledWith(TENANT, AGENT);
   });
 
   it('when the service finds no such agent, then 404 not_found', async () => {
@@ -141,15 +143,15 @@ describe('PATCH /v1/agents/:id', () => {
   it('when fields are changed, then 200 and only the given ones reach the service, null kept as null', async () => {
     service.updateAgent.mockResolvedValue(agentRow({ name: 'Renamed' }));
 
-    const res = await api.patch(`/v1/agents/${IDS.agent}`).set(AS_TENANT).send({ name: 'Renamed', lead_fields: null });
+    const res = await api.patch(`/v1/agents/${AGENT}`).set(AS_TENANT).send({ name: 'Renamed', lead_fields: null });
 
     expect(res.status).toBe(200);
     expect(res.body.name).toBe('Renamed');
-    expect(service.updateAgent).toHaveBeenCalledWith(TENANT, IDS.agent, { name: 'Renamed', leadFields: null });
+    expect(service.updateAgent).toHaveBeenCalledWith(TENANT, AGENT, { name: 'Renamed', leadFields: null });
   });
 
   it('when the body changes nothing, then 400 validation_error', async () => {
-    const res = await api.patch(`/v1/agents/${IDS.agent}`).set(AS_TENANT).send({});
+    const res = await api.patch(`/v1/agents/${AGENT}`).set(AS_TENANT).send({});
 
     expectError(res, 'validation_error');
     expect(service.updateAgent).not.toHaveBeenCalled();
@@ -158,7 +160,7 @@ describe('PATCH /v1/agents/:id', () => {
   it('when the service refuses (an archived agent), then 409 conflict', async () => {
     service.updateAgent.mockRejectedValue(conflict('Archived agents cannot be changed'));
 
-    const res = await api.patch(`/v1/agents/${IDS.agent}`).set(AS_TENANT).send({ name: 'x' });
+    const res = await api.patch(`/v1/agents/${AGENT}`).set(AS_TENANT).send({ name: 'x' });
 
     expectError(res, 'conflict');
   });
@@ -173,13 +175,13 @@ describe('PATCH /v1/agents/:id', () => {
 describe('POST /v1/agents/:id/archive', () => {
   it('when archived, then 200 with the archived agent alone (not what else the archive did)', async () => {
     const archivedAt = new Date('2025-03-01T00:00:00Z');
-    service.archiveAgent.mockResolvedValue({ agent: agentRow({ archivedAt }), unlinkedPhoneNumberIds: [IDS.phoneNumber], archivedConversations: 3 });
+    service.archiveAgent.mockResolvedValue({ agent: agentRow({ archivedAt }), unlinkedPhoneNumberIds: [NUMBER], archivedConversations: 3 });
 
-    const res = await api.post(`/v1/agents/${IDS.agent}/archive`).set(AS_TENANT);
+    const res = await api.post(`/v1/agents/${AGENT}/archive`).set(AS_TENANT);
 
     expect(res.status).toBe(200);
     expect(res.body).toEqual({ ...agentJson, archived_at: archivedAt.toISOString() });
-    expect(service.archiveAgent).toHaveBeenCalledWith(TENANT, IDS.agent);
+    expect(service.archiveAgent).toHaveBeenCalledWith(TENANT, AGENT);
   });
 
   it('when the service finds no such agent, then 404 not_found', async () => {

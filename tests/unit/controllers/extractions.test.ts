@@ -9,7 +9,7 @@ import * as extractionQueryService from '../../../src/services/extractionQuerySe
 import * as conversationService from '../../../src/services/conversationService';
 import { notFound } from '../../../src/utils/errors';
 import { AS_TENANT, SOME_ID, TENANT, controllerApp, expectError } from '../../fixtures/controllerApp';
-import { IDS, extractionRow } from '../../fixtures/apiRows';
+import { AT, NUMBER, CONVERSATION, EXTRACTION, extractionRow } from '../../fixtures/rows';
 
 jest.mock('../../../src/middleware/auth', () => jest.requireActual('../../fixtures/controllerApp').fakeAuthModule());
 jest.mock('../../../src/services/extractionQueryService', () => jest.requireActual('../../fixtures/controllerApp').functionsMocked('services/extractionQueryService'));
@@ -18,15 +18,17 @@ jest.mock('../../../src/services/conversationService', () => jest.requireActual(
 const queries = jest.mocked(extractionQueryService);
 const requestExtraction = jest.mocked(conversationService.requestExtraction);
 const api = request(controllerApp(extractionsRouter));
+/** Every timestamp of the rows, as the API writes it. */
+const at = AT.toISOString();
 
 const extractionJson = {
-  id: IDS.extraction,
-  conversation_id: IDS.conversation,
-  phone_number_id: IDS.phoneNumber,
-  fields: { name: 'Ana', budget: 100 },
+  id: EXTRACTION,
+  conversation_id: CONVERSATION,
+  phone_number_id: NUMBER,
+  fields: { name: 'Ana', size: 38 },
   summary: 'Wants shoes',
-  extracted_at: '2025-01-02T03:04:05.000Z',
-  up_to_sequence_no: 4,
+  extracted_at: at,
+  up_to_sequence_no: 9,
 };
 
 beforeEach(() => jest.clearAllMocks());
@@ -46,13 +48,13 @@ describe('GET /v1/extractions', () => {
     queries.listExtractions.mockResolvedValue({ data: [], next_cursor: null });
 
     await api
-      .get(`/v1/extractions?phone_number_id=${IDS.phoneNumber}&since=${encodeURIComponent('2025-06-01T12:00:00+02:00')}`)
+      .get(`/v1/extractions?phone_number_id=${NUMBER}&since=${encodeURIComponent('2025-06-01T12:00:00+02:00')}`)
       .set(AS_TENANT)
       .expect(200);
 
     expect(queries.listExtractions).toHaveBeenCalledWith(
       TENANT,
-      { phoneNumberId: IDS.phoneNumber, since: new Date('2025-06-01T10:00:00Z') },
+      { phoneNumberId: NUMBER, since: new Date('2025-06-01T10:00:00Z') },
       { limit: 20, cursor: undefined },
     );
   });
@@ -77,11 +79,11 @@ describe('GET /v1/conversations/:id/extraction', () => {
   it('when the conversation has one, then 200 with the newest', async () => {
     queries.getLatestExtraction.mockResolvedValue(extractionRow({ summary: null }));
 
-    const res = await api.get(`/v1/conversations/${IDS.conversation}/extraction`).set(AS_TENANT);
+    const res = await api.get(`/v1/conversations/${CONVERSATION}/extraction`).set(AS_TENANT);
 
     expect(res.status).toBe(200);
     expect(res.body).toEqual({ ...extractionJson, summary: null });
-    expect(queries.getLatestExtraction).toHaveBeenCalledWith(TENANT, IDS.conversation);
+    expect(queries.getLatestExtraction).toHaveBeenCalledWith(TENANT, CONVERSATION);
   });
 
   it('when there is none yet (or no such conversation), then 404 not_found with the service’s message', async () => {
@@ -102,11 +104,11 @@ describe('POST /v1/conversations/:id/extract', () => {
   it('when asked, then 202 {status: queued} once the service recorded the request', async () => {
     requestExtraction.mockResolvedValue(undefined);
 
-    const res = await api.post(`/v1/conversations/${IDS.conversation}/extract`).set(AS_TENANT);
+    const res = await api.post(`/v1/conversations/${CONVERSATION}/extract`).set(AS_TENANT);
 
     expect(res.status).toBe(202);
     expect(res.body).toEqual({ status: 'queued' });
-    expect(requestExtraction).toHaveBeenCalledWith(TENANT, IDS.conversation);
+    expect(requestExtraction).toHaveBeenCalledWith(TENANT, CONVERSATION);
   });
 
   it('when the conversation is not the tenant’s, then 404', async () => {

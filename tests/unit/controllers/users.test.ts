@@ -9,7 +9,7 @@ import * as userService from '../../../src/services/userService';
 import * as creditService from '../../../src/services/creditService';
 import { conflict, notFound } from '../../../src/utils/errors';
 import { AS_OPERATOR, AS_TENANT, SOME_ID, TENANT, controllerApp, expectError } from '../../fixtures/controllerApp';
-import { IDS, creditEntryRow, userRow } from '../../fixtures/apiRows';
+import { AT, CONVERSATION, LEDGER_ENTRY, MESSAGE, creditEntryRow, userRow } from '../../fixtures/rows';
 
 jest.mock('../../../src/middleware/auth', () => jest.requireActual('../../fixtures/controllerApp').fakeAuthModule());
 jest.mock('../../../src/services/userService', () => jest.requireActual('../../fixtures/controllerApp').functionsMocked('services/userService'));
@@ -18,28 +18,30 @@ jest.mock('../../../src/services/creditService', () => jest.requireActual('../..
 const users = jest.mocked(userService);
 const credits = jest.mocked(creditService);
 const api = request(controllerApp(usersRouter));
+/** Every timestamp of the rows, as the API writes it. */
+const at = AT.toISOString();
 
-const userJson = { id: TENANT, name: 'Acme', email: 'ops@acme.example', credit_balance: 1000, created_at: '2025-01-02T03:04:05.000Z' };
+const userJson = { id: TENANT, name: 'Acme', email: 'ops@acme.example', credit_balance: 1000, created_at: at };
 const entryJson = {
-  id: IDS.entry,
+  id: LEDGER_ENTRY,
   amount: 500,
   reason: 'top_up',
   description: 'welcome',
   message_id: null,
   conversation_id: null,
-  created_at: '2025-01-02T03:04:05.000Z',
+  created_at: at,
 };
 
 beforeEach(() => jest.clearAllMocks());
 
 describe('POST /v1/users', () => {
   it('when the operator creates a tenant, then 201 with the user, its key (once) and the key id', async () => {
-    users.createUser.mockResolvedValue({ user: userRow(), apiKey: { id: IDS.entry, apiKey: 'mca_plain' } });
+    users.createUser.mockResolvedValue({ user: userRow(), apiKey: { id: LEDGER_ENTRY, apiKey: 'mca_plain' } });
 
     const res = await api.post('/v1/users').set(AS_OPERATOR).send({ name: 'Acme', email: 'ops@acme.example', credits: 1000 });
 
     expect(res.status).toBe(201);
-    expect(res.body).toEqual({ user: userJson, api_key: 'mca_plain', api_key_id: IDS.entry });
+    expect(res.body).toEqual({ user: userJson, api_key: 'mca_plain', api_key_id: LEDGER_ENTRY });
     expect(users.createUser).toHaveBeenCalledWith({ name: 'Acme', email: 'ops@acme.example', credits: 1000 });
   });
 
@@ -94,22 +96,22 @@ describe('GET /v1/users and /v1/users/:id', () => {
 
 describe('POST /v1/users/:id/api-keys and DELETE /v1/users/:id/api-keys/:keyId', () => {
   it('when a key is issued, then 201 with its id and the plain key', async () => {
-    users.createApiKey.mockResolvedValue({ id: IDS.entry, apiKey: 'mca_second' });
+    users.createApiKey.mockResolvedValue({ id: LEDGER_ENTRY, apiKey: 'mca_second' });
 
     const res = await api.post(`/v1/users/${TENANT}/api-keys`).set(AS_OPERATOR);
 
     expect(res.status).toBe(201);
-    expect(res.body).toEqual({ id: IDS.entry, api_key: 'mca_second' });
+    expect(res.body).toEqual({ id: LEDGER_ENTRY, api_key: 'mca_second' });
     expect(users.createApiKey).toHaveBeenCalledWith(TENANT);
   });
 
   it('when a key is revoked, then 204 and the service gets the tenant and the key', async () => {
     users.revokeApiKey.mockResolvedValue(undefined);
 
-    const res = await api.delete(`/v1/users/${TENANT}/api-keys/${IDS.entry}`).set(AS_OPERATOR);
+    const res = await api.delete(`/v1/users/${TENANT}/api-keys/${LEDGER_ENTRY}`).set(AS_OPERATOR);
 
     expect(res.status).toBe(204);
-    expect(users.revokeApiKey).toHaveBeenCalledWith(TENANT, IDS.entry);
+    expect(users.revokeApiKey).toHaveBeenCalledWith(TENANT, LEDGER_ENTRY);
   });
 
   it('when the key is not the tenant’s, then 404; when keyId is not a UUID, then 400', async () => {
@@ -170,14 +172,14 @@ describe('GET /v1/me', () => {
 
 describe('GET /v1/credits/ledger', () => {
   it('when a tenant asks, then 200 with its entries, a reply charge naming its message and conversation', async () => {
-    const charge = creditEntryRow({ amount: -3, reason: 'reply', description: null, messageId: IDS.message, conversationId: IDS.conversation });
+    const charge = creditEntryRow({ amount: -3, reason: 'reply', description: null, messageId: MESSAGE, conversationId: CONVERSATION });
     credits.listLedger.mockResolvedValue({ data: [charge], next_cursor: null });
 
     const res = await api.get('/v1/credits/ledger').set(AS_TENANT);
 
     expect(res.status).toBe(200);
     expect(res.body).toEqual({
-      data: [{ ...entryJson, amount: -3, reason: 'reply', description: null, message_id: IDS.message, conversation_id: IDS.conversation }],
+      data: [{ ...entryJson, amount: -3, reason: 'reply', description: null, message_id: MESSAGE, conversation_id: CONVERSATION }],
       next_cursor: null,
     });
     expect(credits.listLedger).toHaveBeenCalledWith(TENANT, { limit: 20 });

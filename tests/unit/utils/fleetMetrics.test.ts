@@ -4,14 +4,13 @@
  * worker's heartbeat age and load, the queue's lag and pending counts, and the API's own series
  * alone when Redis is down. Each test loads the modules afresh: the gauges are process-wide.
  */
-import RedisMock from 'ioredis-mock';
 import type Redis from 'ioredis';
 import client from 'prom-client';
+import { closeRedisMock, createRedisMock } from '../../fixtures/redisMock';
 
 jest.mock('../../../src/utils/redis', () => ({ getRedis: jest.fn() }));
 
 const NOW = 1_750_000_000_000;
-const PREFIX = 'fleet-test:';
 
 type Modules = {
   fleetMetricsText: typeof import('../../../src/utils/fleetMetrics').fleetMetricsText;
@@ -24,7 +23,7 @@ let m: Modules;
 
 beforeEach(() => {
   jest.resetModules();
-  redis = new RedisMock({ keyPrefix: PREFIX }) as unknown as Redis;
+  redis = createRedisMock('fleet-test');
   (jest.requireMock('../../../src/utils/redis') as { getRedis: jest.Mock }).getRedis.mockReturnValue(redis);
   m = {
     fleetMetricsText: (require('../../../src/utils/fleetMetrics') as typeof import('../../../src/utils/fleetMetrics')).fleetMetricsText,
@@ -37,8 +36,7 @@ beforeEach(() => {
 
 afterEach(async () => {
   jest.restoreAllMocks();
-  await redis.flushall();
-  redis.disconnect();
+  await closeRedisMock(redis);
 });
 
 /** A worker as heartbeat.ts publishes it: its beat in the hash, its series under its own key. */
@@ -83,7 +81,7 @@ describe('fleetMetricsText', () => {
 
     const text = await m.fleetMetricsText();
 
-    expect(redis.xinfo).toHaveBeenCalledWith('GROUPS', `${PREFIX}stream:messages`);
+    expect(redis.xinfo).toHaveBeenCalledWith('GROUPS', `${redis.options.keyPrefix}stream:messages`);
     expect(sample(text, 'queue_lag_entries{stream="stream:messages"}')).toBe(7);
     expect(sample(text, 'queue_pending_entries{stream="stream:messages"}')).toBe(4);
   });
