@@ -5,7 +5,7 @@
  * like the inbox, so the tenant comes from the phone number row the account id names.
  */
 import { db, type Queryable } from '../utils/database';
-import type { InboundMessageFields } from './Inbox';
+import type { InboxEvent } from './Inbox';
 
 /** `own_echo`: our own send came back, already stored. */
 export type IngestOutcome = 'unknown_account' | 'duplicate' | 'recorded' | 'own_echo';
@@ -22,7 +22,7 @@ export interface IngestResult {
 
 const UNIQUE_VIOLATION = '23505';
 
-export type BusinessEchoFields = Omit<InboundMessageFields, 'customerName' | 'answerable'>;
+export type BusinessEchoFields = Omit<InboxEvent, 'customer_name' | 'answerable'>;
 
 /**
  * Records a business echo; a race lost to a concurrent delivery of the same echo is `duplicate`.
@@ -34,7 +34,7 @@ export async function ingestBusinessEcho(fields: BusinessEchoFields, graceMs: nu
     const { rows } = await client.query<Omit<IngestResult, 'status'>>(
       `SELECT outcome, user_id AS "userId", conversation_id AS "conversationId", message_id AS "messageId"
          FROM ingest_business_echo($1, $2, $3, $4, $5, $6, $7, $8, $9)`,
-      [fields.channel, fields.accountId, fields.customerId, fields.externalId, fields.type, fields.text, fields.payload, fields.timestamp, graceMs],
+      [fields.channel, fields.account_id, fields.customer_id, fields.external_id, fields.type, fields.text, fields.payload, fields.timestamp, graceMs],
     );
     return { ...rows[0]!, status: null };
   } catch (error) {

@@ -21,16 +21,8 @@ export interface Extraction {
   createdAt: Date;
 }
 
-export interface NewExtraction {
-  conversationId: string;
-  agentId: string | null;
-  fields: Record<string, unknown>;
-  summary: string | null;
-  upToSequenceNo: number;
-  model: string;
-  promptTokens: number;
-  completionTokens: number;
-}
+/** What storing an extraction takes; the tenant, number, id and time come from the database. */
+export type NewExtraction = Omit<Extraction, 'id' | 'userId' | 'phoneNumberId' | 'createdAt'>;
 
 export interface ExtractionFilters {
   phoneNumberId?: string;

@@ -8,16 +8,22 @@
  */
 import { db, type Queryable } from '../utils/database';
 
-export interface InboundMessageFields {
+/**
+ * A message from Meta's webhook in the one shape it is stored in (`inbox.event`) and read back
+ * by the filing SQL (`event->>'account_id'` and so on, R__filing.sql): snake_case, as stored,
+ * so nothing maps it on the way.
+ */
+export interface InboxEvent {
   channel: string;
-  accountId: string;
-  customerId: string;
-  customerName: string | null;
-  externalId: string;
+  account_id: string;
+  customer_id: string;
+  customer_name: string | null;
+  external_id: string;
   type: string;
   text: string | null;
   payload: object | null;
-  timestamp: Date;
+  /** Meta's timestamp, ISO 8601. */
+  timestamp: string;
   /** Whether the message is something the agent should answer at all. */
   answerable: boolean;
 }
@@ -67,22 +73,7 @@ SELECT r.ordinal,
   FROM routed r
   LEFT JOIN accepted a ON a.channel = r.channel AND a.external_id = r.external_id`;
 
-function inboxEvent(fields: InboundMessageFields) {
-  return {
-    channel: fields.channel,
-    account_id: fields.accountId,
-    customer_id: fields.customerId,
-    customer_name: fields.customerName,
-    external_id: fields.externalId,
-    type: fields.type,
-    text: fields.text,
-    payload: fields.payload,
-    timestamp: fields.timestamp.toISOString(),
-    answerable: fields.answerable,
-  };
-}
-
-async function acceptBatch(batch: InboundMessageFields[], client: Queryable): Promise<AcceptResult[]> {
+async function acceptBatch(batch: InboxEvent[], client: Queryable): Promise<AcceptResult[]> {
   const { rows } = await client.query<{
     ordinal: string;
     outcome: AcceptOutcome;
@@ -92,7 +83,7 @@ async function acceptBatch(batch: InboundMessageFields[], client: Queryable): Pr
     hasAgent: boolean | null;
   }>(
     ACCEPT_SQL,
-    [JSON.stringify(batch.map(inboxEvent))],
+    [JSON.stringify(batch)],
   );
   const results: AcceptResult[] = [];
   for (const { ordinal, outcome, userId, phoneNumberId, customerId, hasAgent } of rows) {
@@ -108,7 +99,7 @@ async function acceptBatch(batch: InboundMessageFields[], client: Queryable): Pr
  * If the batch fails as a whole, each item is retried alone, so one bad item fails only its
  * own webhook and never its batch-mates'.
  */
-export async function acceptCustomerMessages(batch: InboundMessageFields[], client: Queryable = db): Promise<(AcceptResult | Error)[]> {
+export async function acceptCustomerMessages(batch: InboxEvent[], client: Queryable = db): Promise<(AcceptResult | Error)[]> {
   try {
     return await acceptBatch(batch, client);
   } catch (error) {

@@ -15,10 +15,10 @@ import {
   fileInbox,
   markUnsentByCustomer,
   type AcceptResult,
-  type InboundMessageFields,
+  type InboxEvent,
   type InboxKey,
 } from '../models/Inbox';
-import { ingestBusinessEcho, type IngestResult } from '../models/BusinessEcho';
+import { ingestBusinessEcho, type BusinessEchoFields, type IngestResult } from '../models/BusinessEcho';
 import { applyOutboundStatus, settlePartByStatus } from '../models/OutboundStatus';
 import { parsePartCallbackData } from './metaGraphService';
 import { config } from '../config';
@@ -36,16 +36,16 @@ export interface IngestSummary {
   ignored: number;
 }
 
-function messageFields(event: NormalizedMessage) {
+function messageFields(event: NormalizedMessage): BusinessEchoFields {
   return {
     channel: event.channel,
-    accountId: event.accountId,
-    customerId: event.customerId,
-    externalId: event.externalId,
+    account_id: event.accountId,
+    customer_id: event.customerId,
+    external_id: event.externalId,
     type: event.type,
     text: event.text,
     payload: { ...event.payload, ...(event.media ? { media: event.media } : {}), ...(event.replyTo ? { reply_to: event.replyTo } : {}) },
-    timestamp: event.timestamp,
+    timestamp: event.timestamp.toISOString(),
   };
 }
 
@@ -54,17 +54,17 @@ function messageFields(event: NormalizedMessage) {
  * utils/batcher.ts): one statement and one commit for many requests under load, and no added
  * wait when idle. Each webhook still answers only once its own messages are committed.
  */
-const customerMessages = new Batcher<InboundMessageFields, AcceptResult | Error>(acceptCustomerMessages, {
+const customerMessages = new Batcher<InboxEvent, AcceptResult | Error>(acceptCustomerMessages, {
   maxBatch: 100,
   maxInFlight: 4,
 });
 
 /** The customer-side row an event stores, or null when the event is handled otherwise. */
-function customerFields(event: NormalizedEvent): InboundMessageFields | null {
+function customerFields(event: NormalizedEvent): InboxEvent | null {
   if (event.kind === 'message' && !event.isEcho && !event.isDeleted) {
     return {
       ...messageFields(event),
-      customerName: event.customerName,
+      customer_name: event.customerName,
       // Standby: another app owns the thread under Handover Protocol, so we must not answer.
       answerable: !event.isStandby && !UNANSWERABLE_TYPES.has(event.type),
     };
@@ -74,14 +74,14 @@ function customerFields(event: NormalizedEvent): InboundMessageFields | null {
     // remove, so the dedupe key (which includes the emoji and time) serves as the id.
     return {
       channel: event.channel,
-      accountId: event.accountId,
-      customerId: event.customerId,
-      customerName: null,
-      externalId: event.dedupeKey,
+      account_id: event.accountId,
+      customer_id: event.customerId,
+      customer_name: null,
+      external_id: event.dedupeKey,
       type: 'reaction',
       text: event.emoji,
       payload: { target_external_id: event.targetExternalId, emoji: event.emoji, removed: event.removed },
-      timestamp: event.timestamp,
+      timestamp: event.timestamp.toISOString(),
       answerable: false,
     };
   }
@@ -145,13 +145,13 @@ async function recordOther(event: NormalizedEvent, summary: IngestSummary) {
  * is queued for them.
  */
 async function recordCustomerMessages(events: NormalizedEvent[], summary: IngestSummary, nudges: Nudge[], requestId: string) {
-  const rows = events.map(customerFields).filter((fields): fields is InboundMessageFields => fields !== null);
+  const rows = events.map(customerFields).filter((fields): fields is InboxEvent => fields !== null);
   const results = await customerMessages.submit(rows);
   const customers = new Map<string, { key: InboxKey; hasAgent: boolean }>();
   results.forEach((result, i) => {
     if (result instanceof Error) throw result;
     if (result.outcome === 'unknown_account') {
-      noteUnknownAccount(rows[i]!.channel, rows[i]!.accountId, summary);
+      noteUnknownAccount(rows[i]!.channel, rows[i]!.account_id, summary);
     } else if (result.outcome === 'duplicate') {
       summary.duplicates++;
     } else {

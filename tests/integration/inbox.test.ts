@@ -11,7 +11,7 @@ import {
   findWaitingInbox,
   markUnsentByCustomer,
   setInboxAside,
-  type InboundMessageFields,
+  type InboxEvent,
   type InboxKey,
 } from '../../src/models/Inbox';
 import { ingestBusinessEcho } from '../../src/models/BusinessEcho';
@@ -32,23 +32,23 @@ let userId: string;
 let linked: TestPhoneNumber;
 let unlinked: TestPhoneNumber;
 
-function inbound(number: TestPhoneNumber, overrides: Partial<InboundMessageFields> = {}): InboundMessageFields {
+function inbound(number: TestPhoneNumber, overrides: Partial<InboxEvent> = {}): InboxEvent {
   return {
     channel: number.channel,
-    accountId: number.externalId,
-    customerId: `cust-${tag()}`,
-    customerName: 'Ana',
-    externalId: `wamid.${tag()}`,
+    account_id: number.externalId,
+    customer_id: `cust-${tag()}`,
+    customer_name: 'Ana',
+    external_id: `wamid.${tag()}`,
     type: 'text',
     text: 'hello',
     payload: null,
-    timestamp: new Date('2025-03-04T05:06:07Z'),
+    timestamp: '2025-03-04T05:06:07.000Z',
     answerable: true,
     ...overrides,
   };
 }
 
-const keyOf = (number: TestPhoneNumber, fields: InboundMessageFields): InboxKey => ({ userId, phoneNumberId: number.id, customerId: fields.customerId });
+const keyOf = (number: TestPhoneNumber, fields: InboxEvent): InboxKey => ({ userId, phoneNumberId: number.id, customerId: fields.customer_id });
 
 async function inboxOf(customerId: string): Promise<Row[]> {
   const { rows } = await db.query<Row>('SELECT external_id, attempts, last_error, event FROM inbox WHERE customer_id = $1 ORDER BY id', [customerId]);
@@ -84,7 +84,7 @@ describe('acceptCustomerMessages', () => {
       { outcome: 'accepted', key: keyOf(linked, first), hasAgent: true },
       { outcome: 'accepted', key: keyOf(unlinked, second), hasAgent: false },
     ]);
-    expect((await inboxOf(first.customerId)).map((r) => r.external_id)).toEqual([first.externalId]);
+    expect((await inboxOf(first.customer_id)).map((r) => r.external_id)).toEqual([first.external_id]);
   });
 
   it('when one batch holds the same message twice, then the first copy is accepted and the second is a duplicate', async () => {
@@ -93,7 +93,7 @@ describe('acceptCustomerMessages', () => {
     const results = await acceptCustomerMessages([message, { ...message }]);
 
     expect(results.map((r) => (r as { outcome: string }).outcome)).toEqual(['accepted', 'duplicate']);
-    expect(await inboxOf(message.customerId)).toHaveLength(1);
+    expect(await inboxOf(message.customer_id)).toHaveLength(1);
   });
 
   it('when a message waits in the inbox or was filed already, then a retry of it is a duplicate and stores nothing', async () => {
@@ -103,21 +103,21 @@ describe('acceptCustomerMessages', () => {
 
     await fileInbox(keyOf(linked, message));
     expect(await acceptCustomerMessages([message])).toEqual([{ outcome: 'duplicate', key: keyOf(linked, message), hasAgent: true }]);
-    expect(await inboxOf(message.customerId)).toEqual([]);
-    expect(await messagesOf(message.customerId)).toHaveLength(1);
+    expect(await inboxOf(message.customer_id)).toEqual([]);
+    expect(await messagesOf(message.customer_id)).toHaveLength(1);
   });
 
   it('when the account is no tenant\'s, then the item is unknown_account and nothing is stored', async () => {
-    const message = inbound(linked, { accountId: `nobody-${tag()}` });
+    const message = inbound(linked, { account_id: `nobody-${tag()}` });
 
     expect(await acceptCustomerMessages([message])).toEqual([{ outcome: 'unknown_account', key: null, hasAgent: false }]);
-    expect(await inboxOf(message.customerId)).toEqual([]);
+    expect(await inboxOf(message.customer_id)).toEqual([]);
   });
 
   it('when the database refuses one item of a batch, then only that item carries the error and the others are stored', async () => {
     const good = inbound(linked);
     // The inbox's customer_id is NOT NULL: this item alone fails the statement.
-    const bad = inbound(linked, { customerId: null as unknown as string });
+    const bad = inbound(linked, { customer_id: null as unknown as string });
     const alsoGood = inbound(linked);
 
     const results = await acceptCustomerMessages([good, bad, alsoGood]);
@@ -125,14 +125,14 @@ describe('acceptCustomerMessages', () => {
     expect(results[0]).toEqual({ outcome: 'accepted', key: keyOf(linked, good), hasAgent: true });
     expect(results[1]).toBeInstanceOf(Error);
     expect(results[2]).toEqual({ outcome: 'accepted', key: keyOf(linked, alsoGood), hasAgent: true });
-    expect(await inboxOf(alsoGood.customerId)).toHaveLength(1);
+    expect(await inboxOf(alsoGood.customer_id)).toHaveLength(1);
   });
 });
 
 describe('fileInbox', () => {
   it('when a customer has waiting messages, then they are filed in arrival order into one conversation and leave the inbox', async () => {
     const customerId = `cust-${tag()}`;
-    const messages = ['one', 'two', 'three'].map((text) => inbound(linked, { customerId, text }));
+    const messages = ['one', 'two', 'three'].map((text) => inbound(linked, { customer_id: customerId, text }));
     await acceptCustomerMessages(messages);
 
     const filed = await fileInbox(keyOf(linked, messages[0]!));
@@ -152,14 +152,14 @@ describe('fileInbox', () => {
 
     await fileInbox(keyOf(unlinked, message));
 
-    expect((await messagesOf(message.customerId)).map((m) => m.status)).toEqual(['ignored']);
+    expect((await messagesOf(message.customer_id)).map((m) => m.status)).toEqual(['ignored']);
   });
 });
 
 describe('findWaitingInbox and setInboxAside', () => {
   it('when rows waited longer than the idle time, then their customer is found once; younger rows are not', async () => {
     const customerId = `cust-${tag()}`;
-    const messages = [inbound(linked, { customerId }), inbound(linked, { customerId })];
+    const messages = [inbound(linked, { customer_id: customerId }), inbound(linked, { customer_id: customerId })];
     await acceptCustomerMessages(messages);
     const key = keyOf(linked, messages[0]!);
 
@@ -178,7 +178,7 @@ describe('findWaitingInbox and setInboxAside', () => {
   it('when a customer is set aside, then their rows keep the reason, the sweeper stops finding them, and the active conversation is named', async () => {
     const customerId = `cust-${tag()}`;
     const conversation = await createTestConversation(userId, { phoneNumber: linked, customerExternalId: customerId });
-    const message = inbound(linked, { customerId });
+    const message = inbound(linked, { customer_id: customerId });
     await acceptCustomerMessages([message]);
     const key = keyOf(linked, message);
 
@@ -194,7 +194,7 @@ describe('findWaitingInbox and setInboxAside', () => {
     const other = await createTestTenant();
 
     expect(await setInboxAside({ ...keyOf(linked, message), userId: other.userId }, 'poison')).toEqual({ setAside: 0, conversationId: null });
-    expect(await inboxOf(message.customerId)).toEqual([expect.objectContaining({ attempts: 0, last_error: null })]);
+    expect(await inboxOf(message.customer_id)).toEqual([expect.objectContaining({ attempts: 0, last_error: null })]);
   });
 });
 
@@ -203,10 +203,10 @@ describe('markUnsentByCustomer', () => {
     const message = inbound(linked, { payload: { media: { id: 'M' } } });
     await acceptCustomerMessages([message]);
 
-    expect(await markUnsentByCustomer(message.channel, message.externalId)).toBe(true);
+    expect(await markUnsentByCustomer(message.channel, message.external_id)).toBe(true);
     await fileInbox(keyOf(linked, message));
 
-    expect((await messagesOf(message.customerId))[0].payload).toEqual({ media: { id: 'M' }, deleted: true });
+    expect((await messagesOf(message.customer_id))[0].payload).toEqual({ media: { id: 'M' }, deleted: true });
   });
 
   it('when the message was filed, then the stored row is flagged deleted and kept', async () => {
@@ -215,8 +215,8 @@ describe('markUnsentByCustomer', () => {
     await acceptCustomerMessages([message]);
     await fileInbox(keyOf(linked, message));
 
-    expect(await markUnsentByCustomer(message.channel, message.externalId)).toBe(true);
-    expect((await messagesOf(message.customerId)).map((m) => [m.text, m.payload])).toEqual([['hello', { deleted: true }]]);
+    expect(await markUnsentByCustomer(message.channel, message.external_id)).toBe(true);
+    expect((await messagesOf(message.customer_id)).map((m) => [m.text, m.payload])).toEqual([['hello', { deleted: true }]]);
   });
 
   it('when no customer message has that id, then false', async () => {
@@ -227,13 +227,13 @@ describe('markUnsentByCustomer', () => {
 describe('ingestBusinessEcho', () => {
   const echo = (number: TestPhoneNumber, customerId: string, text = 'from the app') => ({
     channel: number.channel,
-    accountId: number.externalId,
-    customerId,
-    externalId: `mid.${tag()}`,
+    account_id: number.externalId,
+    customer_id: customerId,
+    external_id: `mid.${tag()}`,
     type: 'text',
     text,
     payload: null,
-    timestamp: new Date(),
+    timestamp: new Date().toISOString(),
   });
 
   it('when a human writes from the app, then it is recorded as a human message, sent, and the bot pauses', async () => {
@@ -269,7 +269,7 @@ describe('ingestBusinessEcho', () => {
   });
 
   it('when the account is no tenant\'s, then unknown_account', async () => {
-    expect((await ingestBusinessEcho({ ...echo(linked, 'c'), accountId: `nobody-${tag()}` }, GRACE_MS)).outcome).toBe('unknown_account');
+    expect((await ingestBusinessEcho({ ...echo(linked, 'c'), account_id: `nobody-${tag()}` }, GRACE_MS)).outcome).toBe('unknown_account');
   });
 });
 

@@ -169,13 +169,13 @@ describe('a WhatsApp status naming a part (settle_part_by_status, through the we
 describe('an Instagram echo (settle_part_by_echo, through ingest_business_echo)', () => {
   const echo = (conversation: TestConversation, accountId: string, text: string) => ({
     channel: 'instagram',
-    accountId,
-    customerId: conversation.customerExternalId,
-    externalId: `mid.${randomUUID()}`,
+    account_id: accountId,
+    customer_id: conversation.customerExternalId,
+    external_id: `mid.${randomUUID()}`,
     type: 'text',
     text,
     payload: null,
-    timestamp: new Date(),
+    timestamp: new Date().toISOString(),
   });
   const humansIn = async (conversationId: string) =>
     (await db.query<Row>(`SELECT text FROM messages WHERE conversation_id = $1 AND author = 'human'`, [conversationId])).rows.map((row: Row) => row.text);
@@ -186,7 +186,7 @@ describe('an Instagram echo (settle_part_by_echo, through ingest_business_echo)'
     const event = echo(conversation, phoneNumber.externalId, 'Our answer');
 
     expect(await ingestBusinessEcho(event, GRACE_MS)).toMatchObject({ outcome: 'own_echo', messageId: replyId });
-    expect(await partOf(replyId)).toMatchObject({ status: 'sent', external_id: event.externalId, settled_by: 'echo' });
+    expect(await partOf(replyId)).toMatchObject({ status: 'sent', external_id: event.external_id, settled_by: 'echo' });
     expect(await humansIn(conversation.id)).toEqual([]);
     // The same echo again is known by its id now.
     expect(await ingestBusinessEcho(event, GRACE_MS)).toMatchObject({ outcome: 'own_echo', messageId: replyId });
@@ -200,7 +200,7 @@ describe('an Instagram echo (settle_part_by_echo, through ingest_business_echo)'
     let echoed: Promise<unknown> = Promise.resolve();
     await withTransaction(async (tx) => {
       // Graph answered the worker: it stores the id, and holds the part's row until it commits.
-      await recordPartSent(userId, replyId, 0, event.externalId, tx);
+      await recordPartSent(userId, replyId, 0, event.external_id, tx);
       echoed = ingestBusinessEcho(event, GRACE_MS);
       await eventually(async () => (await db.query<Row>(`SELECT 1 FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'`)).rows.length > 0, 5_000, 'the echo waiting on the part');
     });

@@ -10,7 +10,7 @@ import { answer, fakeDatabaseOf, resetFakeDatabase } from '../../fixtures/fakeDa
 jest.mock('../../../src/utils/database', () => jest.requireActual('../../fixtures/fakeDatabase').fakeDatabaseModule());
 
 const fake = fakeDatabaseOf(database);
-const echo = { channel: 'instagram', accountId: 'IG-1', customerId: 'IGSID-1', externalId: 'mid.E', type: 'text', text: 'hi', payload: {}, timestamp: new Date('2025-03-04T05:06:07Z') };
+const echo = { channel: 'instagram', account_id: 'IG-1', customer_id: 'IGSID-1', external_id: 'mid.E', type: 'text', text: 'hi', payload: {}, timestamp: '2025-03-04T05:06:07.000Z' };
 
 beforeEach(() => resetFakeDatabase(fake));
 

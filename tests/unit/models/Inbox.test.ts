@@ -1,9 +1,9 @@
 /**
  * The inbox model's own mapping, with a fake database: how a batch's rows map back to its
- * items, the event shape it sends, and how a failed batch is retried item by item. What the
+ * items, that it sends the stored event shape as is, and how a failed batch is retried item by item. What the
  * statements do runs against Postgres in tests/integration/inbox.test.ts.
  */
-import { acceptCustomerMessages, type InboundMessageFields } from '../../../src/models/Inbox';
+import { acceptCustomerMessages, type InboxEvent } from '../../../src/models/Inbox';
 import * as database from '../../../src/utils/database';
 import { answer, fakeDatabaseOf, fakeQueryable, paramsOf, resetFakeDatabase } from '../../fixtures/fakeDatabase';
 
@@ -14,16 +14,16 @@ const USER = '11111111-1111-4111-8111-111111111111';
 const NUMBER = '44444444-4444-4444-8444-444444444444';
 const at = new Date('2025-03-04T05:06:07Z');
 
-const fields: InboundMessageFields = {
+const fields: InboxEvent = {
   channel: 'whatsapp',
-  accountId: 'PNID-1',
-  customerId: '15550001111',
-  customerName: 'Ana',
-  externalId: 'wamid.A',
+  account_id: 'PNID-1',
+  customer_id: '15550001111',
+  customer_name: 'Ana',
+  external_id: 'wamid.A',
   type: 'text',
   text: 'hello',
   payload: { media: { id: 'M' } },
-  timestamp: at,
+  timestamp: at.toISOString(),
   answerable: true,
 };
 
@@ -39,7 +39,7 @@ describe('acceptCustomerMessages', () => {
       { ordinal: '2', outcome: 'duplicate', userId: USER, phoneNumberId: NUMBER, customerId: '15550001111', hasAgent: false },
     ]);
 
-    const results = await acceptCustomerMessages([fields, { ...fields, externalId: 'wamid.B' }, { ...fields, accountId: 'nobody', customerId: 'C3' }]);
+    const results = await acceptCustomerMessages([fields, { ...fields, external_id: 'wamid.B' }, { ...fields, account_id: 'nobody', customer_id: 'C3' }]);
 
     expect(fake.db.query).toHaveBeenCalledTimes(1);
     const items = JSON.parse(paramsOf(fake.db)[0] as string);
@@ -66,7 +66,7 @@ describe('acceptCustomerMessages', () => {
     const refused = new Error('value too long');
     answer(fake.db, refused, [accepted(1)], refused, [accepted(1, 'C3')]);
 
-    const results = await acceptCustomerMessages([fields, { ...fields, externalId: 'wamid.B' }, { ...fields, customerId: 'C3' }]);
+    const results = await acceptCustomerMessages([fields, { ...fields, external_id: 'wamid.B' }, { ...fields, customer_id: 'C3' }]);
 
     expect(fake.db.query).toHaveBeenCalledTimes(4);
     expect(JSON.parse(paramsOf(fake.db, 2)[0] as string)).toEqual([expect.objectContaining({ external_id: 'wamid.B' })]);

@@ -4,7 +4,7 @@
  * messages get a nudge, and how a failure on either edge surfaces.
  */
 import { ingestWebhookEvents } from '../../../src/services/webhookService';
-import { acceptCustomerMessages, fileInbox, markUnsentByCustomer, type AcceptResult, type InboundMessageFields } from '../../../src/models/Inbox';
+import { acceptCustomerMessages, fileInbox, markUnsentByCustomer, type AcceptResult, type InboxEvent } from '../../../src/models/Inbox';
 import { ingestBusinessEcho, type IngestResult } from '../../../src/models/BusinessEcho';
 import { applyOutboundStatus, settlePartByStatus } from '../../../src/models/OutboundStatus';
 import { partCallbackData } from '../../../src/services/metaGraphService';
@@ -31,7 +31,7 @@ jest.mock('../../../src/models/OutboundStatus', () => ({ applyOutboundStatus: je
 jest.mock('../../../src/utils/queue', () => ({ enqueueConversations: jest.fn() }));
 
 /** What acceptance says of each item: the batch mock below asks it once per item. */
-const ingestCustomer = jest.fn<Promise<AcceptResult>, [InboundMessageFields]>();
+const ingestCustomer = jest.fn<Promise<AcceptResult>, [InboxEvent]>();
 const ingestEcho = ingestBusinessEcho as jest.MockedFunction<typeof ingestBusinessEcho>;
 const applyStatus = applyOutboundStatus as jest.MockedFunction<typeof applyOutboundStatus>;
 const settlePart = settlePartByStatus as jest.MockedFunction<typeof settlePartByStatus>;
@@ -172,14 +172,14 @@ describe('customer messages', () => {
     expect(ingestCustomer).toHaveBeenCalledTimes(1);
     expect(ingestCustomer).toHaveBeenCalledWith({
       channel: 'whatsapp',
-      accountId: 'PNID-1',
-      customerId: '15550001111',
-      customerName: 'Ana',
-      externalId: 'wamid.A',
+      account_id: 'PNID-1',
+      customer_id: '15550001111',
+      customer_name: 'Ana',
+      external_id: 'wamid.A',
       type: 'text',
       text: 'hello',
       payload: {},
-      timestamp: at,
+      timestamp: at.toISOString(),
       answerable: true,
     });
     expect(enqueue).toHaveBeenCalledWith([nudge()]);
@@ -245,13 +245,13 @@ describe('customer messages', () => {
     expect(ingestCustomer).not.toHaveBeenCalled();
     expect(ingestEcho).toHaveBeenCalledWith({
       channel: 'instagram',
-      accountId: 'IG-1',
-      customerId: 'IGSID-1',
-      externalId: 'mid.ECHO',
+      account_id: 'IG-1',
+      customer_id: 'IGSID-1',
+      external_id: 'mid.ECHO',
       type: 'text',
       text: 'hello',
       payload: {},
-      timestamp: at,
+      timestamp: at.toISOString(),
     }, config.SEND_IN_DOUBT_GRACE_MS);
     expect(summary.recorded).toBe(1);
     expect(summary.queued).toBe(0);
@@ -264,14 +264,14 @@ describe('reactions', () => {
 
     expect(ingestCustomer).toHaveBeenCalledWith({
       channel: 'whatsapp',
-      accountId: 'PNID-1',
-      customerId: '15550001111',
-      customerName: null,
-      externalId: 'wa|wamid.REACTION|👍|1741064767000',
+      account_id: 'PNID-1',
+      customer_id: '15550001111',
+      customer_name: null,
+      external_id: 'wa|wamid.REACTION|👍|1741064767000',
       type: 'reaction',
       text: '👍',
       payload: { target_external_id: 'wamid.TARGET', emoji: '👍', removed: false },
-      timestamp: at,
+      timestamp: at.toISOString(),
       answerable: false,
     });
     expect(summary.recorded).toBe(1);
@@ -284,7 +284,7 @@ describe('reactions', () => {
     );
 
     expect(ingestCustomer.mock.calls[0]?.[0]).toMatchObject({
-      externalId: 'ig|S|mid.T|unreact|1',
+      external_id: 'ig|S|mid.T|unreact|1',
       text: null,
       payload: { target_external_id: 'wamid.TARGET', emoji: null, removed: true },
     });
@@ -454,8 +454,8 @@ describe('outcomes', () => {
   it('when a body mixes every kind, then customer messages are written first in body order, the rest after, and each new customer is nudged', async () => {
     const order: string[] = [];
     ingestCustomer.mockImplementation(async (fields) => {
-      order.push(fields.externalId);
-      return fields.externalId === 'wamid.DUP' ? { outcome: 'duplicate', key: accepted().key, hasAgent: true } : accepted(`customer-${fields.externalId}`);
+      order.push(fields.external_id);
+      return fields.external_id === 'wamid.DUP' ? { outcome: 'duplicate', key: accepted().key, hasAgent: true } : accepted(`customer-${fields.external_id}`);
     });
     applyStatus.mockImplementation(async (_channel, externalId) => {
       order.push(externalId);

@@ -1,0 +1,264 @@
+/**
+ * The reply turn's data access with a fake database: how the one-query reads split their rows
+ * (context and owed messages; attempt count, balance and history), how record_reply's row maps
+ * to its outcome, and what each write sends (tenant first). What the statements do runs against
+ * Postgres in tests/integration/replyTurn.test.ts and recordReply.test.ts.
+ */
+import {
+  ANSWERED_ELSEWHERE,
+  beginReplyAttempt,
+  failPendingInbound,
+  findStaleConversations,
+  listHistory,
+  loadOwedWork,
+  markInboundStatus,
+  markOutboundFailed,
+  markOutboundSent,
+  claimOutboundPart,
+  recordPartSent,
+  recordReply,
+  releasePart,
+} from '../../../src/models/ReplyTurn';
+import * as database from '../../../src/utils/database';
+import { answer, fakeDatabaseOf, itScopesEveryStatementToTheTenant, paramsOf, resetFakeDatabase } from '../../fixtures/fakeDatabase';
+import { AGENT, allNull, CONVERSATION, messageRow, NUMBER, USER } from '../../fixtures/rows';
+
+jest.mock('../../../src/utils/database', () => jest.requireActual('../../fixtures/fakeDatabase').fakeDatabaseModule());
+
+const fake = fakeDatabaseOf(database);
+const error = { code: 'poison', message: 'Processing kept failing' };
+
+/** A message's columns all null: what the LEFT JOIN gives when nothing is owed. */
+const noMessage = () => allNull(messageRow(0));
+
+/** The context columns of loadOwedWork's rows; agent and number present unless nulled. */
+const contextColumns = (overrides: Record<string, unknown> = {}) => ({
+  c_id: CONVERSATION,
+  c_user_id: USER,
+  c_channel: 'whatsapp',
+  c_customer_external_id: '15550001111',
+  c_is_active: true,
+  c_bot_paused: false,
+  c_agent_id: AGENT,
+  c_reason_not_to_answer: null,
+  a_id: AGENT,
+  a_system_prompt: 'You sell shoes.',
+  a_model: 'gpt-test',
+  a_temperature: 0.4,
+  a_max_tokens: 300,
+  a_history_limit: 20,
+  a_debounce_ms: 0,
+  a_fallback_message: 'Back soon',
+  a_archived_at: null,
+  p_id: NUMBER,
+  p_external_id: 'PNID-1',
+  p_agent_id: AGENT,
+  p_token: 'v1:encrypted',
+  ...overrides,
+});
+
+beforeEach(() => resetFakeDatabase(fake));
+
+describe('every tenant-owned statement', () => {
+  const recorded = { outcome: 'paused_or_archived', charged: null };
+  itScopesEveryStatementToTheTenant(fake.db, USER, [
+    { name: 'loadOwedWork', call: (client) => loadOwedWork(USER, CONVERSATION, client) },
+    { name: 'listHistory', call: (client) => listHistory(USER, CONVERSATION, 20, 5, client) },
+    { name: 'beginReplyAttempt', call: (client) => beginReplyAttempt(USER, CONVERSATION, ['m'], 20, 5, client) },
+    { name: 'recordReply', call: (client) => recordReply(USER, CONVERSATION, { answered: ['m'], text: 'hi', replyToMessageId: 'm', cost: 1, tokens: 9 }, client), rows: [recorded] },
+    { name: 'markInboundStatus', call: (client) => markInboundStatus(USER, ['m'], 'ignored', null, client) },
+    { name: 'failPendingInbound', call: (client) => failPendingInbound(USER, CONVERSATION, error, client) },
+    { name: 'markOutboundSent', call: (client) => markOutboundSent(USER, 'm', ['wamid.1'], client) },
+    { name: 'claimOutboundPart', call: (client) => claimOutboundPart(USER, 'm', 0, 'hi', 'token', 15_000, client), rows: [{ outcome: 'claimed', externalId: null, waitMs: 0 }] },
+    { name: 'recordPartSent', call: (client) => recordPartSent(USER, 'm', 0, 'wamid.1', client) },
+    { name: 'releasePart', call: (client) => releasePart(USER, 'm', 0, 'token', client) },
+    { name: 'markOutboundFailed', call: (client) => markOutboundFailed(USER, 'm', error, client) },
+  ]);
+});
+
+describe('loadOwedWork', () => {
+  it('when the conversation owes messages, then the context is read from the first row and each row gives one owed message, without the context columns', async () => {
+    const owed = [messageRow(3), messageRow(4, { direction: 'outbound', author: 'agent', status: 'queued' })];
+    answer(fake.db, owed.map((m) => ({ ...contextColumns(), ...m })));
+
+    const work = await loadOwedWork(USER, CONVERSATION);
+
+    expect(paramsOf(fake.db)).toEqual([USER, CONVERSATION]);
+    expect(work).toEqual({
+      context: {
+        reasonNotToAnswer: null,
+        conversation: { id: CONVERSATION, userId: USER, channel: 'whatsapp', customerExternalId: '15550001111', isActive: true, botPaused: false, agentId: AGENT },
+        agent: {
+          id: AGENT,
+          systemPrompt: 'You sell shoes.',
+          model: 'gpt-test',
+          temperature: 0.4,
+          maxTokens: 300,
+          historyLimit: 20,
+          debounceMs: 0,
+          fallbackMessage: 'Back soon',
+          archivedAt: null,
+        },
+        phoneNumber: { id: NUMBER, externalId: 'PNID-1', agentId: AGENT, accessTokenEncrypted: 'v1:encrypted' },
+      },
+      owed,
+    });
+  });
+
+  it('when nothing is owed and the agent and number are gone, then owed is empty, agent and number null, and the reason comes through', async () => {
+    answer(fake.db, [{ ...contextColumns({ a_id: null, p_id: null, c_agent_id: null, c_reason_not_to_answer: 'no_agent' }), ...noMessage() }]);
+
+    const work = await loadOwedWork(USER, CONVERSATION);
+
+    expect(work).toMatchObject({ context: { reasonNotToAnswer: 'no_agent', agent: null, phoneNumber: null }, owed: [] });
+  });
+
+  it('when the conversation is not the tenant\'s, then it is null', async () => {
+    await expect(loadOwedWork(USER, CONVERSATION)).resolves.toBeNull();
+  });
+});
+
+describe('findStaleConversations', () => {
+  it('when conversations wait untouched, then they come back with their tenants, across tenants', async () => {
+    const stale = [{ conversationId: CONVERSATION, userId: USER }];
+    answer(fake.db, stale);
+
+    await expect(findStaleConversations(30_000, 500)).resolves.toEqual(stale);
+    expect(paramsOf(fake.db)).toEqual([30_000, 500]);
+  });
+});
+
+describe('listHistory', () => {
+  it('when the history is read, then the sequence bound and the limit are sent and the rows come back in the order given', async () => {
+    const history = [messageRow(1), messageRow(2, { direction: 'outbound', author: 'agent', status: 'sent' })];
+    answer(fake.db, history);
+
+    await expect(listHistory(USER, CONVERSATION, 20, 2)).resolves.toEqual(history);
+    expect(paramsOf(fake.db)).toEqual([USER, CONVERSATION, 2, 20]);
+  });
+});
+
+describe('beginReplyAttempt', () => {
+  it('when an attempt begins, then the count and balance come from the first row and the history without the turn columns', async () => {
+    const history = [messageRow(1), messageRow(2)];
+    answer(fake.db, history.map((m, i) => ({ ...m, turnAttempts: 2, turnBalance: '41', turn_no: i + 1 })));
+
+    const attempt = await beginReplyAttempt(USER, CONVERSATION, ['a', 'b'], 20, 2);
+
+    expect(paramsOf(fake.db)).toEqual([USER, CONVERSATION, ['a', 'b'], 20, 2]);
+    expect(attempt).toEqual({ attempts: 2, balance: 41, history });
+  });
+
+  it('when there is no history, then the lone row gives the count and balance and the history is empty', async () => {
+    answer(fake.db, [{ ...noMessage(), turnAttempts: 1, turnBalance: '0', turn_no: null }]);
+
+    await expect(beginReplyAttempt(USER, CONVERSATION, ['a'], 20, 2)).resolves.toEqual({ attempts: 1, balance: 0, history: [] });
+  });
+
+  it('when no row comes back, then the count and balance are zero', async () => {
+    await expect(beginReplyAttempt(USER, CONVERSATION, [], 20, 2)).resolves.toEqual({ attempts: 0, balance: 0, history: [] });
+  });
+});
+
+describe('recordReply', () => {
+  const reply = { answered: ['a', 'b'], text: 'Size 38 is in stock', replyToMessageId: 'b', cost: 2, tokens: 140 };
+
+  it('when the reply is recorded, then every part is sent and the reply and the bigint charge come back', async () => {
+    const stored = messageRow(5, { direction: 'outbound', author: 'agent', status: 'queued', text: reply.text });
+    answer(fake.db, [{ outcome: 'recorded', charged: '2', ...stored }]);
+
+    await expect(recordReply(USER, CONVERSATION, reply)).resolves.toEqual({ outcome: 'recorded', reply: stored, charged: 2 });
+    expect(paramsOf(fake.db)).toEqual([USER, CONVERSATION, ['a', 'b'], 'Size 38 is in stock', 'b', 2, 140]);
+  });
+
+  it('when the bot may no longer answer there, then only the outcome comes back', async () => {
+    answer(fake.db, [{ outcome: 'paused_or_archived', charged: null, ...noMessage() }]);
+
+    await expect(recordReply(USER, CONVERSATION, reply)).resolves.toEqual({ outcome: 'paused_or_archived' });
+  });
+
+  it('when another worker answered first, then the error with ANSWERED_ELSEWHERE reaches the caller unchanged', async () => {
+    const raced = Object.assign(new Error('message no longer pending'), { code: ANSWERED_ELSEWHERE });
+    answer(fake.db, raced);
+
+    await expect(recordReply(USER, CONVERSATION, reply)).rejects.toBe(raced);
+  });
+});
+
+describe('markInboundStatus', () => {
+  it('when messages move with an error, then its code and text are sent and the count of moved rows comes back', async () => {
+    answer(fake.db, { rows: [], rowCount: 2 });
+
+    await expect(markInboundStatus(USER, ['a', 'b'], 'failed', { code: 'max_attempts', message: 'Gave up' })).resolves.toBe(2);
+    expect(paramsOf(fake.db)).toEqual([USER, ['a', 'b'], 'failed', 'max_attempts', 'Gave up']);
+  });
+
+  it('when they move without an error, then null stands for it and a missing count is zero', async () => {
+    answer(fake.db, { rows: [], rowCount: null });
+
+    await expect(markInboundStatus(USER, ['a'], 'answered')).resolves.toBe(0);
+    expect(paramsOf(fake.db)).toEqual([USER, ['a'], 'answered', null, null]);
+  });
+});
+
+describe('failPendingInbound', () => {
+  it('when what is owed is failed, then the error is sent and the count comes back', async () => {
+    answer(fake.db, { rows: [], rowCount: 3 });
+
+    await expect(failPendingInbound(USER, CONVERSATION, error)).resolves.toBe(3);
+    expect(paramsOf(fake.db)).toEqual([USER, CONVERSATION, 'poison', 'Processing kept failing']);
+  });
+});
+
+describe('markOutboundSent', () => {
+  it('when every part was sent, then the first id is the message\'s and all of them go as JSON text', async () => {
+    await markOutboundSent(USER, 'm', ['wamid.1', 'wamid.2']);
+
+    expect(paramsOf(fake.db)).toEqual([USER, 'm', 'wamid.1', '["wamid.1","wamid.2"]']);
+  });
+
+  it('when Graph gave no id, then the message\'s id is null', async () => {
+    await markOutboundSent(USER, 'm', []);
+
+    expect(paramsOf(fake.db)).toEqual([USER, 'm', null, '[]']);
+  });
+});
+
+describe('claimOutboundPart', () => {
+  it('when the claim is made, then the part, its text, the attempt token and the grace go to claim_outbound_part', async () => {
+    answer(fake.db, [{ outcome: 'claimed', externalId: null, waitMs: 0 }]);
+
+    expect(await claimOutboundPart(USER, 'm', 2, 'part two', 'token-1', 15_000)).toEqual({ outcome: 'claimed' });
+    expect(paramsOf(fake.db)).toEqual([USER, 'm', 2, 'part two', 'token-1', 15_000]);
+  });
+
+  it.each([
+    [{ outcome: 'resent_after_grace', externalId: null, waitMs: 0 }, { outcome: 'resent_after_grace' }],
+    [{ outcome: 'in_doubt', externalId: null, waitMs: 740 }, { outcome: 'in_doubt', waitMs: 740 }],
+    [{ outcome: 'settled', externalId: 'wamid.A', waitMs: 0 }, { outcome: 'settled', externalId: 'wamid.A' }],
+    [{ outcome: 'settled_by_status', externalId: 'wamid.B', waitMs: 0 }, { outcome: 'settled_by_status', externalId: 'wamid.B' }],
+    [{ outcome: 'settled_by_echo', externalId: 'mid.C', waitMs: 0 }, { outcome: 'settled_by_echo', externalId: 'mid.C' }],
+  ])('when the database answers %o, then the claim reads %o', async (row, claim) => {
+    answer(fake.db, [row]);
+
+    expect(await claimOutboundPart(USER, 'm', 0, 'hi', 'token', 15_000)).toEqual(claim);
+  });
+});
+
+describe('recordPartSent and releasePart', () => {
+  it('when Graph answered, then the part and Meta\'s id are sent; when Meta refused, then only this attempt\'s mark is removed', async () => {
+    await recordPartSent(USER, 'm', 1, 'wamid.1');
+    expect(paramsOf(fake.db)).toEqual([USER, 'm', 1, 'wamid.1']);
+
+    await releasePart(USER, 'm', 1, 'token-9');
+    expect(paramsOf(fake.db, 1)).toEqual([USER, 'm', 1, 'token-9']);
+  });
+});
+
+describe('markOutboundFailed', () => {
+  it('when Graph refused the message, then its code and text are sent', async () => {
+    await markOutboundFailed(USER, 'm', { code: '131047', message: 'Re-engagement message' });
+
+    expect(paramsOf(fake.db)).toEqual([USER, 'm', '131047', 'Re-engagement message']);
+  });
+});

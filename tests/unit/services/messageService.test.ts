@@ -1,0 +1,135 @@
+/**
+ * The tenant API's messages with the models, the transaction and the queue mocked: ownership is
+ * checked before a page is read, and a human's message is recorded under the conversation's
+ * lock, then nudged, with Redis failures left to the sweeper. The same flows against Postgres
+ * and Redis run in tests/integration/conversations.test.ts.
+ */
+import * as conversations from '../../../src/models/Conversation';
+import * as messages from '../../../src/models/Message';
+import * as database from '../../../src/utils/database';
+import * as queue from '../../../src/utils/queue';
+import type { Conversation } from '../../../src/models/Conversation';
+import type { Message } from '../../../src/models/Message';
+import { listMessages, sendHumanMessage } from '../../../src/services/messageService';
+import { runWithContext } from '../../../src/utils/context';
+import { logger } from '../../../src/utils/logger';
+import { encodeCursor } from '../../../src/utils/pagination';
+import { fakeDatabaseOf, resetFakeDatabase } from '../../fixtures/fakeDatabase';
+import { CONVERSATION, MESSAGE, USER } from '../../fixtures/rows';
+
+jest.mock('../../../src/models/Conversation');
+jest.mock('../../../src/models/Message');
+jest.mock('../../../src/utils/queue');
+jest.mock('../../../src/utils/database', () => jest.requireActual('../../fixtures/fakeDatabase').fakeDatabaseModule());
+
+const model = { ...jest.mocked(conversations), ...jest.mocked(messages) };
+const enqueue = jest.mocked(queue.enqueueConversations);
+const fake = fakeDatabaseOf(database);
+
+const conversation = (isActive = true) => ({ id: CONVERSATION, userId: USER, isActive }) as Conversation;
+const message = (sequenceNo: number) => ({ id: `${MESSAGE}-${sequenceNo}`, sequenceNo }) as unknown as Message;
+
+beforeEach(() => {
+  jest.resetAllMocks();
+  jest.restoreAllMocks();
+  resetFakeDatabase(fake);
+  enqueue.mockResolvedValue(undefined);
+});
+
+describe('listMessages', () => {
+  it('when the model returns one row more than the limit, then the page ends with a cursor naming its last sequence number', async () => {
+    model.findConversation.mockResolvedValue(conversation());
+    model.listMessages.mockResolvedValue([message(1), message(2), message(3)]);
+
+    const page = await listMessages(USER, CONVERSATION, { limit: 2 });
+
+    expect(model.listMessages).toHaveBeenCalledWith(USER, CONVERSATION, { limit: 2, afterSequenceNo: undefined });
+    expect(page).toEqual({ data: [message(1), message(2)], next_cursor: encodeCursor(2) });
+  });
+
+  it('when a cursor is given, then the page starts after the sequence number it names', async () => {
+    model.findConversation.mockResolvedValue(conversation());
+    model.listMessages.mockResolvedValue([]);
+
+    await expect(listMessages(USER, CONVERSATION, { limit: 2, cursor: encodeCursor(9) })).resolves.toEqual({ data: [], next_cursor: null });
+    expect(model.listMessages).toHaveBeenCalledWith(USER, CONVERSATION, { limit: 2, afterSequenceNo: 9 });
+  });
+
+  it('when the conversation is not the tenant\'s, then it is not_found and no message is read', async () => {
+    model.findConversation.mockResolvedValue(null);
+
+    await expect(listMessages(USER, CONVERSATION, { limit: 2 })).rejects.toMatchObject({ code: 'not_found' });
+    expect(model.findConversation).toHaveBeenCalledWith(USER, CONVERSATION);
+    expect(model.listMessages).not.toHaveBeenCalled();
+  });
+
+  it('when the cursor is not a sequence number, then it is a validation error and nothing is read', async () => {
+    await expect(listMessages(USER, CONVERSATION, { limit: 2, cursor: encodeCursor(CONVERSATION) })).rejects.toMatchObject({ code: 'validation_error' });
+    expect(model.findConversation).not.toHaveBeenCalled();
+  });
+});
+
+describe('sendHumanMessage', () => {
+  it('when the conversation is active, then the message is stored queued on the locked conversation\'s transaction and nudged with the request id', async () => {
+    model.lockConversation.mockResolvedValue(conversation());
+    model.insertHumanMessage.mockResolvedValue(message(4));
+
+    const sent = await runWithContext({ requestId: 'req-1' }, () => sendHumanMessage(USER, CONVERSATION, 'Hi, a human here'));
+
+    expect(sent).toEqual(message(4));
+    expect(model.lockConversation).toHaveBeenCalledWith(USER, CONVERSATION, fake.transaction);
+    expect(model.insertHumanMessage).toHaveBeenCalledWith(USER, CONVERSATION, { type: 'text', text: 'Hi, a human here', status: 'queued' }, fake.transaction);
+    expect(enqueue).toHaveBeenCalledWith([{ conversationId: CONVERSATION, userId: USER, messageId: message(4).id, requestId: 'req-1' }]);
+  });
+
+  it('when the nudge is sent, then only after the transaction committed', async () => {
+    const order: string[] = [];
+    model.lockConversation.mockResolvedValue(conversation());
+    model.insertHumanMessage.mockResolvedValue(message(4));
+    fake.withTransaction.mockImplementation(async (fn) => {
+      const result = await fn(fake.transaction);
+      order.push('committed');
+      return result;
+    });
+    enqueue.mockImplementation(async () => void order.push('nudged'));
+
+    await sendHumanMessage(USER, CONVERSATION, 'hi');
+
+    expect(order).toEqual(['committed', 'nudged']);
+  });
+
+  it('when the conversation is not the tenant\'s, then it is not_found and nothing is stored or nudged', async () => {
+    model.lockConversation.mockResolvedValue(null);
+
+    await expect(sendHumanMessage(USER, CONVERSATION, 'hi')).rejects.toMatchObject({ code: 'not_found' });
+    expect(model.insertHumanMessage).not.toHaveBeenCalled();
+    expect(enqueue).not.toHaveBeenCalled();
+  });
+
+  it('when the conversation is archived, then it is a conflict and nothing is stored or nudged', async () => {
+    model.lockConversation.mockResolvedValue(conversation(false));
+
+    await expect(sendHumanMessage(USER, CONVERSATION, 'hi')).rejects.toMatchObject({ code: 'conflict', status: 409 });
+    expect(model.insertHumanMessage).not.toHaveBeenCalled();
+    expect(enqueue).not.toHaveBeenCalled();
+  });
+
+  it('when Redis cannot take the nudge, then the stored message still comes back and a warning says the sweeper will send it', async () => {
+    const warn = jest.spyOn(logger, 'warn');
+    model.lockConversation.mockResolvedValue(conversation());
+    model.insertHumanMessage.mockResolvedValue(message(4));
+    enqueue.mockRejectedValue(new Error('Connection is closed.'));
+
+    await expect(sendHumanMessage(USER, CONVERSATION, 'hi')).resolves.toEqual(message(4));
+    expect(warn).toHaveBeenCalledWith({ err: { message: 'Connection is closed.' } }, expect.stringContaining('sweeper'));
+  });
+
+  it('when outside a request, then the nudge carries no request id', async () => {
+    model.lockConversation.mockResolvedValue(conversation());
+    model.insertHumanMessage.mockResolvedValue(message(4));
+
+    await sendHumanMessage(USER, CONVERSATION, 'hi');
+
+    expect(enqueue).toHaveBeenCalledWith([expect.objectContaining({ requestId: undefined })]);
+  });
+});
