@@ -60,6 +60,12 @@ const schema = z.object({
   EXTRACTION_IDLE_SECONDS: integer(1, 30 * 24 * 3600).default(600),
   MESSAGE_WORKERS: integer(0, 64).default(1),
   EXTRACTION_WORKERS: integer(0, 64).default(1),
+  /** `npm start` scales message workers between MESSAGE_WORKERS and this, on the queue's backlog. */
+  MESSAGE_WORKERS_MAX: integer(0, 64).default(4),
+  /** How often workers heartbeat; one silent for 6 beats is stuck (the supervisor replaces it). */
+  WORKER_HEARTBEAT_MS: integer(50, 600_000).default(5_000),
+  /** How often the supervisor reads the backlog and the heartbeats to scale and to find stuck workers. */
+  SUPERVISOR_CHECK_MS: integer(50, 600_000).default(5_000),
   WORKER_CONCURRENCY: integer(1, 10_000).default(50),
   /** A worker's hold on a conversation and on a stream entry; a dead worker's work is taken over after it. */
   WORKER_LEASE_MS: integer(200, 600_000).default(30_000),

@@ -5,11 +5,17 @@
 import { getRedis } from '../utils/redis';
 import { registry } from '../utils/metrics';
 import { logger } from '../utils/logger';
+import { config } from '../config';
 
 export const HEARTBEAT_KEY = 'workers:heartbeat';
 export const workerMetricsKey = (name: string) => `workers:metrics:${name}`;
-/** A worker silent this long is gone; its metrics stop being served. */
-export const HEARTBEAT_TTL_MS = 30_000;
+/** How often every worker (and the supervisor) publishes a heartbeat. */
+export const HEARTBEAT_INTERVAL_MS = config.WORKER_HEARTBEAT_MS;
+/**
+ * A worker silent this long is gone (its metrics stop being served) or, if its process lives,
+ * stuck (the supervisor replaces it). Six beats: one slow Redis round trip or GC pause is no death.
+ */
+export const HEARTBEAT_TTL_MS = 6 * HEARTBEAT_INTERVAL_MS;
 
 export interface Heartbeat {
   kind: string;
