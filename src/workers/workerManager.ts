@@ -94,8 +94,8 @@ export interface MonitorOptions {
   heartbeatMs: number;
   /** A retiring worker still alive after this long is killed (worker-start's own bound is SHUTDOWN_TIMEOUT_MS). */
   drainTimeoutMs: number;
-  /** The name a worker's heartbeat carries: its consumer name, `<hostname>-<pid>`. */
-  workerName?: (pid: number) => string;
+  /** This machine's name: a worker's heartbeat is named `<host>-<pid>` (its consumer name). */
+  host?: string;
 }
 
 export function defaultMonitor(): MonitorOptions {
@@ -139,7 +139,7 @@ export class WorkerManager {
   private readonly timers: NodeJS.Timeout[] = [];
   /** Redis could not be read at the last check: logged once per outage, not every check. */
   private blind = false;
-  private readonly workerName: (pid: number) => string;
+  private readonly host: string;
 
   /** Without `monitor` it only restarts what dies (as the unit tests of restarts want). */
   constructor(
@@ -147,7 +147,7 @@ export class WorkerManager {
     private readonly monitor?: MonitorOptions,
   ) {
     this.supervised = specs.map((spec) => this.entry(spec));
-    this.workerName = monitor?.workerName ?? ((pid) => `${hostname()}-${pid}`);
+    this.host = monitor?.host ?? hostname();
   }
 
   start(): void {
@@ -242,6 +242,10 @@ export class WorkerManager {
       const child = entry.child;
       if (entry.spec.kind === 'api' || entry.retiring || !child?.pid || child.exitCode !== null) continue;
       const { liveness, verdict } = judgeLiveness(entry.liveness, beats && this.newestBeat(beats, entry, child.pid), now, staleMs);
+      if (entry.liveness.beatAt === undefined && liveness.beatAt !== undefined) {
+        // From here on its silence counts: operators see how long a start takes.
+        logger.info({ child: entry.spec.name, pid: child.pid, startup_ms: liveness.beatAt - entry.startedAt }, 'worker heartbeating');
+      }
       entry.liveness = liveness;
       if (verdict !== 'stuck' || entry.killedAsStuck) continue;
       logger.error(
@@ -261,7 +265,7 @@ export class WorkerManager {
    * spawned (an older beat under the same name is a previous process that had the same pid).
    */
   private newestBeat(beats: Heartbeat[], entry: Supervised, pid: number): number | undefined {
-    const name = this.workerName(pid);
+    const name = `${this.host}-${pid}`;
     const beat = beats.find((b) => b.name === name && b.kind === entry.spec.kind && b.at >= entry.startedAt);
     return beat?.at;
   }
@@ -269,7 +273,10 @@ export class WorkerManager {
   private scale(now: number, beats: Heartbeat[] | null, backlog: number | null): void {
     const { policy, staleMs } = this.monitor!;
     const workers = this.messageWorkers();
-    const fleetWorkers = (beats ?? []).filter((b) => b.kind === 'message' && now - b.at < staleMs).length;
+    // Workers of this machine are counted from the list (a drained one's last beat is still
+    // fresh for a while); other machines' from their fresh heartbeats.
+    const elsewhere = (beats ?? []).filter((b) => b.kind === 'message' && !b.name.startsWith(`${this.host}-`) && now - b.at < staleMs);
+    const fleetWorkers = workers.length + elsewhere.length;
     const decision = decideScale(policy, this.scaleState, { now, workers: workers.length, fleetWorkers, backlog });
     logger.debug(
       { workers: workers.length, fleet_workers: fleetWorkers, backlog, per_worker: decision.perWorker, ...decision.state },

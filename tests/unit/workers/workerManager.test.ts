@@ -273,11 +273,13 @@ describe('WorkerManager monitoring', () => {
 
   /** A Redis stand-in: the backlog the test sets, and a fresh heartbeat for every pid in `beating`. */
   function fakeProbe() {
-    const state = { backlog: 0 as number, down: false, beating: new Set<number>(), published: 0 };
+    const state = { backlog: 0 as number, down: false, beating: new Set<number>(), elsewhere: 0, published: 0 };
     const probe: FleetProbe = {
       heartbeats: jest.fn(async () => {
         if (state.down) throw new Error('connect ECONNREFUSED 127.0.0.1:6379');
-        return [...state.beating].map((pid): Heartbeat => ({ kind: 'message', name: `w-${pid}`, pid, at: Date.now(), inFlight: 0, handled: 0 }));
+        const beat = (name: string, pid: number): Heartbeat => ({ kind: 'message', name, pid, at: Date.now(), inFlight: 0, handled: 0 });
+        const local = [...state.beating].map((pid) => beat(`w-${pid}`, pid));
+        return [...local, ...Array.from({ length: state.elsewhere }, (_, i) => beat(`other-host-${i}`, i))];
       }),
       backlog: jest.fn(async () => {
         if (state.down) throw new Error('connect ECONNREFUSED 127.0.0.1:6379');
@@ -299,7 +301,7 @@ describe('WorkerManager monitoring', () => {
       staleMs: STALE_MS,
       heartbeatMs: 500,
       drainTimeoutMs: 5_000,
-      workerName: (pid) => `w-${pid}`,
+      host: 'w',
     };
     const specs = [spec('api'), ...Array.from({ length: options.min ?? 1 }, (_, i) => workerSpec('message', i + 1))];
     const manager = new WorkerManager(specs, monitor);
@@ -333,6 +335,22 @@ describe('WorkerManager monitoring', () => {
     expect(spawnMock.mock.calls.at(-1)![1]).toEqual([...process.execArgv, path.join(ROOT, 'scripts', 'worker-start.ts'), 'message']);
     expect((await metric('worker_scale_events_total', { direction: 'up' })) - upBefore).toBe(2);
     expect(await metric('worker_processes', { kind: 'message' })).toBe(3);
+    manager.abandonChildren();
+  });
+
+  it('when other machines run message workers too, then the backlog is shared among all of them', async () => {
+    const { manager, state } = monitored({ max: 3 });
+    manager.start();
+    beatAll(state);
+    state.elsewhere = 5;
+    state.backlog = 50; // 50 / 6 workers is under a worker's 10
+
+    await jest.advanceTimersByTimeAsync(CHECK_MS * 30);
+    expect(messageNames(manager)).toEqual(['message-1']);
+    state.backlog = 61;
+    await jest.advanceTimersByTimeAsync(CHECK_MS * 3);
+
+    expect(messageNames(manager)).toEqual(['message-1', 'message-2']);
     manager.abandonChildren();
   });
 
