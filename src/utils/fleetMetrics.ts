@@ -47,7 +47,8 @@ async function readFleet(): Promise<MetricsJson[]> {
     heartbeatAge.set({ worker: beat.name, kind: beat.kind }, (Date.now() - beat.at) / 1000);
     workerInFlight.set({ worker: beat.name, kind: beat.kind }, beat.inFlight);
   }
-  // The workers' series are still worth serving if only the queue's figures cannot be read.
+  // No stream yet: nothing to report. And the workers' series are still worth serving if only
+  // the queue's figures cannot be read.
   const backlog = await readGroupBacklog(redis).catch(() => null);
   if (backlog) {
     streamLag.set({ stream: STREAMS.messages }, backlog.lag);

@@ -104,17 +104,18 @@ export interface GroupBacklog {
 const LAG_COUNT_LIMIT = 10_000;
 
 /**
- * Reads the backlog of the message workers' group (XINFO GROUPS). No stream or no group yet is
- * an empty backlog; Redis unreachable rejects. Redis before 7.0 reports no `lag`, and 7.x
+ * Reads the backlog of the message workers' group (XINFO GROUPS): null when there is no stream
+ * or no group yet (nothing was ever queued, or Redis restarted empty); Redis unreachable
+ * rejects. Redis before 7.0 reports no `lag`, and 7.x
  * reports null when it cannot tell (entries deleted mid-stream): the unread entries after the
  * group's last delivered id are then counted, up to LAG_COUNT_LIMIT.
  */
-export async function readGroupBacklog(redis: Redis = getRedis()): Promise<GroupBacklog> {
+export async function readGroupBacklog(redis: Redis = getRedis()): Promise<GroupBacklog | null> {
   let groups: unknown[][];
   try {
     groups = (await redis.xinfo('GROUPS', prefixedKey(redis, STREAMS.messages))) as unknown[][];
   } catch (error) {
-    if (/no such key/i.test(String((error as Error)?.message))) return { lag: 0, pending: 0 };
+    if (/no such key/i.test(String((error as Error)?.message))) return null;
     throw error;
   }
   for (const group of groups) {
@@ -127,5 +128,5 @@ export async function readGroupBacklog(redis: Redis = getRedis()): Promise<Group
     const unread = await redis.xrange(STREAMS.messages, `(${String(fields.get('last-delivered-id'))}`, '+', 'COUNT', LAG_COUNT_LIMIT);
     return { lag: unread.length, pending };
   }
-  return { lag: 0, pending: 0 };
+  return null;
 }

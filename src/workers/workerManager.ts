@@ -79,8 +79,8 @@ const SUPERVISOR_NAME = `supervisor-${hostname()}-${process.pid}`;
 export const redisProbe: FleetProbe = {
   heartbeats: readHeartbeats,
   backlog: async () => {
-    const { lag, pending } = await readGroupBacklog();
-    return lag + pending;
+    const backlog = await readGroupBacklog();
+    return backlog ? backlog.lag + backlog.pending : 0;
   },
   publish: () => publishHeartbeat('supervisor', SUPERVISOR_NAME, { inFlight: 0, handled: 0 }),
 };

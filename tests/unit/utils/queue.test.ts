@@ -203,10 +203,10 @@ describe('readGroupBacklog', () => {
     expect(xrange).toHaveBeenCalledWith(STREAMS.messages, '(5-0', '+', 'COUNT', 10_000);
   });
 
-  it('when the stream does not exist yet, or has no message group, then the backlog is empty', async () => {
+  it('when the stream does not exist yet, or has no message group, then there is no backlog to tell (null)', async () => {
     const missing = jest.fn().mockRejectedValue(new Error('ERR no such key'));
-    expect(await readGroupBacklog(fakeRedis(missing))).toEqual({ lag: 0, pending: 0 });
-    expect(await readGroupBacklog(fakeRedis(jest.fn().mockResolvedValue([])))).toEqual({ lag: 0, pending: 0 });
+    expect(await readGroupBacklog(fakeRedis(missing))).toBeNull();
+    expect(await readGroupBacklog(fakeRedis(jest.fn().mockResolvedValue([])))).toBeNull();
   });
 
   it('when Redis is unreachable, then it rejects: an unknown backlog is not an empty one', async () => {
