@@ -26,6 +26,11 @@ interface Supervised {
 }
 
 const ROOT = path.join(__dirname, '..', '..');
+/**
+ * `.ts` under tsx, `.js` compiled (ROOT is then `dist/`): children run from the same tree as the
+ * supervisor, so a compiled one never spawns TypeScript, which production has no loader for.
+ */
+const EXT = path.extname(__filename);
 /** A child that stayed up this long is healthy again: its next crash restarts quickly. */
 const HEALTHY_AFTER_MS = 30_000;
 
@@ -34,10 +39,10 @@ export function restartDelay(failures: number): number {
 }
 
 export function childSpecs(): ChildSpec[] {
-  const specs: ChildSpec[] = [{ name: 'api', script: path.join(ROOT, 'src', 'server.ts'), args: [] }];
+  const specs: ChildSpec[] = [{ name: 'api', script: path.join(ROOT, 'src', `server${EXT}`), args: [] }];
   for (const [kind, { processes }] of Object.entries(WORKER_KINDS)) {
     for (let i = 0; i < processes; i++) {
-      specs.push({ name: `${kind}-${i + 1}`, script: path.join(ROOT, 'scripts', 'worker-start.ts'), args: [kind] });
+      specs.push({ name: `${kind}-${i + 1}`, script: path.join(ROOT, 'scripts', `worker-start${EXT}`), args: [kind] });
     }
   }
   return specs;
@@ -56,7 +61,7 @@ export class WorkerManager {
   }
 
   private spawn(entry: Supervised): void {
-    // The same loader flags (tsx) this process runs under, so children run TypeScript too.
+    // The same node flags this process runs under: tsx's loader when it runs TypeScript, none compiled.
     const child = spawn(process.execPath, [...process.execArgv, entry.spec.script, ...entry.spec.args], {
       stdio: 'inherit',
       env: process.env,
