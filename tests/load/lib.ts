@@ -119,7 +119,7 @@ export interface ManagedProcess {
 
 export interface StartProcessOptions {
   name: string;
-  /** A .ts or .js file, absolute or relative to the repository root; run as `node --import tsx <script>`. */
+  /** A file, absolute or relative to the repository root: `.ts` runs as `node --import tsx <script>`, compiled `.js` as `node <script>`. */
   script: string;
   args?: string[];
   env?: NodeJS.ProcessEnv;
@@ -129,7 +129,8 @@ export interface StartProcessOptions {
 }
 
 export function startProcess(options: StartProcessOptions): ManagedProcess {
-  const child = spawn(process.execPath, [...(options.nodeArgs ?? []), '--import', 'tsx', path.resolve(ROOT, options.script), ...(options.args ?? [])], {
+  const loader = options.script.endsWith('.ts') ? ['--import', 'tsx'] : [];
+  const child = spawn(process.execPath, [...(options.nodeArgs ?? []), ...loader, path.resolve(ROOT, options.script), ...(options.args ?? [])], {
     cwd: ROOT,
     env: { ...process.env, ...options.env },
     stdio: ['ignore', 'pipe', 'pipe'],
