@@ -104,7 +104,7 @@ function main() {
   try {
     // Another process may have built while this one waited for the lock.
     if (ifStale && !isStale()) return;
-    if (ifStale) say('dist/ is missing or older than src/: compiling (about 10 s)');
+    if (ifStale) say('dist/ is missing or older than src/: compiling (10–20 s on 2 cores)');
     const started = Date.now();
     compile();
     say(`compiled to dist/ in ${((Date.now() - started) / 1000).toFixed(1)} s`);
