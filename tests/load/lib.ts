@@ -126,6 +126,8 @@ export interface StartProcessOptions {
   /** Extra node flags, e.g. ['--cpu-prof', '--cpu-prof-dir=/tmp/prof']. */
   nodeArgs?: string[];
   keepLines?: number;
+  /** Called with each line of stdout as it arrives (timing a log line, say). */
+  onLine?: (line: string) => void;
 }
 
 export function startProcess(options: StartProcessOptions): ManagedProcess {
@@ -138,12 +140,13 @@ export function startProcess(options: StartProcessOptions): ManagedProcess {
   const keep = options.keepLines ?? 200;
   const lines: string[] = [];
   // Both pipes are always drained: a full pipe would block the server mid-benchmark.
-  const collect = (stream: NodeJS.ReadableStream | null, tag: string) => {
+  const collect = (stream: NodeJS.ReadableStream | null, tag: string, onLine?: (line: string) => void) => {
     let buffer = '';
     stream?.on('data', (chunk: Buffer) => {
       buffer += chunk.toString();
       let newline: number;
       while ((newline = buffer.indexOf('\n')) >= 0) {
+        onLine?.(buffer.slice(0, newline));
         lines.push(`${tag}${buffer.slice(0, newline)}`);
         buffer = buffer.slice(newline + 1);
         if (lines.length > keep) lines.shift();
@@ -151,7 +154,7 @@ export function startProcess(options: StartProcessOptions): ManagedProcess {
       if (buffer.length > 64_000) buffer = buffer.slice(-64_000);
     });
   };
-  collect(child.stdout, '');
+  collect(child.stdout, '', options.onLine);
   collect(child.stderr, 'stderr: ');
   const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => {
     child.once('exit', (code, signal) => resolve({ code, signal }));

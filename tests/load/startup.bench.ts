@@ -80,37 +80,33 @@ interface Sample {
 
 async function measure(subject: Subject, variant: Variant, env: NodeJS.ProcessEnv): Promise<Sample> {
   const port = await freePort();
-  const spawnedAt = nowMs();
-  const proc = startProcess({
-    name: `${subject.name} (${variant})`,
-    script: subject.script[variant],
-    args: subject.args,
-    env: { ...env, ...subject.env, PORT: String(port) },
-  });
   const messages: string[] = [];
   const childPids: number[] = [];
   let upAt: number | undefined;
-  let buffer = '';
-  proc.child.stdout?.on('data', (chunk: Buffer) => {
-    buffer += chunk.toString();
-    let newline: number;
-    while ((newline = buffer.indexOf('\n')) >= 0) {
-      const line = buffer.slice(0, newline);
-      buffer = buffer.slice(newline + 1);
-      try {
-        const parsed = JSON.parse(line) as { msg?: string; pid?: number };
-        if (parsed.msg === 'child started' && typeof parsed.pid === 'number') childPids.push(parsed.pid);
-        if (parsed.msg) messages.push(parsed.msg);
-      } catch {
-        // not a log line
-      }
+  const onLine = (line: string) => {
+    let parsed: { msg?: string; pid?: number };
+    try {
+      parsed = JSON.parse(line) as typeof parsed;
+    } catch {
+      return; // not a log line
     }
+    if (parsed.msg === 'child started' && typeof parsed.pid === 'number') childPids.push(parsed.pid);
+    if (!parsed.msg) return;
+    messages.push(parsed.msg);
     const missing = [...subject.upWhen];
     for (const message of messages) {
       const index = missing.indexOf(message);
       if (index >= 0) missing.splice(index, 1);
     }
     if (missing.length === 0) upAt ??= nowMs();
+  };
+  const spawnedAt = nowMs();
+  const proc = startProcess({
+    name: `${subject.name} (${variant})`,
+    script: subject.script[variant],
+    args: subject.args,
+    env: { ...env, ...subject.env, PORT: String(port) },
+    onLine,
   });
   try {
     const deadline = Date.now() + 60_000;
