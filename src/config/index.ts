@@ -69,6 +69,8 @@ const schema = z.object({
   WORKER_CONCURRENCY: integer(1, 10_000).default(50),
   /** A worker's hold on a conversation and on a stream entry; a dead worker's work is taken over after it. */
   WORKER_LEASE_MS: integer(200, 600_000).default(30_000),
+  /** A worker process answers GET /healthz here, from its heartbeat (orchestrators' liveness); unset, none: `npm start` runs several workers on one host. */
+  WORKER_HEALTH_PORT: integer(1, 65535).optional(),
   /** How often a worker looks for accepted messages that nobody is answering (lost nudges). */
   SWEEPER_INTERVAL_MS: integer(100, 3_600_000).default(15_000),
   /** Turns a message may take (each a model call with its own retries) before it is failed. */

@@ -110,6 +110,11 @@ export function defaultMonitor(): MonitorOptions {
 }
 
 const ROOT = path.join(__dirname, '..', '..');
+/**
+ * `.ts` under tsx, `.js` compiled (ROOT is then `dist/`): children run from the same tree as the
+ * supervisor, so a compiled one never spawns TypeScript, which production has no loader for.
+ */
+const EXT = path.extname(__filename);
 /** A child that stayed up this long is healthy again: its next crash restarts quickly. */
 const HEALTHY_AFTER_MS = 30_000;
 
@@ -120,12 +125,12 @@ export function restartDelay(failures: number): number {
 export const workerSpec = (kind: string, number: number): ChildSpec => ({
   name: `${kind}-${number}`,
   kind,
-  script: path.join(ROOT, 'scripts', 'worker-start.ts'),
+  script: path.join(ROOT, 'scripts', `worker-start${EXT}`),
   args: [kind],
 });
 
 export function childSpecs(): ChildSpec[] {
-  const specs: ChildSpec[] = [{ name: 'api', kind: 'api', script: path.join(ROOT, 'src', 'server.ts'), args: [] }];
+  const specs: ChildSpec[] = [{ name: 'api', kind: 'api', script: path.join(ROOT, 'src', `server${EXT}`), args: [] }];
   for (const [kind, { processes }] of Object.entries(WORKER_KINDS)) {
     for (let i = 0; i < processes; i++) specs.push(workerSpec(kind, i + 1));
   }
@@ -178,7 +183,7 @@ export class WorkerManager {
   }
 
   private spawn(entry: Supervised): void {
-    // The same loader flags (tsx) this process runs under, so children run TypeScript too.
+    // The same node flags this process runs under: tsx's loader when it runs TypeScript, none compiled.
     const child = spawn(process.execPath, [...process.execArgv, entry.spec.script, ...entry.spec.args], {
       stdio: 'inherit',
       env: process.env,
