@@ -9,6 +9,7 @@
 import { config } from '../src/config';
 import { migrate } from '../src/utils/migrator';
 import { closeDatabase, db } from '../src/utils/database';
+import { closeRedis } from '../src/utils/redis';
 import { AppError } from '../src/utils/errors';
 import * as userService from '../src/services/userService';
 import * as agentService from '../src/services/agentService';
@@ -179,6 +180,7 @@ if (require.main === module) {
       process.stderr.write(`seed: failed: ${error.message}\n`);
       process.exitCode = 1;
     })
-    // The pool would keep the process alive; close it whether or not the seed worked.
-    .finally(() => closeDatabase());
+    // The pool and the Redis connection (a new key is hinted live for the rate limiter) would
+    // keep the process alive; close them whether or not the seed worked.
+    .finally(() => Promise.all([closeDatabase(), closeRedis()]));
 }

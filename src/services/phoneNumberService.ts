@@ -8,6 +8,7 @@
  * `agent_relinked` (link to a different agent, including from "no agent"), `agent_unlinked`,
  * `phone_number_deleted`, and `agent_archived` (agentService).
  */
+import { randomUUID } from 'node:crypto';
 import { withTransaction } from '../utils/database';
 import { encryptSecret } from '../utils/encryption';
 import { conflict, notFound } from '../utils/errors';
@@ -36,12 +37,14 @@ function isUniqueViolation(error: unknown, constraint: string): boolean {
  * included) already has the account live; the message does not say which.
  */
 export async function createPhoneNumber(userId: string, input: CreatePhoneNumberInput): Promise<PhoneNumber> {
+  const id = randomUUID();
   try {
     return await PhoneNumbers.insertPhoneNumber(userId, {
+      id,
       channel: input.channel,
       externalId: input.externalId,
       displayName: input.displayName ?? null,
-      accessTokenEncrypted: encryptSecret(input.accessToken),
+      accessTokenEncrypted: encryptSecret(input.accessToken, PhoneNumbers.accessTokenContext(id)),
     });
   } catch (error) {
     // The unique index decides, not a prior SELECT: two tenants racing for one account cannot both win.
@@ -79,7 +82,9 @@ export interface UpdatePhoneNumberInput {
 export async function updatePhoneNumber(userId: string, phoneNumberId: string, input: UpdatePhoneNumberInput): Promise<PhoneNumber> {
   const updated = await PhoneNumbers.updatePhoneNumber(userId, phoneNumberId, {
     ...(input.displayName !== undefined ? { displayName: input.displayName } : {}),
-    ...(input.accessToken !== undefined ? { accessTokenEncrypted: encryptSecret(input.accessToken) } : {}),
+    ...(input.accessToken !== undefined
+      ? { accessTokenEncrypted: encryptSecret(input.accessToken, PhoneNumbers.accessTokenContext(phoneNumberId)) }
+      : {}),
   });
   if (!updated) throw notFound('Phone number');
   return updated;

@@ -55,7 +55,7 @@ export interface ReplyContext extends Omit<StoredReplyContext, 'phoneNumber'> {
 function withAccessToken({ phoneNumber, ...rest }: StoredReplyContext): ReplyContext {
   if (!phoneNumber) return { ...rest, phoneNumber: null };
   const { accessTokenEncrypted, ...number } = phoneNumber;
-  return { ...rest, phoneNumber: { ...number, accessToken: decryptAccessToken(accessTokenEncrypted) } };
+  return { ...rest, phoneNumber: { ...number, accessToken: decryptAccessToken(number.id, accessTokenEncrypted) } };
 }
 
 /** Graph sends retried in place before the turn gives up for a lease period. */

@@ -204,7 +204,8 @@ describe('OpenAPI document and Swagger UI', () => {
       for (const key of OUTSIDE_V1) {
         const op = operation(key);
         expect({ key, described: typeof op?.description }).toEqual({ key, described: 'string' });
-        expect({ key, security: op.security }).toEqual({ key, security: [] });
+        const security = key === 'GET /metrics' ? [{}, { metricsToken: [] }] : [];
+        expect({ key, security: op.security }).toEqual({ key, security });
       }
       expect(operation('POST /webhooks/meta').responses['401'].content['application/json'].examples).toHaveProperty('invalid_signature');
       expect(Object.keys(operation('GET /readyz').responses)).toEqual(expect.arrayContaining(['200', '503']));

@@ -3,7 +3,7 @@ import request from 'supertest';
 import { createApp } from '../../src/app';
 import { db } from '../../src/utils/database';
 import { decryptSecret } from '../../src/utils/encryption';
-import { findLiveByExternalId, getAccessToken } from '../../src/models/PhoneNumber';
+import { accessTokenContext, findLiveByExternalId, getAccessToken } from '../../src/models/PhoneNumber';
 import { setupTestDatabase, teardownTestDatabase } from '../fixtures/testDatabase';
 import { ADMIN_AUTH, createTestTenant, type TestTenant } from '../fixtures/tenants';
 
@@ -65,9 +65,9 @@ describe('phone numbers API', () => {
       const tenant = await createTestTenant();
       const { res, body } = await createNumber(tenant);
       const stored = await storedToken(res.body.id);
-      expect(stored).toMatch(/^v1:[^:]+:[^:]+:[^:]+$/);
+      expect(stored).toMatch(/^v2:[0-9a-f]{8}:[^:]+:[^:]+:[^:]+$/);
       expect(stored).not.toContain(body.access_token);
-      expect(decryptSecret(stored)).toBe(body.access_token);
+      expect(decryptSecret(stored, accessTokenContext(res.body.id))).toBe(body.access_token);
       expect(await getAccessToken(tenant.userId, res.body.id)).toBe(body.access_token);
     });
 
@@ -217,7 +217,7 @@ describe('phone numbers API', () => {
       expect(res.body).toEqual(created.body);
       const stored = await storedToken(created.body.id);
       expect(stored).not.toContain(token);
-      expect(decryptSecret(stored)).toBe(token);
+      expect(decryptSecret(stored, accessTokenContext(created.body.id))).toBe(token);
     });
 
     it('when display_name is null, then it is cleared', async () => {

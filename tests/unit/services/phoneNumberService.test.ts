@@ -8,6 +8,7 @@ import {
   updatePhoneNumber,
 } from '../../../src/services/phoneNumberService';
 import { decryptSecret } from '../../../src/utils/encryption';
+import { accessTokenContext } from '../../../src/models/PhoneNumber';
 
 interface Call {
   via: 'db' | 'tx';
@@ -98,9 +99,11 @@ describe('createPhoneNumber', () => {
     const params = sql(/INSERT INTO phone_numbers/)[0]!.params;
     expect(params.slice(0, 4)).toEqual([USER, 'whatsapp', '1234567890', null]);
     const stored = params[4] as string;
-    expect(stored).toMatch(/^v1:/);
+    const id = params[5] as string;
+    expect(stored).toMatch(/^v2:/);
     expect(stored).not.toContain('EAAG-secret');
-    expect(decryptSecret(stored)).toBe('EAAG-secret');
+    // Bound to the row it is inserted as: the id is chosen before the insert for that.
+    expect(decryptSecret(stored, accessTokenContext(id))).toBe('EAAG-secret');
   });
 
   it('when the account is already live for any tenant, then conflict', async () => {
@@ -140,7 +143,7 @@ describe('updatePhoneNumber', () => {
     await updatePhoneNumber(USER, NUMBER, { accessToken: 'new-token' });
     const params = sql(/UPDATE phone_numbers/)[0]!.params;
     expect(params.slice(0, 4)).toEqual([USER, NUMBER, false, null]);
-    expect(decryptSecret(params[4] as string)).toBe('new-token');
+    expect(decryptSecret(params[4] as string, accessTokenContext(NUMBER))).toBe('new-token');
   });
 
   it('when display_name is null, then it is cleared and the token kept', async () => {
