@@ -5,6 +5,7 @@ import { config } from '../../src/config';
 import { db } from '../../src/utils/database';
 import { setupTestDatabase, teardownTestDatabase } from '../fixtures/testDatabase';
 import { ADMIN_AUTH, createTestTenant, type TestTenant } from '../fixtures/tenants';
+import { standinAccessToken } from '../fixtures/standins/graphStandin';
 
 type Method = 'get' | 'post' | 'put' | 'patch' | 'delete';
 
@@ -30,10 +31,11 @@ describe('agents API', () => {
   }
 
   async function createNumber(tenant: TestTenant): Promise<string> {
+    const externalId = newExternalId();
     const res = await request(app)
       .post('/v1/phone-numbers')
       .set(tenant.auth)
-      .send({ channel: 'whatsapp', external_id: newExternalId(), access_token: 'token' });
+      .send({ channel: 'whatsapp', external_id: externalId, access_token: standinAccessToken('whatsapp', externalId) });
     return res.body.id;
   }
 

@@ -2,7 +2,7 @@ import { config } from '../../src/config';
 import { closeDatabase, db } from '../../src/utils/database';
 import { postSignedWebhook, whatsappTextWebhook } from '../../scripts/simulate';
 import { descendantPids, freePort, isRunning, runEntryPoint, productEnv, runNpmScript } from '../fixtures/processes';
-import { startGraphStandin } from '../fixtures/standins/graphStandin';
+import { standinAccessToken, startGraphStandin } from '../fixtures/standins/graphStandin';
 import { startOpenAIStandin } from '../fixtures/standins/openaiStandin';
 import { dropDatabase, testDatabaseName } from '../fixtures/testDatabase';
 
@@ -60,7 +60,7 @@ describe('npm start supervisor', () => {
       };
       const { api_key: key } = await call('POST', '/v1/users', 'dev-admin-key', { name: 'Drain', email: 'drain@example.com', credits: 10_000 });
       const agent = await call('POST', '/v1/agents', key, { name: 'Drain', system_prompt: 'Answer.', debounce_ms: 0 });
-      const number = await call('POST', '/v1/phone-numbers', key, { channel: 'whatsapp', external_id: '1555000777', access_token: 'EAAG-test' });
+      const number = await call('POST', '/v1/phone-numbers', key, { channel: 'whatsapp', external_id: '1555000777', access_token: standinAccessToken('whatsapp', '1555000777') });
       await call('PUT', `/v1/phone-numbers/${number.id}/agent`, key, { agent_id: agent.id });
       const body = whatsappTextWebhook({ phoneNumberId: '1555000777', from: '15550001111', text: 'Are you there?' });
       expect((await postSignedWebhook(baseUrl, body, config.META_APP_SECRET)).status).toBe(200);
