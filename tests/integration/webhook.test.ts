@@ -233,6 +233,9 @@ describe('Meta webhook', () => {
       expect(rows[0].customer_name).toBe('Ann\ufffd');
       const [instagram] = await messagesWhere("channel = 'instagram' AND text = $1", ['\ufffd\ufffd']);
       expect(instagram).toMatchObject({ status: 'pending' });
+      // The Instagram tests below count this account's messages from a clean slate.
+      await db.query('DELETE FROM messages WHERE conversation_id = $1', [instagram.conversation_id]);
+      await db.query('DELETE FROM conversations WHERE id = $1', [instagram.conversation_id]);
     });
 
     it('when the account is unknown, then 200 and nothing is stored', async () => {
