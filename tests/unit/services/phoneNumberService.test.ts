@@ -72,6 +72,7 @@ function agentRow(overrides: Record<string, unknown> = {}) {
     temperature: '0.70',
     maxTokens: 512,
     historyLimit: 20,
+    maxPromptTokens: 8000,
     debounceMs: 0,
     leadFields: null,
     fallbackMessage: null,
