@@ -368,13 +368,20 @@ function answeredError(channel: Channel, what: string, response: RawResponse, pa
 
 const trimSlash = (url: string) => url.replace(/\/+$/, '');
 
-export function createGraphClient(options: GraphClientOptions = {}): GraphClient {
-  const bases: Record<Channel, string> = {
-    whatsapp: trimSlash(options.whatsappBaseUrl ?? config.META_GRAPH_API_URL),
-    instagram: trimSlash(options.instagramBaseUrl ?? config.INSTAGRAM_GRAPH_API_URL),
+/** Where and how long to call: the options given, else `config`'s. */
+function endpoints(options: GraphClientOptions): { bases: Record<Channel, string>; version: string; timeoutMs: number } {
+  return {
+    bases: {
+      whatsapp: trimSlash(options.whatsappBaseUrl ?? config.META_GRAPH_API_URL),
+      instagram: trimSlash(options.instagramBaseUrl ?? config.INSTAGRAM_GRAPH_API_URL),
+    },
+    version: options.version ?? config.META_GRAPH_API_VERSION,
+    timeoutMs: options.timeoutMs ?? DEFAULT_TIMEOUT_MS,
   };
-  const version = options.version ?? config.META_GRAPH_API_VERSION;
-  const timeoutMs = options.timeoutMs ?? DEFAULT_TIMEOUT_MS;
+}
+
+export function createGraphClient(options: GraphClientOptions = {}): GraphClient {
+  const { bases, version, timeoutMs } = endpoints(options);
 
   /** One POST to `/{version}/{accountId}/messages`; resolves with the parsed 2xx body or throws a GraphError. */
   async function post(channel: Channel, accountId: string, accessToken: string, body: unknown, what: string) {
@@ -527,12 +534,7 @@ function rawUserId(text: string): string | null {
  * the webhooks carry (Meta: Instagram API with Instagram Login › Get started).
  */
 export function createAccountVerifier(options: GraphClientOptions = {}): AccountVerifier {
-  const bases: Record<Channel, string> = {
-    whatsapp: trimSlash(options.whatsappBaseUrl ?? config.META_GRAPH_API_URL),
-    instagram: trimSlash(options.instagramBaseUrl ?? config.INSTAGRAM_GRAPH_API_URL),
-  };
-  const version = options.version ?? config.META_GRAPH_API_VERSION;
-  const timeoutMs = options.timeoutMs ?? DEFAULT_TIMEOUT_MS;
+  const { bases, version, timeoutMs } = endpoints(options);
   const what = 'account lookup';
 
   return async function verifyAccount({ channel, accountId, accessToken }: VerifyAccountInput): Promise<AccountVerification> {

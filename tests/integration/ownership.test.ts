@@ -4,24 +4,15 @@
  * Through the real API, webhook and message worker, with the Graph and OpenAI stand-ins.
  */
 import request from 'supertest';
-import { setupTestDatabase, teardownTestDatabase } from '../fixtures/testDatabase';
 import { standinAccessToken } from '../fixtures/standins/graphStandin';
-import { createBusiness, customerWrites, eventually, messagesOf, startPipeline, type Pipeline } from '../fixtures/pipeline';
+import { createBusiness, customerWrites, eventually, messagesOf, pipelineForFile } from '../fixtures/pipeline';
 import { db } from '../../src/utils/database';
 
-let pipeline: Pipeline;
-
-beforeAll(async () => {
-  await setupTestDatabase();
-  pipeline = await startPipeline();
-});
-afterAll(async () => {
-  await pipeline.close();
-  await teardownTestDatabase();
-});
+const pipelineOf = pipelineForFile();
 
 describe('ownership of accepted messages', () => {
   it("when tenant A deletes a number and tenant B registers it between acceptance and filing, then the message lands in A's records, never B's", async () => {
+    const pipeline = pipelineOf();
     const { app, graph } = pipeline;
     const [a, b] = [await createBusiness(app), await createBusiness(app)];
     const account = a.whatsapp.externalId;

@@ -3,24 +3,15 @@
  * max_prompt_tokens bounds the prompt (oldest turns cut first, system prompt kept), and a
  * customer's long message reaches the model capped.
  */
-import { setupTestDatabase, teardownTestDatabase } from '../fixtures/testDatabase';
-import { createBusiness, customerWrites, startPipeline, type Pipeline } from '../fixtures/pipeline';
+import { createBusiness, customerWrites, pipelineForFile } from '../fixtures/pipeline';
 import { MAX_CUSTOMER_MESSAGE_CHARS, estimatePromptTokens } from '../../src/services/chatPrompt';
 import type { ChatMessage } from '../../src/services/openaiService';
 
-let pipeline: Pipeline;
-
-beforeAll(async () => {
-  await setupTestDatabase();
-  pipeline = await startPipeline();
-});
-afterAll(async () => {
-  await pipeline.close();
-  await teardownTestDatabase();
-});
+const pipelineOf = pipelineForFile();
 
 describe('the prompt a reply sends', () => {
   it('when customers send 4096-character messages to an agent with max_prompt_tokens 1500, then each prompt fits it, keeps the system prompt and the newest message, and cuts the oldest turns', async () => {
+    const pipeline = pipelineOf();
     const { app, openai } = pipeline;
     const systemPrompt = 'You are the shop assistant. Be brief.';
     const business = await createBusiness(app, { agent: { system_prompt: systemPrompt, history_limit: 50, max_prompt_tokens: 1500, debounce_ms: 0 } });
