@@ -119,6 +119,7 @@ export async function serveConversation(userId: string, conversationId: string, 
       systemPrompt: agent.systemPrompt,
       history: history.map((m) => ({ author: m.author, text: renderForModel(m) })),
       historyLimit: agent.historyLimit,
+      maxPromptTokens: agent.maxPromptTokens,
     });
 
     let completion;

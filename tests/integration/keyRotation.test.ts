@@ -56,8 +56,8 @@ describe('rotate-keys', () => {
   });
 
   it('when tokens are under the old key (v2 and v1), then rotation puts them under the new one, the worker sends with them, and a second run does nothing', async () => {
-    const { WA_TOKEN, IG_TOKEN } = rotated.pipeline;
     const business = await rotated.pipeline.createBusiness(pipeline.app);
+    const [WA_TOKEN, IG_TOKEN] = [business.whatsapp.token, business.instagram.token];
     // What a database holds before the rotation: the old key's v2 values, and a v1 value.
     await store(business.whatsapp.id, encryptSecret(WA_TOKEN, accessTokenContext(business.whatsapp.id), OLD_KEY));
     await store(business.instagram.id, legacyV1(IG_TOKEN, OLD_KEY));
@@ -92,7 +92,7 @@ describe('rotate-keys', () => {
 
     await expect(rotated.phoneNumbers.getAccessToken(business.tenant.userId, business.instagram.id)).rejects.toBeInstanceOf(rotated.encryption.SecretDecryptionError);
     expect(() => rotated.accessTokens.decryptAccessToken(business.instagram.id, copied)).toThrow(/not written for this row/);
-    expect(await rotated.phoneNumbers.getAccessToken(business.tenant.userId, business.whatsapp.id)).toBe(rotated.pipeline.WA_TOKEN);
+    expect(await rotated.phoneNumbers.getAccessToken(business.tenant.userId, business.whatsapp.id)).toBe(business.whatsapp.token);
   });
 
   it('when a token is under no configured key, then rotation leaves it as it is and names its number', async () => {

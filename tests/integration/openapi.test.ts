@@ -37,13 +37,13 @@ const CONTRACT_ROUTES: Record<string, { required: string[]; optional: string[] }
   'DELETE /v1/phone-numbers/{id}/agent': null,
   'POST /v1/agents': {
     required: ['name', 'system_prompt'],
-    optional: ['model', 'temperature', 'max_tokens', 'history_limit', 'debounce_ms', 'lead_fields', 'fallback_message'],
+    optional: ['model', 'temperature', 'max_tokens', 'history_limit', 'max_prompt_tokens', 'debounce_ms', 'lead_fields', 'fallback_message'],
   },
   'GET /v1/agents': null,
   'GET /v1/agents/{id}': null,
   'PATCH /v1/agents/{id}': {
     required: [],
-    optional: ['name', 'system_prompt', 'model', 'temperature', 'max_tokens', 'history_limit', 'debounce_ms', 'lead_fields', 'fallback_message'],
+    optional: ['name', 'system_prompt', 'model', 'temperature', 'max_tokens', 'history_limit', 'max_prompt_tokens', 'debounce_ms', 'lead_fields', 'fallback_message'],
   },
   'POST /v1/agents/{id}/archive': null,
   'GET /v1/conversations': null,

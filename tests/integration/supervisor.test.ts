@@ -2,7 +2,7 @@ import { config } from '../../src/config';
 import { closeDatabase, db } from '../../src/utils/database';
 import { postSignedWebhook, whatsappTextWebhook } from '../../scripts/simulate';
 import { descendantPids, freePort, isRunning, runEntryPoint, productEnv, runNpmScript } from '../fixtures/processes';
-import { startGraphStandin } from '../fixtures/standins/graphStandin';
+import { standinAccessToken, startGraphStandin } from '../fixtures/standins/graphStandin';
 import { startOpenAIStandin } from '../fixtures/standins/openaiStandin';
 import { dropDatabase, testDatabaseName } from '../fixtures/testDatabase';
 
@@ -19,7 +19,7 @@ async function linkedNumber(baseUrl: string, externalId: string, credits: number
   };
   const tenant = await call('POST', '/v1/users', 'dev-admin-key', { name: `T ${externalId}`, email: `t${externalId}@example.com`, credits });
   const agent = await call('POST', '/v1/agents', tenant.api_key, { name: 'Agent', system_prompt: 'Answer.', debounce_ms: 0 });
-  const number = await call('POST', '/v1/phone-numbers', tenant.api_key, { channel: 'whatsapp', external_id: externalId, access_token: 'EAAG-test' });
+  const number = await call('POST', '/v1/phone-numbers', tenant.api_key, { channel: 'whatsapp', external_id: externalId, access_token: standinAccessToken('whatsapp', externalId) });
   await call('PUT', `/v1/phone-numbers/${number.id}/agent`, tenant.api_key, { agent_id: agent.id });
   return { userId: tenant.user.id };
 }

@@ -91,6 +91,7 @@ function context(
             temperature: 0.4,
             maxTokens: 300,
             historyLimit: 20,
+            maxPromptTokens: 8000,
             debounceMs: 0,
             fallbackMessage: null,
             archivedAt: null,
