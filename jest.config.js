@@ -5,6 +5,9 @@ module.exports = {
   roots: ['<rootDir>/tests'],
   testMatch: ['**/*.test.ts'],
   setupFiles: ['<rootDir>/tests/fixtures/setupEnv.ts'],
+  // One Graph stand-in answering the token lookups number registration makes (see the file).
+  globalSetup: '<rootDir>/tests/fixtures/graphGlobalSetup.ts',
+  globalTeardown: '<rootDir>/tests/fixtures/graphGlobalTeardown.ts',
   collectCoverageFrom: ['src/**/*.ts', '!src/**/index.ts'],
   coverageReporters: ['text-summary', 'lcov'],
   coverageThreshold: { global: { lines: 80, statements: 80 } },

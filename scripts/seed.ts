@@ -4,15 +4,22 @@
  * first and made only when missing, so a second run changes nothing and says so. The tenant's
  * API key exists in plain text only when the tenant is created, so it is printed then, once.
  *
- * Runs the same service functions the API runs, against `DATABASE_URL`, after migrating it.
+ * Runs the same service functions the API runs, against `DATABASE_URL`, after migrating it,
+ * with one difference: the API asks Graph to vouch for a number's access token before storing
+ * it (CONTRACT §4.10), and no Graph vouches for the demo's placeholder (its account id is the
+ * shared fixtures' fabricated one), so the seed stores it unverified (`placeholderVerdict`). This
+ * is the operator's own demo data, never a tenant's claim; the real token goes in through
+ * `PATCH /v1/phone-numbers/:id`, which Graph verifies.
  */
 import { config } from '../src/config';
 import { migrate } from '../src/utils/migrator';
 import { closeDatabase, db } from '../src/utils/database';
+import { closeRedis } from '../src/utils/redis';
 import { AppError } from '../src/utils/errors';
 import * as userService from '../src/services/userService';
 import * as agentService from '../src/services/agentService';
 import * as phoneNumberService from '../src/services/phoneNumberService';
+import type { AccountVerifier } from '../src/services/metaGraphService';
 import type { Agent } from '../src/models/Agent';
 import type { PhoneNumber } from '../src/models/PhoneNumber';
 
@@ -34,6 +41,9 @@ export const DEMO_WHATSAPP = {
   // Not a real token: sends fail with Meta's 190 until it is replaced (PATCH /v1/phone-numbers/:id).
   accessToken: 'EAAG-demo-placeholder-token',
 };
+
+/** The seed's stand-in for Graph's verdict on the placeholder token: see the file's header. */
+const placeholderVerdict: AccountVerifier = async () => ({ ok: true, name: null });
 
 export interface SeedResult {
   userId: string;
@@ -103,8 +113,8 @@ async function ensureWhatsAppNumber(userId: string, result: Pick<SeedResult, 'cr
   );
   if (existing) return existing;
   try {
-    const number = await phoneNumberService.createPhoneNumber(userId, { channel: 'whatsapp', ...DEMO_WHATSAPP });
-    result.created.push(`created WhatsApp number ${number.externalId} (${number.id}) with a placeholder access token`);
+    const number = await phoneNumberService.createPhoneNumber(userId, { channel: 'whatsapp', ...DEMO_WHATSAPP }, placeholderVerdict);
+    result.created.push(`created WhatsApp number ${number.externalId} (${number.id}) with a placeholder access token, not verified with Graph`);
     return number;
   } catch (error) {
     // The account belongs to another tenant (the API's 409): leave theirs alone, say so.
@@ -160,6 +170,7 @@ function report(result: SeedResult): string {
       `  npm run simulate -- --to ${DEMO_WHATSAPP.externalId} --from 15550001111 --text "Hi" --name "Ana"`,
       `The number's access token is a placeholder: replies reach Meta only after`,
       `  PATCH /v1/phone-numbers/${result.phoneNumberId} { "access_token": "<your token>" }`,
+      `  (Graph must accept the token for that number: a 422 gives Graph's reason)`,
     );
   }
   return `${lines.join('\n')}\n`;
@@ -179,6 +190,7 @@ if (require.main === module) {
       process.stderr.write(`seed: failed: ${error.message}\n`);
       process.exitCode = 1;
     })
-    // The pool would keep the process alive; close it whether or not the seed worked.
-    .finally(() => closeDatabase());
+    // The pool and the Redis connection (a new key is hinted live for the rate limiter) would
+    // keep the process alive; close them whether or not the seed worked.
+    .finally(() => Promise.all([closeDatabase(), closeRedis()]));
 }

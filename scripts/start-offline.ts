@@ -23,6 +23,8 @@ async function main(): Promise<void> {
   const openai = await startOpenAIStandin({ apiKey: OFFLINE_OPENAI_KEY });
   const graph = await startGraphStandin();
   say(`OpenAI stand-in at ${openai.url}, Graph API stand-in at ${graph.url} (replies echo the customer; sends are accepted, not delivered)`);
+  // Registering a number verifies its token with Graph: the stand-in vouches for its own tokens only.
+  say('register numbers with access tokens the stand-in accepts for that account alone: EAAG-standin.<phone_number_id>.<anything> (WhatsApp), IGAA-standin.<account id>.<anything> (Instagram)');
 
   const supervisor = spawn(process.execPath, ['--import', 'tsx', path.join(ROOT, 'src', 'workers', 'workerManager.ts')], {
     cwd: ROOT,

@@ -6,6 +6,7 @@ import { WORKER_KINDS, isWorkerKind } from '../src/workers/kinds';
 import { logger } from '../src/utils/logger';
 import { config } from '../src/config';
 import { exitOnUnhandledErrors } from '../src/utils/process';
+import { serveLiveness } from '../src/workers/heartbeat';
 
 const kind = process.argv[2] ?? '';
 const known = ['message', 'extraction'];
@@ -39,7 +40,9 @@ async function main(): Promise<void> {
   process.once('SIGTERM', () => stop('SIGTERM'));
   process.once('SIGINT', () => stop('SIGINT'));
   await worker.start();
-  logger.info({ kind }, 'worker started');
+  // Never closed: a draining worker is still alive, and its exit ends the server with it.
+  if (config.WORKER_HEALTH_PORT !== undefined) await serveLiveness(config.WORKER_HEALTH_PORT);
+  logger.info({ kind, health_port: config.WORKER_HEALTH_PORT }, 'worker started');
 }
 
 main().catch((error) => {

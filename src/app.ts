@@ -13,8 +13,9 @@ import { webhookRouter } from './controllers/webhook';
 export function createApp(): Express {
   const app = express();
   app.disable('x-powered-by');
-  // One proxy hop (a load balancer) is the common deployment; client IPs then come from it.
-  app.set('trust proxy', 1);
+  // Which X-Forwarded-For entries name the client; believed blindly, any client could pick its
+  // own address, and with it a fresh rate-limit budget.
+  app.set('trust proxy', Array.isArray(config.TRUST_PROXY) ? [...config.TRUST_PROXY] : config.TRUST_PROXY);
   app.use(requestContext);
   // Meta's webhook first: its caller is a server that reads none of helmet's browser headers,
   // and it is the one hot path (measured: ~10% of its CPU went to layers it does not use).

@@ -93,10 +93,14 @@ echo
 call 200 GET /v1/me "$TENANT_KEY"
 
 # 4. Register a WhatsApp number. external_id is the number's phone_number_id from Meta's
-#    dashboard (here a made-up one); the access token is stored encrypted and never returned.
+#    dashboard (here a made-up one). The API first asks Graph whether the access token may act
+#    for that number (a token for another number is a 422 with Graph's reason); it is then
+#    stored encrypted and never returned. The offline Graph stand-in accepts
+#    EAAG-standin.<phone_number_id>.<anything> for that number only; with Meta, use the real token.
 WHATSAPP_ID="1555$RUN"
+ACCESS_TOKEN="EAAG-standin.$WHATSAPP_ID.session$RUN"
 call 201 POST /v1/phone-numbers "$TENANT_KEY" \
-  "{\"channel\":\"whatsapp\",\"external_id\":\"$WHATSAPP_ID\",\"display_name\":\"Acme support\",\"access_token\":\"EAAG-not-a-real-token\"}"
+  "{\"channel\":\"whatsapp\",\"external_id\":\"$WHATSAPP_ID\",\"display_name\":\"Acme support\",\"access_token\":\"$ACCESS_TOKEN\"}"
 NUMBER_ID="$(field id)"
 
 # 5. Create an agent: a system prompt, a few settings, and the lead fields to extract.

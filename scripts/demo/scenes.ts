@@ -8,6 +8,7 @@ import { instagramTextWebhook, newWamid, postSignedWebhook, whatsappStatusWebhoo
 import { ADMIN_API_KEY, ANA, BEN, DEBOUNCE_MS, EXTRACTION_IDLE_SECONDS, INSTAGRAM_ACCOUNT, INSTAGRAM_CUSTOMER, META_APP_SECRET, SCRIPT, WHATSAPP_NUMBER } from './cast';
 import { ApiClient, toTranscript, type ApiConversation, type ApiExtraction, type ApiLedgerEntry, type ApiMessage } from './api';
 import { DELIVERED_STATUSES } from './checks';
+import { standinAccessToken } from '../../tests/fixtures/standins/graphStandin';
 import { Aborted, clip, describeError, secs, sleep, waitUntil, type Progress } from './progress';
 import type { CreditsReport, DemoScenes, LeadReport, Transcript } from './result';
 
@@ -103,13 +104,14 @@ export async function openTheShop(progress: Progress, baseUrl: string, signal: A
         channel: 'whatsapp',
         external_id: WHATSAPP_NUMBER,
         display_name: 'Demo Shop WhatsApp',
-        access_token: 'EAAG-demo-whatsapp-token',
+        // Verified with the Graph stand-in before it is stored, as Graph would verify a real one.
+        access_token: standinAccessToken('whatsapp', WHATSAPP_NUMBER),
       });
       const instagram = await api.post<{ id: string }>('/v1/phone-numbers', key, {
         channel: 'instagram',
         external_id: INSTAGRAM_ACCOUNT,
         display_name: '@demoshop',
-        access_token: 'IGAA-demo-instagram-token',
+        access_token: standinAccessToken('instagram', INSTAGRAM_ACCOUNT),
       });
       for (const number of [whatsapp, instagram]) {
         await api.call('PUT', `/v1/phone-numbers/${number.id}/agent`, key, { body: { agent_id: agent.id } });

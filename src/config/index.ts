@@ -2,6 +2,7 @@
  * The one place that reads `process.env`. Parsed once at import; every other module imports
  * the frozen, typed `config` object. Names and defaults follow CONTRACT §2.
  */
+import { isIP } from 'node:net';
 import { z } from 'zod';
 import dotenv from 'dotenv';
 
@@ -37,17 +38,62 @@ const encryptionKey = z.string().transform((value, ctx) => {
   return key;
 });
 
+/** Older AES-256 keys, comma-separated, each written as `ENCRYPTION_KEY` is. */
+const previousEncryptionKeys = z.string().transform((value, ctx) => {
+  const keys: Buffer[] = [];
+  for (const part of value.split(',').map((item) => item.trim()).filter((item) => item !== '')) {
+    const parsed = encryptionKey.safeParse(part);
+    if (!parsed.success) {
+      ctx.addIssue({ code: 'custom', message: `key ${keys.length + 1} must be 32 bytes, as 64 hex digits or base64` });
+      return z.NEVER;
+    }
+    keys.push(parsed.data);
+  }
+  return keys;
+});
+
+/** Names Express's `trust proxy` accepts besides addresses and subnets. */
+const PROXY_NAMES = new Set(['loopback', 'linklocal', 'uniquelocal']);
+
+/**
+ * Express's `trust proxy` setting: `false`, `true`, a number of proxy hops, or a comma-separated
+ * list of proxy addresses, subnets and the names above.
+ */
+const trustProxy = z.string().transform((value, ctx): boolean | number | string[] => {
+  if (value === 'false' || value === '0') return false;
+  if (value === 'true') return true;
+  if (/^\d+$/.test(value)) return Number(value);
+  const entries = value.split(',').map((item) => item.trim());
+  const valid = (entry: string) => {
+    if (PROXY_NAMES.has(entry)) return true;
+    const [address, prefix, ...rest] = entry.split('/');
+    return rest.length === 0 && isIP(address ?? '') !== 0 && (prefix === undefined || /^\d{1,3}$/.test(prefix));
+  };
+  if (!entries.every(valid)) {
+    ctx.addIssue({ code: 'custom', message: 'must be true, false, a hop count, or proxy addresses/subnets separated by commas' });
+    return z.NEVER;
+  }
+  return entries;
+});
+
+/** The operator key's minimum length in production; the development default is shorter on purpose. */
+const PRODUCTION_ADMIN_KEY_LENGTH = 32;
+
 const schema = z.object({
   NODE_ENV: z.enum(['development', 'production', 'test']).default('development'),
   PORT: integer(0, 65535).default(3000),
   DATABASE_URL: url(['postgres:', 'postgresql:']).default('postgres://postgres@127.0.0.1:5432/multichannel_agent'),
   // Sized for WORKER_CONCURRENCY turns sharing one pool; Postgres allows 100 connections by default.
   DATABASE_POOL_SIZE: integer(1, 200).default(20),
+  /** Longest a statement of the API or a worker may run before Postgres cancels it; 0 = no limit. */
+  DATABASE_STATEMENT_TIMEOUT_MS: integer(0, 3_600_000).default(30_000),
   REDIS_URL: url(['redis:', 'rediss:']).default('redis://127.0.0.1:6379/0'),
   /** Prepended to every Redis key; tests give each file its own. */
   REDIS_KEY_PREFIX: z.string().default('mca:'),
   ADMIN_API_KEY: z.string().min(12, 'must be at least 12 characters'),
   ENCRYPTION_KEY: encryptionKey,
+  /** Keys that encrypted tokens before `ENCRYPTION_KEY`; they decrypt until `npm run rotate-keys` ran. */
+  ENCRYPTION_KEYS_PREVIOUS: previousEncryptionKeys.default([]),
   META_APP_SECRET: z.string().min(8, 'must be at least 8 characters'),
   META_VERIFY_TOKEN: z.string().min(8, 'must be at least 8 characters'),
   META_GRAPH_API_URL: url(['http:', 'https:']).default('https://graph.facebook.com'),
@@ -60,9 +106,17 @@ const schema = z.object({
   EXTRACTION_IDLE_SECONDS: integer(1, 30 * 24 * 3600).default(600),
   MESSAGE_WORKERS: integer(0, 64).default(1),
   EXTRACTION_WORKERS: integer(0, 64).default(1),
+  /** `npm start` scales message workers between MESSAGE_WORKERS and this, on the queue's backlog. */
+  MESSAGE_WORKERS_MAX: integer(0, 64).default(4),
+  /** How often workers heartbeat; one silent for 6 beats is stuck (the supervisor replaces it). */
+  WORKER_HEARTBEAT_MS: integer(50, 600_000).default(5_000),
+  /** How often the supervisor reads the backlog and the heartbeats to scale and to find stuck workers. */
+  SUPERVISOR_CHECK_MS: integer(50, 600_000).default(5_000),
   WORKER_CONCURRENCY: integer(1, 10_000).default(50),
   /** A worker's hold on a conversation and on a stream entry; a dead worker's work is taken over after it. */
   WORKER_LEASE_MS: integer(200, 600_000).default(30_000),
+  /** A worker process answers GET /healthz here, from its heartbeat (orchestrators' liveness); unset, none: `npm start` runs several workers on one host. */
+  WORKER_HEALTH_PORT: integer(1, 65535).optional(),
   /** How often a worker looks for accepted messages that nobody is answering (lost nudges). */
   SWEEPER_INTERVAL_MS: integer(100, 3_600_000).default(15_000),
   /**
@@ -75,6 +129,12 @@ const schema = z.object({
   MESSAGE_MAX_ATTEMPTS: integer(1, 100).default(8),
   CREDITS_PER_1K_TOKENS: integer(0, 1_000_000_000).default(1000),
   RATE_LIMIT_PER_MINUTE: integer(1, 1_000_000).default(600),
+  /** Whether (and which) `X-Forwarded-For` entries name the client: Express's `trust proxy`. */
+  TRUST_PROXY: trustProxy.default(false),
+  /** When set, `/metrics` answers only `Authorization: Bearer <METRICS_TOKEN>`. */
+  METRICS_TOKEN: z.string().min(16, 'must be at least 16 characters').optional(),
+  /** Customer messages waiting to be written by the webhook; past it the webhook answers 503. */
+  WEBHOOK_QUEUE_MAX: integer(1, 1_000_000).default(5_000),
   MIGRATE_ON_START: flag.default(true),
   SHUTDOWN_TIMEOUT_MS: integer(100, 600_000).default(10_000),
   BODY_LIMIT: z.string().regex(/^\d+(b|kb|mb)$/i, 'must look like 100kb or 3mb').default('3mb'),
@@ -122,6 +182,11 @@ export function loadConfig(env: NodeJS.ProcessEnv): Config {
       const given = source[name] === undefined ? 'missing' : 'invalid';
       if (!problems.some((p) => p.startsWith(`${name}:`))) problems.push(`${name}: ${given} (${issue.message})`);
     }
+  }
+  // A guessable operator key opens every tenant; production wants one worth brute-forcing.
+  const adminKey = source.ADMIN_API_KEY;
+  if (production && adminKey !== undefined && adminKey.length < PRODUCTION_ADMIN_KEY_LENGTH && !problems.some((p) => p.startsWith('ADMIN_API_KEY:'))) {
+    problems.push(`ADMIN_API_KEY: invalid (must be at least ${PRODUCTION_ADMIN_KEY_LENGTH} characters when NODE_ENV=production)`);
   }
   if (problems.length > 0) throw new ConfigError(problems);
   return Object.freeze({ ...parsed.data!, defaultedSecrets: Object.freeze(defaultedSecrets) });

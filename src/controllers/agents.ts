@@ -22,6 +22,7 @@ export function toAgentJson(agent: Agent) {
     temperature: agent.temperature,
     max_tokens: agent.maxTokens,
     history_limit: agent.historyLimit,
+    max_prompt_tokens: agent.maxPromptTokens,
     debounce_ms: agent.debounceMs,
     lead_fields: agent.leadFields,
     fallback_message: agent.fallbackMessage,
@@ -43,6 +44,12 @@ const fields = {
   temperature: z.number().min(0).max(2),
   max_tokens: z.number().int().min(1).max(16_384),
   history_limit: z.number().int().min(1).max(200).describe('How many earlier messages the model sees'),
+  max_prompt_tokens: z
+    .number()
+    .int()
+    .min(500)
+    .max(1_000_000)
+    .describe('Most prompt tokens a reply sends the model (estimated as characters / 4); the oldest history is left out first, the system prompt always goes. Default 8000'),
   debounce_ms: z.number().int().min(0).max(30_000).describe('Messages this close together get one reply'),
   lead_fields: agentService.leadFieldsSchema.nullable().describe(leadFieldsDescription),
   fallback_message: z.string().min(1).max(4096).nullable().describe('Sent free when the tenant has no credits'),
@@ -55,6 +62,7 @@ const createBody = z.strictObject({
   temperature: fields.temperature.optional(),
   max_tokens: fields.max_tokens.optional(),
   history_limit: fields.history_limit.optional(),
+  max_prompt_tokens: fields.max_prompt_tokens.optional(),
   debounce_ms: fields.debounce_ms.optional(),
   lead_fields: fields.lead_fields.optional(),
   fallback_message: fields.fallback_message.optional(),
@@ -72,6 +80,7 @@ const agentResponse = z.object({
   temperature: z.number(),
   max_tokens: z.number().int(),
   history_limit: z.number().int(),
+  max_prompt_tokens: z.number().int(),
   debounce_ms: z.number().int(),
   lead_fields: z.array(agentService.leadFieldSchema).nullable(),
   fallback_message: z.string().nullable(),
@@ -105,6 +114,7 @@ function toChanges(body: AgentBody): AgentChanges {
     temperature: body.temperature,
     maxTokens: body.max_tokens,
     historyLimit: body.history_limit,
+    maxPromptTokens: body.max_prompt_tokens,
     debounceMs: body.debounce_ms,
     leadFields: body.lead_fields,
     fallbackMessage: body.fallback_message,

@@ -6,6 +6,9 @@ import { pingDatabase } from '../utils/database';
 import { pingRedis } from '../utils/redis';
 import { registry } from '../utils/metrics';
 import { fleetMetricsText } from '../utils/fleetMetrics';
+import { config } from '../config';
+import { AppError } from '../utils/errors';
+import { bearerToken, constantTimeEquals } from '../middleware/auth';
 
 /** Resolves to whether `probe` answered within `ms`; a hung connection must not hang readyz. */
 async function answers(probe: () => Promise<unknown>, ms: number): Promise<boolean> {
@@ -55,21 +58,27 @@ openapiRegistry.registerPath({
     503: { description: 'Postgres or Redis does not answer', headers, content: { 'application/json': { schema: readiness } } },
   },
 });
+openapiRegistry.registerComponent('securitySchemes', 'metricsToken', {
+  type: 'http',
+  scheme: 'bearer',
+  description: 'METRICS_TOKEN, when the operator set one: /metrics only',
+});
 openapiRegistry.registerPath({
   method: 'get',
   path: '/metrics',
   summary: 'Prometheus metrics of the whole fleet',
   description:
-    "Prometheus text format: this API process's series (http_request_duration_seconds by method, route pattern and status), every live worker's series summed, heartbeat ages and the queue's lag. No key needed.",
+    "Prometheus text format: this API process's series (http_request_duration_seconds by method, route pattern and status), every live worker's series summed, heartbeat ages and the queue's lag. When the operator set METRICS_TOKEN, only with `Authorization: Bearer <METRICS_TOKEN>` (401 otherwise); else no key needed.",
   tags: [TAG],
-  security: [],
+  // Either form: open, or the metrics token when one is configured.
+  security: [{}, { metricsToken: [] }],
   responses: {
     200: {
       description: 'Prometheus exposition text',
       headers,
       content: { 'text/plain': { schema: z.string(), example: 'http_request_duration_seconds_count{method="GET",route="/v1/me",status="200"} 3' } },
     },
-    ...errorResponses(['internal_error'], { rateLimited: false }),
+    ...errorResponses(['unauthorized', 'internal_error'], { rateLimited: false }),
   },
 });
 
@@ -86,6 +95,13 @@ healthRouter.get('/readyz', async (_req, res) => {
   });
 });
 
-healthRouter.get('/metrics', async (_req, res) => {
+healthRouter.get('/metrics', async (req, res) => {
+  // The series name tenants' routes and traffic: with a token set, only its holder reads them.
+  if (config.METRICS_TOKEN !== undefined) {
+    const token = bearerToken(req);
+    if (!token || !constantTimeEquals(token, config.METRICS_TOKEN)) {
+      throw new AppError('unauthorized', 'GET /metrics needs Authorization: Bearer <METRICS_TOKEN>');
+    }
+  }
   res.type(registry.contentType).send(await fleetMetricsText());
 });

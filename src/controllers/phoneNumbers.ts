@@ -79,7 +79,10 @@ defineRoute(
     body: createBody,
     status: 201,
     response: phoneNumberResponse,
-    errors: ['conflict'],
+    errors: ['conflict', 'account_verification_failed', 'unavailable'],
+    description:
+      'The access token is verified with Graph first (WhatsApp: GET /{phone_number_id}; Instagram: GET /me, whose user_id must be external_id): ' +
+      "422 account_verification_failed with Graph's reason when Graph does not let it act for that account, 503 when Graph cannot be reached; nothing is stored then.",
   },
   async ({ req, body }) =>
     toPhoneNumberJson(
@@ -127,12 +130,13 @@ defineRoute(
     method: 'patch',
     path: '/phone-numbers/:id',
     summary: 'Change the display name and/or the access token',
+    description: 'A new access token is verified with Graph as on registration (422 / 503); the old one stays until it passes.',
     tag: TAG,
     auth: 'tenant',
     params: idParams,
     body: updateBody,
     response: phoneNumberResponse,
-    errors: ['not_found'],
+    errors: ['not_found', 'account_verification_failed', 'unavailable'],
   },
   async ({ req, params, body }) =>
     toPhoneNumberJson(

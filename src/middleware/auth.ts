@@ -22,27 +22,41 @@ export function constantTimeEquals(a: string, b: string): boolean {
   return timingSafeEqual(digest(a), digest(b));
 }
 
-const isAdminKey = (token: string) => constantTimeEquals(token, config.ADMIN_API_KEY);
+/** Whether `token` is the operator's key; no lookup. */
+export const isOperatorKey = (token: string) => constantTimeEquals(token, config.ADMIN_API_KEY);
+
+/**
+ * The live tenant key the request presents, or null. Looked up once per request: the rate
+ * limiter needs to know whether the key is valid before it counts it, and the check below
+ * reuses that answer.
+ */
+export async function presentedApiKey(req: Request): Promise<{ id: string; userId: string } | null> {
+  if (req.presentedApiKey === undefined) {
+    const token = bearerToken(req);
+    req.presentedApiKey = token ? await findActiveKeyByHash(hashApiKey(token)) : null;
+  }
+  return req.presentedApiKey;
+}
 
 const missing = () => new AppError('unauthorized', 'A valid API key is required (Authorization: Bearer <key>)');
 
 export async function requireAdmin(req: Request, _res: Response, next: NextFunction): Promise<void> {
   const token = bearerToken(req);
   if (!token) throw missing();
-  if (isAdminKey(token)) {
+  if (isOperatorKey(token)) {
     req.isAdmin = true;
     return next();
   }
-  if (await findActiveKeyByHash(hashApiKey(token))) throw new AppError('forbidden', 'This endpoint needs the operator key');
+  if (await presentedApiKey(req)) throw new AppError('forbidden', 'This endpoint needs the operator key');
   throw missing();
 }
 
 export async function requireTenant(req: Request, _res: Response, next: NextFunction): Promise<void> {
   const token = bearerToken(req);
   if (!token) throw missing();
-  const key = await findActiveKeyByHash(hashApiKey(token));
+  const key = await presentedApiKey(req);
   if (!key) {
-    if (isAdminKey(token)) throw new AppError('forbidden', 'This endpoint needs a tenant key, not the operator key');
+    if (isOperatorKey(token)) throw new AppError('forbidden', 'This endpoint needs a tenant key, not the operator key');
     throw missing();
   }
   req.userId = key.userId;

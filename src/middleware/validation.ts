@@ -6,7 +6,8 @@
 import type { NextFunction, Request, RequestHandler, Response, Router } from 'express';
 import type { ZodType } from 'zod';
 import { errorResponses, openapiRegistry, responseHeaders } from '../utils/openapi';
-import { AppError, type ErrorCode } from '../utils/errors';
+import { AppError, validationError, type ErrorCode, type ErrorDetail } from '../utils/errors';
+import { hasUnstorableText } from '../utils/storableText';
 import { requireAdmin, requireTenant } from './auth';
 
 type Method = 'get' | 'post' | 'put' | 'patch' | 'delete';
@@ -109,6 +110,33 @@ const rememberRoute: RequestHandler = (req, _res, next) => {
   next();
 };
 
+/** The most fields a refusal names; a hostile body can hold thousands. */
+const MAX_UNSTORABLE_DETAILS = 10;
+
+/**
+ * Where a request's strings (keys included) hold text Postgres cannot store (a NUL, a lone
+ * surrogate: utils/storableText.ts), named like zod's paths. Walked with a stack of its own, so
+ * a deeply nested body cannot overflow the call stack.
+ */
+function unstorableFields(input: unknown): ErrorDetail[] {
+  const found: ErrorDetail[] = [];
+  const stack: Array<[unknown, string]> = [[input, '']];
+  while (stack.length > 0 && found.length < MAX_UNSTORABLE_DETAILS) {
+    const [value, path] = stack.pop()!;
+    const refuse = (at: string) => found.push({ path: at, message: 'contains a NUL character or an unpaired UTF-16 surrogate' });
+    if (typeof value === 'string') {
+      if (hasUnstorableText(value)) refuse(path);
+    } else if (value !== null && typeof value === 'object') {
+      for (const [key, item] of Object.entries(value)) {
+        const at = path === '' ? key : `${path}.${key}`;
+        if (hasUnstorableText(key)) refuse(at);
+        else stack.push([item, at]);
+      }
+    }
+  }
+  return found;
+}
+
 export function defineRoute<B = undefined, Q = undefined, P = undefined>(
   router: Router,
   spec: RouteSpec<B, Q, P>,
@@ -117,6 +145,10 @@ export function defineRoute<B = undefined, Q = undefined, P = undefined>(
   register(spec as RouteSpec<unknown, unknown, unknown>);
   const guards: RequestHandler[] = spec.auth === 'admin' ? [requireAdmin] : spec.auth === 'tenant' ? [requireTenant] : [];
   router[spec.method](spec.path, rememberRoute, ...guards, async (req: Request, res: Response, _next: NextFunction) => {
+    // Before any schema: text the database would refuse is the caller's error (400), never a
+    // 500 from deep inside a query, whatever field or route it reaches.
+    const unstorable = [req.params, req.query, req.body].flatMap(unstorableFields);
+    if (unstorable.length > 0) throw validationError(unstorable);
     // Params first: an unknown id is a 404-worthy problem only once it is a well-formed id.
     const params = (spec.params ? spec.params.parse(req.params) : undefined) as P;
     const query = (spec.query ? spec.query.parse(req.query) : undefined) as Q;

@@ -18,9 +18,9 @@ BEGIN
   RETURN num;
 END $$;
 
--- Records a customer's message. outcome: 'unknown_account' | 'duplicate' | 'recorded'.
--- status 'pending' means a reply is owed; 'ignored' means stored only (reason_not_to_answer:
--- nothing to answer such as a reaction, no agent linked, bot paused).
+-- Records a customer's message, routed by Meta's account id to the live number that has it now
+-- (tests and direct callers; the worker files by the number the webhook routed to: file_inbox).
+-- outcome: 'unknown_account' | 'duplicate' | 'recorded'.
 CREATE OR REPLACE FUNCTION ingest_customer_message(
   p_channel text, p_account_id text, p_customer_id text, p_customer_name text, p_external_id text,
   p_type text, p_text text, p_payload jsonb, p_external_ts timestamptz, p_answerable boolean)
@@ -28,34 +28,71 @@ RETURNS TABLE (outcome text, user_id uuid, conversation_id uuid, message_id uuid
 LANGUAGE plpgsql AS $$
 DECLARE
   num phone_numbers;
-  found_conversation record;
-  conversation conversations;
-  new_status text;
-  appended messages;
 BEGIN
   num := live_number(p_channel, p_account_id);
   IF num.id IS NULL THEN
     RETURN QUERY SELECT 'unknown_account', NULL::uuid, NULL::uuid, NULL::uuid, NULL::text, NULL::integer;
     RETURN;
   END IF;
+  RETURN QUERY SELECT * FROM file_customer_message(num, p_customer_id, p_customer_name, p_external_id, p_type, p_text,
+                                                   p_payload, p_external_ts, p_answerable);
+END $$;
+
+-- Records a customer's message on the number given, whoever has Meta's account now: a message
+-- belongs to the tenant whose number it reached when the webhook accepted it (CONTRACT §4.10),
+-- even if that number was deleted and the account registered by another tenant since. On a
+-- deleted number it joins the customer's latest conversation there (archived by the delete),
+-- or a new archived one, and is stored, never answered. The caller holds p_number FOR KEY SHARE.
+-- status 'pending' means a reply is owed; 'ignored' means stored only (reason_not_to_answer:
+-- nothing to answer such as a reaction, no agent linked, bot paused, conversation archived).
+-- outcome: 'duplicate' | 'recorded'.
+CREATE OR REPLACE FUNCTION file_customer_message(
+  p_number phone_numbers, p_customer_id text, p_customer_name text, p_external_id text,
+  p_type text, p_text text, p_payload jsonb, p_external_ts timestamptz, p_answerable boolean)
+RETURNS TABLE (outcome text, user_id uuid, conversation_id uuid, message_id uuid, status text, sequence_no integer)
+LANGUAGE plpgsql AS $$
+DECLARE
+  found_conversation record;
+  conversation conversations;
+  held_sequence_no integer;
+  new_status text;
+  appended messages;
+BEGIN
   -- Checked again under the conversation lock below; this first look spares retries the lock.
-  IF EXISTS (SELECT 1 FROM messages m WHERE m.channel = p_channel AND m.external_id = p_external_id) THEN
-    RETURN QUERY SELECT 'duplicate', num.user_id, NULL::uuid, NULL::uuid, NULL::text, NULL::integer;
+  IF EXISTS (SELECT 1 FROM messages m WHERE m.channel = p_number.channel AND m.external_id = p_external_id) THEN
+    RETURN QUERY SELECT 'duplicate', p_number.user_id, NULL::uuid, NULL::uuid, NULL::text, NULL::integer;
     RETURN;
   END IF;
-  SELECT * INTO found_conversation FROM find_or_create_conversation(num, p_customer_id, p_customer_name);
-  conversation := found_conversation.conversation;
-  IF found_conversation.held_sequence_no IS NULL THEN
-    IF EXISTS (SELECT 1 FROM messages m WHERE m.channel = p_channel AND m.external_id = p_external_id) THEN
-      RETURN QUERY SELECT 'duplicate', num.user_id, conversation.id, NULL::uuid, NULL::text, NULL::integer;
+  IF p_number.deleted_at IS NULL THEN
+    SELECT * INTO found_conversation FROM find_or_create_conversation(p_number, p_customer_id, p_customer_name);
+    conversation := found_conversation.conversation;
+    held_sequence_no := found_conversation.held_sequence_no;
+  ELSE
+    SELECT * INTO conversation FROM conversations c
+     WHERE c.user_id = p_number.user_id AND c.phone_number_id = p_number.id AND c.customer_external_id = p_customer_id
+     ORDER BY c.created_at DESC LIMIT 1
+       FOR UPDATE;
+    IF NOT FOUND THEN
+      INSERT INTO conversations (user_id, phone_number_id, agent_id, channel, customer_external_id, customer_name,
+                                 is_active, archived_at, archive_reason, last_sequence_no, last_message_at)
+      VALUES (p_number.user_id, p_number.id, NULL, p_number.channel, p_customer_id, p_customer_name,
+              false, now(), 'phone_number_deleted', 1, now())
+      RETURNING * INTO conversation;
+      held_sequence_no := 1;
+    END IF;
+  END IF;
+  IF held_sequence_no IS NULL THEN
+    IF EXISTS (SELECT 1 FROM messages m WHERE m.channel = p_number.channel AND m.external_id = p_external_id) THEN
+      RETURN QUERY SELECT 'duplicate', p_number.user_id, conversation.id, NULL::uuid, NULL::text, NULL::integer;
       RETURN;
     END IF;
-    -- The customer's newest name; and a conversation begun while no agent was linked is taken
-    -- over by the agent linked since. Written only when something changes.
+    -- The customer's newest name; and an active conversation begun while no agent was linked
+    -- is taken over by the agent linked since. Written only when something changes.
     IF (p_customer_name IS NOT NULL AND p_customer_name IS DISTINCT FROM conversation.customer_name)
-       OR (conversation.agent_id IS NULL AND num.agent_id IS NOT NULL) THEN
+       OR (conversation.is_active AND conversation.agent_id IS NULL AND p_number.agent_id IS NOT NULL) THEN
       UPDATE conversations c
-         SET customer_name = COALESCE(p_customer_name, c.customer_name), agent_id = COALESCE(c.agent_id, num.agent_id)
+         SET customer_name = COALESCE(p_customer_name, c.customer_name),
+             agent_id = CASE WHEN c.is_active THEN COALESCE(c.agent_id, p_number.agent_id) ELSE c.agent_id END
        WHERE c.id = conversation.id
       RETURNING * INTO conversation;
     END IF;
@@ -63,8 +100,8 @@ BEGIN
   new_status := CASE WHEN reason_not_to_answer(conversation, p_answerable) IS NULL THEN 'pending' ELSE 'ignored' END;
   appended := append_message(conversation, 'inbound', 'customer', p_type, p_text, p_payload, new_status,
                              p_external_id => p_external_id, p_external_ts => p_external_ts,
-                             p_held_sequence_no => found_conversation.held_sequence_no);
-  RETURN QUERY SELECT 'recorded', num.user_id, conversation.id, appended.id, new_status, appended.sequence_no;
+                             p_held_sequence_no => held_sequence_no);
+  RETURN QUERY SELECT 'recorded', p_number.user_id, conversation.id, appended.id, new_status, appended.sequence_no;
 END $$;
 
 -- Records a message the business sent from outside our API (an Instagram echo). Our own
@@ -131,6 +168,7 @@ CREATE OR REPLACE FUNCTION file_inbox(p_user_id uuid, p_phone_number_id uuid, p_
 RETURNS TABLE (conversation_id uuid, filed integer, dropped integer, refused integer)
 LANGUAGE plpgsql AS $$
 DECLARE
+  num phone_numbers;
   item inbox;
   result record;
   v_conversation uuid;
@@ -138,6 +176,11 @@ DECLARE
   v_dropped integer := 0;
   v_refused integer := 0;
 BEGIN
+  -- The number the webhook routed these rows to, deleted or not: never Meta's account id again,
+  -- which may name another tenant's number by now. FOR KEY SHARE until the commit, so a relink
+  -- (FOR UPDATE on the number) waits for the messages being filed, or they for it, and no message
+  -- is filed into a conversation the relink is archiving.
+  SELECT * INTO num FROM phone_numbers pn WHERE pn.id = p_phone_number_id AND pn.user_id = p_user_id FOR KEY SHARE;
   FOR item IN
     SELECT * FROM inbox i
      WHERE i.user_id = p_user_id AND i.phone_number_id = p_phone_number_id AND i.customer_id = p_customer_id
@@ -146,16 +189,20 @@ BEGIN
        FOR UPDATE
   LOOP
     BEGIN
-      SELECT * INTO result FROM ingest_customer_message(
-        item.channel, item.event->>'account_id', item.customer_id, item.event->>'customer_name', item.external_id,
-        item.event->>'type', item.event->>'text', item.event->'payload', (item.event->>'timestamp')::timestamptz,
-        (item.event->>'answerable')::boolean);
+      IF num.id IS NULL THEN
+        SELECT 'unknown_account'::text AS outcome, NULL::uuid AS conversation_id INTO result;
+      ELSE
+        SELECT * INTO result FROM file_customer_message(
+          num, item.customer_id, item.event->>'customer_name', item.external_id,
+          item.event->>'type', item.event->>'text', item.event->'payload', (item.event->>'timestamp')::timestamptz,
+          (item.event->>'answerable')::boolean);
+      END IF;
       DELETE FROM inbox i WHERE i.channel = item.channel AND i.external_id = item.external_id;
       IF result.outcome = 'recorded' THEN
         v_filed := v_filed + 1;
         v_conversation := result.conversation_id;
       ELSE
-        -- A duplicate filed meanwhile, or a number deleted since acceptance.
+        -- A duplicate filed meanwhile (or a number gone from the table altogether).
         v_dropped := v_dropped + 1;
       END IF;
     EXCEPTION WHEN OTHERS THEN

@@ -24,6 +24,8 @@ export interface Agent {
   temperature: number;
   maxTokens: number;
   historyLimit: number;
+  /** The most prompt tokens a reply may send (estimated: services/chatPrompt.ts); the oldest history goes first. */
+  maxPromptTokens: number;
   debounceMs: number;
   /** null: the default fields (see `agentService.effectiveLeadFields`). */
   leadFields: LeadField[] | null;
@@ -41,7 +43,7 @@ export type AgentChanges = Partial<NewAgent>;
 type AgentRow = Omit<Agent, 'temperature'> & { temperature: string | number };
 
 const COLUMNS = `id, user_id AS "userId", name, system_prompt AS "systemPrompt", model, temperature,
-  max_tokens AS "maxTokens", history_limit AS "historyLimit", debounce_ms AS "debounceMs",
+  max_tokens AS "maxTokens", history_limit AS "historyLimit", max_prompt_tokens AS "maxPromptTokens", debounce_ms AS "debounceMs",
   lead_fields AS "leadFields", fallback_message AS "fallbackMessage", archived_at AS "archivedAt",
   created_at AS "createdAt", updated_at AS "updatedAt"`;
 
@@ -59,6 +61,7 @@ const CHANGEABLE: { [K in keyof NewAgent]-?: string } = {
   temperature: 'temperature',
   maxTokens: 'max_tokens',
   historyLimit: 'history_limit',
+  maxPromptTokens: 'max_prompt_tokens',
   debounceMs: 'debounce_ms',
   leadFields: 'lead_fields',
   fallbackMessage: 'fallback_message',
@@ -71,8 +74,8 @@ const toParam = (key: keyof NewAgent, value: unknown): unknown =>
 export async function insertAgent(userId: string, input: NewAgent, client: Queryable = db): Promise<Agent> {
   const { rows } = await client.query<AgentRow>(
     `INSERT INTO agents (user_id, name, system_prompt, model, temperature, max_tokens, history_limit, debounce_ms,
-                         lead_fields, fallback_message)
-     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9::jsonb, $10)
+                         lead_fields, fallback_message, max_prompt_tokens)
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9::jsonb, $10, $11)
      RETURNING ${COLUMNS}`,
     [
       userId,
@@ -85,6 +88,7 @@ export async function insertAgent(userId: string, input: NewAgent, client: Query
       input.debounceMs,
       toParam('leadFields', input.leadFields),
       input.fallbackMessage,
+      input.maxPromptTokens,
     ],
   );
   return toAgent(rows[0]!);

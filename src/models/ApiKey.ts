@@ -37,13 +37,13 @@ export async function findActiveKeyByHash(hash: string, client: Queryable = db):
   return rows[0] ?? null;
 }
 
-/** Revokes one of the tenant's keys; false when the tenant has no such live key. */
-export async function revokeApiKey(userId: string, keyId: string, client: Queryable = db): Promise<boolean> {
-  const { rowCount } = await client.query(
-    `UPDATE api_keys SET revoked_at = now() WHERE user_id = $1 AND id = $2 AND revoked_at IS NULL`,
+/** Revokes one of the tenant's keys; returns its hash, or null when the tenant has no such live key. */
+export async function revokeApiKey(userId: string, keyId: string, client: Queryable = db): Promise<{ keyHash: string } | null> {
+  const { rows } = await client.query<{ keyHash: string }>(
+    `UPDATE api_keys SET revoked_at = now() WHERE user_id = $1 AND id = $2 AND revoked_at IS NULL RETURNING key_hash AS "keyHash"`,
     [userId, keyId],
   );
-  return (rowCount ?? 0) > 0;
+  return rows[0] ?? null;
 }
 
 /** One of the tenant's keys, live or revoked, or null; never the hash. */

@@ -44,11 +44,19 @@ const COLUMNS = `id, user_id AS "userId", channel, external_id AS "externalId", 
 /** The unique index that makes a (channel, external_id) live at most once across all tenants. */
 export const EXTERNAL_ID_UNIQUE_INDEX = 'phone_numbers_external_key';
 
+/**
+ * What an access token's ciphertext is bound to (its AES-GCM additional data): this table,
+ * column and row. A ciphertext copied into another row does not decrypt there.
+ */
+export const accessTokenContext = (phoneNumberId: string) => `phone_numbers.access_token_encrypted:${phoneNumberId}`;
+
 export interface NewPhoneNumber {
+  /** Chosen by the caller: the token is encrypted for this row before the row exists. */
+  id: string;
   channel: Channel;
   externalId: string;
   displayName: string | null;
-  /** Already encrypted (`encryptSecret`); the model never sees the plain token on the way in. */
+  /** Already encrypted (`encryptSecret` with `accessTokenContext(id)`); the model never sees the plain token on the way in. */
   accessTokenEncrypted: string;
 }
 
@@ -58,10 +66,10 @@ export interface NewPhoneNumber {
  */
 export async function insertPhoneNumber(userId: string, input: NewPhoneNumber, client: Queryable = db): Promise<PhoneNumber> {
   const { rows } = await client.query<PhoneNumber>(
-    `INSERT INTO phone_numbers (user_id, channel, external_id, display_name, access_token_encrypted)
-     VALUES ($1, $2, $3, $4, $5)
+    `INSERT INTO phone_numbers (id, user_id, channel, external_id, display_name, access_token_encrypted)
+     VALUES ($6, $1, $2, $3, $4, $5)
      RETURNING ${COLUMNS}`,
-    [userId, input.channel, input.externalId, input.displayName, input.accessTokenEncrypted],
+    [userId, input.channel, input.externalId, input.displayName, input.accessTokenEncrypted, input.id],
   );
   return rows[0]!;
 }
@@ -209,5 +217,51 @@ export async function getAccessToken(userId: string, phoneNumberId: string, clie
     [userId, phoneNumberId],
   );
   const row = rows[0];
-  return row ? decryptSecret(row.encrypted) : null;
+  return row ? decryptSecret(row.encrypted, accessTokenContext(phoneNumberId)) : null;
+}
+
+/** A stored access token as key rotation sees it: any tenant's, deleted numbers' included. */
+export interface StoredAccessToken {
+  id: string;
+  encrypted: string;
+}
+
+/**
+ * Up to `limit` tokens not yet stored under `currentPrefix`, in id order after `afterId`.
+ * Not tenant-filtered: key rotation is the operator's, over every row (deleted numbers keep
+ * their tokens, and the old key must be retirable from them too).
+ */
+export async function listAccessTokensNotUnder(
+  currentPrefix: string,
+  afterId: string | null,
+  limit: number,
+  client: Queryable = db,
+): Promise<StoredAccessToken[]> {
+  const { rows } = await client.query<StoredAccessToken>(
+    `SELECT id, access_token_encrypted AS encrypted FROM phone_numbers
+     WHERE ($1::uuid IS NULL OR id > $1) AND left(access_token_encrypted, length($2)) <> $2
+     ORDER BY id LIMIT $3`,
+    [afterId, currentPrefix, limit],
+  );
+  return rows;
+}
+
+/**
+ * Replaces each token whose row still holds exactly `encrypted` (compare-and-set, one
+ * statement): a token changed since it was read (a PATCH) is left as its writer wrote it.
+ * Returns the ids replaced.
+ */
+export async function replaceAccessTokens(
+  replacements: { id: string; encrypted: string; reencrypted: string }[],
+  client: Queryable = db,
+): Promise<string[]> {
+  if (replacements.length === 0) return [];
+  const { rows } = await client.query<{ id: string }>(
+    `UPDATE phone_numbers p SET access_token_encrypted = r.reencrypted
+     FROM unnest($1::uuid[], $2::text[], $3::text[]) AS r (id, encrypted, reencrypted)
+     WHERE p.id = r.id AND p.access_token_encrypted = r.encrypted
+     RETURNING p.id`,
+    [replacements.map((r) => r.id), replacements.map((r) => r.encrypted), replacements.map((r) => r.reencrypted)],
+  );
+  return rows.map((row) => row.id);
 }

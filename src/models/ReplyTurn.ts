@@ -18,7 +18,7 @@ export interface StoredReplyContext {
   /** Why its pending messages get no reply, or null when they do (SQL reason_not_to_answer, R__conversations.sql). */
   reasonNotToAnswer: string | null;
   conversation: Pick<Conversation, 'id' | 'userId' | 'channel' | 'customerExternalId' | 'isActive' | 'botPaused' | 'agentId'>;
-  agent: Pick<Agent, 'id' | 'systemPrompt' | 'model' | 'temperature' | 'maxTokens' | 'historyLimit' | 'debounceMs' | 'fallbackMessage' | 'archivedAt'> | null;
+  agent: Pick<Agent, 'id' | 'systemPrompt' | 'model' | 'temperature' | 'maxTokens' | 'historyLimit' | 'maxPromptTokens' | 'debounceMs' | 'fallbackMessage' | 'archivedAt'> | null;
   /** Null when the number was deleted. The access token as stored: encrypted. */
   phoneNumber: { id: string; externalId: string; agentId: string | null; accessTokenEncrypted: string } | null;
 }
@@ -41,6 +41,7 @@ export async function loadOwedWork(userId: string, conversationId: string, clien
             reason_not_to_answer(c) AS c_reason_not_to_answer,
             a.id AS a_id, a.system_prompt AS a_system_prompt, a.model AS a_model, a.temperature::float8 AS a_temperature,
             a.max_tokens AS a_max_tokens, a.history_limit AS a_history_limit, a.debounce_ms AS a_debounce_ms,
+            a.max_prompt_tokens AS a_max_prompt_tokens,
             a.fallback_message AS a_fallback_message, a.archived_at AS a_archived_at,
             p.id AS p_id, p.external_id AS p_external_id, p.agent_id AS p_agent_id, p.access_token_encrypted AS p_token,
             owed.*
@@ -77,6 +78,7 @@ export async function loadOwedWork(userId: string, conversationId: string, clien
           temperature: row.a_temperature as number,
           maxTokens: row.a_max_tokens as number,
           historyLimit: row.a_history_limit as number,
+          maxPromptTokens: row.a_max_prompt_tokens as number,
           debounceMs: row.a_debounce_ms as number,
           fallbackMessage: row.a_fallback_message as string | null,
           archivedAt: row.a_archived_at as Date | null,

@@ -14,11 +14,12 @@ import type { Agent, AgentChanges, LeadField } from '../models/Agent';
 import { unlinkAgentEverywhere } from '../models/PhoneNumber';
 import { archiveActiveConversations } from '../models/Conversation';
 
-/** Mirrors the column defaults of `agents` in src/migrations/B008_baseline.sql; `model` comes from config. */
+/** Mirrors the column defaults of `agents` (src/migrations/B008_baseline.sql, 010); `model` comes from config. */
 export const AGENT_DEFAULTS = Object.freeze({
   temperature: 0.7,
   maxTokens: 512,
   historyLimit: 20,
+  maxPromptTokens: 8000,
   debounceMs: 0,
 });
 
@@ -87,6 +88,7 @@ export interface CreateAgentInput {
   temperature?: number | undefined;
   maxTokens?: number | undefined;
   historyLimit?: number | undefined;
+  maxPromptTokens?: number | undefined;
   debounceMs?: number | undefined;
   leadFields?: LeadField[] | null | undefined;
   fallbackMessage?: string | null | undefined;
@@ -100,6 +102,7 @@ export async function createAgent(userId: string, input: CreateAgentInput): Prom
     temperature: input.temperature ?? AGENT_DEFAULTS.temperature,
     maxTokens: input.maxTokens ?? AGENT_DEFAULTS.maxTokens,
     historyLimit: input.historyLimit ?? AGENT_DEFAULTS.historyLimit,
+    maxPromptTokens: input.maxPromptTokens ?? AGENT_DEFAULTS.maxPromptTokens,
     debounceMs: input.debounceMs ?? AGENT_DEFAULTS.debounceMs,
     leadFields: input.leadFields ?? null,
     fallbackMessage: input.fallbackMessage ?? null,

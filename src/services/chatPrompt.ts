@@ -1,6 +1,14 @@
 /**
  * What the model reads for a reply: the agent's system prompt, then the conversation's recent
- * history in the roles the chat API expects. Pure reply logic; `openaiService.ts` only sends it.
+ * history in the roles the chat API expects, within the agent's prompt budget. Pure reply
+ * logic; `openaiService.ts` only sends it.
+ *
+ * Two bounds keep a reply's cost and its fit in the model's context window in the agent's hands,
+ * whatever customers send:
+ * - each customer message is cut to `MAX_CUSTOMER_MESSAGE_CHARS` characters before the model
+ *   sees it (the stored message keeps every character);
+ * - the whole prompt is kept within the agent's `max_prompt_tokens` (default 8000) by leaving
+ *   out the oldest turns first. Tokens are estimated, not counted: `estimateTokens` below.
  */
 import type { ChatMessage } from './openaiService';
 
@@ -11,7 +19,49 @@ export interface HistoryMessage {
 }
 
 /**
- * Pure: the system prompt, then the last `historyLimit` messages that have text, oldest first.
+ * The estimate's rule: one token per 4 UTF-16 characters, rounded up, plus 4 tokens per message
+ * for the chat format's framing of it. About right for English with OpenAI's tokenizers, high
+ * for most other text, low for text dense in emoji or CJK characters; it needs no tokenizer
+ * per model, and a model that counts otherwise reports its real usage, which is what is charged.
+ */
+export const CHARS_PER_TOKEN = 4;
+export const TOKENS_PER_MESSAGE = 4;
+
+/** Estimated tokens of a text (see `CHARS_PER_TOKEN`). */
+export function estimateTokens(text: string): number {
+  return Math.ceil(text.length / CHARS_PER_TOKEN);
+}
+
+/** Estimated prompt tokens of a chat, framing included. */
+export function estimatePromptTokens(messages: ReadonlyArray<ChatMessage>): number {
+  return messages.reduce((sum, message) => sum + TOKENS_PER_MESSAGE + estimateTokens(message.content), 0);
+}
+
+/**
+ * The most characters of one customer message the model sees (about 500 tokens by the rule
+ * above): a WhatsApp text can be 4096 characters and a voice note's transcript far more, and
+ * each would otherwise be paid for again on every later reply that reads it.
+ */
+export const MAX_CUSTOMER_MESSAGE_CHARS = 2000;
+/** Tells the model (and whoever reads the prompt) that the customer wrote more. */
+export const CUT_MARK = ' […]';
+
+/** `text` cut to `MAX_CUSTOMER_MESSAGE_CHARS`, never inside a surrogate pair, marked when cut. */
+export function capCustomerText(text: string): string {
+  if (text.length <= MAX_CUSTOMER_MESSAGE_CHARS) return text;
+  let end = MAX_CUSTOMER_MESSAGE_CHARS;
+  const last = text.charCodeAt(end - 1);
+  if (last >= 0xd800 && last <= 0xdbff) end--;
+  return `${text.slice(0, end)}${CUT_MARK}`;
+}
+
+/**
+ * Pure: the system prompt, then the newest messages with text (at most `historyLimit`, each
+ * customer message capped), oldest first, as many as fit `maxPromptTokens` with the system
+ * prompt counted in. The system prompt always goes, and so does the newest message (the one
+ * being answered) even when the two alone are over the budget; between them, the oldest turns
+ * are left out first.
+ *
  * Customers speak as `user`; the agent and a human writing from the business side both speak as
  * `assistant`, since to the customer they are one voice and the model should continue it.
  * The caller renders non-text messages first (`replyService.renderForModel`: an image arrives
@@ -22,14 +72,25 @@ export function buildChatMessages(input: {
   systemPrompt: string;
   history: ReadonlyArray<HistoryMessage>;
   historyLimit: number;
+  /** Omitted: no token budget (the message count alone bounds the history). */
+  maxPromptTokens?: number | undefined;
 }): ChatMessage[] {
-  const messages: ChatMessage[] = [];
-  if (input.systemPrompt.trim() !== '') messages.push({ role: 'system', content: input.systemPrompt });
+  const system: ChatMessage[] = input.systemPrompt.trim() !== '' ? [{ role: 'system', content: input.systemPrompt }] : [];
   const limit = Math.max(0, Math.floor(input.historyLimit));
-  if (limit === 0) return messages;
+  if (limit === 0) return system;
   const withText = input.history.filter((m): m is HistoryMessage & { text: string } => m.text !== null && m.text.trim() !== '');
-  for (const message of withText.slice(-limit)) {
-    messages.push({ role: message.author === 'customer' ? 'user' : 'assistant', content: message.text });
+  const turns: ChatMessage[] = withText.slice(-limit).map((message) =>
+    message.author === 'customer' ? { role: 'user', content: capCustomerText(message.text) } : { role: 'assistant', content: message.text },
+  );
+
+  let budget = (input.maxPromptTokens ?? Number.POSITIVE_INFINITY) - estimatePromptTokens(system);
+  let first = turns.length;
+  // Newest first, so what is cut is the oldest; the newest turn goes whatever it costs.
+  while (first > 0) {
+    const cost = estimatePromptTokens([turns[first - 1]!]);
+    if (first < turns.length && cost > budget) break;
+    budget -= cost;
+    first--;
   }
-  return messages;
+  return [...system, ...turns.slice(first)];
 }

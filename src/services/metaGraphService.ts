@@ -314,12 +314,17 @@ const agents = { 'http:': new http.Agent({ keepAlive: true }), 'https:': new htt
 
 /** POSTs JSON and reads the whole answer; `timeoutMs` bounds all of it, body included. */
 function postJson(url: URL, headers: Record<string, string>, body: string, timeoutMs: number): Promise<RawResponse> {
+  return requestJson('POST', url, headers, body, timeoutMs);
+}
+
+/** One HTTP call with an optional body, its whole answer read; `timeoutMs` bounds all of it. */
+function requestJson(method: 'GET' | 'POST', url: URL, headers: Record<string, string>, body: string | null, timeoutMs: number): Promise<RawResponse> {
   const transport = url.protocol === 'https:' ? https : http;
   return new Promise((resolve, reject) => {
     const req = transport.request(url, {
-      method: 'POST',
+      method,
       agent: agents[url.protocol as keyof typeof agents],
-      headers: { ...headers, 'Content-Length': String(Buffer.byteLength(body)) },
+      headers: body === null ? headers : { ...headers, 'Content-Length': String(Buffer.byteLength(body)) },
     });
     const timer = setTimeout(() => req.destroy(new RequestTimeout(`timed out after ${timeoutMs} ms`)), timeoutMs);
     req.once('error', (error) => {
@@ -339,19 +344,69 @@ function postJson(url: URL, headers: Record<string, string>, body: string, timeo
         resolve({ status: res.statusCode ?? 0, retryAfter: Array.isArray(retryAfter) ? retryAfter[0] : retryAfter, text: Buffer.concat(chunks).toString('utf8') });
       });
     });
-    req.end(body);
+    if (body === null) req.end();
+    else req.end(body);
+  });
+}
+
+/** The GraphError for a call that got no answer (`error` from the request). */
+function unansweredError(channel: Channel, what: string, error: unknown, timeoutMs: number, accessToken: string): GraphError {
+  const timedOut = error instanceof RequestTimeout;
+  // Network errors name host and port only; no headers, so no token.
+  return new GraphError(
+    timedOut
+      ? `Graph ${channel} ${what} timed out after ${timeoutMs} ms (Meta may still have accepted it)`
+      : `Graph ${channel} ${what} failed: ${scrub(describeNetworkError(error), accessToken)}`,
+    { kind: timedOut ? 'timeout' : 'network', channel, cause: error },
+  );
+}
+
+/** The answer's JSON, or null when it is empty or not JSON. */
+function parseBody(text: string): unknown {
+  try {
+    return text === '' ? null : JSON.parse(text);
+  } catch {
+    return null;
+  }
+}
+
+/** The GraphError for a non-2xx answer: Meta's code, message and details, the token scrubbed out. */
+function answeredError(channel: Channel, what: string, response: RawResponse, parsed: unknown, accessToken: string): GraphError {
+  const metaError =
+    parsed && typeof parsed === 'object' && 'error' in parsed && parsed.error && typeof parsed.error === 'object'
+      ? (parsed.error as MetaErrorBody)
+      : null;
+  const code = asNumber(metaError?.code);
+  const details = asString(metaError?.error_data?.details) ?? asString(metaError?.error_user_msg);
+  const metaMessage = asString(metaError?.message) ?? `HTTP ${response.status}`;
+  return new GraphError(scrub(`Graph ${channel} ${what} failed: ${metaMessage} (code ${code ?? 'none'}, HTTP ${response.status})`, accessToken), {
+    kind: 'graph',
+    channel,
+    code,
+    subcode: asNumber(metaError?.error_subcode),
+    httpStatus: response.status,
+    details: details === null ? null : scrub(details, accessToken),
+    fbtraceId: asString(metaError?.fbtrace_id),
+    retryAfterMs: parseRetryAfter(response.retryAfter),
   });
 }
 
 const trimSlash = (url: string) => url.replace(/\/+$/, '');
 
-export function createGraphClient(options: GraphClientOptions = {}): GraphClient {
-  const bases: Record<Channel, string> = {
-    whatsapp: trimSlash(options.whatsappBaseUrl ?? config.META_GRAPH_API_URL),
-    instagram: trimSlash(options.instagramBaseUrl ?? config.INSTAGRAM_GRAPH_API_URL),
+/** Where and how long to call: the options given, else `config`'s. */
+function endpoints(options: GraphClientOptions): { bases: Record<Channel, string>; version: string; timeoutMs: number } {
+  return {
+    bases: {
+      whatsapp: trimSlash(options.whatsappBaseUrl ?? config.META_GRAPH_API_URL),
+      instagram: trimSlash(options.instagramBaseUrl ?? config.INSTAGRAM_GRAPH_API_URL),
+    },
+    version: options.version ?? config.META_GRAPH_API_VERSION,
+    timeoutMs: options.timeoutMs ?? DEFAULT_TIMEOUT_MS,
   };
-  const version = options.version ?? config.META_GRAPH_API_VERSION;
-  const timeoutMs = options.timeoutMs ?? DEFAULT_TIMEOUT_MS;
+}
+
+export function createGraphClient(options: GraphClientOptions = {}): GraphClient {
+  const { bases, version, timeoutMs } = endpoints(options);
 
   /** One POST to `/{version}/{accountId}/messages`; resolves with the parsed 2xx body or throws a GraphError. */
   async function post(channel: Channel, accountId: string, accessToken: string, body: unknown, what: string) {
@@ -366,48 +421,12 @@ export function createGraphClient(options: GraphClientOptions = {}): GraphClient
         timeoutMs,
       );
     } catch (error) {
-      const timedOut = error instanceof RequestTimeout;
-      log.debug({ channel, accountId, what, durationMs: Date.now() - started, timedOut }, 'graph call got no answer');
-      // Network errors name host and port only; no headers, so no token.
-      throw new GraphError(
-        timedOut
-          ? `Graph ${channel} ${what} timed out after ${timeoutMs} ms (Meta may still have accepted it)`
-          : `Graph ${channel} ${what} failed: ${scrub(describeNetworkError(error), accessToken)}`,
-        { kind: timedOut ? 'timeout' : 'network', channel, cause: error },
-      );
+      log.debug({ channel, accountId, what, durationMs: Date.now() - started, timedOut: error instanceof RequestTimeout }, 'graph call got no answer');
+      throw unansweredError(channel, what, error, timeoutMs, accessToken);
     }
-    const text = response.text;
-
-    let parsed: unknown = null;
-    try {
-      parsed = text === '' ? null : JSON.parse(text);
-    } catch {
-      parsed = null;
-    }
+    const parsed = parseBody(response.text);
     log.debug({ channel, accountId, what, status: response.status, durationMs: Date.now() - started }, 'graph call answered');
-
-    if (response.status < 200 || response.status > 299) {
-      const metaError =
-        parsed && typeof parsed === 'object' && 'error' in parsed && parsed.error && typeof parsed.error === 'object'
-          ? (parsed.error as MetaErrorBody)
-          : null;
-      const code = asNumber(metaError?.code);
-      const details = asString(metaError?.error_data?.details) ?? asString(metaError?.error_user_msg);
-      const metaMessage = asString(metaError?.message) ?? `HTTP ${response.status}`;
-      throw new GraphError(
-        scrub(`Graph ${channel} ${what} failed: ${metaMessage} (code ${code ?? 'none'}, HTTP ${response.status})`, accessToken),
-        {
-          kind: 'graph',
-          channel,
-          code,
-          subcode: asNumber(metaError?.error_subcode),
-          httpStatus: response.status,
-          details: details === null ? null : scrub(details, accessToken),
-          fbtraceId: asString(metaError?.fbtrace_id),
-          retryAfterMs: parseRetryAfter(response.retryAfter),
-        },
-      );
-    }
+    if (response.status < 200 || response.status > 299) throw answeredError(channel, what, response, parsed, accessToken);
     return { status: response.status, body: parsed };
   }
 
@@ -538,6 +557,74 @@ function readExternalId(channel: Channel, body: unknown): string | null {
   return asString((body as { message_id?: unknown }).message_id);
 }
 
+// ---------------------------------------------------------------------------------------------
+// Account verification
+
+export interface VerifyAccountInput {
+  channel: Channel;
+  /** WhatsApp `phone_number_id` or Instagram account id (the id Instagram's webhooks carry). */
+  accountId: string;
+  accessToken: string;
+}
+
+/** Graph's verdict on a token for an account: `reason` is Graph's own words, the token scrubbed out. */
+export type AccountVerification = { ok: true; name: string | null } | { ok: false; reason: string };
+
+/**
+ * Asks Graph whether `accessToken` may act for the account. Resolves with Graph's verdict;
+ * rejects with a GraphError only when Graph could not give one (unreachable, timed out, a 5xx,
+ * a rate limit, an unreadable answer), so the caller can tell "no" from "ask again later".
+ */
+export type AccountVerifier = (input: VerifyAccountInput) => Promise<AccountVerification>;
+
+/** Instagram ids exceed 2^53: read `user_id` from the raw text when Graph sends it as a number. */
+function rawUserId(text: string): string | null {
+  return /"user_id"\s*:\s*"?(\d+)/.exec(text)?.[1] ?? null;
+}
+
+/**
+ * The two lookups of CONTRACT §3. WhatsApp: `GET /{version}/{phone_number_id}?fields=id,
+ * display_phone_number,verified_name` answers for that number only if the token's business
+ * owns it (Meta: WhatsApp Cloud API › Phone numbers). Instagram: `GET /{version}/me?fields=
+ * user_id,username` names the account the token was issued for, whose `user_id` is the id
+ * the webhooks carry (Meta: Instagram API with Instagram Login › Get started).
+ */
+export function createAccountVerifier(options: GraphClientOptions = {}): AccountVerifier {
+  const { bases, version, timeoutMs } = endpoints(options);
+  const what = 'account lookup';
+
+  return async function verifyAccount({ channel, accountId, accessToken }: VerifyAccountInput): Promise<AccountVerification> {
+    const path = channel === 'whatsapp' ? `${encodeURIComponent(accountId)}?fields=id,display_phone_number,verified_name` : 'me?fields=user_id,username';
+    let response: RawResponse;
+    try {
+      response = await requestJson('GET', new URL(`${bases[channel]}/${version}/${path}`), { Authorization: `Bearer ${accessToken}`, Accept: 'application/json' }, null, timeoutMs);
+    } catch (error) {
+      throw unansweredError(channel, what, error, timeoutMs, accessToken);
+    }
+    const parsed = parseBody(response.text);
+    if (response.status < 200 || response.status > 299) {
+      const error = answeredError(channel, what, response, parsed, accessToken);
+      if (error.retryable) throw error;
+      log.info({ channel, accountId, code: error.code, status: response.status }, 'Graph refused the token for the account');
+      return { ok: false, reason: error.message };
+    }
+    const body = (parsed && typeof parsed === 'object' ? parsed : {}) as Record<string, unknown>;
+    const id =
+      channel === 'whatsapp'
+        ? asString(body.id)
+        : typeof body.user_id === 'number'
+          ? rawUserId(response.text)
+          : asString(body.user_id);
+    if (id === null) {
+      throw new GraphError(`Graph ${channel} ${what} answered 200 without ${channel === 'whatsapp' ? 'an id' : 'a user_id'}`, { kind: 'invalid_response', channel, httpStatus: response.status });
+    }
+    if (id !== accountId) {
+      return { ok: false, reason: `Graph ${channel} ${what}: the token acts for ${channel === 'whatsapp' ? 'number' : 'account'} ${id}, not ${accountId}` };
+    }
+    return { ok: true, name: asString(channel === 'whatsapp' ? body.verified_name : body.username) };
+  };
+}
+
 /** Built from `config`; tests and the demo make their own with `createGraphClient`. */
 export const graphClient: GraphClient = createGraphClient();
 
@@ -545,3 +632,5 @@ export const graphClient: GraphClient = createGraphClient();
 export const sendText = (input: SendTextInput): Promise<SendTextResult> => graphClient.sendText(input);
 /** Marks an inbound message read through the default client. See `GraphClient.markRead`. */
 export const markRead = (input: MarkReadInput): Promise<void> => graphClient.markRead(input);
+/** Verifies a token for an account against the Graph that `config` names. See `AccountVerifier`. */
+export const verifyAccount: AccountVerifier = createAccountVerifier();

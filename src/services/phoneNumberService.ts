@@ -8,15 +8,17 @@
  * `agent_relinked` (link to a different agent, including from "no agent"), `agent_unlinked`,
  * `phone_number_deleted`, and `agent_archived` (agentService).
  */
+import { randomUUID } from 'node:crypto';
 import { withTransaction } from '../utils/database';
 import { encryptSecret } from '../utils/encryption';
-import { conflict, notFound } from '../utils/errors';
+import { AppError, conflict, notFound } from '../utils/errors';
 import { decodeCursor, toPage, type Page, type PageRequest } from '../utils/pagination';
 import * as PhoneNumbers from '../models/PhoneNumber';
 import type { PhoneNumber } from '../models/PhoneNumber';
 import type { Channel } from '../models/types';
 import { findAgent } from '../models/Agent';
 import { archiveActiveConversations } from '../models/Conversation';
+import { verifyAccount, type AccountVerifier } from './metaGraphService';
 
 export interface CreatePhoneNumberInput {
   channel: Channel;
@@ -32,16 +34,37 @@ function isUniqueViolation(error: unknown, constraint: string): boolean {
 }
 
 /**
- * Registers a number for the tenant with its token encrypted. 409 when any tenant (this one
- * included) already has the account live; the message does not say which.
+ * Graph must let the token act for exactly this account before we store it (CONTRACT §4.10):
+ * otherwise any tenant could claim a competitor's public account id and receive its customers.
+ * 422 with Graph's reason when it does not, 503 when Graph gives no verdict; never the token.
  */
-export async function createPhoneNumber(userId: string, input: CreatePhoneNumberInput): Promise<PhoneNumber> {
+async function requireOwnership(channel: Channel, externalId: string, accessToken: string, verify: AccountVerifier): Promise<void> {
+  let verdict;
+  try {
+    verdict = await verify({ channel, accountId: externalId, accessToken });
+  } catch (error) {
+    throw new AppError('unavailable', `Graph could not be asked whether the token may act for ${channel} account ${externalId}; try again`, undefined, { cause: error });
+  }
+  if (!verdict.ok) {
+    throw new AppError('account_verification_failed', `Graph does not let this token act for ${channel} account ${externalId}: ${verdict.reason}`);
+  }
+}
+
+/**
+ * Registers a number for the tenant with its token encrypted, once Graph has vouched for the
+ * token (`requireOwnership`). 409 when any tenant (this one included) already has the account
+ * live; the message does not say which.
+ */
+export async function createPhoneNumber(userId: string, input: CreatePhoneNumberInput, verify: AccountVerifier = verifyAccount): Promise<PhoneNumber> {
+  await requireOwnership(input.channel, input.externalId, input.accessToken, verify);
+  const id = randomUUID();
   try {
     return await PhoneNumbers.insertPhoneNumber(userId, {
+      id,
       channel: input.channel,
       externalId: input.externalId,
       displayName: input.displayName ?? null,
-      accessTokenEncrypted: encryptSecret(input.accessToken),
+      accessTokenEncrypted: encryptSecret(input.accessToken, PhoneNumbers.accessTokenContext(id)),
     });
   } catch (error) {
     // The unique index decides, not a prior SELECT: two tenants racing for one account cannot both win.
@@ -72,14 +95,25 @@ export async function getPhoneNumber(userId: string, phoneNumberId: string): Pro
 export interface UpdatePhoneNumberInput {
   /** null clears it. */
   displayName?: string | null | undefined;
-  /** Plain; replaces the stored token (e.g. after Meta rotated it). */
+  /** Plain; replaces the stored token (e.g. after Meta rotated it), once Graph vouches for it. */
   accessToken?: string | undefined;
 }
 
-export async function updatePhoneNumber(userId: string, phoneNumberId: string, input: UpdatePhoneNumberInput): Promise<PhoneNumber> {
+export async function updatePhoneNumber(
+  userId: string,
+  phoneNumberId: string,
+  input: UpdatePhoneNumberInput,
+  verify: AccountVerifier = verifyAccount,
+): Promise<PhoneNumber> {
+  if (input.accessToken !== undefined) {
+    const current = await getPhoneNumber(userId, phoneNumberId);
+    await requireOwnership(current.channel, current.externalId, input.accessToken, verify);
+  }
   const updated = await PhoneNumbers.updatePhoneNumber(userId, phoneNumberId, {
     ...(input.displayName !== undefined ? { displayName: input.displayName } : {}),
-    ...(input.accessToken !== undefined ? { accessTokenEncrypted: encryptSecret(input.accessToken) } : {}),
+    ...(input.accessToken !== undefined
+      ? { accessTokenEncrypted: encryptSecret(input.accessToken, PhoneNumbers.accessTokenContext(phoneNumberId)) }
+      : {}),
   });
   if (!updated) throw notFound('Phone number');
   return updated;

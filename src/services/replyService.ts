@@ -62,7 +62,7 @@ export interface ReplyContext extends Omit<StoredReplyContext, 'phoneNumber'> {
 function withAccessToken({ phoneNumber, ...rest }: StoredReplyContext): ReplyContext {
   if (!phoneNumber) return { ...rest, phoneNumber: null };
   const { accessTokenEncrypted, ...number } = phoneNumber;
-  return { ...rest, phoneNumber: { ...number, accessToken: decryptAccessToken(accessTokenEncrypted) } };
+  return { ...rest, phoneNumber: { ...number, accessToken: decryptAccessToken(number.id, accessTokenEncrypted) } };
 }
 
 /** Graph sends retried in place before the turn gives up for a lease period. */
@@ -128,6 +128,7 @@ export async function serveConversation(userId: string, conversationId: string, 
       systemPrompt: agent.systemPrompt,
       history: history.map((m) => ({ author: m.author, text: renderForModel(m) })),
       historyLimit: agent.historyLimit,
+      maxPromptTokens: agent.maxPromptTokens,
     });
 
     let completion;

@@ -9,6 +9,7 @@ import { decodeCursor, toPage, type Page, type PageRequest } from '../utils/pagi
 import { findUserById, insertUser, listUsers as listUserRows, type User } from '../models/User';
 import { findApiKey, generateApiKey, insertApiKey, revokeApiKey as revokeKeyRow } from '../models/ApiKey';
 import { topUp } from './creditService';
+import { forgetApiKey, markApiKeyLive } from './liveApiKeys';
 
 export type { User } from '../models/User';
 
@@ -30,7 +31,7 @@ export interface IssuedApiKey {
  * failure leaves no half-made tenant behind. 409 when the email is taken (case-insensitively).
  */
 export async function createUser(input: NewUser): Promise<{ user: User; apiKey: IssuedApiKey }> {
-  return withTransaction(async (tx) => {
+  const created = await withTransaction(async (tx) => {
     const created = await insertUser(input.name, input.email, tx);
     if (!created) throw conflict('A user with this email already exists');
     let user = created;
@@ -40,8 +41,11 @@ export async function createUser(input: NewUser): Promise<{ user: User; apiKey: 
     }
     const { key, hash, prefix } = generateApiKey();
     const row = await insertApiKey(user.id, hash, prefix, tx);
-    return { user, apiKey: { id: row.id, apiKey: key } };
+    return { user, apiKey: { id: row.id, apiKey: key }, hash };
   });
+  // Once committed, so a key that never existed is never hinted live.
+  await markApiKeyLive(created.hash);
+  return { user: created.user, apiKey: created.apiKey };
 }
 
 /** One tenant. 404 when there is none with that id. */
@@ -60,13 +64,15 @@ export async function listUsers(page: PageRequest): Promise<Page<User>> {
 
 /** Issues another key for the tenant. 404 when the tenant does not exist. */
 export async function createApiKey(userId: string): Promise<IssuedApiKey> {
-  return withTransaction(async (tx) => {
+  const { issued, hash } = await withTransaction(async (tx) => {
     // Checked inside the transaction so the answer is a clean 404, not a foreign-key 500.
     if (!(await findUserById(userId, tx))) throw notFound('User');
     const { key, hash, prefix } = generateApiKey();
     const row = await insertApiKey(userId, hash, prefix, tx);
-    return { id: row.id, apiKey: key };
+    return { issued: { id: row.id, apiKey: key }, hash };
   });
+  await markApiKeyLive(hash);
+  return issued;
 }
 
 /**
@@ -75,6 +81,7 @@ export async function createApiKey(userId: string): Promise<IssuedApiKey> {
  * succeeds again, so a retried DELETE is harmless. 404 when the tenant has no key with that id.
  */
 export async function revokeApiKey(userId: string, keyId: string): Promise<void> {
-  if (await revokeKeyRow(userId, keyId)) return;
+  const revoked = await revokeKeyRow(userId, keyId);
+  if (revoked) return forgetApiKey(revoked.keyHash);
   if (!(await findApiKey(userId, keyId))) throw notFound('API key');
 }

@@ -10,6 +10,7 @@ import { AppError } from '../utils/errors';
 import { enqueueConversations, type Nudge } from '../utils/queue';
 import type { NormalizedEvent, NormalizedMessage } from './metaNormalizer';
 import { Batcher } from '../utils/batcher';
+import { config } from '../config';
 import {
   acceptCustomerMessages,
   fileInbox,
@@ -21,7 +22,6 @@ import {
 import { ingestBusinessEcho, type BusinessEchoFields, type IngestResult } from '../models/BusinessEcho';
 import { applyOutboundStatus, settlePartByStatus } from '../models/OutboundStatus';
 import { parsePartCallbackData } from './metaGraphService';
-import { config } from '../config';
 
 /** Message types the agent can say something useful to; the rest are stored only. */
 const UNANSWERABLE_TYPES = new Set(['reaction', 'unsupported', 'system', 'deleted', 'ephemeral', 'unknown']);
@@ -52,11 +52,14 @@ function messageFields(event: NormalizedMessage): BusinessEchoFields {
 /**
  * Customer messages and reactions of concurrent webhooks are written together (see
  * utils/batcher.ts): one statement and one commit for many requests under load, and no added
- * wait when idle. Each webhook still answers only once its own messages are committed.
+ * wait when idle. Each webhook still answers only once its own messages are committed. When
+ * Postgres stalls, at most WEBHOOK_QUEUE_MAX messages wait; later webhooks get 503 at once and
+ * Meta retries them, instead of the process holding every body in memory.
  */
 const customerMessages = new Batcher<InboxEvent, AcceptResult | Error>(acceptCustomerMessages, {
   maxBatch: 100,
   maxInFlight: 4,
+  maxWaiting: config.WEBHOOK_QUEUE_MAX,
 });
 
 /** The customer-side row an event stores, or null when the event is handled otherwise. */

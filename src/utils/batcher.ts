@@ -12,6 +12,18 @@ export interface BatcherOptions {
   maxBatch: number;
   /** Writes in flight at once. */
   maxInFlight: number;
+  /**
+   * Items that may wait for a write slot. Past it `submit` refuses at once (`BatcherFullError`)
+   * rather than holding more: when writes stall, waiting callers would otherwise pile up in
+   * memory without limit. A group arriving when nothing waits is taken whatever its size, so
+   * no group is refused forever.
+   */
+  maxWaiting?: number;
+}
+
+/** `submit` refused a group: too many items already wait (see `maxWaiting`). */
+export class BatcherFullError extends Error {
+  override name = 'BatcherFullError';
 }
 
 interface Group<I, O> {
@@ -22,6 +34,7 @@ interface Group<I, O> {
 
 export class Batcher<I, O> {
   private readonly waiting: Group<I, O>[] = [];
+  private waitingItems = 0;
   private inFlight = 0;
   private scheduled = false;
 
@@ -33,8 +46,13 @@ export class Batcher<I, O> {
 
   submit(items: I[]): Promise<O[]> {
     if (items.length === 0) return Promise.resolve([]);
+    const { maxWaiting } = this.options;
+    if (maxWaiting !== undefined && this.waitingItems > 0 && this.waitingItems + items.length > maxWaiting) {
+      return Promise.reject(new BatcherFullError(`${this.waitingItems} items already wait to be written`));
+    }
     return new Promise<O[]>((resolve, reject) => {
       this.waiting.push({ items, resolve, reject });
+      this.waitingItems += items.length;
       this.schedule();
     });
   }
@@ -60,6 +78,7 @@ export class Batcher<I, O> {
       size += group.items.length;
       batch.push(group);
     }
+    this.waitingItems -= size;
     return batch;
   }
 

@@ -50,7 +50,10 @@ export function getPool(): Pool {
       // Every statement here is a keyed lookup or write whose best plan does not depend on the
       // values; custom plans re-planned a turn's statements at each call (beginReplyAttempt: 0.2 ms of
       // planning for 0.2 ms of execution, pg_stat_statements in npm run bench -- pipeline).
-      options: '-c plan_cache_mode=force_generic_plan',
+      // statement_timeout: a runaway statement (a bad plan, a lock held by a stuck session) is
+      // cancelled rather than holding its connection, and the request or turn waiting on it,
+      // forever. The migrator connects on its own, without it: a migration may rightly run long.
+      options: `-c plan_cache_mode=force_generic_plan -c statement_timeout=${config.DATABASE_STATEMENT_TIMEOUT_MS}`,
     });
     // An idle client losing its connection emits here; without a listener it would crash the process.
     pool.on('error', (error) => logger.error({ err: error }, 'idle Postgres client failed'));

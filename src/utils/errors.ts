@@ -12,6 +12,7 @@ export const ERROR_STATUS = {
   conflict: 409,
   payload_too_large: 413,
   unsupported_media_type: 415,
+  account_verification_failed: 422,
   rate_limited: 429,
   internal_error: 500,
   unavailable: 503,

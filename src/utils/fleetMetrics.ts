@@ -6,7 +6,7 @@
 import client, { AggregatorRegistry } from 'prom-client';
 import { getRedis } from './redis';
 import { registry } from './metrics';
-import { CONSUMER_GROUPS, STREAMS, prefixedKey } from './queue';
+import { STREAMS, readGroupBacklog } from './queue';
 import { readHeartbeats, workerMetricsKey } from '../workers/heartbeat';
 import { logger } from './logger';
 
@@ -47,17 +47,12 @@ async function readFleet(): Promise<MetricsJson[]> {
     heartbeatAge.set({ worker: beat.name, kind: beat.kind }, (Date.now() - beat.at) / 1000);
     workerInFlight.set({ worker: beat.name, kind: beat.kind }, beat.inFlight);
   }
-  try {
-    const groups = (await redis.xinfo('GROUPS', prefixedKey(redis, STREAMS.messages))) as unknown[][];
-    for (const group of groups) {
-      const fields = new Map<string, unknown>();
-      for (let i = 0; i + 1 < group.length; i += 2) fields.set(String(group[i]), group[i + 1]);
-      if (fields.get('name') !== CONSUMER_GROUPS.messages) continue;
-      streamLag.set({ stream: STREAMS.messages }, Number(fields.get('lag') ?? 0));
-      streamPending.set({ stream: STREAMS.messages }, Number(fields.get('pending') ?? 0));
-    }
-  } catch {
-    // No stream yet (no message ever arrived, or Redis restarted empty): nothing to report.
+  // No stream yet: nothing to report. And the workers' series are still worth serving if only
+  // the queue's figures cannot be read.
+  const backlog = await readGroupBacklog(redis).catch(() => null);
+  if (backlog) {
+    streamLag.set({ stream: STREAMS.messages }, backlog.lag);
+    streamPending.set({ stream: STREAMS.messages }, backlog.pending);
   }
   if (beats.length === 0) return [];
   const published = await redis.mget(...beats.map((beat) => workerMetricsKey(beat.name)));

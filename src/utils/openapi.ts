@@ -21,6 +21,7 @@ const ERROR_MEANINGS: Record<ErrorCode, string> = {
   conflict: 'the request clashes with the current state',
   payload_too_large: 'the body is over BODY_LIMIT',
   unsupported_media_type: 'a body was sent without Content-Type: application/json',
+  account_verification_failed: "Graph does not let the access token act for that account; the message gives Graph's reason",
   rate_limited: 'over RATE_LIMIT_PER_MINUTE for this key; wait Retry-After seconds',
   internal_error: 'something failed on our side; nothing more is said (see the logs, by request_id)',
   unavailable: 'Postgres, Redis or Graph cannot be reached now; try again',

@@ -2,8 +2,15 @@
  * Cursor pagination for every list (CONTRACT §3). A cursor names the last row of a page,
  * opaquely; the next page starts strictly after it in the list's order, so rows inserted
  * meanwhile never shift or repeat what the caller already saw.
+ *
+ * A cursor carries an HMAC of its value (keyed from ENCRYPTION_KEY), so only cursors this
+ * server issued are read: anything else is a 400 before its value reaches a query, where an
+ * out-of-range number used to be a 500 (`[3000000000]` is no `integer`). A new ENCRYPTION_KEY
+ * ends the cursors issued under the old one; the caller starts the list again.
  */
+import { createHmac, hkdfSync, timingSafeEqual } from 'node:crypto';
 import { z } from 'zod';
+import { config } from '../config';
 import { AppError } from './errors';
 
 export const pageQuery = z.object({
@@ -22,18 +29,30 @@ export interface Page<T> {
   next_cursor: string | null;
 }
 
+/** Its own key, derived once: a cursor's MAC must never be usable as anything else. */
+const CURSOR_KEY = Buffer.from(hkdfSync('sha256', config.ENCRYPTION_KEY, Buffer.alloc(0), 'pagination cursor', 32));
+/** 128 bits: forging one takes 2^128 guesses, and a cursor stays short. */
+const MAC_BYTES = 16;
+
+const macOf = (payload: string) => createHmac('sha256', CURSOR_KEY).update(payload).digest().subarray(0, MAC_BYTES);
+
 export function encodeCursor(value: string | number): string {
-  return Buffer.from(JSON.stringify([value])).toString('base64url');
+  const payload = Buffer.from(JSON.stringify([value])).toString('base64url');
+  return `${payload}.${macOf(payload).toString('base64url')}`;
 }
 
 /** Throws a 400 naming `cursor` for anything we did not hand out. */
 export function decodeCursor<T extends string | number>(cursor: string, kind: 'uuid' | 'integer'): T {
-  try {
-    const [value] = JSON.parse(Buffer.from(cursor, 'base64url').toString('utf8')) as unknown[];
-    if (kind === 'uuid' && typeof value === 'string' && z.uuid().safeParse(value).success) return value as T;
-    if (kind === 'integer' && typeof value === 'number' && Number.isInteger(value)) return value as T;
-  } catch {
-    // fall through to the validation error
+  const [payload, mac, extra] = cursor.split('.');
+  const given = Buffer.from(mac ?? '', 'base64url');
+  if (payload !== undefined && extra === undefined && given.length === MAC_BYTES && timingSafeEqual(given, macOf(payload))) {
+    try {
+      const [value] = JSON.parse(Buffer.from(payload, 'base64url').toString('utf8')) as unknown[];
+      if (kind === 'uuid' && typeof value === 'string' && z.uuid().safeParse(value).success) return value as T;
+      if (kind === 'integer' && typeof value === 'number' && Number.isInteger(value)) return value as T;
+    } catch {
+      // fall through to the validation error
+    }
   }
   throw new AppError('validation_error', 'The cursor is not valid', [{ path: 'cursor', message: 'not a cursor from this list' }]);
 }

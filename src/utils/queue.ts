@@ -93,3 +93,40 @@ export async function enqueueConversations(nudges: Nudge[], redis?: Redis): Prom
 export function prefixedKey(redis: Redis, key: string): string {
   return `${redis.options.keyPrefix ?? ''}${key}`;
 }
+
+/** The message group's backlog: entries no worker has read yet, and read but not acknowledged. */
+export interface GroupBacklog {
+  lag: number;
+  pending: number;
+}
+
+/** Beyond this many unread entries the exact count no longer changes a decision. */
+const LAG_COUNT_LIMIT = 10_000;
+
+/**
+ * Reads the backlog of the message workers' group (XINFO GROUPS): null when there is no stream
+ * or no group yet (nothing was ever queued, or Redis restarted empty); Redis unreachable
+ * rejects. Redis before 7.0 reports no `lag`, and 7.x
+ * reports null when it cannot tell (entries deleted mid-stream): the unread entries after the
+ * group's last delivered id are then counted, up to LAG_COUNT_LIMIT.
+ */
+export async function readGroupBacklog(redis: Redis = getRedis()): Promise<GroupBacklog | null> {
+  let groups: unknown[][];
+  try {
+    groups = (await redis.xinfo('GROUPS', prefixedKey(redis, STREAMS.messages))) as unknown[][];
+  } catch (error) {
+    if (/no such key/i.test(String((error as Error)?.message))) return null;
+    throw error;
+  }
+  for (const group of groups) {
+    const fields = new Map<string, unknown>();
+    for (let i = 0; i + 1 < group.length; i += 2) fields.set(String(group[i]), group[i + 1]);
+    if (fields.get('name') !== CONSUMER_GROUPS.messages) continue;
+    const pending = Number(fields.get('pending') ?? 0);
+    const lag = fields.get('lag');
+    if (typeof lag === 'number') return { lag, pending };
+    const unread = await redis.xrange(STREAMS.messages, `(${String(fields.get('last-delivered-id'))}`, '+', 'COUNT', LAG_COUNT_LIMIT);
+    return { lag: unread.length, pending };
+  }
+  return null;
+}

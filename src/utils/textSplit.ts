@@ -2,7 +2,9 @@
  * Splits a reply that is too long for one channel message into ordered parts, cutting at the
  * most natural boundary that works: blank line, then line break, then end of sentence, then
  * space. Only a single word longer than the limit is cut inside, and then between graphemes,
- * so an emoji, an accented letter or a flag is never broken in two.
+ * so an emoji, an accented letter or a flag is never broken in two. Each part is the text's own
+ * characters, verbatim and in order; only the whitespace between parts and around the text is
+ * dropped. Linear in the text's length.
  *
  * Limits: WhatsApp `text.body` is at most 4096 characters (Meta: WhatsApp Cloud API › Messages ›
  * Text messages); Instagram text is at most 1000 UTF-8 bytes, an accent being 2 bytes and an
@@ -53,15 +55,71 @@ export function measureText(text: string): Size {
 }
 
 /**
- * Boundaries from the most to the least natural. Each captures its separator so the parts keep
- * the text's own spacing; lookbehinds keep the sentence's closing punctuation on its sentence.
+ * Boundaries from the most to the least natural, each a kind of whitespace run: a run holding
+ * a blank line (two line breaks), a run holding a line break, a run after a sentence's end (its
+ * closing punctuation, then any closing quotes or brackets, stays with the sentence), any run.
+ * A run is a separator whole, so a part is always the text's own characters, verbatim; only the
+ * whitespace between two parts is dropped (a CRLF blank line stays `\r\n\r\n` inside a part).
+ *
+ * Found by one scan over each run rather than by a regular expression: a pattern such as
+ * `\s*\n\s*` backtracks over every start in a run without a line break, which is quadratic, and
+ * a model's reply can be 300k spaces long (tests/load/splitter.bench.ts).
  */
-const BOUNDARIES: readonly RegExp[] = [
-  /(\n[^\S\n]*\n\s*)/, // paragraph: a blank line
-  /(\s*\n\s*)/, // line break
-  /(?<=[.!?…。！？][)"'”’»\]]*)(\s+)/u, // end of sentence
-  /(\s+)/, // space between words
-];
+const BOUNDARY_LEVELS = 4;
+
+/** What JavaScript's `\s` and `String.prototype.trim` count as whitespace. */
+export function isWhitespace(unit: number): boolean {
+  if (unit <= 0x20) return unit === 0x20 || (unit >= 0x09 && unit <= 0x0d);
+  if (unit < 0xa0) return false;
+  return (
+    unit === 0xa0 || unit === 0x1680 || (unit >= 0x2000 && unit <= 0x200a) || unit === 0x2028 || unit === 0x2029 ||
+    unit === 0x202f || unit === 0x205f || unit === 0x3000 || unit === 0xfeff
+  );
+}
+
+const NEWLINE = 0x0a;
+const SENTENCE_ENDS = new Set('.!?…。！？');
+const SENTENCE_CLOSERS = new Set(')"\'”’»]');
+
+/** Whether `text` just before `end` closes a sentence: an end mark, then any closing quotes or brackets. */
+function endsSentence(text: string, end: number): boolean {
+  let i = end - 1;
+  while (i >= 0 && SENTENCE_CLOSERS.has(text[i]!)) i--;
+  return i >= 0 && SENTENCE_ENDS.has(text[i]!);
+}
+
+/** Whether the whitespace run [start, end) is a boundary of `level`. */
+function isBoundary(text: string, start: number, end: number, level: number): boolean {
+  if (level === 3) return true;
+  if (level === 2) return endsSentence(text, start);
+  const breaksNeeded = level === 0 ? 2 : 1;
+  let breaks = 0;
+  for (let i = start; i < end && breaks < breaksNeeded; i++) if (text.charCodeAt(i) === NEWLINE) breaks++;
+  return breaks === breaksNeeded;
+}
+
+/**
+ * `text` cut at boundary `level`, alternating unit, separator, unit, … (what `split` with a
+ * capturing pattern gives), in one pass: each character is looked at a bounded number of times.
+ */
+function piecesAt(text: string, level: number): string[] {
+  const pieces: string[] = [];
+  let unitStart = 0;
+  let i = 0;
+  while (i < text.length) {
+    if (!isWhitespace(text.charCodeAt(i))) {
+      i++;
+      continue;
+    }
+    const runStart = i;
+    while (i < text.length && isWhitespace(text.charCodeAt(i))) i++;
+    if (!isBoundary(text, runStart, i, level)) continue;
+    pieces.push(text.slice(unitStart, runStart), text.slice(runStart, i));
+    unitStart = i;
+  }
+  pieces.push(text.slice(unitStart));
+  return pieces;
+}
 
 const graphemes = new Intl.Segmenter(undefined, { granularity: 'grapheme' });
 
@@ -90,11 +148,9 @@ export function splitText(text: string, limits: TextLimits): string[] {
 
 /** `text` is trimmed and does not fit; pack its units at boundary `level`, going finer for any unit too big alone. */
 function splitAt(text: string, level: number, fits: (size: Size) => boolean): string[] {
-  const boundary = BOUNDARIES[level];
-  if (!boundary) return hardSplit(text, fits);
+  if (level >= BOUNDARY_LEVELS) return hardSplit(text, fits);
 
-  // split() with a capture group alternates unit, separator, unit, …
-  const pieces = text.split(boundary);
+  const pieces = piecesAt(text, level);
   if (pieces.length === 1) return splitAt(text, level + 1, fits);
 
   const parts: string[] = [];

@@ -29,7 +29,7 @@ import {
   type ExtractionClaim,
   type ExtractionRetryPolicy,
 } from '../services/extractionService';
-import { heartbeatFailed, publishHeartbeat } from './heartbeat';
+import { HEARTBEAT_INTERVAL_MS, heartbeatFailed, publishHeartbeat } from './heartbeat';
 import type { WorkerProcess } from './kinds';
 
 export interface ExtractionWorkerOptions {
@@ -109,7 +109,7 @@ export class ExtractionWorker implements WorkerProcess {
     this.timers.push(
       setInterval(() => {
         publishHeartbeat('extraction', this.consumer, { inFlight: this.inFlight.size, handled: this.handled }).catch(heartbeatFailed);
-      }, 5_000),
+      }, HEARTBEAT_INTERVAL_MS),
     );
     void publishHeartbeat('extraction', this.consumer, { inFlight: 0, handled: 0 }).catch(heartbeatFailed);
     this.fill();

@@ -21,7 +21,7 @@ import { graphClient, type GraphClient } from '../services/metaGraphService';
 import { RetryLater, serveConversation } from '../services/replyService';
 import { fileWaitingMessages } from '../services/inboxService';
 import { deadLetter, isPoison, nudgeLog, renudgeLost } from '../services/deliveryPolicy';
-import { heartbeatFailed, publishHeartbeat } from './heartbeat';
+import { HEARTBEAT_INTERVAL_MS, heartbeatFailed, publishHeartbeat } from './heartbeat';
 import type { WorkerProcess } from './kinds';
 
 export interface MessageWorkerOptions {
@@ -79,7 +79,7 @@ export class MessageWorker implements WorkerProcess {
     this.readLoop = this.read();
     this.every(Math.max(100, Math.floor(this.leaseMs / 2)), () => this.reclaim());
     this.every(this.sweepIntervalMs, () => this.sweep());
-    this.every(5_000, () => publishHeartbeat('message', this.consumer, { inFlight: this.inFlight.size, handled: this.handled }));
+    this.every(HEARTBEAT_INTERVAL_MS, () => publishHeartbeat('message', this.consumer, { inFlight: this.inFlight.size, handled: this.handled }));
     void publishHeartbeat('message', this.consumer, { inFlight: 0, handled: 0 }).catch(heartbeatFailed);
     logger.info({ consumer: this.consumer, concurrency: this.concurrency }, 'message worker reading');
   }

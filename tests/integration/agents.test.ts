@@ -5,6 +5,7 @@ import { config } from '../../src/config';
 import { db } from '../../src/utils/database';
 import { setupTestDatabase, teardownTestDatabase } from '../fixtures/testDatabase';
 import { ADMIN_AUTH, createTestTenant, type TestTenant } from '../fixtures/tenants';
+import { standinAccessToken } from '../fixtures/standins/graphStandin';
 
 type Method = 'get' | 'post' | 'put' | 'patch' | 'delete';
 
@@ -30,10 +31,11 @@ describe('agents API', () => {
   }
 
   async function createNumber(tenant: TestTenant): Promise<string> {
+    const externalId = newExternalId();
     const res = await request(app)
       .post('/v1/phone-numbers')
       .set(tenant.auth)
-      .send({ channel: 'whatsapp', external_id: newExternalId(), access_token: 'token' });
+      .send({ channel: 'whatsapp', external_id: externalId, access_token: standinAccessToken('whatsapp', externalId) });
     return res.body.id;
   }
 
@@ -50,6 +52,7 @@ describe('agents API', () => {
         temperature: 0.7,
         max_tokens: 512,
         history_limit: 20,
+        max_prompt_tokens: 8000,
         debounce_ms: 0,
         lead_fields: null,
         fallback_message: null,
@@ -66,6 +69,7 @@ describe('agents API', () => {
         temperature: 1.25,
         max_tokens: 16384,
         history_limit: 200,
+        max_prompt_tokens: 1_000_000,
         debounce_ms: 30000,
         lead_fields: leadFields,
         fallback_message: 'We are away, back soon.',
@@ -87,6 +91,8 @@ describe('agents API', () => {
       [{ max_tokens: 16385 }, 'max_tokens'],
       [{ max_tokens: 1.5 }, 'max_tokens'],
       [{ history_limit: 201 }, 'history_limit'],
+      [{ max_prompt_tokens: 499 }, 'max_prompt_tokens'],
+      [{ max_prompt_tokens: 1_000_001 }, 'max_prompt_tokens'],
       [{ debounce_ms: 30001 }, 'debounce_ms'],
       [{ fallback_message: 'x'.repeat(4097) }, 'fallback_message'],
       [{ model: '' }, 'model'],
@@ -173,9 +179,9 @@ describe('agents API', () => {
     it('when a subset is given, then only it changes and updated_at moves on', async () => {
       const tenant = await createTestTenant();
       const created = await createAgent(tenant, { fallback_message: 'Away', lead_fields: leadFields });
-      const res = await request(app).patch(`/v1/agents/${created.body.id}`).set(tenant.auth).send({ temperature: 0.2, name: 'Renamed' });
+      const res = await request(app).patch(`/v1/agents/${created.body.id}`).set(tenant.auth).send({ temperature: 0.2, name: 'Renamed', max_prompt_tokens: 4000 });
       expect(res.status).toBe(200);
-      expect(res.body).toEqual({ ...created.body, temperature: 0.2, name: 'Renamed', updated_at: expect.any(String) });
+      expect(res.body).toEqual({ ...created.body, temperature: 0.2, name: 'Renamed', max_prompt_tokens: 4000, updated_at: expect.any(String) });
       expect(Date.parse(res.body.updated_at)).toBeGreaterThanOrEqual(Date.parse(created.body.updated_at));
     });
 

@@ -6,6 +6,7 @@ import { findConversation } from '../../src/models/Conversation';
 import { insertMessage } from '../../src/models/Message';
 import { setupTestDatabase, teardownTestDatabase } from '../fixtures/testDatabase';
 import { createTestTenant, ADMIN_AUTH, type TestTenant } from '../fixtures/tenants';
+import { encodeCursor } from '../../src/utils/pagination';
 import {
   createTestAgent,
   createTestConversation,
@@ -300,7 +301,7 @@ describe('conversations and messages API', () => {
       const tenant = await createTestTenant();
       const conversation = await createTestConversation(tenant.userId);
       // A conversation-list cursor (a uuid) is not a message cursor (a sequence number).
-      const foreignCursor = Buffer.from(JSON.stringify([randomUUID()])).toString('base64url');
+      const foreignCursor = encodeCursor(randomUUID());
       const res = await request(app).get(`/v1/conversations/${conversation.id}/messages?cursor=${foreignCursor}`).set(tenant.auth);
       expect(res.status).toBe(400);
       expect(res.body.error.details).toEqual([expect.objectContaining({ path: 'cursor' })]);

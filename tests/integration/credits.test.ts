@@ -11,6 +11,7 @@ import { charge, costForTokens, getBalance, hasCredits, topUp } from '../../src/
 import { AppError } from '../../src/utils/errors';
 import { setupTestDatabase, teardownTestDatabase } from '../fixtures/testDatabase';
 import { ADMIN_AUTH, createTestTenant } from '../fixtures/tenants';
+import { encodeCursor } from '../../src/utils/pagination';
 
 async function balanceAndSum(userId: string): Promise<{ balance: number; sum: number }> {
   const { rows } = await db.query<{ balance: string; sum: string }>(
@@ -187,7 +188,7 @@ describe('credits', () => {
       const res = await request(app).get('/v1/credits/ledger').set(mine.auth);
       expect(res.body.data.map((entry: { amount: number }) => entry.amount)).toEqual([11]);
 
-      const foreignCursor = Buffer.from(JSON.stringify([theirEntry.id])).toString('base64url');
+      const foreignCursor = encodeCursor(theirEntry.id);
       const probe = await request(app).get('/v1/credits/ledger').query({ cursor: foreignCursor }).set(mine.auth);
       expect(probe.status).toBe(200);
       expect(probe.body).toEqual({ data: [], next_cursor: null });

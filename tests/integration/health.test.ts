@@ -4,6 +4,8 @@ import { setupTestDatabase, teardownTestDatabase } from '../fixtures/testDatabas
 import { getRedis } from '../../src/utils/redis';
 import { httpRequestDuration } from '../../src/utils/metrics';
 import { createTestTenant } from '../fixtures/tenants';
+import { loadWithEnv } from '../fixtures/isolatedModules';
+import type { Express } from 'express';
 
 describe('health endpoints', () => {
   beforeAll(setupTestDatabase);
@@ -68,5 +70,48 @@ describe('health endpoints', () => {
     expect(routes).toEqual(expect.arrayContaining(['/v1/me 200', '/v1/me 401', '/v1/agents/:id 404', '/v1/agents/:id 400']));
     expect(routes.filter((route) => /^\/(me|agents)\b/.test(route))).toEqual([]);
     expect((await request(app).get('/metrics')).text).toContain('route="/v1/me",status="401"');
+  });
+});
+
+describe('/metrics with METRICS_TOKEN set', () => {
+  const TOKEN = 'a-metrics-token-for-prometheus';
+  /* eslint-disable @typescript-eslint/no-require-imports -- a fresh registry needs require */
+  const isolated = loadWithEnv({ METRICS_TOKEN: TOKEN }, () => ({
+    createApp: require('../../src/app').createApp as () => Express,
+    closeRedis: require('../../src/utils/redis').closeRedis as () => Promise<void>,
+    closeDatabase: require('../../src/utils/database').closeDatabase as () => Promise<void>,
+  }));
+  /* eslint-enable @typescript-eslint/no-require-imports */
+  const app = isolated.createApp();
+
+  beforeAll(setupTestDatabase);
+  afterAll(async () => {
+    await isolated.closeRedis();
+    await isolated.closeDatabase();
+    await teardownTestDatabase();
+  });
+
+  it('when scraped without the token, then 401 unauthorized in the error shape and no series', async () => {
+    const res = await request(app).get('/metrics').set('X-Request-Id', 'scrape-1');
+    expect(res.status).toBe(401);
+    expect(res.body).toEqual({ error: { code: 'unauthorized', message: expect.any(String), request_id: 'scrape-1' } });
+    expect(res.text).not.toContain('process_cpu_user_seconds_total');
+  });
+
+  it('when scraped with a wrong token or another scheme, then 401', async () => {
+    expect((await request(app).get('/metrics').set('Authorization', 'Bearer not-the-metrics-token')).status).toBe(401);
+    expect((await request(app).get('/metrics').set('Authorization', `Basic ${TOKEN}`)).status).toBe(401);
+    expect((await request(app).get('/metrics').set('Authorization', 'Bearer dev-admin-key')).status).toBe(401);
+  });
+
+  it('when scraped with the token, then Prometheus text comes back', async () => {
+    const res = await request(app).get('/metrics').set('Authorization', `Bearer ${TOKEN}`);
+    expect(res.status).toBe(200);
+    expect(res.text).toContain('process_cpu_user_seconds_total');
+  });
+
+  it('when the token is set, then /healthz and /readyz stay open', async () => {
+    expect((await request(app).get('/healthz')).status).toBe(200);
+    expect((await request(app).get('/readyz')).status).toBe(200);
   });
 });

@@ -7,6 +7,7 @@ import * as phoneNumberService from '../../src/services/phoneNumberService';
 import * as agentService from '../../src/services/agentService';
 import { setupTestDatabase, teardownTestDatabase } from '../fixtures/testDatabase';
 import { createTestTenant, type TestTenant } from '../fixtures/tenants';
+import { standinAccessToken } from '../fixtures/standins/graphStandin';
 
 const newExternalId = () => `1${randomBytes(6).readUIntBE(0, 6)}`;
 
@@ -47,7 +48,7 @@ describe('linking agents to phone numbers', () => {
     const res = await request(app)
       .post('/v1/phone-numbers')
       .set(tenant.auth)
-      .send({ channel: 'whatsapp', external_id: externalId, access_token: 'token' });
+      .send({ channel: 'whatsapp', external_id: externalId, access_token: standinAccessToken('whatsapp', externalId) });
     return { id: res.body.id, externalId };
   }
 

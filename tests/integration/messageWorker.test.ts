@@ -4,8 +4,6 @@ import { getRedis } from '../../src/utils/redis';
 import { setupTestDatabase, teardownTestDatabase } from '../fixtures/testDatabase';
 import { STREAMS } from '../../src/utils/queue';
 import {
-  IG_TOKEN,
-  WA_TOKEN,
   createBusiness,
   customerWrites,
   customerWritesOnInstagram,
@@ -43,7 +41,7 @@ describe('message workers (CONTRACT §4)', () => {
     await customerWrites(app, business, customer, 'Do you ship to Spain?');
     await graph.waitFor((sends) => sends.some((s) => s.kind === 'text' && s.to === customer));
     const [send] = graph.texts(customer);
-    expect(send).toMatchObject({ channel: 'whatsapp', accountId: business.whatsapp.externalId, token: WA_TOKEN, text: 'Thanks! You said: "Do you ship to Spain?"' });
+    expect(send).toMatchObject({ channel: 'whatsapp', accountId: business.whatsapp.externalId, token: business.whatsapp.token, text: 'Thanks! You said: "Do you ship to Spain?"' });
 
     const rows = await eventually(async () => {
       const r = await messagesOf(business.tenant.userId, customer);
@@ -242,7 +240,7 @@ describe('message workers (CONTRACT §4)', () => {
     const igsid = `60210${newCustomer()}`;
     await customerWritesOnInstagram(app, business, igsid, 'Is the tote still available?');
     await graph.waitFor((sends) => sends.some((s) => s.kind === 'text' && s.to === igsid));
-    expect(graph.texts(igsid)[0]).toMatchObject({ channel: 'instagram', accountId: business.instagram.externalId, token: IG_TOKEN });
+    expect(graph.texts(igsid)[0]).toMatchObject({ channel: 'instagram', accountId: business.instagram.externalId, token: business.instagram.token });
   });
 
   it('when the bot is paused, then customers get no reply; a human message from the API is sent and pauses it', async () => {

@@ -37,13 +37,13 @@ const CONTRACT_ROUTES: Record<string, { required: string[]; optional: string[] }
   'DELETE /v1/phone-numbers/{id}/agent': null,
   'POST /v1/agents': {
     required: ['name', 'system_prompt'],
-    optional: ['model', 'temperature', 'max_tokens', 'history_limit', 'debounce_ms', 'lead_fields', 'fallback_message'],
+    optional: ['model', 'temperature', 'max_tokens', 'history_limit', 'max_prompt_tokens', 'debounce_ms', 'lead_fields', 'fallback_message'],
   },
   'GET /v1/agents': null,
   'GET /v1/agents/{id}': null,
   'PATCH /v1/agents/{id}': {
     required: [],
-    optional: ['name', 'system_prompt', 'model', 'temperature', 'max_tokens', 'history_limit', 'debounce_ms', 'lead_fields', 'fallback_message'],
+    optional: ['name', 'system_prompt', 'model', 'temperature', 'max_tokens', 'history_limit', 'max_prompt_tokens', 'debounce_ms', 'lead_fields', 'fallback_message'],
   },
   'POST /v1/agents/{id}/archive': null,
   'GET /v1/conversations': null,
@@ -204,7 +204,8 @@ describe('OpenAPI document and Swagger UI', () => {
       for (const key of OUTSIDE_V1) {
         const op = operation(key);
         expect({ key, described: typeof op?.description }).toEqual({ key, described: 'string' });
-        expect({ key, security: op.security }).toEqual({ key, security: [] });
+        const security = key === 'GET /metrics' ? [{}, { metricsToken: [] }] : [];
+        expect({ key, security: op.security }).toEqual({ key, security });
       }
       expect(operation('POST /webhooks/meta').responses['401'].content['application/json'].examples).toHaveProperty('invalid_signature');
       expect(Object.keys(operation('GET /readyz').responses)).toEqual(expect.arrayContaining(['200', '503']));

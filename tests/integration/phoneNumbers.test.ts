@@ -3,14 +3,16 @@ import request from 'supertest';
 import { createApp } from '../../src/app';
 import { db } from '../../src/utils/database';
 import { decryptSecret } from '../../src/utils/encryption';
-import { findLiveByExternalId, getAccessToken } from '../../src/models/PhoneNumber';
+import { accessTokenContext, findLiveByExternalId, getAccessToken } from '../../src/models/PhoneNumber';
 import { setupTestDatabase, teardownTestDatabase } from '../fixtures/testDatabase';
 import { ADMIN_AUTH, createTestTenant, type TestTenant } from '../fixtures/tenants';
+import { standinAccessToken } from '../fixtures/standins/graphStandin';
 
 const newExternalId = () => `1${randomBytes(6).readUIntBE(0, 6)}`;
 type Method = 'get' | 'post' | 'put' | 'patch' | 'delete';
 
-const newToken = () => `EAAG${randomBytes(24).toString('hex')}`;
+/** A token the Graph stand-in accepts for exactly this account (jest's globalSetup runs one for the app). */
+const newToken = (channel: 'whatsapp' | 'instagram', externalId: string) => standinAccessToken(channel, externalId);
 
 describe('phone numbers API', () => {
   beforeAll(setupTestDatabase);
@@ -26,7 +28,8 @@ describe('phone numbers API', () => {
   };
 
   async function createNumber(tenant: TestTenant, overrides: Record<string, unknown> = {}) {
-    const body = { channel: 'whatsapp', external_id: newExternalId(), display_name: 'Front desk', access_token: newToken(), ...overrides };
+    const fields = { channel: 'whatsapp', external_id: newExternalId(), display_name: 'Front desk', ...overrides };
+    const body = { access_token: newToken(fields.channel as 'whatsapp', String(fields.external_id)), ...fields };
     if (typeof body.access_token === 'string' && body.access_token.length > 10) seenTokens.push(body.access_token);
     const res = record(await request(app).post('/v1/phone-numbers').set(tenant.auth).send(body));
     return { res, body };
@@ -65,9 +68,9 @@ describe('phone numbers API', () => {
       const tenant = await createTestTenant();
       const { res, body } = await createNumber(tenant);
       const stored = await storedToken(res.body.id);
-      expect(stored).toMatch(/^v1:[^:]+:[^:]+:[^:]+$/);
+      expect(stored).toMatch(/^v2:[0-9a-f]{8}:[^:]+:[^:]+:[^:]+$/);
       expect(stored).not.toContain(body.access_token);
-      expect(decryptSecret(stored)).toBe(body.access_token);
+      expect(decryptSecret(stored, accessTokenContext(res.body.id))).toBe(body.access_token);
       expect(await getAccessToken(tenant.userId, res.body.id)).toBe(body.access_token);
     });
 
@@ -197,6 +200,64 @@ describe('phone numbers API', () => {
     });
   });
 
+  describe('ownership: Graph must vouch for the token (guarantee 10)', () => {
+    async function countLive(externalId: string): Promise<number> {
+      const { rows } = await db.query<{ n: string }>('SELECT count(*) AS n FROM phone_numbers WHERE external_id = $1 AND deleted_at IS NULL', [externalId]);
+      return Number(rows[0]!.n);
+    }
+
+    const expectRefusal = (res: { status: number; body: { error?: { code?: string; message?: string } }; text: string }, reason: RegExp, token: string) => {
+      expect({ status: res.status, code: res.body.error?.code }).toEqual({ status: 422, code: 'account_verification_failed' });
+      expect(res.body.error?.message).toMatch(reason);
+      expect(res.text).not.toContain(token);
+    };
+
+    it('when the token is not one Graph knows, then 422 with Graph’s reason, without the token, and nothing is stored', async () => {
+      const tenant = await createTestTenant();
+      const token = `EAAG${randomBytes(24).toString('hex')}`;
+      const { res, body } = await createNumber(tenant, { access_token: token });
+      expectRefusal(res, /Invalid OAuth access token.*code 190/, token);
+      expect(await countLive(String(body.external_id))).toBe(0);
+    });
+
+    it("when a tenant claims a competitor's WhatsApp number with a token of its own number, then 422, and the owner can still register it", async () => {
+      const [intruder, owner] = [await createTestTenant(), await createTestTenant()];
+      const [theirs, mine] = [newExternalId(), newExternalId()];
+      const token = newToken('whatsapp', mine);
+      const { res } = await createNumber(intruder, { external_id: theirs, access_token: token });
+      expectRefusal(res, new RegExp(`Object with ID '${theirs}' does not exist, cannot be loaded due to missing permissions.*code 100`), token);
+      expect(await countLive(theirs)).toBe(0);
+      expect((await createNumber(owner, { external_id: theirs })).res.status).toBe(201);
+    });
+
+    it("when a tenant claims a competitor's Instagram account with its own account's token, then 422 naming whose the token is", async () => {
+      const tenant = await createTestTenant();
+      const [theirs, mine] = [newExternalId(), newExternalId()];
+      const token = newToken('instagram', mine);
+      const { res } = await createNumber(tenant, { channel: 'instagram', external_id: theirs, access_token: token });
+      expectRefusal(res, new RegExp(`token acts for account ${mine}, not ${theirs}`), token);
+      expect(await countLive(theirs)).toBe(0);
+    });
+
+    it('when a WhatsApp token is given for an Instagram account, then 422', async () => {
+      const tenant = await createTestTenant();
+      const externalId = newExternalId();
+      const token = newToken('whatsapp', externalId);
+      expectRefusal((await createNumber(tenant, { channel: 'instagram', external_id: externalId, access_token: token })).res, /code 190/, token);
+    });
+
+    it("when a PATCH swaps in a token for another account, then 422 and the stored token is the old one", async () => {
+      const tenant = await createTestTenant();
+      const { res: created, body } = await createNumber(tenant);
+      for (const token of [newToken('whatsapp', newExternalId()), 'EAAG-not-a-token-at-all']) {
+        const res = record(await request(app).patch(`/v1/phone-numbers/${created.body.id}`).set(tenant.auth).send({ access_token: token, display_name: 'Sales' }));
+        expectRefusal(res, /Graph does not let this token act for whatsapp account/, token);
+      }
+      expect(await getAccessToken(tenant.userId, created.body.id)).toBe(body.access_token);
+      expect((await request(app).get(`/v1/phone-numbers/${created.body.id}`).set(tenant.auth)).body.display_name).toBe('Front desk');
+    });
+  });
+
   describe('PATCH /v1/phone-numbers/:id', () => {
     it('when the display name changes, then 200 with it and the token is unchanged', async () => {
       const tenant = await createTestTenant();
@@ -210,14 +271,14 @@ describe('phone numbers API', () => {
     it('when the access token changes, then the new one is stored encrypted and not returned', async () => {
       const tenant = await createTestTenant();
       const { res: created } = await createNumber(tenant);
-      const token = newToken();
+      const token = newToken('whatsapp', created.body.external_id);
       seenTokens.push(token);
       const res = record(await request(app).patch(`/v1/phone-numbers/${created.body.id}`).set(tenant.auth).send({ access_token: token }));
       expect(res.status).toBe(200);
       expect(res.body).toEqual(created.body);
       const stored = await storedToken(created.body.id);
       expect(stored).not.toContain(token);
-      expect(decryptSecret(stored)).toBe(token);
+      expect(decryptSecret(stored, accessTokenContext(created.body.id))).toBe(token);
     });
 
     it('when display_name is null, then it is cleared', async () => {

@@ -7,6 +7,7 @@
 import { randomUUID } from 'node:crypto';
 import { db } from '../../src/utils/database';
 import { encryptSecret } from '../../src/utils/encryption';
+import { accessTokenContext } from '../../src/models/PhoneNumber';
 import { serveConversation, type ReplyDeps } from '../../src/services/replyService';
 import type { OpenAIService, CompletionResult } from '../../src/services/openaiService';
 import type { GraphClient, SendTextResult } from '../../src/services/metaGraphService';
@@ -25,7 +26,7 @@ afterAll(teardownTestDatabase);
 async function conversationWithPending(texts: string[]) {
   const { userId } = await createTestTenant({ credits: 1_000 });
   const conversation = await createTestConversation(userId);
-  await db.query('UPDATE phone_numbers SET access_token_encrypted = $2 WHERE id = $1', [conversation.phoneNumberId, encryptSecret(TOKEN)]);
+  await db.query('UPDATE phone_numbers SET access_token_encrypted = $2 WHERE id = $1', [conversation.phoneNumberId, encryptSecret(TOKEN, accessTokenContext(conversation.phoneNumberId))]);
   const ids = (await insertTestMessages(userId, conversation.id, texts.map((text) => ({ status: 'pending', text })))).map((m) => m.id);
   return { userId, conversationId: conversation.id, ids };
 }

@@ -13,6 +13,7 @@ import { encodeCursor } from '../../src/utils/pagination';
 import { setupTestDatabase, teardownTestDatabase } from '../fixtures/testDatabase';
 import { ADMIN_AUTH } from '../fixtures/tenants';
 import { createTestConversation, createTestExtraction, insertTestMessages } from '../fixtures/conversations';
+import { standinAccessToken } from '../fixtures/standins/graphStandin';
 
 type Method = 'get' | 'post' | 'put' | 'patch' | 'delete';
 type Auth = { Authorization: string };
@@ -71,7 +72,10 @@ const ROUTES: Record<string, RouteCase> = {
 
   'POST /v1/phone-numbers': {
     auth: 'tenant',
-    body: () => ({ channel: 'whatsapp', external_id: `walk-${tag()}`, access_token: 'token' }),
+    body: () => {
+      const externalId = `walk-${tag()}`;
+      return { channel: 'whatsapp', external_id: externalId, access_token: standinAccessToken('whatsapp', externalId) };
+    },
   },
   'GET /v1/phone-numbers': { auth: 'tenant' },
   'GET /v1/phone-numbers/{id}': { auth: 'tenant', params: { id: 'phoneNumber' } },
@@ -149,7 +153,7 @@ describe('tenant walls, walked route by route from /openapi.json', () => {
     const number = await request(app)
       .post('/v1/phone-numbers')
       .set(auth)
-      .send({ channel: 'whatsapp', external_id: externalId, display_name: `Line ${label}`, access_token: `secret-${label}` });
+      .send({ channel: 'whatsapp', external_id: externalId, display_name: `Line ${label}`, access_token: standinAccessToken('whatsapp', externalId) });
     expect(number.status).toBe(201);
     const linked = await request(app).put(`/v1/phone-numbers/${number.body.id}/agent`).set(auth).send({ agent_id: agent.body.id });
     expect(linked.status).toBe(200);
@@ -321,16 +325,18 @@ describe('tenant walls, walked route by route from /openapi.json', () => {
       expect(rows).toEqual([{ n: 0 }]);
     });
 
-    it("when tenant B registers A's account id, then 409 without saying whose it is", async () => {
+    it("when tenant B registers A's account id, with a token Graph refuses or even one it accepts, then 422 or 409 without saying whose it is", async () => {
       const { rows } = await db.query<{ external_id: string }>(`SELECT external_id FROM phone_numbers WHERE id = $1`, [owner.phoneNumberId]);
-      const res = await request(app)
-        .post('/v1/phone-numbers')
-        .set(intruder.auth)
-        .send({ channel: 'whatsapp', external_id: rows[0]!.external_id, access_token: 'mine now' });
-      expect(res.status).toBe(409);
-      expect(res.body.error.code).toBe('conflict');
-      for (const id of idsOf(owner)) expect(JSON.stringify(res.body)).not.toContain(id);
-      expect(JSON.stringify(res.body)).not.toContain(owner.name);
+      const externalId = rows[0]!.external_id;
+      for (const [token, status, code] of [
+        ['mine now', 422, 'account_verification_failed'],
+        [standinAccessToken('whatsapp', externalId), 409, 'conflict'],
+      ] as const) {
+        const res = await request(app).post('/v1/phone-numbers').set(intruder.auth).send({ channel: 'whatsapp', external_id: externalId, access_token: token });
+        expect({ status: res.status, code: res.body.error?.code }).toEqual({ status, code });
+        for (const id of idsOf(owner)) expect(JSON.stringify(res.body)).not.toContain(id);
+        expect(JSON.stringify(res.body)).not.toContain(owner.name);
+      }
     });
   });
 

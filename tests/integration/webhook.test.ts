@@ -220,6 +220,27 @@ describe('Meta webhook', () => {
       expect(rows.map((r) => [r.sequence_no, r.text])).toEqual([[1, 'one'], [2, 'two'], [3, 'three']]);
     });
 
+    it('when a signed body holds NUL or lone surrogates, then 200, and text, name and payload are stored with them replaced', async () => {
+      const wamid = uniqueWamid();
+      const customer = '15550100777';
+      // JSON.stringify writes these as \u0000 and \ud83d escapes, as a hostile sender would.
+      const body = whatsappTextBody({ phoneNumberId: FIXTURE_IDS.whatsappPhoneNumberId, from: customer, name: 'Ann\u0000', text: 'Hi\u0000there \ud83d end \udc00', id: wamid });
+      expect(body).toContain('\\u0000');
+      await deliver(body);
+      const igBody = instagramMessageBody({ accountId: FIXTURE_IDS.instagramAccountId, igsid: '6021000000000777', text: '\u0000\ud800' });
+      await deliver(igBody);
+      const [message] = await messagesWhere('external_id = $1', [wamid]);
+      expect(message).toMatchObject({ text: 'Hi\ufffdthere \ufffd end \ufffd', status: 'pending' });
+      expect(JSON.stringify(message.payload ?? {})).not.toMatch(/\\u0000|\\ud8/);
+      const { rows } = await db.query<Row>('SELECT customer_name FROM conversations WHERE id = $1', [message.conversation_id]);
+      expect(rows[0].customer_name).toBe('Ann\ufffd');
+      const [instagram] = await messagesWhere("channel = 'instagram' AND text = $1", ['\ufffd\ufffd']);
+      expect(instagram).toMatchObject({ status: 'pending' });
+      // The Instagram tests below count this account's messages from a clean slate.
+      await db.query('DELETE FROM messages WHERE conversation_id = $1', [instagram.conversation_id]);
+      await db.query('DELETE FROM conversations WHERE id = $1', [instagram.conversation_id]);
+    });
+
     it('when the account is unknown, then 200 and nothing is stored', async () => {
       const body = whatsappTextBody({ phoneNumberId: '999999999', from: '15550003333', text: 'hello?' });
       expect((await post(body)).status).toBe(200);

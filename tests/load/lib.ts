@@ -119,17 +119,20 @@ export interface ManagedProcess {
 
 export interface StartProcessOptions {
   name: string;
-  /** A .ts or .js file, absolute or relative to the repository root; run as `node --import tsx <script>`. */
+  /** A file, absolute or relative to the repository root: `.ts` runs as `node --import tsx <script>`, compiled `.js` as `node <script>`. */
   script: string;
   args?: string[];
   env?: NodeJS.ProcessEnv;
   /** Extra node flags, e.g. ['--cpu-prof', '--cpu-prof-dir=/tmp/prof']. */
   nodeArgs?: string[];
   keepLines?: number;
+  /** Called with each line of stdout as it arrives (timing a log line, say). */
+  onLine?: (line: string) => void;
 }
 
 export function startProcess(options: StartProcessOptions): ManagedProcess {
-  const child = spawn(process.execPath, [...(options.nodeArgs ?? []), '--import', 'tsx', path.resolve(ROOT, options.script), ...(options.args ?? [])], {
+  const loader = options.script.endsWith('.ts') ? ['--import', 'tsx'] : [];
+  const child = spawn(process.execPath, [...(options.nodeArgs ?? []), ...loader, path.resolve(ROOT, options.script), ...(options.args ?? [])], {
     cwd: ROOT,
     env: { ...process.env, ...options.env },
     stdio: ['ignore', 'pipe', 'pipe'],
@@ -137,12 +140,13 @@ export function startProcess(options: StartProcessOptions): ManagedProcess {
   const keep = options.keepLines ?? 200;
   const lines: string[] = [];
   // Both pipes are always drained: a full pipe would block the server mid-benchmark.
-  const collect = (stream: NodeJS.ReadableStream | null, tag: string) => {
+  const collect = (stream: NodeJS.ReadableStream | null, tag: string, onLine?: (line: string) => void) => {
     let buffer = '';
     stream?.on('data', (chunk: Buffer) => {
       buffer += chunk.toString();
       let newline: number;
       while ((newline = buffer.indexOf('\n')) >= 0) {
+        onLine?.(buffer.slice(0, newline));
         lines.push(`${tag}${buffer.slice(0, newline)}`);
         buffer = buffer.slice(newline + 1);
         if (lines.length > keep) lines.shift();
@@ -150,7 +154,7 @@ export function startProcess(options: StartProcessOptions): ManagedProcess {
       if (buffer.length > 64_000) buffer = buffer.slice(-64_000);
     });
   };
-  collect(child.stdout, '');
+  collect(child.stdout, '', options.onLine);
   collect(child.stderr, 'stderr: ');
   const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => {
     child.once('exit', (code, signal) => resolve({ code, signal }));

@@ -32,7 +32,7 @@ import os from 'node:os';
 import { Client } from 'pg';
 import { sign, uniqueWamid, whatsappTextBody } from '../fixtures/meta';
 import { startOpenAIStandin, type OpenAIStandin, type RecordedRequest } from '../fixtures/standins/openaiStandin';
-import { startGraphStandin, type GraphStandin, type RecordedSend } from '../fixtures/standins/graphStandin';
+import { standinAccessToken, startGraphStandin, type GraphStandin, type RecordedSend } from '../fixtures/standins/graphStandin';
 import {
   benchRedis,
   Cleanup,
@@ -587,7 +587,7 @@ async function seedTenant(base: string, adminKey: string, count: number, firstNu
       channel: 'whatsapp',
       external_id: externalId,
       display_name: `Bench number ${i + 1}`,
-      access_token: `EAAG-bench-${randomTag(8)}`,
+      access_token: standinAccessToken('whatsapp', externalId),
     }, 201);
     await api(base, 'PUT', `/v1/phone-numbers/${number.id}/agent`, key, { agent_id: agent.id });
     numbers.push(externalId);

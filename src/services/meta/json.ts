@@ -1,8 +1,11 @@
 /**
  * Readers for untrusted JSON: a webhook body is whatever reached us with a valid signature, so
- * every read checks its type, and nothing read here can throw on JSON input. Shared by the
- * WhatsApp and Instagram normalisers.
+ * every read checks its type, and nothing read here can throw on JSON input. Every string read
+ * here comes out storable (utils/storableText.ts): a signed body holding a NUL or a lone
+ * surrogate is accepted with those cleaned, not refused by Postgres on each of Meta's retries
+ * (CONTRACT §4.15). Shared by the WhatsApp and Instagram normalisers.
  */
+import { toStorableText } from '../../utils/storableText';
 
 /** A JSON value; payloads are copied into this shape so they can go straight into jsonb. */
 export type JsonValue = null | boolean | number | string | JsonValue[] | { [key: string]: JsonValue };
@@ -30,7 +33,7 @@ export function own(container: Obj | undefined, key: string): unknown {
 
 /** Empty strings count as absent: Meta uses `""` for "none" (e.g. a removed reaction). */
 export function str(value: unknown): string | undefined {
-  return typeof value === 'string' && value !== '' ? value : undefined;
+  return typeof value === 'string' && value !== '' ? toStorableText(value) : undefined;
 }
 
 /** Accepts numeric strings too, because WhatsApp sends numbers as strings in some places. */
@@ -55,14 +58,15 @@ export function toDate(value: unknown): Date | undefined {
 
 /** Copies untrusted input into plain JSON so payloads never alias the body or carry junk. */
 export function toJson(value: unknown, depth = 0): JsonValue | undefined {
-  if (value === null || typeof value === 'string' || typeof value === 'boolean') return value;
+  if (typeof value === 'string') return toStorableText(value);
+  if (value === null || typeof value === 'boolean') return value;
   if (typeof value === 'number') return Number.isFinite(value) ? value : undefined;
   if (typeof value !== 'object' || depth >= MAX_JSON_DEPTH) return undefined;
   if (Array.isArray(value)) return value.map((item) => toJson(item, depth + 1) ?? null);
   const out: JsonObject = {};
   for (const [key, item] of Object.entries(value)) {
     const json = toJson(item, depth + 1);
-    if (json !== undefined) out[key] = json;
+    if (json !== undefined) out[toStorableText(key)] = json;
   }
   return out;
 }

@@ -10,6 +10,9 @@ const problemsOf = (env: NodeJS.ProcessEnv): string[] => {
   return [];
 };
 
+/** 32 characters: the shortest operator key production accepts. */
+const PRODUCTION_ADMIN_KEY = 'an-operator-key-of-32-characters';
+
 describe('loadConfig', () => {
   it('when nothing is set in development, then every contract default applies and dev secrets are flagged', () => {
     const config = loadConfig({});
@@ -39,7 +42,7 @@ describe('loadConfig', () => {
   });
 
   it('when NODE_ENV=production lacks secrets, then one error names every missing one', () => {
-    const problems = problemsOf({ NODE_ENV: 'production', ADMIN_API_KEY: 'a-long-admin-key' });
+    const problems = problemsOf({ NODE_ENV: 'production', ADMIN_API_KEY: PRODUCTION_ADMIN_KEY });
     expect(problems).toEqual([
       'ENCRYPTION_KEY: required when NODE_ENV=production',
       'META_APP_SECRET: required when NODE_ENV=production',
@@ -66,7 +69,7 @@ describe('loadConfig', () => {
   it('when production has every secret, then it starts and nothing is defaulted', () => {
     const config = loadConfig({
       NODE_ENV: 'production',
-      ADMIN_API_KEY: 'a-long-admin-key',
+      ADMIN_API_KEY: PRODUCTION_ADMIN_KEY,
       ENCRYPTION_KEY: 'ab'.repeat(32),
       META_APP_SECRET: 'app-secret-1',
       META_VERIFY_TOKEN: 'verify-token-1',
@@ -74,6 +77,52 @@ describe('loadConfig', () => {
     });
     expect(config.defaultedSecrets).toEqual([]);
     expect(config.MIGRATE_ON_START).toBe(false);
+  });
+
+  it('when production has an operator key shorter than 32 characters, then startup is refused naming ADMIN_API_KEY, not echoing it', () => {
+    const production = { NODE_ENV: 'production', ENCRYPTION_KEY: 'ab'.repeat(32), META_APP_SECRET: 'app-secret-1', META_VERIFY_TOKEN: 'verify-token-1' };
+    const problems = problemsOf({ ...production, ADMIN_API_KEY: PRODUCTION_ADMIN_KEY.slice(1) });
+    expect(problems).toEqual(['ADMIN_API_KEY: invalid (must be at least 32 characters when NODE_ENV=production)']);
+    expect(problems.join(' ')).not.toContain(PRODUCTION_ADMIN_KEY.slice(1));
+    expect(problemsOf({ ...production, ADMIN_API_KEY: PRODUCTION_ADMIN_KEY })).toEqual([]);
+  });
+
+  it('when outside production, then a short operator key is still accepted', () => {
+    expect(loadConfig({ ADMIN_API_KEY: 'short-but-12' }).ADMIN_API_KEY).toBe('short-but-12');
+  });
+
+  it('when TRUST_PROXY is unset, then X-Forwarded-For is not believed', () => {
+    expect(loadConfig({}).TRUST_PROXY).toBe(false);
+  });
+
+  it("when TRUST_PROXY is given, then it becomes Express's trust proxy value", () => {
+    expect(loadConfig({ TRUST_PROXY: 'true' }).TRUST_PROXY).toBe(true);
+    expect(loadConfig({ TRUST_PROXY: 'false' }).TRUST_PROXY).toBe(false);
+    expect(loadConfig({ TRUST_PROXY: '2' }).TRUST_PROXY).toBe(2);
+    expect(loadConfig({ TRUST_PROXY: 'loopback, 10.0.0.0/8,::1' }).TRUST_PROXY).toEqual(['loopback', '10.0.0.0/8', '::1']);
+  });
+
+  it('when TRUST_PROXY is neither a flag, a count nor addresses, then it is named', () => {
+    expect(problemsOf({ TRUST_PROXY: 'yes please' }).map((p) => p.split(':')[0])).toEqual(['TRUST_PROXY']);
+    expect(problemsOf({ TRUST_PROXY: '10.0.0.0/8/1' }).map((p) => p.split(':')[0])).toEqual(['TRUST_PROXY']);
+  });
+
+  it('when ENCRYPTION_KEYS_PREVIOUS lists keys, then each is parsed like ENCRYPTION_KEY; a bad one is named, not echoed', () => {
+    const base64 = Buffer.alloc(32, 9).toString('base64');
+    expect(loadConfig({ ENCRYPTION_KEYS_PREVIOUS: `${'cd'.repeat(32)}, ${base64}` }).ENCRYPTION_KEYS_PREVIOUS).toEqual([Buffer.alloc(32, 0xcd), Buffer.alloc(32, 9)]);
+    expect(loadConfig({}).ENCRYPTION_KEYS_PREVIOUS).toEqual([]);
+    const problems = problemsOf({ ENCRYPTION_KEYS_PREVIOUS: `${'cd'.repeat(32)},c2hvcnQ=` });
+    expect(problems).toEqual(['ENCRYPTION_KEYS_PREVIOUS: invalid (key 2 must be 32 bytes, as 64 hex digits or base64)']);
+  });
+
+  it('when METRICS_TOKEN is short, then it is named; unset, /metrics stays open', () => {
+    expect(problemsOf({ METRICS_TOKEN: 'short' }).map((p) => p.split(':')[0])).toEqual(['METRICS_TOKEN']);
+    expect(loadConfig({}).METRICS_TOKEN).toBeUndefined();
+  });
+
+  it('when nothing bounds statements, then the API and workers still get a 30 s statement timeout', () => {
+    expect(loadConfig({}).DATABASE_STATEMENT_TIMEOUT_MS).toBe(30_000);
+    expect(loadConfig({ DATABASE_STATEMENT_TIMEOUT_MS: '0' }).DATABASE_STATEMENT_TIMEOUT_MS).toBe(0);
   });
 
   it('then the returned config is frozen', () => {

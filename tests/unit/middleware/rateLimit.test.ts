@@ -1,7 +1,8 @@
 /**
- * The rate limiter with the Redis edge replaced by a small fake that speaks the two commands
- * rate-limit-redis sends (SCRIPT LOAD, EVALSHA). Checks what is counted under which key, the
- * 429 it answers, and that a Redis outage does not take the API down.
+ * The rate limiter with its edges replaced: Redis by a small fake that speaks the commands
+ * rate-limit-redis sends (SCRIPT LOAD, EVALSHA) and the live-key hints use, the key lookup by a
+ * fixed set of live keys. Checks what is counted under which key, the 429 it answers, and that
+ * a Redis outage does not take the API down.
  */
 import express, { type Express } from 'express';
 import request from 'supertest';
@@ -12,7 +13,17 @@ import { hashApiKey } from '../../../src/models/ApiKey';
 /** Counters by key, as Redis would hold them; `failing` makes every command reject. */
 const fakeRedis = {
   counters: new Map<string, number>(),
+  hints: new Set<string>(),
   failing: false,
+  async exists(key: string): Promise<number> {
+    if (fakeRedis.failing) throw new Error('Redis is down');
+    return fakeRedis.hints.has(key) ? 1 : 0;
+  },
+  async set(key: string): Promise<string> {
+    if (fakeRedis.failing) throw new Error('Redis is down');
+    fakeRedis.hints.add(key);
+    return 'OK';
+  },
   async call(command: string, ...args: string[]): Promise<unknown> {
     if (fakeRedis.failing) throw new Error('Redis is down');
     if (command === 'SCRIPT') return String(args[1]).includes('INCR') ? 'sha-increment' : 'sha-get';
@@ -28,6 +39,14 @@ const fakeRedis = {
 };
 
 jest.mock('../../../src/utils/redis', () => ({ getRedis: () => fakeRedis }));
+
+/** Tenant keys the fake lookup knows as live; every lookup is counted. */
+const LIVE_KEYS = new Set(['k1', 'k', 'a', 'b', 'shared', 'mca_plain'].map((key) => hashApiKey(key)));
+const lookups = jest.fn(async (hash: string) => (LIVE_KEYS.has(hash) ? { id: 'key-id', userId: 'user-id' } : null));
+jest.mock('../../../src/models/ApiKey', () => ({
+  ...jest.requireActual('../../../src/models/ApiKey'),
+  findActiveKeyByHash: (hash: string) => lookups(hash),
+}));
 
 function appWithLimit(limit: number): Express {
   const app = express();
@@ -45,7 +64,9 @@ function appWithLimit(limit: number): Express {
 
 beforeEach(() => {
   fakeRedis.counters.clear();
+  fakeRedis.hints.clear();
   fakeRedis.failing = false;
+  lookups.mockClear();
 });
 
 describe('rateLimitKey', () => {
@@ -105,6 +126,35 @@ describe('createRateLimiter', () => {
     expect((await request(app).get('/ping').set('Authorization', 'Bearer a')).status).toBe(200);
     expect((await request(app).get('/ping').set('Authorization', 'Bearer b')).status).toBe(200);
     expect((await request(app).get('/ping').set('Authorization', 'Bearer a')).status).toBe(429);
+  });
+
+  it('when unknown keys are presented, then they share the address budget, not one budget each', async () => {
+    const app = appWithLimit(2);
+    expect((await request(app).get('/ping').set('Authorization', 'Bearer guess-1')).status).toBe(200);
+    expect((await request(app).get('/ping').set('Authorization', 'Bearer guess-2')).status).toBe(200);
+    expect((await request(app).get('/ping').set('Authorization', 'Bearer guess-3')).status).toBe(429);
+    expect([...fakeRedis.counters.keys()].filter((key) => key.includes('key:'))).toEqual([]);
+  });
+
+  it('when the address has spent its budget on guesses, then a further guess is refused without a lookup', async () => {
+    const app = appWithLimit(2);
+    for (const guess of ['guess-1', 'guess-2']) await request(app).get('/ping').set('Authorization', `Bearer ${guess}`);
+    lookups.mockClear();
+
+    const res = await request(app).get('/ping').set('Authorization', 'Bearer guess-3');
+
+    expect(res.status).toBe(429);
+    expect(Number(res.headers['retry-after'])).toBeGreaterThan(0);
+    expect(lookups).not.toHaveBeenCalled();
+  });
+
+  it('when the address has spent its budget on guesses, then a live key from it keeps its own budget', async () => {
+    const app = appWithLimit(2);
+    await request(app).get('/ping').set('Authorization', 'Bearer k1'); // seen live once: hinted
+    for (const guess of ['guess-1', 'guess-2', 'guess-3']) await request(app).get('/ping').set('Authorization', `Bearer ${guess}`);
+
+    expect((await request(app).get('/ping').set('Authorization', 'Bearer k1')).status).toBe(200);
+    expect((await request(app).get('/ping').set('Authorization', 'Bearer k1')).status).toBe(429);
   });
 
   it('when Redis is down, then requests are let through rather than failing', async () => {

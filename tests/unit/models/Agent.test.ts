@@ -19,6 +19,7 @@ const settings: NewAgent = {
   temperature: 0.4,
   maxTokens: 300,
   historyLimit: 20,
+  maxPromptTokens: 8000,
   debounceMs: 1500,
   leadFields: [{ name: 'size', description: 'Shoe size', type: 'enum', values: ['38', '39'] }],
   fallbackMessage: 'Back soon',

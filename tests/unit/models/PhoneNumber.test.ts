@@ -8,6 +8,7 @@ import {
   CHANNELS,
   EXTERNAL_ID_UNIQUE_INDEX,
   findLiveByExternalId,
+  accessTokenContext,
   findPhoneNumber,
   getAccessToken,
   insertPhoneNumber,
@@ -37,7 +38,7 @@ const number: PhoneNumber = {
   createdAt: AT,
   updatedAt: AT,
 };
-const input = { channel: 'whatsapp' as const, externalId: 'PNID-1', displayName: 'Shop', accessTokenEncrypted: 'v1:encrypted' };
+const input = { id: NUMBER, channel: 'whatsapp' as const, externalId: 'PNID-1', displayName: 'Shop', accessTokenEncrypted: 'v1:encrypted' };
 
 beforeEach(() => resetFakeDatabase(fake));
 
@@ -65,7 +66,7 @@ describe('insertPhoneNumber', () => {
     answer(fake.db, [number]);
 
     await expect(insertPhoneNumber(USER, input)).resolves.toEqual(number);
-    expect(paramsOf(fake.db)).toEqual([USER, 'whatsapp', 'PNID-1', 'Shop', 'v1:encrypted']);
+    expect(paramsOf(fake.db)).toEqual([USER, 'whatsapp', 'PNID-1', 'Shop', 'v1:encrypted', NUMBER]);
   });
 
   it('when the account is live elsewhere, then the unique violation reaches the caller unchanged, naming the index it maps', async () => {
@@ -170,7 +171,7 @@ describe('findLiveByExternalId', () => {
 
 describe('getAccessToken', () => {
   it('when the number is live, then its stored token comes back decrypted', async () => {
-    answer(fake.db, [{ encrypted: encryptSecret('EAAG-token') }]);
+    answer(fake.db, [{ encrypted: encryptSecret('EAAG-token', accessTokenContext(NUMBER)) }]);
 
     await expect(getAccessToken(USER, NUMBER)).resolves.toBe('EAAG-token');
     expect(paramsOf(fake.db)).toEqual([USER, NUMBER]);

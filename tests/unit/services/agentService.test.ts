@@ -48,6 +48,7 @@ function agentRow(overrides: Record<string, unknown> = {}) {
     temperature: '0.70',
     maxTokens: 512,
     historyLimit: 20,
+    maxPromptTokens: 8000,
     debounceMs: 0,
     leadFields: null,
     fallbackMessage: null,
@@ -81,6 +82,7 @@ describe('createAgent', () => {
       AGENT_DEFAULTS.debounceMs,
       null,
       null,
+      8000,
     ]);
     expect(agent.temperature).toBe(0.7);
   });

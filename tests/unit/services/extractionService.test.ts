@@ -92,6 +92,7 @@ function agent(overrides: Partial<Agent> = {}): Agent {
     temperature: 0.7,
     maxTokens: 512,
     historyLimit: 20,
+    maxPromptTokens: 8000,
     debounceMs: 0,
     leadFields: null,
     fallbackMessage: null,

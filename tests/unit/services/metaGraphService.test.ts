@@ -2,10 +2,11 @@
  * The send client against the local Graph stand-in over real HTTP on 127.0.0.1: what goes on
  * the wire per channel, splitting, and how each Meta failure is classified.
  */
-import { startGraphStandin, type GraphStandin } from '../../fixtures/standins/graphStandin';
+import { standinAccessToken, startGraphStandin, type GraphStandin } from '../../fixtures/standins/graphStandin';
 import {
   GraphError,
   classifyGraphError,
+  createAccountVerifier,
   createGraphClient,
   parsePartCallbackData,
   partCallbackData,
@@ -388,5 +389,45 @@ describe('the default client', () => {
     } finally {
       process.env = saved;
     }
+  });
+});
+
+describe('createAccountVerifier (the lookups of CONTRACT §3, against the stand-in)', () => {
+  const verifier = () => createAccountVerifier({ whatsappBaseUrl: graph.url, instagramBaseUrl: graph.url, version: 'v25.0', timeoutMs: 2000 });
+
+  it("when a WhatsApp token is the number's own, then ok with its verified name, asked with the contract's fields and the bearer token", async () => {
+    const token = standinAccessToken('whatsapp', WA_ACCOUNT);
+    expect(await verifier()({ channel: 'whatsapp', accountId: WA_ACCOUNT, accessToken: token })).toEqual({ ok: true, name: `Stand-in ${WA_ACCOUNT}` });
+    expect(graph.lookups).toEqual([{ channel: 'whatsapp', accountId: WA_ACCOUNT, fields: 'id,display_phone_number,verified_name', token, status: 200 }]);
+  });
+
+  it("when a WhatsApp token belongs to another number, then not ok with Graph's 100/33 reason", async () => {
+    const verdict = await verifier()({ channel: 'whatsapp', accountId: WA_ACCOUNT, accessToken: standinAccessToken('whatsapp', '1555000999') });
+    expect(verdict).toEqual({ ok: false, reason: expect.stringMatching(new RegExp(`Object with ID '${WA_ACCOUNT}' does not exist.*\\(code 100, HTTP 400\\)`)) });
+  });
+
+  it("when an Instagram token is the account's own, then ok; another account's, then not ok naming both ids", async () => {
+    const ask = verifier();
+    expect(await ask({ channel: 'instagram', accountId: IG_ACCOUNT, accessToken: standinAccessToken('instagram', IG_ACCOUNT) })).toEqual({ ok: true, name: `standin_${IG_ACCOUNT}` });
+    expect(await ask({ channel: 'instagram', accountId: IG_ACCOUNT, accessToken: standinAccessToken('instagram', '17841400000000002') })).toEqual({
+      ok: false,
+      reason: `Graph instagram account lookup: the token acts for account 17841400000000002, not ${IG_ACCOUNT}`,
+    });
+    expect(graph.lookups.map((lookup) => [lookup.accountId, lookup.fields])).toEqual([['me', 'user_id,username'], ['me', 'user_id,username']]);
+  });
+
+  it("when Graph refuses the token and quotes it back, then not ok with Graph's reason, the token scrubbed", async () => {
+    graph.setLookupFault({ code: 190, message: `Malformed access token ${TOKEN}` });
+    const verdict = await verifier()({ channel: 'whatsapp', accountId: WA_ACCOUNT, accessToken: TOKEN });
+    expect(verdict).toEqual({ ok: false, reason: 'Graph whatsapp account lookup failed: Malformed access token [redacted] (code 190, HTTP 401)' });
+  });
+
+  it('when Graph is down (code 2, HTTP 503) or unreachable, then it rejects with a retryable GraphError: no verdict', async () => {
+    graph.setLookupFault({ code: 2, httpStatus: 503 });
+    await expect(verifier()({ channel: 'instagram', accountId: IG_ACCOUNT, accessToken: TOKEN })).rejects.toMatchObject({ name: 'GraphError', retryable: true, httpStatus: 503 });
+    const gone = await startGraphStandin();
+    await gone.close();
+    const unreachable = createAccountVerifier({ whatsappBaseUrl: gone.url, instagramBaseUrl: gone.url, timeoutMs: 1000 });
+    await expect(unreachable({ channel: 'whatsapp', accountId: WA_ACCOUNT, accessToken: TOKEN })).rejects.toMatchObject({ kind: 'network', retryable: true });
   });
 });

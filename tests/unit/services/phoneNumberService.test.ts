@@ -8,6 +8,17 @@ import {
   updatePhoneNumber,
 } from '../../../src/services/phoneNumberService';
 import { decryptSecret } from '../../../src/utils/encryption';
+import { accessTokenContext } from '../../../src/models/PhoneNumber';
+import { GraphError, type AccountVerifier, type VerifyAccountInput } from '../../../src/services/metaGraphService';
+
+/** Graph's side is faked too: what it was asked, and its verdict. */
+const asked: VerifyAccountInput[] = [];
+let verdict: Awaited<ReturnType<AccountVerifier>> | Error = { ok: true, name: null };
+const verify: AccountVerifier = async (input) => {
+  asked.push(input);
+  if (verdict instanceof Error) throw verdict;
+  return verdict;
+};
 
 interface Call {
   via: 'db' | 'tx';
@@ -62,6 +73,7 @@ function agentRow(overrides: Record<string, unknown> = {}) {
     temperature: '0.70',
     maxTokens: 512,
     historyLimit: 20,
+    maxPromptTokens: 8000,
     debounceMs: 0,
     leadFields: null,
     fallbackMessage: null,
@@ -89,31 +101,56 @@ function linkWorld(options: { current: string | null; agent?: Record<string, unk
 beforeEach(() => {
   mockDb.calls = [];
   mockDb.handler = () => undefined;
+  asked.length = 0;
+  verdict = { ok: true, name: null };
 });
 
 describe('createPhoneNumber', () => {
   it('when created, then the stored value is the encrypted token, which decrypts back to it', async () => {
     mockDb.handler = () => ({ rows: [numberRow()] });
-    await createPhoneNumber(USER, { channel: 'whatsapp', externalId: '1234567890', accessToken: 'EAAG-secret' });
+    await createPhoneNumber(USER, { channel: 'whatsapp', externalId: '1234567890', accessToken: 'EAAG-secret' }, verify);
+    expect(asked).toEqual([{ channel: 'whatsapp', accountId: '1234567890', accessToken: 'EAAG-secret' }]);
     const params = sql(/INSERT INTO phone_numbers/)[0]!.params;
     expect(params.slice(0, 4)).toEqual([USER, 'whatsapp', '1234567890', null]);
     const stored = params[4] as string;
-    expect(stored).toMatch(/^v1:/);
+    const id = params[5] as string;
+    expect(stored).toMatch(/^v2:/);
     expect(stored).not.toContain('EAAG-secret');
-    expect(decryptSecret(stored)).toBe('EAAG-secret');
+    // Bound to the row it is inserted as: the id is chosen before the insert for that.
+    expect(decryptSecret(stored, accessTokenContext(id))).toBe('EAAG-secret');
   });
 
   it('when the account is already live for any tenant, then conflict', async () => {
     mockDb.handler = () => uniqueViolation('phone_numbers_external_key') as never;
     await expect(
-      createPhoneNumber(USER, { channel: 'instagram', externalId: '17841400000000000', accessToken: 't' }),
+      createPhoneNumber(USER, { channel: 'instagram', externalId: '17841400000000000', accessToken: 't' }, verify),
     ).rejects.toMatchObject({ code: 'conflict', status: 409, message: 'This instagram account is already registered' });
   });
 
   it('when another constraint or error fails, then it propagates unchanged', async () => {
     const other = uniqueViolation('some_other_key');
     mockDb.handler = () => other as never;
-    await expect(createPhoneNumber(USER, { channel: 'whatsapp', externalId: '1', accessToken: 't' })).rejects.toBe(other);
+    await expect(createPhoneNumber(USER, { channel: 'whatsapp', externalId: '1', accessToken: 't' }, verify)).rejects.toBe(other);
+  });
+});
+
+describe('createPhoneNumber: the token is verified first', () => {
+  it("when Graph refuses the token, then account_verification_failed (422) with Graph's reason, and nothing is written", async () => {
+    verdict = { ok: false, reason: 'Invalid OAuth access token (code 190)' };
+    await expect(createPhoneNumber(USER, { channel: 'whatsapp', externalId: '42', accessToken: 'EAAG-secret' }, verify)).rejects.toMatchObject({
+      code: 'account_verification_failed',
+      status: 422,
+      message: 'Graph does not let this token act for whatsapp account 42: Invalid OAuth access token (code 190)',
+    });
+    expect(mockDb.calls).toEqual([]);
+  });
+
+  it('when Graph gives no verdict (unreachable, 5xx), then unavailable (503), and nothing is written', async () => {
+    verdict = new GraphError('Graph whatsapp account lookup failed: connect ECONNREFUSED', { kind: 'network', channel: 'whatsapp' });
+    const error = await createPhoneNumber(USER, { channel: 'whatsapp', externalId: '42', accessToken: 'EAAG-secret' }, verify).catch((e: unknown) => e);
+    expect(error).toMatchObject({ code: 'unavailable', status: 503 });
+    expect((error as Error).message).not.toContain('EAAG-secret');
+    expect(mockDb.calls).toEqual([]);
   });
 });
 
@@ -137,15 +174,24 @@ describe('getPhoneNumber / listPhoneNumbers', () => {
 describe('updatePhoneNumber', () => {
   it('when the token changes, then the new one is encrypted; an untouched display name is not cleared', async () => {
     mockDb.handler = () => ({ rows: [numberRow()] });
-    await updatePhoneNumber(USER, NUMBER, { accessToken: 'new-token' });
+    await updatePhoneNumber(USER, NUMBER, { accessToken: 'new-token' }, verify);
+    expect(asked).toEqual([{ channel: 'whatsapp', accountId: '1234567890', accessToken: 'new-token' }]);
     const params = sql(/UPDATE phone_numbers/)[0]!.params;
     expect(params.slice(0, 4)).toEqual([USER, NUMBER, false, null]);
-    expect(decryptSecret(params[4] as string)).toBe('new-token');
+    expect(decryptSecret(params[4] as string, accessTokenContext(NUMBER))).toBe('new-token');
   });
 
-  it('when display_name is null, then it is cleared and the token kept', async () => {
+  it('when Graph refuses the new token, then 422 and nothing is updated', async () => {
     mockDb.handler = () => ({ rows: [numberRow()] });
-    await updatePhoneNumber(USER, NUMBER, { displayName: null });
+    verdict = { ok: false, reason: 'no' };
+    await expect(updatePhoneNumber(USER, NUMBER, { accessToken: 'new-token', displayName: 'x' }, verify)).rejects.toMatchObject({ status: 422 });
+    expect(sql(/UPDATE phone_numbers/)).toEqual([]);
+  });
+
+  it('when display_name is null, then it is cleared and the token kept, and Graph is not asked', async () => {
+    mockDb.handler = () => ({ rows: [numberRow()] });
+    await updatePhoneNumber(USER, NUMBER, { displayName: null }, verify);
+    expect(asked).toEqual([]);
     expect(sql(/UPDATE phone_numbers/)[0]!.params).toEqual([USER, NUMBER, true, null, null]);
   });
 

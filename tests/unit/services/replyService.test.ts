@@ -11,6 +11,7 @@ import * as replyTurnModel from '../../../src/models/ReplyTurn';
 import * as database from '../../../src/utils/database';
 import * as retryUtils from '../../../src/utils/retry';
 import { encryptSecret } from '../../../src/utils/encryption';
+import { accessTokenContext } from '../../../src/models/PhoneNumber';
 import type { Message, NewMessage } from '../../../src/models/Message';
 import type { StoredReplyContext } from '../../../src/models/ReplyTurn';
 import { fakeDatabaseOf, resetFakeDatabase } from '../../fixtures/fakeDatabase';
@@ -54,7 +55,7 @@ const TOKEN = 'EAAG-access-token';
 function stored({ phoneNumber, ...rest }: ReplyContext): StoredReplyContext {
   if (!phoneNumber) return { ...rest, phoneNumber: null };
   const { accessToken, ...number } = phoneNumber;
-  return { ...rest, phoneNumber: { ...number, accessTokenEncrypted: encryptSecret(accessToken) } };
+  return { ...rest, phoneNumber: { ...number, accessTokenEncrypted: encryptSecret(accessToken, accessTokenContext(number.id)) } };
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -91,6 +92,7 @@ function context(
             temperature: 0.4,
             maxTokens: 300,
             historyLimit: 20,
+            maxPromptTokens: 8000,
             debounceMs: 0,
             fallbackMessage: null,
             archivedAt: null,

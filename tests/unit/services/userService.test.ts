@@ -7,8 +7,11 @@ import * as database from '../../../src/utils/database';
 import { fakeDatabaseOf, resetFakeDatabase, sqlOf as sqlOfClient } from '../../fixtures/fakeDatabase';
 import { hashApiKey } from '../../../src/models/ApiKey';
 import { encodeCursor } from '../../../src/utils/pagination';
+import { forgetApiKey, markApiKeyLive } from '../../../src/services/liveApiKeys';
 
 jest.mock('../../../src/utils/database', () => jest.requireActual('../../fixtures/fakeDatabase').fakeDatabaseModule());
+// The rate limiter's Redis hints are the other edge.
+jest.mock('../../../src/services/liveApiKeys');
 
 const fake = fakeDatabaseOf(database);
 const query = fake.db.query;
@@ -131,6 +134,8 @@ describe('createApiKey', () => {
 
     expect(issued).toEqual({ id: KEY, apiKey: expect.stringMatching(/^mca_[A-Za-z0-9_-]{43}$/) });
     expect((txQuery.mock.calls[1]?.[1] as string[])[1]).toBe(hashApiKey(issued.apiKey));
+    // Hinted live for the rate limiter only after the commit.
+    expect(markApiKeyLive).toHaveBeenCalledWith(hashApiKey(issued.apiKey));
   });
 
   it('when the user does not exist, then not_found and no key', async () => {
@@ -142,10 +147,12 @@ describe('createApiKey', () => {
 
 describe('revokeApiKey', () => {
   it("when the tenant has that live key, then it is revoked, scoped by the tenant's id", async () => {
-    query.mockResolvedValueOnce({ rows: [], rowCount: 1 });
+    query.mockResolvedValueOnce({ rows: [{ keyHash: 'hash-of-the-key' }], rowCount: 1 });
     await expect(revokeApiKey(USER, KEY)).resolves.toBeUndefined();
     expect(sqlOf(query, 0)).toContain('WHERE user_id = $1 AND id = $2 AND revoked_at IS NULL');
     expect(query.mock.calls[0]?.[1]).toEqual([USER, KEY]);
+    // Its guesses count against the address again, as any unknown key's do.
+    expect(forgetApiKey).toHaveBeenCalledWith('hash-of-the-key');
   });
 
   it('when the key was already revoked, then it succeeds again', async () => {

@@ -1,4 +1,4 @@
-import { Batcher } from '../../../src/utils/batcher';
+import { Batcher, BatcherFullError } from '../../../src/utils/batcher';
 
 const tick = () => new Promise((resolve) => setImmediate(resolve));
 
@@ -72,5 +72,57 @@ describe('Batcher', () => {
     const write = jest.fn(async (items: number[]) => items);
     expect(await new Batcher(write, { maxBatch: 1, maxInFlight: 1 }).submit([])).toEqual([]);
     expect(write).not.toHaveBeenCalled();
+  });
+});
+
+describe('Batcher with maxWaiting', () => {
+  /** A write that holds every batch until `release()`. */
+  function stalled() {
+    let release!: () => void;
+    const gate = new Promise<void>((resolve) => (release = resolve));
+    const write = jest.fn(async (items: number[]) => {
+      await gate;
+      return items;
+    });
+    return { write, release };
+  }
+
+  it('when writes stall and the waiting items reach the bound, then the next group is refused at once and the waiting ones still complete', async () => {
+    const { write, release } = stalled();
+    const batcher = new Batcher(write, { maxBatch: 10, maxInFlight: 1, maxWaiting: 3 });
+    const inFlight = batcher.submit([1]);
+    await tick();
+    const waiting = [batcher.submit([2, 3]), batcher.submit([4])];
+
+    await expect(batcher.submit([5])).rejects.toBeInstanceOf(BatcherFullError);
+
+    release();
+    expect(await inFlight).toEqual([1]);
+    expect(await Promise.all(waiting)).toEqual([[2, 3], [4]]);
+    expect(write.mock.calls.map(([items]) => items)).toEqual([[1], [2, 3, 4]]);
+  });
+
+  it('when the waiting items are written, then room frees up again', async () => {
+    const { write, release } = stalled();
+    const batcher = new Batcher(write, { maxBatch: 10, maxInFlight: 1, maxWaiting: 1 });
+    const first = batcher.submit([1]);
+    await tick();
+    const second = batcher.submit([2]);
+    await expect(batcher.submit([3])).rejects.toBeInstanceOf(BatcherFullError);
+    release();
+    await Promise.all([first, second]);
+    expect(await batcher.submit([4])).toEqual([4]);
+  });
+
+  it('when a group larger than the bound arrives while nothing waits, then it is taken, so no body is refused forever', async () => {
+    const { write, release } = stalled();
+    const batcher = new Batcher(write, { maxBatch: 10, maxInFlight: 1, maxWaiting: 2 });
+    const inFlight = batcher.submit([1]);
+    await tick();
+    const big = batcher.submit([2, 3, 4, 5]);
+    await expect(batcher.submit([6])).rejects.toBeInstanceOf(BatcherFullError);
+    release();
+    expect(await inFlight).toEqual([1]);
+    expect(await big).toEqual([2, 3, 4, 5]);
   });
 });

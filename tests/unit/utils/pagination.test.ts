@@ -30,13 +30,32 @@ describe('pageQuery', () => {
 describe('encodeCursor / decodeCursor', () => {
   it('when a uuid is encoded, then it decodes back and the cursor is URL-safe', () => {
     const cursor = encodeCursor(UUID);
-    expect(cursor).toMatch(/^[A-Za-z0-9_-]+$/);
+    expect(cursor).toMatch(/^[A-Za-z0-9_.-]+$/);
     expect(cursor).not.toContain(UUID);
     expect(decodeCursor<string>(cursor, 'uuid')).toBe(UUID);
   });
 
   it('when an integer is encoded, then it decodes back', () => {
     expect(decodeCursor<number>(encodeCursor(42), 'integer')).toBe(42);
+  });
+
+  it('when a cursor was not issued here (unsigned, its value or its MAC changed, or cut short), then a validation_error naming cursor', () => {
+    const issued = encodeCursor(7);
+    const [payload, mac] = issued.split('.') as [string, string];
+    const forged = [
+      'WzMwMDAwMDAwMDBd', // [3000000000], unsigned: once a 500 from Postgres' integer
+      `${Buffer.from('[3000000000]').toString('base64url')}.${mac}`,
+      `${Buffer.from('[8]').toString('base64url')}.${mac}`,
+      `${payload}.${mac.slice(0, -2)}`,
+      `${payload}.${mac}.${mac}`,
+      `${payload}.`,
+      '.',
+      '',
+    ];
+    for (const cursor of forged) {
+      expect(() => decodeCursor(cursor, 'integer')).toThrow(expect.objectContaining({ code: 'validation_error', details: [expect.objectContaining({ path: 'cursor' })] }));
+    }
+    expect(decodeCursor<number>(issued, 'integer')).toBe(7);
   });
 
   it('when the cursor is garbage, of the wrong kind or not a uuid, then a validation_error naming cursor', () => {

@@ -10,8 +10,10 @@ import {
   nudgeFields,
   parseNudge,
   prefixedKey,
+  readGroupBacklog,
   STREAM_MAX_LENGTH,
   STREAMS,
+  CONSUMER_GROUPS,
   type ConversationNudge,
 } from '../../../src/utils/queue';
 import { getRedis } from '../../../src/utils/redis';
@@ -175,5 +177,41 @@ describe('prefixedKey', () => {
 
   it('when the client has no key prefix, then the key is unchanged', () => {
     expect(prefixedKey({ options: {} } as unknown as Redis, STREAMS.messages)).toBe('stream:messages');
+  });
+});
+
+describe('readGroupBacklog', () => {
+  /** XINFO GROUPS as Redis answers it: one flat name/value list per group. */
+  const group = (fields: Record<string, unknown>) => Object.entries(fields).flat();
+  const fakeRedis = (xinfo: jest.Mock, xrange = jest.fn()) => ({ options: { keyPrefix: 'p:' }, xinfo, xrange }) as unknown as Redis;
+
+  it('when the message group reports lag and pending, then those are the backlog, read from the prefixed stream key', async () => {
+    const xinfo = jest.fn().mockResolvedValue([
+      group({ name: 'someone-else', consumers: 1, pending: 99, 'last-delivered-id': '0-0', lag: 99 }),
+      group({ name: CONSUMER_GROUPS.messages, consumers: 3, pending: 7, 'last-delivered-id': '5-0', 'entries-read': 5, lag: 12 }),
+    ]);
+
+    expect(await readGroupBacklog(fakeRedis(xinfo))).toEqual({ lag: 12, pending: 7 });
+    expect(xinfo).toHaveBeenCalledWith('GROUPS', 'p:stream:messages');
+  });
+
+  it('when Redis cannot tell the lag (null, or older than 7.0), then the unread entries after the last delivered id are counted', async () => {
+    const xinfo = jest.fn().mockResolvedValue([group({ name: CONSUMER_GROUPS.messages, pending: 2, 'last-delivered-id': '5-0', lag: null })]);
+    const xrange = jest.fn().mockResolvedValue([['6-0', []], ['7-0', []], ['8-0', []]]);
+
+    expect(await readGroupBacklog(fakeRedis(xinfo, xrange))).toEqual({ lag: 3, pending: 2 });
+    expect(xrange).toHaveBeenCalledWith(STREAMS.messages, '(5-0', '+', 'COUNT', 10_000);
+  });
+
+  it('when the stream does not exist yet, or has no message group, then there is no backlog to tell (null)', async () => {
+    const missing = jest.fn().mockRejectedValue(new Error('ERR no such key'));
+    expect(await readGroupBacklog(fakeRedis(missing))).toBeNull();
+    expect(await readGroupBacklog(fakeRedis(jest.fn().mockResolvedValue([])))).toBeNull();
+  });
+
+  it('when Redis is unreachable, then it rejects: an unknown backlog is not an empty one', async () => {
+    const down = jest.fn().mockRejectedValue(new Error('Connection is closed.'));
+
+    await expect(readGroupBacklog(fakeRedis(down))).rejects.toThrow('Connection is closed.');
   });
 });

@@ -151,6 +151,37 @@ describe('splitText', () => {
     );
   });
 
+  it('when any text is split, then the parts are the input itself, in order, with only whitespace left out between them', () => {
+    // Every kind of whitespace `trim` knows, sentence ends with closers, and runs long enough to be boundaries.
+    const unit = fc.constantFrom('a', 'é', '😀', 'word', '.', '?', '…', ')', '"', '»', ' ', '\t', '\r\n', '\n', '\n \n', '\u00a0', '\u3000', '\u2028', '   \t  ');
+    const text = fc.array(unit, { minLength: 1, maxLength: 300, size: 'large' }).map((units) => units.join(''));
+    fc.assert(
+      fc.property(text, fc.integer({ min: 4, max: 50 }), fc.boolean(), (input, limit, byBytes) => {
+        const parts = splitText(input, byBytes ? { maxBytes: limit } : { maxChars: limit });
+        let at = 0;
+        for (const part of parts) {
+          while (at < input.length && /\s/.test(input[at]!)) at++;
+          if (!input.startsWith(part, at)) return false;
+          at += part.length;
+          const size = measureText(part);
+          if ((byBytes ? size.bytes : size.chars) > limit) return false;
+        }
+        return input.slice(at).trim() === '';
+      }),
+      { numRuns: 500 },
+    );
+  });
+
+  it('when a reply is one long run of whitespace between two words, then it splits into the two words', () => {
+    expect(splitText(`a${' '.repeat(300_000)}b`, WHATSAPP_TEXT_LIMITS)).toEqual(['a', 'b']);
+    expect(splitText(`a${' \t'.repeat(100_000)}\nb`, INSTAGRAM_TEXT_LIMITS)).toEqual(['a', 'b']);
+    expect(splitText(' '.repeat(300_000), WHATSAPP_TEXT_LIMITS)).toEqual([]);
+  });
+
+  it('when a sentence ends in closing quotes or brackets, then they stay with it and the cut comes after', () => {
+    expect(splitText('He said "stop." Then (we left.) Fine', { maxChars: 20 })).toEqual(['He said "stop."', 'Then (we left.) Fine']);
+  });
+
   it('when graphemes fit the limit, then no grapheme is ever cut (part graphemes add up)', () => {
     const unit = fc.constantFrom('👨‍👩‍👧', '🇵🇹', 'e\u0301', 'a', '😀', ' ');
     fc.assert(

@@ -4,11 +4,14 @@
  */
 import RedisMock from 'ioredis-mock';
 import type Redis from 'ioredis';
+import type { Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import {
   HEARTBEAT_KEY,
   HEARTBEAT_TTL_MS,
   publishHeartbeat,
   readHeartbeats,
+  serveLiveness,
   workerMetricsKey,
   type Heartbeat,
 } from '../../../src/workers/heartbeat';
@@ -106,5 +109,57 @@ describe('readHeartbeats', () => {
 
     expect(await readHeartbeats()).toEqual([]);
     expect(await redis.hlen(HEARTBEAT_KEY)).toBe(0);
+  });
+});
+
+describe('serveLiveness', () => {
+  let server: Server | undefined;
+  afterEach(async () => {
+    const open = server;
+    server = undefined;
+    if (open) await new Promise((resolve) => open.close(resolve));
+  });
+
+  async function probe(path = '/healthz', serve = serveLiveness): Promise<{ status: number; body: Record<string, unknown> }> {
+    server ??= await serve(0, '127.0.0.1');
+    const response = await fetch(`http://127.0.0.1:${(server.address() as AddressInfo).port}${path}`);
+    return { status: response.status, body: (await response.json()) as Record<string, unknown> };
+  }
+
+  it('when the process has not beaten yet, then /healthz answers 503', async () => {
+    // A fresh copy of the module: the others in this file have beaten already.
+    let fresh!: typeof serveLiveness;
+    jest.isolateModules(() => {
+      fresh = (jest.requireActual('../../../src/workers/heartbeat') as { serveLiveness: typeof serveLiveness }).serveLiveness;
+    });
+
+    expect(await probe('/healthz', fresh)).toEqual({ status: 503, body: { status: 'silent', heartbeat_age_ms: null } });
+  });
+
+  it('when a heartbeat was published within the TTL, then /healthz answers 200 with its age', async () => {
+    await publishHeartbeat('message', 'worker-a', { inFlight: 0, handled: 0 });
+    (Date.now as jest.Mock).mockReturnValue(NOW + HEARTBEAT_TTL_MS - 1);
+
+    expect(await probe()).toEqual({ status: 200, body: { status: 'ok', heartbeat_age_ms: HEARTBEAT_TTL_MS - 1 } });
+  });
+
+  it('when the last heartbeat is a TTL old, then /healthz answers 503 so the orchestrator restarts the worker', async () => {
+    await publishHeartbeat('message', 'worker-a', { inFlight: 0, handled: 0 });
+    (Date.now as jest.Mock).mockReturnValue(NOW + HEARTBEAT_TTL_MS);
+
+    expect((await probe()).status).toBe(503);
+  });
+
+  it('when Redis refuses the heartbeat, then the worker still counts as alive (restarting it would not bring Redis back)', async () => {
+    jest.spyOn(redis, 'multi').mockImplementation(() => {
+      throw new Error('Connection is closed.');
+    });
+    await expect(publishHeartbeat('message', 'worker-a', { inFlight: 0, handled: 0 })).rejects.toThrow('Connection is closed.');
+
+    expect((await probe()).status).toBe(200);
+  });
+
+  it('when another path is asked for, then it answers 404', async () => {
+    expect((await probe('/metrics')).status).toBe(404);
   });
 });

@@ -1,12 +1,18 @@
 /**
- * The supervisor's pure parts (backoff, child list) and its restart bookkeeping, with
- * `child_process.spawn` replaced by fake children and timers faked, so no process is started.
- * The real-process path (a killed child comes back, SIGTERM exits 0) is tests/integration/supervisor.test.ts.
+ * The supervisor's pure parts (backoff, child list), its restart bookkeeping, and how it acts
+ * on its checks (scaling, stuck workers, Redis down), with `child_process.spawn` replaced by
+ * fake children, Redis by a fake probe and timers faked, so no process is started. The rules
+ * themselves are tests/unit/workers/supervisorPolicy.test.ts; the real-process paths (a killed
+ * child comes back, scaling under a backlog, a SIGSTOPped worker replaced, SIGTERM exits 0)
+ * are tests/integration/supervisor.test.ts.
  */
 import { EventEmitter } from 'node:events';
 import path from 'node:path';
 import { spawn } from 'node:child_process';
-import { childSpecs, restartDelay, WorkerManager } from '../../../src/workers/workerManager';
+import { childSpecs, restartDelay, WorkerManager, workerSpec, type FleetProbe, type MonitorOptions } from '../../../src/workers/workerManager';
+import { scalePolicy } from '../../../src/workers/supervisorPolicy';
+import type { Heartbeat } from '../../../src/workers/heartbeat';
+import { registry } from '../../../src/utils/metrics';
 import { WORKER_KINDS, type WorkerKind } from '../../../src/workers/kinds';
 
 jest.mock('node:child_process', () => ({ spawn: jest.fn() }));
@@ -42,7 +48,7 @@ function setKinds(kinds: Record<string, number>): void {
   }
 }
 
-const spec = (name: string) => ({ name, script: `/app/${name}.ts`, args: [name] });
+const spec = (name: string) => ({ name, kind: name === 'api' ? 'api' : 'other', script: `/app/${name}.ts`, args: [name] });
 const last = () => children[children.length - 1]!;
 
 beforeEach(() => {
@@ -82,14 +88,14 @@ describe('restartDelay', () => {
 
 describe('childSpecs', () => {
   it('when listed, then the API comes first, running src/server.ts with no arguments', () => {
-    expect(childSpecs()[0]).toEqual({ name: 'api', script: path.join(ROOT, 'src', 'server.ts'), args: [] });
+    expect(childSpecs()[0]).toEqual({ name: 'api', kind: 'api', script: path.join(ROOT, 'src', 'server.ts'), args: [] });
   });
 
   it('when a kind runs several processes, then each gets a numbered name and the kind as its argument', () => {
     setKinds({ message: 3 });
 
     expect(childSpecs().slice(1)).toEqual(
-      [1, 2, 3].map((i) => ({ name: `message-${i}`, script: path.join(ROOT, 'scripts', 'worker-start.ts'), args: ['message'] })),
+      [1, 2, 3].map((i) => ({ name: `message-${i}`, kind: 'message', script: path.join(ROOT, 'scripts', 'worker-start.ts'), args: ['message'] })),
     );
   });
 
@@ -258,5 +264,207 @@ describe('WorkerManager', () => {
     api.exit(0);
     jest.advanceTimersByTime(60_000);
     expect(children).toHaveLength(2);
+  });
+});
+
+describe('WorkerManager monitoring', () => {
+  const CHECK_MS = 100;
+  const STALE_MS = 1_000;
+
+  /** A Redis stand-in: the backlog the test sets, and a fresh heartbeat for every pid in `beating`. */
+  function fakeProbe() {
+    const state = { backlog: 0 as number, down: false, beating: new Set<number>(), elsewhere: 0, published: 0 };
+    const probe: FleetProbe = {
+      heartbeats: jest.fn(async () => {
+        if (state.down) throw new Error('connect ECONNREFUSED 127.0.0.1:6379');
+        const beat = (name: string, pid: number): Heartbeat => ({ kind: 'message', name, pid, at: Date.now(), inFlight: 0, handled: 0 });
+        const local = [...state.beating].map((pid) => beat(`w-${pid}`, pid));
+        return [...local, ...Array.from({ length: state.elsewhere }, (_, i) => beat(`other-host-${i}`, i))];
+      }),
+      backlog: jest.fn(async () => {
+        if (state.down) throw new Error('connect ECONNREFUSED 127.0.0.1:6379');
+        return state.backlog;
+      }),
+      publish: jest.fn(async () => {
+        state.published++;
+      }),
+    };
+    return { probe, state };
+  }
+
+  function monitored(options: { min?: number; max?: number } = {}) {
+    const { probe, state } = fakeProbe();
+    const monitor: MonitorOptions = {
+      probe,
+      policy: scalePolicy({ MESSAGE_WORKERS: options.min ?? 1, MESSAGE_WORKERS_MAX: options.max ?? 3, WORKER_CONCURRENCY: 10, SUPERVISOR_CHECK_MS: CHECK_MS }),
+      checkMs: CHECK_MS,
+      staleMs: STALE_MS,
+      heartbeatMs: 500,
+      drainTimeoutMs: 5_000,
+      host: 'w',
+    };
+    const specs = [spec('api'), ...Array.from({ length: options.min ?? 1 }, (_, i) => workerSpec('message', i + 1))];
+    const manager = new WorkerManager(specs, monitor);
+    return { manager, probe, state };
+  }
+
+  /** Every child's heartbeat flows, as a healthy fleet's does. */
+  const beatAll = (state: { beating: Set<number> }) => children.forEach((c) => state.beating.add(c.pid));
+  const messageNames = (manager: WorkerManager) => Object.keys(manager.pids()).filter((name) => name.startsWith('message-'));
+  // One series at a time: the registry's default metrics wait on timers that are fake here.
+  const metric = async (name: string, labels: Record<string, string>) => {
+    const found = await registry.getSingleMetric(name)!.get();
+    const value = found.values.find((v) => Object.entries(labels).every(([k, l]) => v.labels[k] === l));
+    return value?.value ?? 0;
+  };
+
+  beforeEach(() => jest.useFakeTimers());
+
+  it('when the backlog per worker stays above a worker’s concurrency, then message workers are added one by one up to the maximum', async () => {
+    const { manager, state } = monitored({ max: 3 });
+    const upBefore = await metric('worker_scale_events_total', { direction: 'up' });
+    manager.start();
+    beatAll(state);
+    state.backlog = 500;
+
+    await jest.advanceTimersByTimeAsync(CHECK_MS * 3);
+    expect(messageNames(manager)).toEqual(['message-1', 'message-2']);
+    await jest.advanceTimersByTimeAsync(CHECK_MS * 60);
+
+    expect(messageNames(manager)).toEqual(['message-1', 'message-2', 'message-3']);
+    expect(spawnMock.mock.calls.at(-1)![1]).toEqual([...process.execArgv, path.join(ROOT, 'scripts', 'worker-start.ts'), 'message']);
+    expect((await metric('worker_scale_events_total', { direction: 'up' })) - upBefore).toBe(2);
+    expect(await metric('worker_processes', { kind: 'message' })).toBe(3);
+    manager.abandonChildren();
+  });
+
+  it('when other machines run message workers too, then the backlog is shared among all of them', async () => {
+    const { manager, state } = monitored({ max: 3 });
+    manager.start();
+    beatAll(state);
+    state.elsewhere = 5;
+    state.backlog = 50; // 50 / 6 workers is under a worker's 10
+
+    await jest.advanceTimersByTimeAsync(CHECK_MS * 30);
+    expect(messageNames(manager)).toEqual(['message-1']);
+    state.backlog = 61;
+    await jest.advanceTimersByTimeAsync(CHECK_MS * 3);
+
+    expect(messageNames(manager)).toEqual(['message-1', 'message-2']);
+    manager.abandonChildren();
+  });
+
+  it('when the queue goes idle, then the newest worker gets SIGTERM, is not restarted when it exits, and the minimum stays', async () => {
+    const { manager, state } = monitored({ min: 2, max: 3 });
+    manager.start();
+    beatAll(state);
+    state.backlog = 500;
+    await jest.advanceTimersByTimeAsync(CHECK_MS * 3);
+    beatAll(state);
+    const added = last();
+    expect(messageNames(manager)).toEqual(['message-1', 'message-2', 'message-3']);
+
+    state.backlog = 0;
+    await jest.advanceTimersByTimeAsync(CHECK_MS * 12);
+    expect(added.signals).toEqual(['SIGTERM']);
+    // Still draining: not counted, but not restarted or replaced either.
+    expect(await metric('worker_processes', { kind: 'message' })).toBe(2);
+    added.exit(0);
+    await jest.advanceTimersByTimeAsync(CHECK_MS * 100);
+
+    expect(messageNames(manager)).toEqual(['message-1', 'message-2']);
+    expect(children.slice(0, 3).flatMap((c) => c.signals)).toEqual([]);
+    expect(children).toHaveLength(4);
+    manager.abandonChildren();
+  });
+
+  it('when a draining worker does not exit in time, then it is killed', async () => {
+    const { manager, state } = monitored({ min: 1, max: 2 });
+    manager.start();
+    beatAll(state);
+    state.backlog = 500;
+    await jest.advanceTimersByTimeAsync(CHECK_MS * 3);
+    const added = last();
+    state.backlog = 0;
+    await jest.advanceTimersByTimeAsync(CHECK_MS * 12);
+    expect(added.signals).toEqual(['SIGTERM']);
+
+    await jest.advanceTimersByTimeAsync(5_000);
+
+    expect(added.signals).toEqual(['SIGTERM', 'SIGKILL']);
+    manager.abandonChildren();
+  });
+
+  it('when a worker’s heartbeat stops while its process lives, then it is SIGKILLed after the stale time and restarted', async () => {
+    const { manager, state } = monitored();
+    const before = await metric('worker_stuck_replaced_total', { kind: 'message' });
+    manager.start();
+    const worker = children[1]!;
+    state.beating.add(worker.pid);
+    await jest.advanceTimersByTimeAsync(CHECK_MS * 2);
+
+    state.beating.delete(worker.pid); // SIGSTOP, or a wedged event loop
+    await jest.advanceTimersByTimeAsync(STALE_MS - CHECK_MS);
+    expect(worker.signals).toEqual([]);
+    await jest.advanceTimersByTimeAsync(CHECK_MS);
+    expect(worker.signals).toEqual(['SIGKILL']);
+    worker.exit(null, 'SIGKILL');
+    await jest.advanceTimersByTimeAsync(500);
+
+    expect(manager.pids()['message-1']).toBe(last().pid);
+    expect(last()).not.toBe(worker);
+    expect((await metric('worker_stuck_replaced_total', { kind: 'message' })) - before).toBe(1);
+    manager.abandonChildren();
+  });
+
+  it('when a worker has not sent its first heartbeat yet, then it is never judged stuck, nor is the API', async () => {
+    const { manager } = monitored();
+    manager.start();
+
+    await jest.advanceTimersByTimeAsync(STALE_MS * 20);
+
+    expect(children.flatMap((c) => c.signals)).toEqual([]);
+    manager.abandonChildren();
+  });
+
+  it('when Redis cannot be read, then no worker is killed or scaled, and once it can, each gets a whole stale time to be seen', async () => {
+    const { manager, state } = monitored();
+    manager.start();
+    const worker = children[1]!;
+    state.beating.add(worker.pid);
+    await jest.advanceTimersByTimeAsync(CHECK_MS * 2);
+
+    state.down = true;
+    state.beating.delete(worker.pid); // its beats fail during the outage too
+    state.backlog = 500;
+    await jest.advanceTimersByTimeAsync(STALE_MS * 20);
+    expect(worker.signals).toEqual([]);
+    expect(children).toHaveLength(2);
+
+    state.down = false;
+    state.backlog = 0;
+    await jest.advanceTimersByTimeAsync(STALE_MS - CHECK_MS);
+    expect(worker.signals).toEqual([]);
+    state.beating.add(worker.pid); // it reconnected and beats again
+    await jest.advanceTimersByTimeAsync(STALE_MS * 5);
+
+    expect(worker.signals).toEqual([]);
+    manager.abandonChildren();
+  });
+
+  it('when started, then the supervisor publishes its own heartbeat at once and every heartbeat interval, until stopped', async () => {
+    const { manager, state } = monitored();
+    manager.start();
+    await jest.advanceTimersByTimeAsync(0);
+    expect(state.published).toBe(1);
+
+    await jest.advanceTimersByTimeAsync(1_000);
+    expect(state.published).toBe(3);
+    const stopping = manager.stop(1_000);
+    children.forEach((c) => c.exit(0));
+    await stopping;
+    await jest.advanceTimersByTimeAsync(10_000);
+
+    expect(state.published).toBe(3);
   });
 });

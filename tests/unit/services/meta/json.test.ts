@@ -31,6 +31,12 @@ describe('the JSON readers', () => {
       expect([undefined, '', 0, null, {}].map(str)).toEqual([undefined, undefined, undefined, undefined, undefined]);
     });
 
+    it('when a string holds NUL or a lone surrogate, then str and toJson (keys too) give it back with U+FFFD in their place', () => {
+      expect(str('a\u0000b\ud800c\udfff')).toBe('a\ufffdb\ufffdc\ufffd');
+      expect(str('ok 😀')).toBe('ok 😀');
+      expect(toJson({ 'k\u0000': ['x\udc00', { deep: '\ud83d' }] })).toEqual({ 'k\ufffd': ['x\ufffd', { deep: '\ufffd' }] });
+    });
+
     it('when a number arrives as a numeric string, then num reads it; anything else non-finite is undefined', () => {
       expect(num(3)).toBe(3);
       expect(num(' -2.5 ')).toBe(-2.5);
