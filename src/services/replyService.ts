@@ -15,22 +15,24 @@ import { config } from '../config';
 import { logger } from '../utils/logger';
 import { withTransaction } from '../utils/database';
 import { abortableSleep } from '../utils/retry';
-import { costForTokens } from './creditService';
+import { costForUsage, holdTtlMs } from './creditService';
 import type { OpenAIService } from './openaiService';
 import { ModelError } from './modelErrors';
-import { buildChatMessages } from './chatPrompt';
+import { buildChatMessages, estimatePromptTokens } from './chatPrompt';
 import { GraphError, partCallbackData, retryDelayMs, splitForChannel, type GraphClient } from './metaGraphService';
 import { insertMessage, type Message } from '../models/Message';
 import {
   ANSWERED_ELSEWHERE,
   beginReplyAttempt,
   claimOutboundPart,
+  holdCredits,
   loadOwedWork,
   markInboundStatus,
   markOutboundFailed,
   markOutboundSent,
   recordPartSent,
   recordReply,
+  releaseHold,
   releasePart,
   type RecordedReply,
   type StoredReplyContext,
@@ -131,45 +133,62 @@ export async function serveConversation(userId: string, conversationId: string, 
       maxPromptTokens: agent.maxPromptTokens,
     });
 
-    let completion;
-    const modelTimer = replyMetrics.modelLatency.startTimer();
+    // Guarantee 14: hold the dearest outcome (the prompt as estimated plus max_tokens, at the
+    // model's price) before calling; concurrent turns of the tenant see each other's holds, so
+    // credits for one reply buy one model call, however many conversations ask at once.
+    const holdId = await holdCredits(userId, conversationId, costForUsage(agent.model, estimatePromptTokens(messages), agent.maxTokens), holdTtlMs());
+    if (holdId === null) {
+      await answerWithoutCredits(context, pending, log);
+      continue;
+    }
+    // record_reply settles the hold in the reply's transaction; any other way out releases it.
+    let settled = false;
+    let recorded: RecordedReply;
+    let tokens: number;
     try {
-      completion = await deps.openai.complete({
-        model: agent.model,
-        temperature: agent.temperature,
-        maxTokens: agent.maxTokens,
-        messages,
-        promptCacheKey: conversationId,
-        signal: deps.signal,
-      });
-    } catch (error) {
-      if (error instanceof ModelError && !error.retryable) {
-        await markInboundStatus(userId, ids, 'failed', { code: error.code, message: error.message });
-        replyMetrics.failures.inc({ reason: error.code });
-        // Not configured is not a refusal: say what is missing, as the startup warning does.
-        log.warn({ code: error.code, reason: error.message }, error.code === 'openai_not_configured' ? 'OPENAI_API_KEY is not set: no model call; messages failed' : 'model refused the turn; messages failed');
+      let completion;
+      const modelTimer = replyMetrics.modelLatency.startTimer();
+      try {
+        completion = await deps.openai.complete({
+          model: agent.model,
+          temperature: agent.temperature,
+          maxTokens: agent.maxTokens,
+          messages,
+          promptCacheKey: conversationId,
+          signal: deps.signal,
+        });
+      } catch (error) {
+        if (error instanceof ModelError && !error.retryable) {
+          await markInboundStatus(userId, ids, 'failed', { code: error.code, message: error.message });
+          replyMetrics.failures.inc({ reason: error.code });
+          // Not configured is not a refusal: say what is missing, as the startup warning does.
+          log.warn({ code: error.code, reason: error.message }, error.code === 'openai_not_configured' ? 'OPENAI_API_KEY is not set: no model call; messages failed' : 'model refused the turn; messages failed');
+          continue;
+        }
+        replyMetrics.failures.inc({ reason: error instanceof ModelError ? error.code : 'model_error' });
+        throw new RetryLater(`model call failed: ${(error as Error).message}`);
+      } finally {
+        modelTimer();
+      }
+
+      if (deps.signal.aborted) throw new RetryLater('lease lost during the model call');
+      tokens = completion.promptTokens + completion.completionTokens;
+      // Priced at the model the agent asked for (the one held for), by input and output tokens.
+      const cost = costForUsage(agent.model, completion.promptTokens, completion.completionTokens);
+      // A human may have taken over (API message, Instagram echo) or the number been relinked
+      // while the model was thinking: then no reply and no charge; the next round marks the
+      // messages ignored. If another worker answered them first (a lease that lapsed), nothing
+      // is written, and whatever is still pending is answered by the next round.
+      try {
+        recorded = await recordReply(userId, conversationId, { answered: ids, text: completion.text, replyToMessageId: newest.id, cost, tokens, holdId });
+        settled = true;
+      } catch (error) {
+        if ((error as { code?: string }).code !== ANSWERED_ELSEWHERE) throw error;
+        log.warn({ reason: 'pending messages were answered elsewhere' }, 'reply dropped');
         continue;
       }
-      replyMetrics.failures.inc({ reason: error instanceof ModelError ? error.code : 'model_error' });
-      throw new RetryLater(`model call failed: ${(error as Error).message}`);
     } finally {
-      modelTimer();
-    }
-
-    if (deps.signal.aborted) throw new RetryLater('lease lost during the model call');
-    const tokens = completion.promptTokens + completion.completionTokens;
-    const cost = costForTokens(tokens);
-    // A human may have taken over (API message, Instagram echo) or the number been relinked
-    // while the model was thinking: then no reply and no charge; the next round marks the
-    // messages ignored. If another worker answered them first (a lease that lapsed), nothing
-    // is written, and whatever is still pending is answered by the next round.
-    let recorded: RecordedReply;
-    try {
-      recorded = await recordReply(userId, conversationId, { answered: ids, text: completion.text, replyToMessageId: newest.id, cost, tokens });
-    } catch (error) {
-      if ((error as { code?: string }).code !== ANSWERED_ELSEWHERE) throw error;
-      log.warn({ reason: 'pending messages were answered elsewhere' }, 'reply dropped');
-      continue;
+      if (!settled) await releaseHoldQuietly(userId, holdId, log);
     }
     if (recorded.outcome !== 'recorded') {
       log.warn({ reason: 'the conversation was paused or archived mid-turn' }, 'reply dropped');
@@ -181,6 +200,15 @@ export async function serveConversation(userId: string, conversationId: string, 
     // Done: whatever arrived meanwhile nudged the conversation, and a nudge that finds the
     // lease taken marks it dirty, so the worker's release comes back here for another round.
     return;
+  }
+}
+
+/** A hold that cannot be released now (Postgres away) lapses at its expiry; the turn's own outcome matters more. */
+async function releaseHoldQuietly(userId: string, holdId: string, log: typeof logger): Promise<void> {
+  try {
+    await releaseHold(userId, holdId);
+  } catch (error) {
+    log.warn({ err: { message: (error as Error).message } }, 'releasing a credit hold failed; it lapses on its own');
   }
 }
 

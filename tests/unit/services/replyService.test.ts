@@ -149,6 +149,8 @@ interface Store {
   history: Message[] | null;
   /** The tenant's credit balance, as beginReplyAttempt reads it. */
   balance: number;
+  /** Credit holds by id (hold_credits), what each holds. */
+  held: Map<string, number>;
   /** outbound_parts by `<message id>:<part>`. */
   parts: Map<string, Part>;
   /** Postgres' clock for the parts, in ms; the send tests move it with each requested wait. */
@@ -161,7 +163,7 @@ const queued = () => store.messages.filter((m) => m.direction === 'outbound' && 
 const byId = (id: string) => store.messages.find((m) => m.id === id);
 
 function installStore(...messages: Message[]): void {
-  store = { messages: [...messages], history: null, balance: 1_000, parts: new Map(), clock: 0 };
+  store = { messages: [...messages], history: null, balance: 1_000, held: new Map(), parts: new Map(), clock: 0 };
   loadOwedWork.mockImplementation(async () => {
     const context = await loadReplyContext();
     if (!context) return null;
@@ -179,6 +181,19 @@ function installStore(...messages: Message[]): void {
     const rows = store.messages.filter((m) => ids.includes(m.id));
     for (const m of rows) m.attempts += 1;
     return { attempts: Math.max(0, ...rows.map((m) => m.attempts)), balance: store.balance, history };
+  });
+  // hold_credits as the rule reads (R__credits.sql): covered by what is not held already; the
+  // concurrency of it runs against Postgres in tests/integration/creditHolds.test.ts.
+  store.held = new Map();
+  model.holdCredits.mockImplementation(async (_user, _conversation, amount) => {
+    const held = [...store.held.values()].reduce((sum, n) => sum + n, 0);
+    if (store.balance - held <= 0 || store.balance - held < amount) return null;
+    const id = randomUUID();
+    store.held.set(id, amount);
+    return id;
+  });
+  model.releaseHold.mockImplementation(async (_user, holdId) => {
+    store.held.delete(holdId);
   });
   model.insertMessage.mockImplementation(async (_user, conversationId, fields: NewMessage) => {
     const row = message({
@@ -200,6 +215,7 @@ function installStore(...messages: Message[]): void {
   model.recordReply.mockImplementation(async (_user, conversationId, reply) => {
     const row = outbound({ conversationId, text: reply.text, replyToMessageId: reply.replyToMessageId });
     store.messages.push(row);
+    if (reply.holdId) store.held.delete(reply.holdId);
     return { outcome: 'recorded', reply: { ...row }, charged: reply.cost };
   });
   model.markOutboundSent.mockImplementation(async (_user, id, externalIds) => {
@@ -381,7 +397,11 @@ describe('serveConversation', () => {
       replyToMessageId: photo.id,
       cost: Math.ceil((120 * config.CREDITS_PER_1K_TOKENS) / 1000),
       tokens: 120,
+      holdId: expect.any(String),
     });
+    // The hold was settled by record_reply, not released apart.
+    expect(model.releaseHold).not.toHaveBeenCalled();
+    expect(store.held.size).toBe(0);
     const reply = store.messages.find((m) => m.direction === 'outbound')!;
     expect(graph.sendText).toHaveBeenCalledWith({
       channel: 'whatsapp',
@@ -571,6 +591,59 @@ describe('serveConversation', () => {
       expect(graph.sendText).toHaveBeenCalledWith(expect.objectContaining({ text: 'We will get back to you soon.' }));
       expect(openai.complete).not.toHaveBeenCalled();
       expect(model.recordReply).not.toHaveBeenCalled();
+    });
+  });
+
+  describe('credit holds (guarantee 14)', () => {
+    it('when the balance is above zero but cannot cover the prompt plus max_tokens, then no model call: insufficient_credits', async () => {
+      const a = message();
+      installStore(a);
+      // The agent's max_tokens (300, at 1 credit a token) plus any prompt is more than this.
+      store.balance = 300;
+
+      await serveConversation(USER, CONVERSATION, deps());
+
+      const [, , amount] = model.holdCredits.mock.calls[0]!;
+      expect(amount).toBeGreaterThan(300);
+      expect(openai.complete).not.toHaveBeenCalled();
+      expect(model.markInboundStatus).toHaveBeenCalledWith(USER, [a.id], 'insufficient_credits', null, tx);
+    });
+
+    it('when the balance covers the dearest outcome, then it is held for prompt estimate + max_tokens and the call is made', async () => {
+      installStore(message({ text: 'x'.repeat(400) }));
+
+      await serveConversation(USER, CONVERSATION, deps());
+
+      const [user, conversation, amount, ttlMs] = model.holdCredits.mock.calls[0]!;
+      expect([user, conversation]).toEqual([USER, CONVERSATION]);
+      // At least the 100 tokens of the message and the 300 of max_tokens, at 1 credit a token.
+      expect(amount).toBeGreaterThanOrEqual(400);
+      expect(ttlMs).toBeGreaterThan(config.WORKER_LEASE_MS);
+      expect(openai.complete).toHaveBeenCalledTimes(1);
+    });
+
+    it.each([
+      ['fails transiently', () => openai.complete.mockRejectedValue(new ModelError('retryable', 'model_timeout', 'slow'))],
+      ['fails for good', () => openai.complete.mockRejectedValue(new ModelError('permanent', 'model_bad_request', 'bad'))],
+    ])('when the model %s, then the hold is released', async (_name, script) => {
+      installStore(message());
+      script();
+
+      await serveConversation(USER, CONVERSATION, deps()).catch(() => undefined);
+
+      expect(model.releaseHold).toHaveBeenCalledWith(USER, expect.any(String));
+      expect(store.held.size).toBe(0);
+      expect(model.recordReply).not.toHaveBeenCalled();
+    });
+
+    it('when recording the reply raises, then the hold is released', async () => {
+      installStore(message());
+      model.recordReply.mockRejectedValueOnce(Object.assign(new Error('elsewhere'), { code: 'MC001' }));
+
+      await serveConversation(USER, CONVERSATION, deps());
+
+      expect(model.releaseHold).toHaveBeenCalledTimes(1);
+      expect(store.held.size).toBe(0);
     });
   });
 
