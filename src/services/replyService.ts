@@ -151,6 +151,7 @@ export async function serveConversation(userId: string, conversationId: string, 
       try {
         completion = await deps.openai.complete({
           model: agent.model,
+          tenantId: userId,
           temperature: agent.temperature,
           maxTokens: agent.maxTokens,
           messages,

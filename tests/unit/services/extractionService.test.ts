@@ -150,6 +150,8 @@ function openaiAnswering(answer: unknown | Error): { service: OpenAIService; cal
   const calls: StructuredRequest[] = [];
   const service: OpenAIService = {
     circuitState: 'closed',
+    circuitStateFor: () => 'closed',
+    breakerOpen: () => false,
     complete: jest.fn(),
     extractStructured: jest.fn(async (request: StructuredRequest) => {
       calls.push(request);

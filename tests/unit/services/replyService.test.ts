@@ -280,7 +280,7 @@ const completion = (overrides: Partial<CompletionResult> = {}): CompletionResult
   ...overrides,
 });
 
-let openai: { complete: jest.Mock; extractStructured: jest.Mock; circuitState: 'closed' };
+let openai: { complete: jest.Mock; extractStructured: jest.Mock; circuitState: 'closed'; circuitStateFor: jest.Mock; breakerOpen: jest.Mock };
 let graph: { sendText: jest.MockedFunction<GraphClient['sendText']>; markRead: jest.MockedFunction<GraphClient['markRead']> };
 let controller: AbortController;
 let wamid = 0;
@@ -303,7 +303,7 @@ beforeEach(() => {
   loadReplyContext.mockResolvedValue(context());
   resetFakeDatabase(fakeDb);
   sleep.mockImplementation(realSleep);
-  openai = { complete: jest.fn().mockResolvedValue(completion()), extractStructured: jest.fn(), circuitState: 'closed' };
+  openai = { complete: jest.fn().mockResolvedValue(completion()), extractStructured: jest.fn(), circuitState: 'closed', circuitStateFor: jest.fn().mockReturnValue('closed'), breakerOpen: jest.fn().mockReturnValue(false) };
   graph = {
     sendText: jest.fn<Promise<SendTextResult>, Parameters<GraphClient['sendText']>>(async () => sent(`wamid.OUT${++wamid}`)),
     markRead: jest.fn().mockResolvedValue(undefined),
