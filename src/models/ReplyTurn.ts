@@ -201,6 +201,14 @@ export async function beginReplyAttempt(
   };
 }
 
+/** Takes back the attempt beginReplyAttempt counted, for a turn whose model call was refused unmade. */
+export async function undoReplyAttempt(userId: string, ids: string[], client: Queryable = db): Promise<void> {
+  await client.query(
+    `UPDATE messages SET attempts = greatest(attempts - 1, 0), updated_at = now() WHERE user_id = $1 AND id = ANY($2::uuid[]) AND attempts > 0`,
+    [userId, ids],
+  );
+}
+
 // ---------------------------------------------------------------------------------------------
 // Holding credits for the model call (guarantee 14)
 

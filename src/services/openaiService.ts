@@ -96,6 +96,8 @@ export interface OpenAIService {
    * (its circuit is open): a peek that takes no trial, so a turn can wait without counting an attempt.
    */
   breakerOpen(model: string, tenantId?: string): boolean;
+  /** How long until that circuit lets a call through (0 when it would now). */
+  circuitRetryAfterMs(model: string, tenantId?: string): number;
 }
 
 export const DEFAULT_RETRY = { attempts: 3, baseMs: 500, maxMs: 8_000 } as const;
@@ -206,6 +208,7 @@ export function createOpenAIService(options: OpenAIServiceOptions = {}): OpenAIS
     const started = Date.now();
     const breaker = breakerFor(body.model, tenantId, true);
     let attempts = 0;
+    let providerRequests = 0;
     try {
       return await retry(
         async (attempt) => {
@@ -213,6 +216,7 @@ export function createOpenAIService(options: OpenAIServiceOptions = {}): OpenAIS
           const attemptStarted = Date.now();
           const response = await breaker
             .exec(async () => {
+              providerRequests += 1;
               const guard = attemptGuard(timeoutMs, signal);
               try {
                 return await getClient().chat.completions.create(body, { signal: guard.signal, timeout: timeoutMs, maxRetries: 0 });
@@ -258,6 +262,7 @@ export function createOpenAIService(options: OpenAIServiceOptions = {}): OpenAIS
       // A caller that aborted (shutdown) may have aborted with any reason; say so plainly.
       const failure = signal?.aborted && !(error instanceof ModelError) ? abortedError(error) : classifyError(error, { model: body.model, apiKey });
       failure.attempts = Math.max(attempts, 1);
+      failure.providerRequests = providerRequests;
       log.warn(
         { model: body.model, attempts: failure.attempts, kind: failure.kind, code: failure.code, status: failure.status, detail: failure.detail },
         'model call failed',
@@ -302,6 +307,10 @@ export function createOpenAIService(options: OpenAIServiceOptions = {}): OpenAIS
 
     breakerOpen(model, tenantId) {
       return breakerFor(model, tenantId, false)?.refusing ?? false;
+    },
+
+    circuitRetryAfterMs(model, tenantId) {
+      return breakerFor(model, tenantId, false)?.retryAfterMs ?? 0;
     },
 
     async complete(request) {

@@ -24,6 +24,7 @@ import { insertMessage, type Message } from '../models/Message';
 import {
   ANSWERED_ELSEWHERE,
   beginReplyAttempt,
+  undoReplyAttempt,
   claimOutboundPart,
   holdCredits,
   loadOwedWork,
@@ -43,6 +44,19 @@ import { replyMetrics } from '../utils/metrics';
 /** A transient failure: leave the work where it is and try again after the lease. */
 export class RetryLater extends Error {
   override name = 'RetryLater';
+}
+
+/**
+ * The tenant's circuit for its agent's model is open: no call was made and no attempt counted
+ * (guarantee 11). The work waits; the worker lets go of the nudge and nudges again after
+ * `retryAfterMs`, so waiting on a failing model never spends deliveries either.
+ */
+export class WaitForCircuit extends RetryLater {
+  override name = 'WaitForCircuit';
+
+  constructor(readonly retryAfterMs: number) {
+    super(`model circuit open; waiting ${retryAfterMs} ms`);
+  }
 }
 
 export interface ReplyDeps {
@@ -113,6 +127,11 @@ export async function serveConversation(userId: string, conversationId: string, 
       continue;
     }
 
+    // A call the tenant's open circuit would refuse is no attempt: wait without counting it.
+    if (deps.openai.breakerOpen(agent.model, userId)) {
+      replyMetrics.failures.inc({ reason: 'model_circuit_open' });
+      throw new WaitForCircuit(deps.openai.circuitRetryAfterMs(agent.model, userId));
+    }
     const { attempts, balance, history } = await beginReplyAttempt(userId, conversationId, ids, agent.historyLimit, newest.sequenceNo);
     if (balance <= 0) {
       await answerWithoutCredits(context, pending, log);
@@ -167,6 +186,12 @@ export async function serveConversation(userId: string, conversationId: string, 
           continue;
         }
         replyMetrics.failures.inc({ reason: error instanceof ModelError ? error.code : 'model_error' });
+        if (error instanceof ModelError && error.kind === 'circuit_open' && error.providerRequests === 0) {
+          // Refused by the circuit (it opened after the peek above): no call reached the
+          // provider, so this was no attempt either.
+          await undoReplyAttempt(userId, ids);
+          throw new WaitForCircuit(error.retryAfterMs ?? 1_000);
+        }
         throw new RetryLater(`model call failed: ${(error as Error).message}`);
       } finally {
         modelTimer();

@@ -14,11 +14,11 @@ import { logger } from '../utils/logger';
 import { runWithContext } from '../utils/context';
 import { createBlockingRedis, getRedis } from '../utils/redis';
 import { conversationLease, markConversationDirty } from '../utils/locks';
-import { CONSUMER_GROUPS, STREAMS, isInboxNudge, parseNudge, prefixedKey, type ConversationNudge, type Nudge } from '../utils/queue';
+import { CONSUMER_GROUPS, STREAMS, enqueueConversations, isInboxNudge, parseNudge, prefixedKey, type ConversationNudge, type Nudge } from '../utils/queue';
 import { replyMetrics } from '../utils/metrics';
 import { getOpenAIService, type OpenAIService } from '../services/openaiService';
 import { graphClient, type GraphClient } from '../services/metaGraphService';
-import { RetryLater, serveConversation } from '../services/replyService';
+import { RetryLater, serveConversation, WaitForCircuit } from '../services/replyService';
 import { fileWaitingMessages } from '../services/inboxService';
 import { deadLetter, isPoison, nudgeLog, renudgeLost } from '../services/deliveryPolicy';
 import { HEARTBEAT_INTERVAL_MS, heartbeatFailed, publishHeartbeat } from './heartbeat';
@@ -40,6 +40,9 @@ export interface MessageWorkerOptions {
 
 type StreamEntry = [id: string, fields: string[]];
 
+/** A turn waiting on an open circuit is nudged again no sooner than this. */
+const MIN_CIRCUIT_WAIT_MS = 250;
+
 const isNoGroup = (error: unknown) => /NOGROUP/.test(String((error as Error)?.message));
 
 export class MessageWorker implements WorkerProcess {
@@ -56,6 +59,7 @@ export class MessageWorker implements WorkerProcess {
   private blocking?: Redis;
   private readonly inFlight = new Set<Promise<void>>();
   private readonly timers: NodeJS.Timeout[] = [];
+  private readonly renudges = new Set<NodeJS.Timeout>();
   private readLoop?: Promise<void>;
   private closing?: Promise<void>;
   private handled = 0;
@@ -93,6 +97,7 @@ export class MessageWorker implements WorkerProcess {
   close(): Promise<void> {
     this.closing ??= (async () => {
       for (const timer of this.timers) clearInterval(timer);
+      for (const timer of this.renudges) clearTimeout(timer);
       this.blocking?.disconnect();
       this.slotFreed?.();
       await this.readLoop;
@@ -229,12 +234,33 @@ export class MessageWorker implements WorkerProcess {
       }
     } catch (error) {
       await lease.abandon().catch(() => undefined);
+      if (error instanceof WaitForCircuit) {
+        // The tenant's circuit for its model is open: the work waits in Postgres, and this entry
+        // is let go (acknowledged) rather than left to be redelivered, so waiting spends neither
+        // attempts nor deliveries (guarantee 11). A fresh nudge comes when the circuit lets a call
+        // through; if this worker dies first, the sweeper finds the conversation still owed.
+        this.renudgeAfter(nudge, error.retryAfterMs);
+        logger.info({ conversation_id: nudge.conversationId, wait_ms: error.retryAfterMs }, 'turn waits for the model circuit');
+        return true;
+      }
       if (error instanceof RetryLater) {
         logger.warn({ conversation_id: nudge.conversationId, reason: error.message }, 'turn postponed');
         return false;
       }
       throw error;
     }
+  }
+
+  private renudgeAfter(nudge: ConversationNudge, ms: number): void {
+    const timer = setTimeout(() => {
+      this.renudges.delete(timer);
+      if (this.isClosing) return;
+      enqueueConversations([{ conversationId: nudge.conversationId, userId: nudge.userId, requestId: nudge.requestId ?? 'circuit' }], this.redis).catch(
+        (error: unknown) => logger.warn({ err: { message: (error as Error).message } }, 'renudge after the circuit wait failed; the sweeper will'),
+      );
+    }, Math.min(Math.max(ms, MIN_CIRCUIT_WAIT_MS), this.leaseMs * 4));
+    timer.unref();
+    this.renudges.add(timer);
   }
 
   /**

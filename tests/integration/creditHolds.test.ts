@@ -42,7 +42,7 @@ function fakes(complete: () => Promise<CompletionResult>) {
   const model = jest.fn(complete);
   const sendText = jest.fn(async (): Promise<SendTextResult> => ({ externalIds: [`wamid.OUT${randomUUID()}`], parts: ['part'], totalParts: 1 }));
   const deps: ReplyDeps = {
-    openai: { complete: model, extractStructured: jest.fn(), circuitState: 'closed', circuitStateFor: () => 'closed', breakerOpen: () => false } as unknown as OpenAIService,
+    openai: { complete: model, extractStructured: jest.fn(), circuitState: 'closed', circuitStateFor: () => 'closed', breakerOpen: () => false, circuitRetryAfterMs: () => 0 } as unknown as OpenAIService,
     graph: { sendText, markRead: jest.fn(async () => undefined) } as unknown as GraphClient,
     signal: new AbortController().signal,
   };

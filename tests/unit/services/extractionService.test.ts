@@ -152,6 +152,7 @@ function openaiAnswering(answer: unknown | Error): { service: OpenAIService; cal
     circuitState: 'closed',
     circuitStateFor: () => 'closed',
     breakerOpen: () => false,
+    circuitRetryAfterMs: () => 0,
     complete: jest.fn(),
     extractStructured: jest.fn(async (request: StructuredRequest) => {
       calls.push(request);

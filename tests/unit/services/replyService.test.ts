@@ -18,7 +18,7 @@ import { fakeDatabaseOf, resetFakeDatabase } from '../../fixtures/fakeDatabase';
 import type { CompletionResult, OpenAIService } from '../../../src/services/openaiService';
 import { ModelError } from '../../../src/services/modelErrors';
 import { GraphError, partCallbackData, splitForChannel, type GraphClient, type SendTextResult } from '../../../src/services/metaGraphService';
-import { renderForModel, RetryLater, sendMessages, serveConversation, type ReplyContext, type ReplyDeps } from '../../../src/services/replyService';
+import { renderForModel, RetryLater, sendMessages, serveConversation, WaitForCircuit, type ReplyContext, type ReplyDeps } from '../../../src/services/replyService';
 import { config } from '../../../src/config';
 import { logger } from '../../../src/utils/logger';
 import { replyMetrics } from '../../../src/utils/metrics';
@@ -182,6 +182,9 @@ function installStore(...messages: Message[]): void {
     for (const m of rows) m.attempts += 1;
     return { attempts: Math.max(0, ...rows.map((m) => m.attempts)), balance: store.balance, history };
   });
+  model.undoReplyAttempt.mockImplementation(async (_user, ids) => {
+    for (const m of store.messages) if (ids.includes(m.id) && m.attempts > 0) m.attempts -= 1;
+  });
   // hold_credits as the rule reads (R__credits.sql): covered by what is not held already; the
   // concurrency of it runs against Postgres in tests/integration/creditHolds.test.ts.
   store.held = new Map();
@@ -280,7 +283,7 @@ const completion = (overrides: Partial<CompletionResult> = {}): CompletionResult
   ...overrides,
 });
 
-let openai: { complete: jest.Mock; extractStructured: jest.Mock; circuitState: 'closed'; circuitStateFor: jest.Mock; breakerOpen: jest.Mock };
+let openai: { complete: jest.Mock; extractStructured: jest.Mock; circuitState: 'closed'; circuitStateFor: jest.Mock; breakerOpen: jest.Mock; circuitRetryAfterMs: jest.Mock };
 let graph: { sendText: jest.MockedFunction<GraphClient['sendText']>; markRead: jest.MockedFunction<GraphClient['markRead']> };
 let controller: AbortController;
 let wamid = 0;
@@ -303,7 +306,7 @@ beforeEach(() => {
   loadReplyContext.mockResolvedValue(context());
   resetFakeDatabase(fakeDb);
   sleep.mockImplementation(realSleep);
-  openai = { complete: jest.fn().mockResolvedValue(completion()), extractStructured: jest.fn(), circuitState: 'closed', circuitStateFor: jest.fn().mockReturnValue('closed'), breakerOpen: jest.fn().mockReturnValue(false) };
+  openai = { complete: jest.fn().mockResolvedValue(completion()), extractStructured: jest.fn(), circuitState: 'closed', circuitStateFor: jest.fn().mockReturnValue('closed'), breakerOpen: jest.fn().mockReturnValue(false), circuitRetryAfterMs: jest.fn().mockReturnValue(0) };
   graph = {
     sendText: jest.fn<Promise<SendTextResult>, Parameters<GraphClient['sendText']>>(async () => sent(`wamid.OUT${++wamid}`)),
     markRead: jest.fn().mockResolvedValue(undefined),
@@ -379,6 +382,7 @@ describe('serveConversation', () => {
     expect(openai.complete).toHaveBeenCalledTimes(1);
     expect(openai.complete).toHaveBeenCalledWith({
       model: 'gpt-test',
+      tenantId: USER,
       temperature: 0.4,
       maxTokens: 300,
       messages: [
@@ -708,6 +712,59 @@ describe('serveConversation', () => {
       expect(pendingMessage.status).toBe('pending');
       expect(model.markInboundStatus).not.toHaveBeenCalled();
       expect(model.recordReply).not.toHaveBeenCalled();
+    });
+
+    it('when the tenant’s circuit for the model is open, then the turn waits (WaitForCircuit) before counting an attempt and no call is made (guarantee 11)', async () => {
+      const pendingMessage = message({ attempts: config.MESSAGE_MAX_ATTEMPTS - 1 });
+      installStore(pendingMessage);
+      openai.breakerOpen.mockReturnValue(true);
+      openai.circuitRetryAfterMs.mockReturnValue(7_000);
+
+      for (let round = 0; round < 3; round++) {
+        const thrown = await serveConversation(USER, CONVERSATION, deps()).catch((e: unknown) => e);
+        expect(thrown).toBeInstanceOf(WaitForCircuit);
+        expect(thrown).toBeInstanceOf(RetryLater);
+        expect((thrown as WaitForCircuit).retryAfterMs).toBe(7_000);
+      }
+      expect(openai.breakerOpen).toHaveBeenCalledWith('gpt-test', USER);
+      expect(model.beginReplyAttempt).not.toHaveBeenCalled();
+      expect(openai.complete).not.toHaveBeenCalled();
+      expect(pendingMessage).toMatchObject({ status: 'pending', attempts: config.MESSAGE_MAX_ATTEMPTS - 1 });
+
+      // Closed again: the last allowed attempt is still there, and it answers.
+      openai.breakerOpen.mockReturnValue(false);
+      await serveConversation(USER, CONVERSATION, deps());
+      expect(openai.complete).toHaveBeenCalledTimes(1);
+      expect(openai.complete.mock.calls[0][0]).toMatchObject({ tenantId: USER });
+      expect(model.recordReply).toHaveBeenCalledTimes(1);
+    });
+
+    it('when the circuit opens between the peek and the call (refused, no request made), then the attempt is taken back and the turn waits', async () => {
+      const pendingMessage = message();
+      installStore(pendingMessage);
+      const refused = new ModelError('circuit_open', 'model_circuit_open', 'The AI provider is failing; waiting', { retryAfterMs: 3_000 });
+      refused.providerRequests = 0;
+      openai.complete.mockRejectedValue(refused);
+
+      const thrown = await serveConversation(USER, CONVERSATION, deps()).catch((e: unknown) => e);
+
+      expect(thrown).toBeInstanceOf(WaitForCircuit);
+      expect((thrown as WaitForCircuit).retryAfterMs).toBe(3_000);
+      expect(model.undoReplyAttempt).toHaveBeenCalledWith(USER, [pendingMessage.id]);
+      expect(pendingMessage).toMatchObject({ status: 'pending', attempts: 0 });
+    });
+
+    it('when requests reached the provider before the circuit refused the rest, then the attempt counts', async () => {
+      const pendingMessage = message();
+      installStore(pendingMessage);
+      openai.complete.mockRejectedValue(new ModelError('circuit_open', 'model_circuit_open', 'The AI provider is failing; waiting'));
+
+      const thrown = await serveConversation(USER, CONVERSATION, deps()).catch((e: unknown) => e);
+
+      expect(thrown).toBeInstanceOf(RetryLater);
+      expect(thrown).not.toBeInstanceOf(WaitForCircuit);
+      expect(model.undoReplyAttempt).not.toHaveBeenCalled();
+      expect(pendingMessage.attempts).toBe(1);
     });
 
     it('when the lease is lost while the model answers, then RetryLater and the answer is not recorded', async () => {
