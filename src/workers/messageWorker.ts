@@ -34,11 +34,19 @@ export interface MessageWorkerOptions {
   /** How long one XREADGROUP blocks; bounds how fast `close()` stops intake. */
   blockMs?: number;
   consumerName?: string;
+  /** Entries read ahead and waiting here beyond those running, to find other tenants behind a flood; default max(16, 4 × concurrency). */
+  readAhead?: number;
   openai?: OpenAIService;
   graph?: GraphClient;
 }
 
 type StreamEntry = [id: string, fields: string[]];
+interface WaitingEntry {
+  id: string;
+  fields: string[];
+  /** The nudge's tenant ('' for a malformed entry). */
+  tenant: string;
+}
 
 /** A turn waiting on an open circuit is nudged again no sooner than this. */
 const MIN_CIRCUIT_WAIT_MS = 250;
@@ -48,6 +56,7 @@ const isNoGroup = (error: unknown) => /NOGROUP/.test(String((error as Error)?.me
 export class MessageWorker implements WorkerProcess {
   readonly consumer: string;
   private readonly concurrency: number;
+  private readonly readAhead: number;
   private readonly leaseMs: number;
   private readonly sendInDoubtGraceMs: number;
   private readonly sweepIntervalMs: number;
@@ -58,6 +67,12 @@ export class MessageWorker implements WorkerProcess {
   private readonly redis: Redis = getRedis();
   private blocking?: Redis;
   private readonly inFlight = new Set<Promise<void>>();
+  /** Entries read or claimed but not started yet (fair share), oldest first. */
+  private readonly waiting: WaitingEntry[] = [];
+  /** Ids waiting here: a claim of one already waiting does not queue it twice. */
+  private readonly held = new Set<string>();
+  /** Slots each tenant holds now. */
+  private readonly running = new Map<string, number>();
   private readonly timers: NodeJS.Timeout[] = [];
   private readonly renudges = new Set<NodeJS.Timeout>();
   private readLoop?: Promise<void>;
@@ -68,6 +83,7 @@ export class MessageWorker implements WorkerProcess {
   constructor(options: MessageWorkerOptions = {}) {
     this.concurrency = options.concurrency ?? config.WORKER_CONCURRENCY;
     this.leaseMs = options.leaseMs ?? config.WORKER_LEASE_MS;
+    this.readAhead = Math.max(1, options.readAhead ?? Math.max(16, 4 * this.concurrency));
     this.sendInDoubtGraceMs = options.sendInDoubtGraceMs ?? config.SEND_IN_DOUBT_GRACE_MS;
     this.sweepIntervalMs = options.sweepIntervalMs ?? config.SWEEPER_INTERVAL_MS;
     this.maxDeliveries = options.maxDeliveries ?? config.MESSAGE_MAX_ATTEMPTS;
@@ -135,18 +151,21 @@ export class MessageWorker implements WorkerProcess {
 
   private async read(): Promise<void> {
     while (!this.isClosing) {
-      const free = this.concurrency - this.inFlight.size;
-      if (free <= 0) {
+      this.schedule();
+      // Reads ahead up to `readAhead` entries beyond those running, so another tenant's entry
+      // behind one tenant's flood is seen, and served at the next free slot (fair share).
+      const room = this.readAhead - this.waiting.length;
+      if (room <= 0) {
         await new Promise<void>((resolve) => (this.slotFreed = resolve));
         continue;
       }
       try {
         const reply = (await this.blocking!.xreadgroup(
           'GROUP', CONSUMER_GROUPS.messages, this.consumer,
-          'COUNT', free, 'BLOCK', this.blockMs,
+          'COUNT', room, 'BLOCK', this.blockMs,
           'STREAMS', STREAMS.messages, '>',
         )) as [string, StreamEntry[]][] | null;
-        for (const [, entries] of reply ?? []) for (const entry of entries) this.dispatch(entry);
+        for (const [, entries] of reply ?? []) for (const entry of entries) this.enqueue(entry);
       } catch (error) {
         if (this.isClosing) break;
         // Redis restarted empty: the group is gone with the stream. Recreate and carry on;
@@ -160,10 +179,49 @@ export class MessageWorker implements WorkerProcess {
     }
   }
 
-  private dispatch([id, fields]: StreamEntry): void {
+  /** An entry read or claimed: it waits here until `schedule` gives it a slot. */
+  private enqueue([id, fields]: StreamEntry): void {
+    if (this.held.has(id)) return;
+    this.held.add(id);
+    this.waiting.push({ id, fields, tenant: parseNudge(fields)?.userId ?? '' });
+  }
+
+  /**
+   * Fair share (guarantee 11): while another tenant's entry waits, a tenant may hold at most
+   * max(1, ceil(WORKER_CONCURRENCY / tenants with work running or waiting here)) slots. Entries
+   * start in arrival order among those under their share; an entry over its share stays waiting
+   * (read, unacknowledged, never dropped) until a slot frees under the share. With no one else
+   * waiting a tenant may use every slot, and a free slot is never left idle while work waits.
+   */
+  private schedule(): void {
+    while (!this.isClosing && this.inFlight.size < this.concurrency && this.waiting.length > 0) {
+      const tenants = new Set(this.waiting.map((entry) => entry.tenant));
+      for (const [tenant, count] of this.running) if (count > 0) tenants.add(tenant);
+      const share = Math.max(1, Math.ceil(this.concurrency / tenants.size));
+      const holds = (tenant: string) => this.running.get(tenant) ?? 0;
+      let index = this.waiting.findIndex(
+        (entry) => holds(entry.tenant) < share || this.waiting.every((other) => other.tenant === entry.tenant),
+      );
+      if (index < 0) {
+        // Every waiting tenant is at its share: the slot goes to whoever holds fewest.
+        index = 0;
+        for (let i = 1; i < this.waiting.length; i++) if (holds(this.waiting[i]!.tenant) < holds(this.waiting[index]!.tenant)) index = i;
+      }
+      const [entry] = this.waiting.splice(index, 1);
+      this.held.delete(entry!.id);
+      this.dispatch(entry!);
+    }
+  }
+
+  private dispatch({ id, fields, tenant }: WaitingEntry): void {
+    this.running.set(tenant, (this.running.get(tenant) ?? 0) + 1);
     const task = this.handle(id, fields).finally(() => {
       this.inFlight.delete(task);
+      const left = (this.running.get(tenant) ?? 1) - 1;
+      if (left > 0) this.running.set(tenant, left);
+      else this.running.delete(tenant);
       this.handled++;
+      this.schedule();
       const wake = this.slotFreed;
       this.slotFreed = undefined;
       wake?.();
@@ -268,6 +326,11 @@ export class MessageWorker implements WorkerProcess {
    * often are dead-lettered instead (services/deliveryPolicy.ts).
    */
   private async reclaim(): Promise<void> {
+    // Entries waiting here for a fair-share slot are ours and alive: reset their idle time
+    // (JUSTID counts no delivery) so no worker takes them over or dead-letters them.
+    if (this.waiting.length > 0) {
+      await this.redis.xclaim(STREAMS.messages, CONSUMER_GROUPS.messages, this.consumer, 0, ...this.waiting.map((entry) => entry.id), 'JUSTID');
+    }
     const pending = (await this.redis.xpending(
       STREAMS.messages, CONSUMER_GROUPS.messages, 'IDLE', this.leaseMs, '-', '+', 100,
     )) as [string, string, number, number][];
@@ -276,12 +339,13 @@ export class MessageWorker implements WorkerProcess {
       await deadLetter(id, deliveries, this.redis);
       await this.ack(id);
     }
-    const free = this.concurrency - this.inFlight.size;
-    if (free <= 0 || this.isClosing) return;
+    const room = Math.min(this.concurrency, this.readAhead - this.waiting.length);
+    if (room <= 0 || this.isClosing) return;
     const [, entries] = (await this.redis.xautoclaim(
-      STREAMS.messages, CONSUMER_GROUPS.messages, this.consumer, this.leaseMs, '0-0', 'COUNT', free,
+      STREAMS.messages, CONSUMER_GROUPS.messages, this.consumer, this.leaseMs, '0-0', 'COUNT', room,
     )) as [string, (StreamEntry | null)[]];
-    for (const entry of entries) if (entry) this.dispatch(entry);
+    for (const entry of entries) if (entry) this.enqueue(entry);
+    this.schedule();
   }
 
   /**
