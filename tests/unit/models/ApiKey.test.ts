@@ -80,21 +80,15 @@ describe('findActiveKeyByHash', () => {
 });
 
 describe('revokeApiKey', () => {
-  it('when a live key of the tenant is revoked, then it is true', async () => {
-    answer(fake.db, { rows: [], rowCount: 1 });
+  it('when a live key of the tenant is revoked, then its hash comes back (for the live-key cache to forget it)', async () => {
+    answer(fake.db, { rows: [{ keyHash: 'stored-hash' }], rowCount: 1 });
 
-    await expect(revokeApiKey(USER, API_KEY)).resolves.toBe(true);
+    await expect(revokeApiKey(USER, API_KEY)).resolves.toEqual({ keyHash: 'stored-hash' });
     expect(paramsOf(fake.db)).toEqual([USER, API_KEY]);
   });
 
-  it('when the tenant has no such live key, then it is false', async () => {
-    await expect(revokeApiKey(USER, API_KEY)).resolves.toBe(false);
-  });
-
-  it('when the driver reports no row count, then it is false', async () => {
-    answer(fake.db, { rows: [], rowCount: null });
-
-    await expect(revokeApiKey(USER, API_KEY)).resolves.toBe(false);
+  it('when the tenant has no such live key, then it is null', async () => {
+    await expect(revokeApiKey(USER, API_KEY)).resolves.toBeNull();
   });
 });
 
