@@ -4,7 +4,7 @@
  * set aside for inspection and its messages are failed, so one bad conversation cannot crash
  * workers forever), and anything owed that no nudge served for a while is nudged again.
  */
-import type Redis from 'ioredis';
+import type { RedisClient as Redis } from '../utils/redis';
 import { logger } from '../utils/logger';
 import { replyMetrics } from '../utils/metrics';
 import { STREAMS, enqueueConversations, isInboxNudge, parseNudge, type Nudge } from '../utils/queue';

@@ -5,7 +5,7 @@
  * conversation's lock. So a lost entry costs latency (the sweeper re-sends it), never a
  * message, and a duplicate entry costs one lock attempt, never a second reply.
  */
-import type Redis from 'ioredis';
+import type { RedisClient as Redis } from './redis';
 import { getRedis } from './redis';
 
 export const STREAMS = {

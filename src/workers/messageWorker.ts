@@ -8,7 +8,7 @@
  * accepts them there); the worker a nudge reaches files them into their conversation first.
  */
 import { hostname } from 'node:os';
-import type Redis from 'ioredis';
+import type { RedisClient as Redis } from '../utils/redis';
 import { config } from '../config';
 import { logger } from '../utils/logger';
 import { runWithContext } from '../utils/context';

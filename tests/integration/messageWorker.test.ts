@@ -1,3 +1,4 @@
+import type Redis from 'ioredis';
 import request from 'supertest';
 import { db } from '../../src/utils/database';
 import { getRedis } from '../../src/utils/redis';
@@ -362,7 +363,8 @@ describe('message workers (CONTRACT §4)', () => {
     const { app, graph } = pipeline;
     const business = await createBusiness(app);
     const customer = newCustomer();
-    const redis = getRedis();
+    // A standalone connection: these tests point it at a dead port.
+    const redis = getRedis() as Redis;
     redis.disconnect();
     const port = redis.options.port;
     redis.options.port = 1;

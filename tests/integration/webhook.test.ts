@@ -1,3 +1,4 @@
+import type Redis from 'ioredis';
 import request from 'supertest';
 import { createApp } from '../../src/app';
 import { db } from '../../src/utils/database';
@@ -267,7 +268,8 @@ describe('Meta webhook', () => {
     });
 
     it('when Redis is unreachable, then the webhook still answers 200 and the message waits in Postgres for the sweeper', async () => {
-      const redis = getRedis();
+      // A standalone connection: these tests point it at a dead port.
+      const redis = getRedis() as Redis;
       redis.disconnect();
       const original = redis.options.port;
       redis.options.port = 1;
