@@ -82,9 +82,9 @@ describe('fleetMetricsText', () => {
 
     const text = await m.fleetMetricsText();
 
-    expect(redis.xinfo).toHaveBeenCalledWith('GROUPS', `${redis.options.keyPrefix}stream:messages`);
-    expect(sample(text, 'queue_lag_entries{stream="stream:messages"}')).toBe(7);
-    expect(sample(text, 'queue_pending_entries{stream="stream:messages"}')).toBe(4);
+    expect(redis.xinfo).toHaveBeenCalledWith('GROUPS', `${redis.options.keyPrefix}stream:{messages:0}`);
+    expect(sample(text, 'queue_lag_entries{stream="stream:{messages:0}"}')).toBe(7);
+    expect(sample(text, 'queue_pending_entries{stream="stream:{messages:0}"}')).toBe(4);
   });
 
   it('when the stream does not exist yet, then no lag is reported and the rest still is', async () => {
