@@ -288,8 +288,9 @@ export class MessageWorker implements WorkerProcess {
       await deadLetter(shard, id, deliveries, this.redis);
       await this.ack(shard, id);
     }
-    // Slots reserved by blocked reads count as taken: a claim must not overshoot `concurrency`.
-    const free = this.free;
+    // Slots reserved by blocked reads do not count: those reads may well return nothing, and a
+    // claim waiting on them would wait forever while the shards are quiet.
+    const free = this.concurrency - this.inFlight.size;
     if (free <= 0 || this.isClosing) return;
     const [, entries] = (await this.redis.xautoclaim(
       stream, CONSUMER_GROUPS.messages, this.consumer, this.leaseMs, '0-0', 'COUNT', free,
