@@ -30,6 +30,9 @@ function createCluster(purpose: string, overrides: ConnectionOptions): Cluster {
   return new Cluster(config.REDIS_CLUSTER_NODES!, {
     keyPrefix,
     enableAutoPipelining,
+    // Auto-pipelining routes by the first argument; these name their key after a subcommand
+    // (XGROUP CREATE key), so they go alone, to any node, and follow its MOVED to the key's.
+    autoPipeliningIgnoredCommands: ['xgroup', 'xinfo'],
     enableOfflineQueue: true,
     clusterRetryStrategy: (attempt) => Math.min(attempt * 200, 2_000),
     redisOptions: {
