@@ -29,8 +29,11 @@ async function sendCommand({ command }: SendCommandClusterDetails): Promise<Redi
   const redis = getRedis();
   const [name, ...args] = command as [string, ...string[]];
   if (isCluster(redis) && name.toUpperCase() === 'SCRIPT') {
-    const [sha] = await Promise.all(redis.nodes('master').map((node) => node.call(name, ...args)));
-    return sha as RedisReply;
+    // Through the cluster client first: it waits for the cluster to be connected, so its list
+    // of masters is complete for the second step.
+    const sha = (await redis.call(name, ...args)) as RedisReply;
+    await Promise.all(redis.nodes('master').map((node) => node.call(name, ...args)));
+    return sha;
   }
   return redis.call(name, ...args) as Promise<RedisReply>;
 }

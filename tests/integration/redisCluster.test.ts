@@ -19,6 +19,7 @@ type Modules = {
   database: typeof import('../../src/utils/database');
   heartbeat: typeof import('../../src/workers/heartbeat');
   config: typeof import('../../src/config');
+  apiKey: typeof import('../../src/models/ApiKey');
 };
 
 let cluster: RedisCluster;
@@ -38,6 +39,7 @@ beforeAll(async () => {
     database: require('../../src/utils/database') as Modules['database'],
     heartbeat: require('../../src/workers/heartbeat') as Modules['heartbeat'],
     config: require('../../src/config') as Modules['config'],
+    apiKey: require('../../src/models/ApiKey') as Modules['apiKey'],
   }));
   await m.testDatabase.setupTestDatabase();
   pipeline = await m.pipeline.startPipeline();
@@ -128,6 +130,15 @@ describe('on a Redis Cluster with the message stream in shards', () => {
     const shard = m.queue.shardOf({ userId: business.tenant.userId, phoneNumberId: business.whatsapp.id, customerId: customer });
     const dead = await m.redis.getRedis().xrange(m.queue.deadLetterStream(shard), '-', '+');
     expect(dead.map(([, fields]) => fields)).toContainEqual(expect.arrayContaining(['customer_id', customer]));
+  });
+
+  it("when a tenant calls the API, then its rate-limit counter lives on the cluster (the store's scripts loaded on every master)", async () => {
+    const business = await m.pipeline.createBusiness(pipeline.app);
+    const apiKey = business.tenant.auth.Authorization.slice('Bearer '.length);
+
+    const hits = await m.redis.getRedis().get(`ratelimit:key:${m.apiKey.hashApiKey(apiKey)}`);
+
+    expect(Number(hits)).toBeGreaterThanOrEqual(3);
   });
 
   it('when a worker beats, then its heartbeat and metrics are written together and read back', async () => {
