@@ -1,5 +1,7 @@
 /**
- * A message worker: one member of the `message-workers` consumer group on `stream:messages`.
+ * A message worker: one member of the `message-workers` consumer group on every shard of the
+ * message stream (STREAM_SHARDS; one blocking read per shard, as one XREADGROUP cannot span
+ * the hash slots of a Redis Cluster).
  * It serves up to WORKER_CONCURRENCY conversations at once (async I/O, one task each), never one
  * conversation twice at once (a Redis lease per conversation), and loses nothing when killed:
  * an entry is acknowledged only once its conversation owes nothing, so a dead worker's entries
@@ -8,13 +10,13 @@
  * accepts them there); the worker a nudge reaches files them into their conversation first.
  */
 import { hostname } from 'node:os';
-import type Redis from 'ioredis';
+import type { RedisClient as Redis } from '../utils/redis';
 import { config } from '../config';
 import { logger } from '../utils/logger';
 import { runWithContext } from '../utils/context';
 import { createBlockingRedis, getRedis } from '../utils/redis';
 import { conversationLease, markConversationDirty } from '../utils/locks';
-import { CONSUMER_GROUPS, STREAMS, isInboxNudge, parseNudge, prefixedKey, type ConversationNudge, type Nudge } from '../utils/queue';
+import { CONSUMER_GROUPS, isInboxNudge, messageStream, parseNudge, prefixedKey, type ConversationNudge, type Nudge } from '../utils/queue';
 import { replyMetrics } from '../utils/metrics';
 import { getOpenAIService, type OpenAIService } from '../services/openaiService';
 import { graphClient, type GraphClient } from '../services/metaGraphService';
@@ -32,6 +34,8 @@ export interface MessageWorkerOptions {
   /** How long one XREADGROUP blocks; bounds how fast `close()` stops intake. */
   blockMs?: number;
   consumerName?: string;
+  /** How many shards the message stream has (STREAM_SHARDS). */
+  shards?: number;
   openai?: OpenAIService;
   graph?: GraphClient;
 }
@@ -49,14 +53,19 @@ export class MessageWorker implements WorkerProcess {
   private readonly blockMs: number;
   private readonly openai: OpenAIService;
   private readonly graph: GraphClient;
+  private readonly shards: number;
   private readonly redis: Redis = getRedis();
-  private blocking?: Redis;
+  /** One blocking connection per shard: a blocked read holds its connection (its node's, on a cluster). */
+  private blocking: Redis[] = [];
   private readonly inFlight = new Set<Promise<void>>();
   private readonly timers: NodeJS.Timeout[] = [];
-  private readLoop?: Promise<void>;
+  private readLoops: Promise<void>[] = [];
   private closing?: Promise<void>;
   private handled = 0;
-  private slotFreed?: () => void;
+  /** Slots promised to reads in progress, so the shards' reads together never exceed `concurrency`. */
+  private reserved = 0;
+  /** Shard reads waiting for a free slot. */
+  private waiting = new Set<() => void>();
 
   constructor(options: MessageWorkerOptions = {}) {
     this.concurrency = options.concurrency ?? config.WORKER_CONCURRENCY;
@@ -65,33 +74,35 @@ export class MessageWorker implements WorkerProcess {
     this.maxDeliveries = options.maxDeliveries ?? config.MESSAGE_MAX_ATTEMPTS;
     this.blockMs = options.blockMs ?? 1_000;
     this.consumer = options.consumerName ?? `${hostname()}-${process.pid}`;
+    this.shards = options.shards ?? config.STREAM_SHARDS;
     this.openai = options.openai ?? getOpenAIService();
     this.graph = options.graph ?? graphClient;
   }
 
   async start(): Promise<void> {
-    this.blocking = createBlockingRedis(`message-worker:${this.consumer}`);
-    await this.ensureGroup();
-    this.readLoop = this.read();
+    const shards = Array.from({ length: this.shards }, (_, shard) => shard);
+    this.blocking = shards.map((shard) => createBlockingRedis(`message-worker:${this.consumer}:${shard}`));
+    await Promise.all(shards.map((shard) => this.ensureGroup(shard)));
+    this.readLoops = shards.map((shard) => this.read(shard));
     this.every(Math.max(100, Math.floor(this.leaseMs / 2)), () => this.reclaim());
     this.every(this.sweepIntervalMs, () => this.sweep());
     this.every(HEARTBEAT_INTERVAL_MS, () => publishHeartbeat('message', this.consumer, { inFlight: this.inFlight.size, handled: this.handled }));
     void publishHeartbeat('message', this.consumer, { inFlight: 0, handled: 0 }).catch(heartbeatFailed);
-    logger.info({ consumer: this.consumer, concurrency: this.concurrency }, 'message worker reading');
+    logger.info({ consumer: this.consumer, concurrency: this.concurrency, shards: this.shards }, 'message worker reading');
   }
 
   /**
    * Idempotent: stops the timers and reading, lets in-flight conversations finish. The blocking
-   * connection is disconnected first: a read blocked in XREADGROUP then fails at once (and the
+   * connections are disconnected first: a read blocked in XREADGROUP then fails at once (and the
    * loop, seeing the worker closing, stops) instead of holding shutdown for up to `blockMs`.
    * In-flight turns use the shared connection, so they drain unaffected.
    */
   close(): Promise<void> {
     this.closing ??= (async () => {
       for (const timer of this.timers) clearInterval(timer);
-      this.blocking?.disconnect();
-      this.slotFreed?.();
-      await this.readLoop;
+      for (const connection of this.blocking) connection.disconnect();
+      this.wakeReaders();
+      await Promise.all(this.readLoops);
       await Promise.allSettled([...this.inFlight]);
       logger.info({ consumer: this.consumer, handled: this.handled }, 'message worker closed');
     })();
@@ -115,69 +126,96 @@ export class MessageWorker implements WorkerProcess {
     this.timers.push(timer);
   }
 
-  private async ensureGroup(): Promise<void> {
+  private async ensureGroup(shard: number): Promise<void> {
     try {
       // From the start of the stream: nudges written before any worker existed still count.
-      await this.redis.xgroup('CREATE', prefixedKey(this.redis, STREAMS.messages), CONSUMER_GROUPS.messages, '0', 'MKSTREAM');
+      await this.redis.xgroup('CREATE', prefixedKey(this.redis, messageStream(shard)), CONSUMER_GROUPS.messages, '0', 'MKSTREAM');
     } catch (error) {
       if (!/BUSYGROUP/.test(String((error as Error).message))) throw error;
     }
   }
 
-  private async read(): Promise<void> {
+  private get free(): number {
+    return this.concurrency - this.inFlight.size - this.reserved;
+  }
+
+  private wakeReaders(): void {
+    const waiting = [...this.waiting];
+    this.waiting.clear();
+    for (const wake of waiting) wake();
+  }
+
+  /**
+   * Reads one shard. Each read takes its share of the free slots (split between the shards not
+   * reading at the moment), so the shards together never hand this worker more than
+   * `concurrency` conversations, and no shard is starved while another blocks with every slot.
+   */
+  private async read(shard: number): Promise<void> {
     while (!this.isClosing) {
-      const free = this.concurrency - this.inFlight.size;
-      if (free <= 0) {
-        await new Promise<void>((resolve) => (this.slotFreed = resolve));
+      if (this.free <= 0) {
+        await new Promise<void>((resolve) => this.waiting.add(resolve));
         continue;
       }
+      const idleShards = Math.max(1, this.shards - this.reading);
+      const count = Math.max(1, Math.floor(this.free / idleShards));
+      this.reserved += count;
+      this.reading++;
       try {
-        const reply = (await this.blocking!.xreadgroup(
+        const reply = (await this.blocking[shard]!.xreadgroup(
           'GROUP', CONSUMER_GROUPS.messages, this.consumer,
-          'COUNT', free, 'BLOCK', this.blockMs,
-          'STREAMS', STREAMS.messages, '>',
+          'COUNT', count, 'BLOCK', this.blockMs,
+          'STREAMS', messageStream(shard), '>',
         )) as [string, StreamEntry[]][] | null;
-        for (const [, entries] of reply ?? []) for (const entry of entries) this.dispatch(entry);
+        this.release(count);
+        for (const [, entries] of reply ?? []) for (const entry of entries) this.dispatch(shard, entry);
       } catch (error) {
+        this.release(count);
         if (this.isClosing) break;
         // Redis restarted empty: the group is gone with the stream. Recreate and carry on;
         // the sweeper re-queues what the lost entries named.
-        if (isNoGroup(error)) await this.ensureGroup().catch(() => undefined);
+        if (isNoGroup(error)) await this.ensureGroup(shard).catch(() => undefined);
         else {
-          logger.warn({ err: { message: (error as Error).message } }, 'stream read failed; retrying');
+          logger.warn({ err: { message: (error as Error).message }, shard }, 'stream read failed; retrying');
           await new Promise((resolve) => setTimeout(resolve, 1_000));
         }
       }
     }
   }
 
-  private dispatch([id, fields]: StreamEntry): void {
-    const task = this.handle(id, fields).finally(() => {
+  /** Shard reads in progress. */
+  private reading = 0;
+
+  private release(count: number): void {
+    this.reserved -= count;
+    this.reading--;
+    this.wakeReaders();
+  }
+
+  private dispatch(shard: number, [id, fields]: StreamEntry): void {
+    const task = this.handle(shard, id, fields).finally(() => {
       this.inFlight.delete(task);
       this.handled++;
-      const wake = this.slotFreed;
-      this.slotFreed = undefined;
-      wake?.();
+      this.wakeReaders();
     });
     this.inFlight.add(task);
   }
 
-  private async ack(id: string): Promise<void> {
-    await this.redis.xack(STREAMS.messages, CONSUMER_GROUPS.messages, id);
+  private async ack(shard: number, id: string): Promise<void> {
+    await this.redis.xack(messageStream(shard), CONSUMER_GROUPS.messages, id);
   }
 
-  private async handle(id: string, fields: string[]): Promise<void> {
+  private async handle(shard: number, id: string, fields: string[]): Promise<void> {
     const nudge = parseNudge(fields);
     if (!nudge) {
       logger.warn({ entry: id }, 'malformed stream entry dropped');
-      await this.ack(id).catch(() => undefined);
+      await this.ack(shard, id).catch(() => undefined);
       return;
     }
     replyMetrics.turnLag.observe(Math.max(0, Date.now() - Number(id.split('-')[0])) / 1000);
     await runWithContext({ requestId: nudge.requestId ?? id, userId: nudge.userId }, async () => {
       try {
         const done = await this.serveNudge(nudge);
-        if (done) await this.ack(id);
+        if (done) await this.ack(shard, id);
       } catch (error) {
         // Left unacknowledged: XAUTOCLAIM hands it to a worker again after the lease.
         logger.error({ err: error, ...nudgeLog(nudge) }, 'conversation failed unexpectedly; will retry');
@@ -237,20 +275,27 @@ export class MessageWorker implements WorkerProcess {
    * often are dead-lettered instead (services/deliveryPolicy.ts).
    */
   private async reclaim(): Promise<void> {
+    for (let shard = 0; shard < this.shards; shard++) await this.reclaimShard(shard);
+  }
+
+  private async reclaimShard(shard: number): Promise<void> {
+    const stream = messageStream(shard);
     const pending = (await this.redis.xpending(
-      STREAMS.messages, CONSUMER_GROUPS.messages, 'IDLE', this.leaseMs, '-', '+', 100,
+      stream, CONSUMER_GROUPS.messages, 'IDLE', this.leaseMs, '-', '+', 100,
     )) as [string, string, number, number][];
     for (const [id, , , deliveries] of pending) {
       if (!isPoison(deliveries, this.maxDeliveries)) continue;
-      await deadLetter(id, deliveries, this.redis);
-      await this.ack(id);
+      await deadLetter(shard, id, deliveries, this.redis);
+      await this.ack(shard, id);
     }
+    // Slots reserved by blocked reads do not count: those reads may well return nothing, and a
+    // claim waiting on them would wait forever while the shards are quiet.
     const free = this.concurrency - this.inFlight.size;
     if (free <= 0 || this.isClosing) return;
     const [, entries] = (await this.redis.xautoclaim(
-      STREAMS.messages, CONSUMER_GROUPS.messages, this.consumer, this.leaseMs, '0-0', 'COUNT', free,
+      stream, CONSUMER_GROUPS.messages, this.consumer, this.leaseMs, '0-0', 'COUNT', free,
     )) as [string, (StreamEntry | null)[]];
-    for (const entry of entries) if (entry) this.dispatch(entry);
+    for (const entry of entries) if (entry) this.dispatch(shard, entry);
   }
 
   /**

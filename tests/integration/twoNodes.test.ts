@@ -10,7 +10,7 @@ import path from 'node:path';
 import { config } from '../../src/config';
 import { closeDatabase, db } from '../../src/utils/database';
 import { closeRedis, getRedis } from '../../src/utils/redis';
-import { CONSUMER_GROUPS, STREAMS } from '../../src/utils/queue';
+import { CONSUMER_GROUPS, messageStream } from '../../src/utils/queue';
 import { postSignedWebhook, whatsappTextWebhook } from '../../scripts/simulate';
 import { freePort, productEnv, ROOT, runNpmScript, type RunningProcess } from '../fixtures/processes';
 import { eventually, messagesOf } from '../fixtures/pipeline';
@@ -132,7 +132,7 @@ describe('two nodes sharing one Postgres and one Redis', () => {
     await openai.waitFor(() => openai.inFlight() === CUSTOMERS, 15_000);
 
     // On each node, SIGKILL the message worker holding the most unacknowledged entries.
-    const [, , , consumers] = (await getRedis().xpending(STREAMS.messages, CONSUMER_GROUPS.messages)) as [number, string, string, [string, string][]];
+    const [, , , consumers] = (await getRedis().xpending(messageStream(0), CONSUMER_GROUPS.messages)) as [number, string, string, [string, string][]];
     const pendingOf = (pid: number) => Number(consumers?.find(([name]) => name.endsWith(`-${pid}`))?.[1] ?? 0);
     let killedWithWork = 0;
     for (const node of nodes) {
