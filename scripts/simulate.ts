@@ -77,6 +77,8 @@ export interface WhatsAppStatusInput {
   recipientId?: string | undefined;
   /** A Meta error code, sent as `errors[]` (as Meta does on `failed`). */
   errorCode?: number | undefined;
+  /** Echoed back as Meta does when the send carried `biz_opaque_callback_data`. */
+  bizOpaqueCallbackData?: string | undefined;
 }
 
 /** A WhatsApp status webhook: Meta telling us what happened to a message we sent. */
@@ -89,9 +91,18 @@ export function whatsappStatusWebhook(input: WhatsAppStatusInput): string {
   const errors = input.errorCode
     ? { errors: [{ code: input.errorCode, title: 'Error', message: 'Error', error_data: { details: `details of ${input.errorCode}` } }] }
     : {};
+  const callback = input.bizOpaqueCallbackData === undefined ? {} : { biz_opaque_callback_data: input.bizOpaqueCallbackData };
   return whatsappWebhook(input.phoneNumberId, {
     statuses: [
-      { id: input.wamid, status: input.status, timestamp: unixSeconds(), recipient_id: input.recipientId ?? '15550102030', ...pricing, ...errors },
+      {
+        id: input.wamid,
+        status: input.status,
+        timestamp: unixSeconds(),
+        recipient_id: input.recipientId ?? '15550102030',
+        ...callback,
+        ...pricing,
+        ...errors,
+      },
     ],
   });
 }

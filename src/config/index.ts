@@ -52,6 +52,25 @@ const previousEncryptionKeys = z.string().transform((value, ctx) => {
   return keys;
 });
 
+const price = z.number().finite().min(0).max(1_000_000_000);
+/** `MODEL_PRICES`: a JSON object of model name → credits per 1K input and output tokens. */
+const modelPrices = z.string().transform((value, ctx) => {
+  let json: unknown;
+  try {
+    json = JSON.parse(value);
+  } catch {
+    ctx.addIssue({ code: 'custom', message: 'must be JSON: {"<model>": {"input": <credits per 1K>, "output": <credits per 1K>}}' });
+    return z.NEVER;
+  }
+  const parsed = z.record(z.string().min(1), z.object({ input: price, output: price }).strict()).safeParse(json);
+  if (!parsed.success) {
+    const issue = parsed.error.issues[0]!;
+    ctx.addIssue({ code: 'custom', message: `${issue.path.join('.') || 'value'}: ${issue.message}` });
+    return z.NEVER;
+  }
+  return parsed.data as Readonly<Record<string, { readonly input: number; readonly output: number }>>;
+});
+
 /** Names Express's `trust proxy` accepts besides addresses and subnets. */
 const PROXY_NAMES = new Set(['loopback', 'linklocal', 'uniquelocal']);
 
@@ -127,9 +146,20 @@ const schema = z.object({
   WORKER_HEALTH_PORT: integer(1, 65535).optional(),
   /** How often a worker looks for accepted messages that nobody is answering (lost nudges). */
   SWEEPER_INTERVAL_MS: integer(100, 3_600_000).default(15_000),
+  /**
+   * A send whose worker died (or got no answer) between Graph and our record is in doubt: it
+   * waits this long for Meta's status (WhatsApp, by biz_opaque_callback_data) or echo
+   * (Instagram) to say it went out, before it is sent again (CONTRACT §2).
+   */
+  SEND_IN_DOUBT_GRACE_MS: integer(0, 600_000).default(15_000),
   /** Turns a message may take (each a model call with its own retries) before it is failed. */
   MESSAGE_MAX_ATTEMPTS: integer(1, 100).default(8),
   CREDITS_PER_1K_TOKENS: integer(0, 1_000_000_000).default(1000),
+  /**
+   * Per-model prices, JSON `{ "<model>": { "input": <credits per 1K prompt tokens>, "output": <credits
+   * per 1K completion tokens> } }`; when set, agents may use only these models (CONTRACT §2).
+   */
+  MODEL_PRICES: modelPrices.default({}),
   RATE_LIMIT_PER_MINUTE: integer(1, 1_000_000).default(600),
   /** Whether (and which) `X-Forwarded-For` entries name the client: Express's `trust proxy`. */
   TRUST_PROXY: trustProxy.default(false),

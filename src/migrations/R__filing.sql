@@ -105,13 +105,15 @@ BEGIN
 END $$;
 
 -- Records a message the business sent from outside our API (an Instagram echo). Our own
--- sends echo back too: those are recognised by their id, or, when the echo outruns the
--- worker's commit of that id, by matching an unsent reply's text. A human's message pauses
--- the bot for the conversation (record_human_message; CONTRACT §4.6).
+-- sends echo back too: those are recognised by their id, or, when the echo comes before any
+-- worker recorded that id (the sender died, or is slow), as a part of ours in doubt with the
+-- same text, within p_grace_ms of its send (settle_part_by_echo, R__sending.sql), which it
+-- settles. Any other echo is a human's message, and pauses the bot for the conversation
+-- (record_human_message; CONTRACT §4.6).
 -- outcome: 'unknown_account' | 'duplicate' | 'own_echo' | 'recorded'.
 CREATE OR REPLACE FUNCTION ingest_business_echo(
   p_channel text, p_account_id text, p_customer_id text, p_external_id text,
-  p_type text, p_text text, p_payload jsonb, p_external_ts timestamptz)
+  p_type text, p_text text, p_payload jsonb, p_external_ts timestamptz, p_grace_ms integer)
 RETURNS TABLE (outcome text, user_id uuid, conversation_id uuid, message_id uuid)
 LANGUAGE plpgsql AS $$
 DECLARE
@@ -134,18 +136,17 @@ BEGIN
   conversation := found_conversation.conversation;
   -- A conversation created just now has no reply of ours to recognise.
   IF found_conversation.held_sequence_no IS NULL THEN
-    SELECT m.id INTO own_id FROM messages m
-     WHERE m.conversation_id = conversation.id AND m.direction = 'outbound' AND m.author IN ('agent', 'human')
-       AND (
-         -- A later part of a reply split in several: only the first part's id is external_id.
-         (m.payload -> 'external_ids') ? p_external_id
-         -- Graph answered, but the worker has not stored the id yet.
-         OR (m.external_id IS NULL AND m.status IN ('queued', 'sent')
-             AND p_text IS NOT NULL AND p_text <> '' AND position(p_text IN m.text) > 0
-             AND m.created_at > now() - interval '10 minutes')
-       )
-     ORDER BY m.sequence_no DESC LIMIT 1;
-    IF FOUND THEN
+    own_id := echoed_part_message(conversation.id, p_channel, p_external_id);
+    IF own_id IS NULL AND p_text IS NOT NULL THEN
+      own_id := settle_part_by_echo(conversation.id, p_channel, p_external_id, p_text, p_grace_ms);
+      -- The sending worker may have stored this very id since the first look: its update and
+      -- ours race on the part's row, and ours then finds the part no longer in doubt. Taking
+      -- our own echo for a human's would pause the bot and hold an id the reply needs.
+      IF own_id IS NULL THEN
+        own_id := echoed_part_message(conversation.id, p_channel, p_external_id);
+      END IF;
+    END IF;
+    IF own_id IS NOT NULL THEN
       RETURN QUERY SELECT 'own_echo', num.user_id, conversation.id, own_id;
       RETURN;
     END IF;

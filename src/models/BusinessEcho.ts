@@ -24,13 +24,17 @@ const UNIQUE_VIOLATION = '23505';
 
 export type BusinessEchoFields = Omit<InboxEvent, 'customer_name' | 'answerable'>;
 
-/** Records a business echo; a race lost to a concurrent delivery of the same echo is `duplicate`. */
-export async function ingestBusinessEcho(fields: BusinessEchoFields, client: Queryable = db): Promise<IngestResult> {
+/**
+ * Records a business echo; a race lost to a concurrent delivery of the same echo is `duplicate`.
+ * An echo with the text of a part of ours in doubt, sent less than `graceMs` ago, is that part
+ * coming back (`own_echo`, and the part is settled).
+ */
+export async function ingestBusinessEcho(fields: BusinessEchoFields, graceMs: number, client: Queryable = db): Promise<IngestResult> {
   try {
     const { rows } = await client.query<Omit<IngestResult, 'status'>>(
       `SELECT outcome, user_id AS "userId", conversation_id AS "conversationId", message_id AS "messageId"
-         FROM ingest_business_echo($1, $2, $3, $4, $5, $6, $7, $8)`,
-      [fields.channel, fields.account_id, fields.customer_id, fields.external_id, fields.type, fields.text, fields.payload, fields.timestamp],
+         FROM ingest_business_echo($1, $2, $3, $4, $5, $6, $7, $8, $9)`,
+      [fields.channel, fields.account_id, fields.customer_id, fields.external_id, fields.type, fields.text, fields.payload, fields.timestamp, graceMs],
     );
     return { ...rows[0]!, status: null };
   } catch (error) {

@@ -25,3 +25,25 @@ export async function applyOutboundStatus(
   );
   return (rowCount ?? 0) > 0;
 }
+
+/**
+ * A status whose biz_opaque_callback_data names one of our parts settles it with Meta's id and
+ * status (settle_part_by_status, R__sending.sql), even when its worker died before recording
+ * the id. Routed like the message: only a part sent from the number the status came for.
+ * False when no such part is waiting for it.
+ */
+export async function settlePartByStatus(
+  channel: string,
+  accountId: string,
+  part: { messageId: string; partNo: number },
+  externalId: string,
+  status: 'sent' | 'delivered' | 'read' | 'failed',
+  error: { code: string; message: string } | null,
+  client: Queryable = db,
+): Promise<boolean> {
+  const { rows } = await client.query<{ settled: boolean }>(
+    `SELECT settle_part_by_status($1, $2, $3, $4, $5, $6, $7, $8) AS settled`,
+    [channel, accountId, part.messageId, part.partNo, externalId, status, error?.code ?? null, error?.message ?? null],
+  );
+  return rows[0]?.settled ?? false;
+}

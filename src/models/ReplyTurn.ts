@@ -202,6 +202,26 @@ export async function beginReplyAttempt(
 }
 
 // ---------------------------------------------------------------------------------------------
+// Holding credits for the model call (guarantee 14)
+
+/**
+ * Holds `amount` credits for this turn's model call (hold_credits, R__credits.sql): only when
+ * the tenant's balance minus its unexpired holds covers it, under the tenant's row lock, so
+ * concurrent turns of one tenant each see the others' holds. Returns the hold's id, or null
+ * (nothing held) when the balance cannot cover it. The hold lapses after `ttlMs` unless settled
+ * (recordReply) or released (releaseHold) first: only a crashed worker leaves one that long.
+ */
+export async function holdCredits(userId: string, conversationId: string, amount: number, ttlMs: number, client: Queryable = db): Promise<string | null> {
+  const { rows } = await client.query<{ id: string | null }>(`SELECT hold_credits($1, $2, $3, $4) AS id`, [userId, amount, conversationId, ttlMs]);
+  return rows[0]?.id ?? null;
+}
+
+/** Releases a hold whose model call failed or whose reply was not recorded; a settled or expired one is a no-op. */
+export async function releaseHold(userId: string, holdId: string, client: Queryable = db): Promise<void> {
+  await client.query(`DELETE FROM credit_holds WHERE user_id = $1 AND id = $2`, [userId, holdId]);
+}
+
+// ---------------------------------------------------------------------------------------------
 // Recording the reply
 
 export interface ReplyToRecord {
@@ -212,6 +232,8 @@ export interface ReplyToRecord {
   replyToMessageId: string;
   cost: number;
   tokens: number;
+  /** The turn's credit hold, settled (deleted) in the same statement as the charge. */
+  holdId?: string | null;
 }
 
 export type RecordedReply = { outcome: 'recorded'; reply: Message; charged: number } | { outcome: 'paused_or_archived' };
@@ -228,8 +250,8 @@ export const ANSWERED_ELSEWHERE = 'MC001';
 export async function recordReply(userId: string, conversationId: string, reply: ReplyToRecord, client: Queryable = db): Promise<RecordedReply> {
   const { rows } = await client.query<Message & { outcome: 'recorded' | 'paused_or_archived'; charged: string }>(
     `SELECT outcome, charged, ${MESSAGE_COLUMNS}
-       FROM (SELECT r.outcome, r.charged, (r.reply).* FROM record_reply($1, $2, $3::uuid[], $4, $5, $6, $7) r) recorded`,
-    [userId, conversationId, reply.answered, reply.text, reply.replyToMessageId, reply.cost, reply.tokens],
+       FROM (SELECT r.outcome, r.charged, (r.reply).* FROM record_reply($1, $2, $3::uuid[], $4, $5, $6, $7, $8) r) recorded`,
+    [userId, conversationId, reply.answered, reply.text, reply.replyToMessageId, reply.cost, reply.tokens, reply.holdId ?? null],
   );
   const { outcome, charged, ...message } = rows[0]!;
   return outcome === 'recorded' ? { outcome, reply: message, charged: Number(charged) } : { outcome };
@@ -272,30 +294,83 @@ export async function failPendingInbound(
   return rowCount ?? 0;
 }
 
-/** Graph accepted every part: the first part's id is the message's id, all of them are kept. */
+/**
+ * Graph accepted every part: the first part's id is the message's id, all of them are kept.
+ * A status Meta reported for the first part while the message waited (a part settled by its
+ * status after its worker died) is taken over, so the message does not lag behind Meta.
+ */
 export async function markOutboundSent(userId: string, id: string, externalIds: string[], client: Queryable = db): Promise<void> {
   await client.query(
-    `UPDATE messages
-        SET status = 'sent', external_id = $3, updated_at = now(),
+    `WITH reported AS (
+       SELECT meta_status, error_code, error_message FROM outbound_parts
+        WHERE user_id = $1 AND message_id = $2 AND part_no = 0 AND external_id = $3
+          AND outbound_status_rank(meta_status) > outbound_status_rank('sent')
+     )
+     UPDATE messages
+        SET status = COALESCE((SELECT meta_status FROM reported), 'sent'),
+            error_code = COALESCE((SELECT COALESCE(error_code, 'unknown') FROM reported WHERE meta_status = 'failed'), error_code),
+            error_message = COALESCE((SELECT error_message FROM reported WHERE meta_status = 'failed'), error_message),
+            external_id = $3, updated_at = now(),
             payload = COALESCE(payload, '{}'::jsonb) - 'send_progress' || jsonb_build_object('external_ids', $4::jsonb)
       WHERE user_id = $1 AND id = $2 AND status = 'queued'`,
     [userId, id, externalIds[0] ?? null, JSON.stringify(externalIds)],
   );
 }
 
-/** Parts already delivered of a split message, so a retry never sends them again. */
-export async function saveSendProgress(
+// ---------------------------------------------------------------------------------------------
+// One part at a time (outbound_parts; the rules are in R__sending.sql)
+
+/** What claim_outbound_part found for a part about to be sent; see its comment for each outcome. */
+export type PartClaim =
+  | { outcome: 'claimed' | 'resent_after_grace' }
+  | { outcome: 'settled' | 'settled_by_status' | 'settled_by_echo'; externalId: string }
+  | { outcome: 'in_doubt'; waitMs: number };
+
+/**
+ * Marks a part `sending` for this attempt, in its own commit, before it goes to Graph; or says
+ * why it must not go (Meta has it), or not yet (another attempt left it in doubt less than
+ * `graceMs` ago).
+ */
+export async function claimOutboundPart(
   userId: string,
-  id: string,
-  progress: { nextPart: number; externalIds: string[] },
+  messageId: string,
+  partNo: number,
+  text: string,
+  token: string,
+  graceMs: number,
+  client: Queryable = db,
+): Promise<PartClaim> {
+  const { rows } = await client.query<{ outcome: PartClaim['outcome']; externalId: string | null; waitMs: number }>(
+    `SELECT outcome, external_id AS "externalId", wait_ms AS "waitMs" FROM claim_outbound_part($1, $2, $3, $4, $5, $6)`,
+    [userId, messageId, partNo, text, token, graceMs],
+  );
+  const { outcome, externalId, waitMs } = rows[0]!;
+  if (outcome === 'in_doubt') return { outcome, waitMs };
+  if (outcome === 'claimed' || outcome === 'resent_after_grace') return { outcome };
+  return { outcome, externalId: externalId! };
+}
+
+/** Graph answered this attempt with Meta's id: the part is sent, and nobody was in doubt about it. */
+export async function recordPartSent(
+  userId: string,
+  messageId: string,
+  partNo: number,
+  externalId: string,
   client: Queryable = db,
 ): Promise<void> {
   await client.query(
-    `UPDATE messages
-        SET payload = COALESCE(payload, '{}'::jsonb) || jsonb_build_object('send_progress', $3::jsonb, 'external_ids', $4::jsonb),
-            attempts = attempts + 1, updated_at = now()
-      WHERE user_id = $1 AND id = $2`,
-    [userId, id, JSON.stringify(progress), JSON.stringify(progress.externalIds)],
+    `UPDATE outbound_parts
+        SET status = 'sent', external_id = $4, settled_by = 'answer', doubt_reported = true, updated_at = now()
+      WHERE user_id = $1 AND message_id = $2 AND part_no = $3`,
+    [userId, messageId, partNo, externalId],
+  );
+}
+
+/** Graph said no to this attempt: Meta does not have the part, so the next attempt is not in doubt. */
+export async function releasePart(userId: string, messageId: string, partNo: number, token: string, client: Queryable = db): Promise<void> {
+  await client.query(
+    `DELETE FROM outbound_parts WHERE user_id = $1 AND message_id = $2 AND part_no = $3 AND attempt_token = $4 AND status = 'sending'`,
+    [userId, messageId, partNo, token],
   );
 }
 

@@ -30,9 +30,18 @@ export interface SendTextInput {
   replyToExternalId?: string;
   /**
    * Index of the first part to send, to resume after a `GraphError` whose `sentExternalIds` were
-   * already delivered (pass its `nextPart`). Splitting is deterministic, so indexes are stable.
+   * already delivered (pass its `nextPart`). Splitting is deterministic (`splitForChannel`), so
+   * indexes are stable.
    */
   fromPart?: number;
+  /** Index after the last part to send; all of them by default. `fromPart: k, toPart: k + 1` sends part k alone. */
+  toPart?: number;
+  /**
+   * WhatsApp only: `biz_opaque_callback_data` for each part, which Meta echoes in that part's
+   * status webhooks (Meta: WhatsApp Cloud API › Messages › Send messages; at most 512
+   * characters). Ignored on Instagram, whose sends carry no such field.
+   */
+  callbackData?: (partIndex: number) => string;
 }
 
 export interface SendTextResult {
@@ -169,6 +178,12 @@ export class GraphError extends Error {
   /** `fromPart` for the retry that sends only what is left. */
   readonly nextPart: number;
   readonly totalParts: number;
+  /**
+   * Whether Meta may have accepted the failed part all the same: no answer (a timeout, a
+   * connection lost after the request left), or a 2xx we could not read. False when Meta
+   * answered with an error, or the request never left (refused, unresolvable host, bad input).
+   */
+  readonly mayBeAccepted: boolean;
 
   constructor(message: string, init: GraphErrorInit) {
     super(message, init.cause === undefined ? undefined : { cause: init.cause });
@@ -195,6 +210,8 @@ export class GraphError extends Error {
     this.sentExternalIds = init.sentExternalIds ?? [];
     this.nextPart = init.nextPart ?? 0;
     this.totalParts = init.totalParts ?? 0;
+    this.mayBeAccepted =
+      init.kind === 'timeout' || init.kind === 'invalid_response' || (init.kind === 'network' && !neverLeft(init.cause));
   }
 
   /** A copy that also records the parts already sent, for a failure in the middle of a split reply. */
@@ -216,6 +233,14 @@ export class GraphError extends Error {
     copy.stack = this.stack;
     return copy;
   }
+}
+
+/** Connection errors raised before a byte of the request can have reached Meta. */
+const NEVER_LEFT_CODES: ReadonlySet<string> = new Set(['ECONNREFUSED', 'ENOTFOUND', 'EAI_AGAIN', 'EHOSTUNREACH', 'ENETUNREACH']);
+
+function neverLeft(cause: unknown): boolean {
+  const code = (cause as { code?: unknown } | null | undefined)?.code;
+  return typeof code === 'string' && NEVER_LEFT_CODES.has(code);
 }
 
 /**
@@ -407,8 +432,9 @@ export function createGraphClient(options: GraphClientOptions = {}): GraphClient
 
   async function sendText(input: SendTextInput): Promise<SendTextResult> {
     const { channel, accountId, accessToken, to } = input;
-    const parts = splitText(input.text, CHANNEL_TEXT_LIMITS[channel]);
+    const parts = splitForChannel(channel, input.text);
     const fromPart = input.fromPart ?? 0;
+    const toPart = input.toPart ?? parts.length;
     if (parts.length === 0) {
       throw new GraphError(`Graph ${channel} send refused: the text is empty`, { kind: 'invalid_request', channel });
     }
@@ -419,12 +445,19 @@ export function createGraphClient(options: GraphClientOptions = {}): GraphClient
         totalParts: parts.length,
       });
     }
+    if (!Number.isInteger(toPart) || toPart <= fromPart || toPart > parts.length) {
+      throw new GraphError(`Graph ${channel} send refused: toPart ${toPart} is outside ${fromPart + 1}..${parts.length}`, {
+        kind: 'invalid_request',
+        channel,
+        totalParts: parts.length,
+      });
+    }
 
     const externalIds: string[] = [];
     const sentParts: string[] = [];
     // Sequential on purpose: Meta keeps the order in which it accepted the calls, and a reader
     // must see part 2 after part 1.
-    for (let index = fromPart; index < parts.length; index++) {
+    for (let index = fromPart; index < toPart; index++) {
       const part = parts[index] as string;
       const body =
         channel === 'whatsapp'
@@ -436,6 +469,7 @@ export function createGraphClient(options: GraphClientOptions = {}): GraphClient
               text: { preview_url: false, body: part },
               // Quoting every part would repeat the same bubble; the first one anchors the reply.
               ...(index === 0 && input.replyToExternalId ? { context: { message_id: input.replyToExternalId } } : {}),
+              ...(input.callbackData ? { biz_opaque_callback_data: input.callbackData(index) } : {}),
             }
           : { recipient: { id: to }, message: { text: part } };
       const what = parts.length > 1 ? `send (part ${index + 1}/${parts.length})` : 'send';
@@ -489,6 +523,28 @@ export function createGraphClient(options: GraphClientOptions = {}): GraphClient
   }
 
   return { sendText, markRead };
+}
+
+/**
+ * What our WhatsApp sends put in `biz_opaque_callback_data`: the outbound message and part they
+ * carry, so that Meta's status webhooks name the part even when its worker died before it
+ * could record Meta's id (issue 19). Meta returns the string untouched.
+ */
+export function partCallbackData(messageId: string, partNo: number): string {
+  return `out:${messageId}:${partNo}`;
+}
+
+const PART_CALLBACK = /^out:([0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}):(\d{1,5})$/;
+
+/** The part a status's `biz_opaque_callback_data` names, or null when it is not one of ours. */
+export function parsePartCallbackData(value: string | null | undefined): { messageId: string; partNo: number } | null {
+  const match = value ? PART_CALLBACK.exec(value) : null;
+  return match ? { messageId: match[1]!, partNo: Number(match[2]) } : null;
+}
+
+/** The parts `sendText` sends a text as, in order: the channel's limit, split the same way every time. */
+export function splitForChannel(channel: Channel, text: string): string[] {
+  return splitText(text, CHANNEL_TEXT_LIMITS[channel]);
 }
 
 function readExternalId(channel: Channel, body: unknown): string | null {

@@ -146,6 +146,11 @@ export interface NormalizedStatus {
   recipientId: string | null;
   recipientUserId: string | null;
   errors: MetaError[];
+  /**
+   * `biz_opaque_callback_data`, echoed from our send (Meta: WhatsApp Cloud API › Webhooks ›
+   * Reference › messages › status): it names our message even when its wamid was never stored.
+   */
+  bizOpaqueCallbackData: string | null;
   /** `wa|<wamid>|<status>` (see `NormalizedMessage.dedupeKey`). */
   dedupeKey: string;
 }

@@ -5,28 +5,35 @@
  * step, so a worker killed anywhere leaves work the next one finishes without answering twice.
  *
  * The reply is committed (with its charge, and the customer messages marked answered) BEFORE
- * it goes to Graph, as a queued outbound message; sending moves it to `sent`. A crash between
- * Graph's 200 and that update is the only window in which a reply can go out twice.
+ * it goes to Graph, as a queued outbound message; sending moves it to `sent`. Each part is
+ * marked `sending` in its own commit before it goes, so a worker killed between Graph's answer
+ * and its record leaves the part in doubt, not forgotten: the next one waits
+ * SEND_IN_DOUBT_GRACE_MS for Meta's status or echo to settle it before sending it again.
  */
+import { randomUUID } from 'node:crypto';
 import { config } from '../config';
 import { logger } from '../utils/logger';
 import { withTransaction } from '../utils/database';
 import { abortableSleep } from '../utils/retry';
-import { costForTokens } from './creditService';
+import { costForUsage, holdTtlMs } from './creditService';
 import type { OpenAIService } from './openaiService';
 import { ModelError } from './modelErrors';
-import { buildChatMessages } from './chatPrompt';
-import { GraphError, retryDelayMs, type GraphClient } from './metaGraphService';
+import { buildChatMessages, estimatePromptTokens } from './chatPrompt';
+import { GraphError, partCallbackData, retryDelayMs, splitForChannel, type GraphClient } from './metaGraphService';
 import { insertMessage, type Message } from '../models/Message';
 import {
   ANSWERED_ELSEWHERE,
   beginReplyAttempt,
+  claimOutboundPart,
+  holdCredits,
   loadOwedWork,
   markInboundStatus,
   markOutboundFailed,
   markOutboundSent,
+  recordPartSent,
   recordReply,
-  saveSendProgress,
+  releaseHold,
+  releasePart,
   type RecordedReply,
   type StoredReplyContext,
 } from '../models/ReplyTurn';
@@ -44,6 +51,8 @@ export interface ReplyDeps {
   /** Aborted when the worker loses the conversation's lease or shuts down. */
   signal: AbortSignal;
   now?: () => number;
+  /** How long a part in doubt waits for Meta to settle it; SEND_IN_DOUBT_GRACE_MS by default. */
+  sendInDoubtGraceMs?: number;
 }
 
 /** Everything a turn needs to answer a conversation, the number's access token decrypted. */
@@ -61,6 +70,8 @@ function withAccessToken({ phoneNumber, ...rest }: StoredReplyContext): ReplyCon
 /** Graph sends retried in place before the turn gives up for a lease period. */
 const SEND_ATTEMPTS_IN_PLACE = 3;
 const MAX_SEND_WAIT_MS = 10_000;
+/** How often a part in doubt looks again whether Meta's status or echo settled it. */
+const IN_DOUBT_POLL_MS = 200;
 
 /** What the model reads for a message: its text, with non-text types named. */
 export function renderForModel(message: Pick<Message, 'type' | 'text'>): string | null {
@@ -122,45 +133,62 @@ export async function serveConversation(userId: string, conversationId: string, 
       maxPromptTokens: agent.maxPromptTokens,
     });
 
-    let completion;
-    const modelTimer = replyMetrics.modelLatency.startTimer();
+    // Guarantee 14: hold the dearest outcome (the prompt as estimated plus max_tokens, at the
+    // model's price) before calling; concurrent turns of the tenant see each other's holds, so
+    // credits for one reply buy one model call, however many conversations ask at once.
+    const holdId = await holdCredits(userId, conversationId, costForUsage(agent.model, estimatePromptTokens(messages), agent.maxTokens), holdTtlMs());
+    if (holdId === null) {
+      await answerWithoutCredits(context, pending, log);
+      continue;
+    }
+    // record_reply settles the hold in the reply's transaction; any other way out releases it.
+    let settled = false;
+    let recorded: RecordedReply;
+    let tokens: number;
     try {
-      completion = await deps.openai.complete({
-        model: agent.model,
-        temperature: agent.temperature,
-        maxTokens: agent.maxTokens,
-        messages,
-        promptCacheKey: conversationId,
-        signal: deps.signal,
-      });
-    } catch (error) {
-      if (error instanceof ModelError && !error.retryable) {
-        await markInboundStatus(userId, ids, 'failed', { code: error.code, message: error.message });
-        replyMetrics.failures.inc({ reason: error.code });
-        // Not configured is not a refusal: say what is missing, as the startup warning does.
-        log.warn({ code: error.code, reason: error.message }, error.code === 'openai_not_configured' ? 'OPENAI_API_KEY is not set: no model call; messages failed' : 'model refused the turn; messages failed');
+      let completion;
+      const modelTimer = replyMetrics.modelLatency.startTimer();
+      try {
+        completion = await deps.openai.complete({
+          model: agent.model,
+          temperature: agent.temperature,
+          maxTokens: agent.maxTokens,
+          messages,
+          promptCacheKey: conversationId,
+          signal: deps.signal,
+        });
+      } catch (error) {
+        if (error instanceof ModelError && !error.retryable) {
+          await markInboundStatus(userId, ids, 'failed', { code: error.code, message: error.message });
+          replyMetrics.failures.inc({ reason: error.code });
+          // Not configured is not a refusal: say what is missing, as the startup warning does.
+          log.warn({ code: error.code, reason: error.message }, error.code === 'openai_not_configured' ? 'OPENAI_API_KEY is not set: no model call; messages failed' : 'model refused the turn; messages failed');
+          continue;
+        }
+        replyMetrics.failures.inc({ reason: error instanceof ModelError ? error.code : 'model_error' });
+        throw new RetryLater(`model call failed: ${(error as Error).message}`);
+      } finally {
+        modelTimer();
+      }
+
+      if (deps.signal.aborted) throw new RetryLater('lease lost during the model call');
+      tokens = completion.promptTokens + completion.completionTokens;
+      // Priced at the model the agent asked for (the one held for), by input and output tokens.
+      const cost = costForUsage(agent.model, completion.promptTokens, completion.completionTokens);
+      // A human may have taken over (API message, Instagram echo) or the number been relinked
+      // while the model was thinking: then no reply and no charge; the next round marks the
+      // messages ignored. If another worker answered them first (a lease that lapsed), nothing
+      // is written, and whatever is still pending is answered by the next round.
+      try {
+        recorded = await recordReply(userId, conversationId, { answered: ids, text: completion.text, replyToMessageId: newest.id, cost, tokens, holdId });
+        settled = true;
+      } catch (error) {
+        if ((error as { code?: string }).code !== ANSWERED_ELSEWHERE) throw error;
+        log.warn({ reason: 'pending messages were answered elsewhere' }, 'reply dropped');
         continue;
       }
-      replyMetrics.failures.inc({ reason: error instanceof ModelError ? error.code : 'model_error' });
-      throw new RetryLater(`model call failed: ${(error as Error).message}`);
     } finally {
-      modelTimer();
-    }
-
-    if (deps.signal.aborted) throw new RetryLater('lease lost during the model call');
-    const tokens = completion.promptTokens + completion.completionTokens;
-    const cost = costForTokens(tokens);
-    // A human may have taken over (API message, Instagram echo) or the number been relinked
-    // while the model was thinking: then no reply and no charge; the next round marks the
-    // messages ignored. If another worker answered them first (a lease that lapsed), nothing
-    // is written, and whatever is still pending is answered by the next round.
-    let recorded: RecordedReply;
-    try {
-      recorded = await recordReply(userId, conversationId, { answered: ids, text: completion.text, replyToMessageId: newest.id, cost, tokens });
-    } catch (error) {
-      if ((error as { code?: string }).code !== ANSWERED_ELSEWHERE) throw error;
-      log.warn({ reason: 'pending messages were answered elsewhere' }, 'reply dropped');
-      continue;
+      if (!settled) await releaseHoldQuietly(userId, holdId, log);
     }
     if (recorded.outcome !== 'recorded') {
       log.warn({ reason: 'the conversation was paused or archived mid-turn' }, 'reply dropped');
@@ -172,6 +200,15 @@ export async function serveConversation(userId: string, conversationId: string, 
     // Done: whatever arrived meanwhile nudged the conversation, and a nudge that finds the
     // lease taken marks it dirty, so the worker's release comes back here for another round.
     return;
+  }
+}
+
+/** A hold that cannot be released now (Postgres away) lapses at its expiry; the turn's own outcome matters more. */
+async function releaseHoldQuietly(userId: string, holdId: string, log: typeof logger): Promise<void> {
+  try {
+    await releaseHold(userId, holdId);
+  } catch (error) {
+    log.warn({ err: { message: (error as Error).message } }, 'releasing a credit hold failed; it lapses on its own');
   }
 }
 
@@ -212,14 +249,15 @@ async function markReadBestEffort(context: ReplyContext, message: Message, graph
 
 /**
  * Sends queued outbound messages of the conversation (the agent's replies, fallbacks and
- * humans' messages from the API), in the order given (oldest first). A permanent Graph error
- * fails that message with Meta's code and text; a transient one is retried in place, then
- * left for later.
+ * humans' messages from the API), in the order given (oldest first), part by part. A permanent
+ * Graph error fails that message with Meta's code and text; a transient one is retried in
+ * place, then left for later. A part Meta has already (sent before a crash, or settled by
+ * Meta since) is never sent again.
  */
 export async function sendMessages(
   context: ReplyContext,
   queued: Message[],
-  deps: Pick<ReplyDeps, 'graph' | 'signal'>,
+  deps: Pick<ReplyDeps, 'graph' | 'signal' | 'sendInDoubtGraceMs'>,
   log: typeof logger,
 ): Promise<void> {
   const { userId } = context.conversation;
@@ -229,44 +267,123 @@ export async function sendMessages(
       await markOutboundFailed(userId, message.id, { code: 'number_unavailable', message: 'The number was deleted before this message could be sent' });
       continue;
     }
-    const progress = sendProgress(message);
-    for (let attempt = 1; ; attempt++) {
-      const timer = replyMetrics.sendLatency.startTimer({ channel: message.channel });
-      try {
-        const result = await deps.graph.sendText({
-          channel: message.channel,
-          accountId: phoneNumber.externalId,
-          accessToken: phoneNumber.accessToken,
-          to: context.conversation.customerExternalId,
-          text: message.text ?? '',
-          fromPart: progress.nextPart,
-        });
-        timer();
-        const externalIds = [...progress.externalIds, ...result.externalIds];
-        await markOutboundSent(userId, message.id, externalIds);
-        replyMetrics.replies.inc({ channel: message.channel, author: message.author });
-        log.info({ message_id: message.id, parts: externalIds.length }, 'message sent');
-        break;
-      } catch (error) {
-        timer();
-        if (!(error instanceof GraphError)) throw error;
-        if (error.sentExternalIds.length > 0) {
-          progress.externalIds.push(...error.sentExternalIds);
-          progress.nextPart = error.nextPart;
-          await saveSendProgress(userId, message.id, progress);
-        }
-        if (!error.retryable) {
-          await markOutboundFailed(userId, message.id, { code: String(error.code ?? error.kind), message: error.details ?? error.message });
-          replyMetrics.failures.inc({ reason: `graph_${error.code ?? error.kind}` });
-          log.warn({ message_id: message.id, code: error.code }, 'send failed permanently');
-          break;
-        }
-        if (attempt >= SEND_ATTEMPTS_IN_PLACE || deps.signal.aborted) {
-          replyMetrics.failures.inc({ reason: `graph_${error.code ?? error.kind}` });
-          throw new RetryLater(`send failed: ${error.message}`);
-        }
-        await abortableSleep(Math.min(MAX_SEND_WAIT_MS, retryDelayMs(error, attempt)), deps.signal).catch(() => undefined);
+    const parts = splitForChannel(message.channel, message.text ?? '');
+    if (parts.length === 0) {
+      await markOutboundFailed(userId, message.id, { code: 'invalid_request', message: 'The message has no text to send' });
+      continue;
+    }
+    // Parts sent before outbound_parts existed were kept in the message's payload.
+    const legacy = legacySendProgress(message);
+    const externalIds = legacy.externalIds.slice(0, legacy.nextPart);
+    for (let index = legacy.nextPart; index < parts.length; index++) {
+      const externalId = await sendPart({ ...context, phoneNumber }, message, index, parts[index]!, deps, log);
+      if (externalId === null) break;
+      externalIds.push(externalId);
+    }
+    if (externalIds.length < parts.length) continue;
+    await markOutboundSent(userId, message.id, externalIds);
+    replyMetrics.replies.inc({ channel: message.channel, author: message.author });
+    log.info({ message_id: message.id, parts: externalIds.length }, 'message sent');
+  }
+}
+
+type SendingContext = ReplyContext & { phoneNumber: NonNullable<ReplyContext['phoneNumber']> };
+
+/**
+ * Sends one part so that Meta gets it once, as far as anyone can know: claimed (marked
+ * `sending`) in its own commit first, then posted, then recorded with Meta's id. Returns that
+ * id, or null when Graph refused the part for good (the message is failed then). Throws
+ * RetryLater when Graph keeps failing or the lease is lost.
+ */
+async function sendPart(
+  context: SendingContext,
+  message: Message,
+  index: number,
+  text: string,
+  deps: Pick<ReplyDeps, 'graph' | 'signal' | 'sendInDoubtGraceMs'>,
+  log: typeof logger,
+): Promise<string | null> {
+  const { userId } = context.conversation;
+  for (let attempt = 1; ; attempt++) {
+    const token = randomUUID();
+    const settled = await claimPart(userId, message, index, text, token, deps, log);
+    if (settled !== null) return settled;
+    const timer = replyMetrics.sendLatency.startTimer({ channel: message.channel });
+    try {
+      const result = await deps.graph.sendText({
+        channel: message.channel,
+        accountId: context.phoneNumber.externalId,
+        accessToken: context.phoneNumber.accessToken,
+        to: context.conversation.customerExternalId,
+        text: message.text ?? '',
+        fromPart: index,
+        toPart: index + 1,
+        // Meta echoes it in the part's statuses: how a status names a part whose id we never stored.
+        ...(message.channel === 'whatsapp' ? { callbackData: (part: number) => partCallbackData(message.id, part) } : {}),
+      });
+      timer();
+      const externalId = result.externalIds[0]!;
+      await recordPartSent(userId, message.id, index, externalId);
+      return externalId;
+    } catch (error) {
+      timer();
+      // Anything else (a crash of ours, Postgres gone) leaves the part `sending`: in doubt for whoever comes next.
+      if (!(error instanceof GraphError)) throw error;
+      // Meta said no, or never heard us: the next attempt is not in doubt. Otherwise it is.
+      if (!error.mayBeAccepted) await releasePart(userId, message.id, index, token);
+      if (!error.retryable) {
+        await markOutboundFailed(userId, message.id, { code: String(error.code ?? error.kind), message: error.details ?? error.message });
+        replyMetrics.failures.inc({ reason: `graph_${error.code ?? error.kind}` });
+        log.warn({ message_id: message.id, part: index, code: error.code }, 'send failed permanently');
+        return null;
       }
+      if (attempt >= SEND_ATTEMPTS_IN_PLACE || deps.signal.aborted) {
+        replyMetrics.failures.inc({ reason: `graph_${error.code ?? error.kind}` });
+        throw new RetryLater(`send failed: ${error.message}`);
+      }
+      await abortableSleep(Math.min(MAX_SEND_WAIT_MS, retryDelayMs(error, attempt)), deps.signal).catch(() => undefined);
+    }
+  }
+}
+
+/**
+ * Claims a part for this attempt. Returns Meta's id when Meta has the part already (never send
+ * it again), or null once this attempt may send it. A part another attempt left `sending` is
+ * in doubt (Graph may have it): it waits, up to the grace, for a WhatsApp status naming it or
+ * its Instagram echo (settle_part_by_status / settle_part_by_echo), then it is sent again.
+ */
+async function claimPart(
+  userId: string,
+  message: Message,
+  index: number,
+  text: string,
+  token: string,
+  deps: Pick<ReplyDeps, 'signal' | 'sendInDoubtGraceMs'>,
+  log: typeof logger,
+): Promise<string | null> {
+  const graceMs = deps.sendInDoubtGraceMs ?? config.SEND_IN_DOUBT_GRACE_MS;
+  let waiting = false;
+  for (;;) {
+    const claim = await claimOutboundPart(userId, message.id, index, text, token, graceMs);
+    switch (claim.outcome) {
+      case 'claimed':
+        return null;
+      case 'settled':
+        return claim.externalId;
+      case 'settled_by_status':
+      case 'settled_by_echo':
+        replyMetrics.sendsInDoubt.inc({ outcome: claim.outcome });
+        log.info({ message_id: message.id, part: index, outcome: claim.outcome }, 'send in doubt settled by Meta');
+        return claim.externalId;
+      case 'resent_after_grace':
+        replyMetrics.sendsInDoubt.inc({ outcome: claim.outcome });
+        log.warn({ message_id: message.id, part: index, grace_ms: graceMs }, 'send in doubt: nothing from Meta within the grace; sending it again');
+        return null;
+      case 'in_doubt':
+        if (!waiting) log.info({ message_id: message.id, part: index, wait_ms: claim.waitMs }, 'send in doubt: waiting for Meta to settle it');
+        waiting = true;
+        if (deps.signal.aborted) throw new RetryLater('lease lost while a send was in doubt');
+        await abortableSleep(Math.min(IN_DOUBT_POLL_MS, claim.waitMs), deps.signal).catch(() => undefined);
     }
   }
 }
@@ -276,7 +393,7 @@ interface SendProgress {
   externalIds: string[];
 }
 
-function sendProgress(message: Message): SendProgress {
+function legacySendProgress(message: Message): SendProgress {
   const saved = (message.payload as { send_progress?: Partial<SendProgress> } | null)?.send_progress;
   return { nextPart: saved?.nextPart ?? 0, externalIds: [...(saved?.externalIds ?? [])] };
 }

@@ -8,7 +8,7 @@ import { conflict, notFound } from '../utils/errors';
 import { decodeCursor, toPage, type Page, type PageRequest } from '../utils/pagination';
 import { findUserById, insertUser, listUsers as listUserRows, type User } from '../models/User';
 import { findApiKey, generateApiKey, insertApiKey, revokeApiKey as revokeKeyRow } from '../models/ApiKey';
-import { topUp } from './creditService';
+import { creditsHeld, topUp } from './creditService';
 import { forgetApiKey, markApiKeyLive } from './liveApiKeys';
 
 export type { User } from '../models/User';
@@ -53,6 +53,12 @@ export async function getUser(id: string): Promise<User> {
   const user = await findUserById(id);
   if (!user) throw notFound('User');
   return user;
+}
+
+/** The calling tenant, with the credits held for its model calls in flight (guarantee 14). */
+export async function getMe(id: string): Promise<User & { creditsHeld: number }> {
+  const user = await getUser(id);
+  return { ...user, creditsHeld: await creditsHeld(id) };
 }
 
 /** Tenants newest first, one page at a time (`cursor` from the previous page). */

@@ -20,7 +20,8 @@ import {
   type InboxKey,
 } from '../models/Inbox';
 import { ingestBusinessEcho, type BusinessEchoFields, type IngestResult } from '../models/BusinessEcho';
-import { applyOutboundStatus } from '../models/OutboundStatus';
+import { applyOutboundStatus, settlePartByStatus } from '../models/OutboundStatus';
+import { parsePartCallbackData } from './metaGraphService';
 
 /** Message types the agent can say something useful to; the rest are stored only. */
 const UNANSWERABLE_TYPES = new Set(['reaction', 'unsupported', 'system', 'deleted', 'ephemeral', 'unknown']);
@@ -95,27 +96,31 @@ async function recordOther(event: NormalizedEvent, summary: IngestSummary) {
   switch (event.kind) {
     case 'message':
       if (event.isDeleted) await markUnsentByCustomer(event.channel, event.externalId);
-      else if (event.isEcho) noteEcho(await ingestBusinessEcho(messageFields(event)), event.channel, event.accountId, summary);
+      else if (event.isEcho) {
+        const result = await ingestBusinessEcho(messageFields(event), config.SEND_IN_DOUBT_GRACE_MS);
+        noteEcho(result, event.channel, event.accountId, summary);
+      }
       return;
     case 'status': {
       if (!TRACKED_STATUSES.has(event.status)) {
         summary.ignored++;
         return;
       }
+      const status = event.status as 'sent' | 'delivered' | 'read' | 'failed';
       const error = event.errors[0];
-      const moved = await applyOutboundStatus(
-        event.channel,
-        event.externalId,
-        event.status as 'sent' | 'delivered' | 'read' | 'failed',
-        error
-          ? { code: String(error.code ?? 'unknown'), message: error.details ?? error.message ?? error.title ?? 'failed' }
-          : // A failed message always says why (a schema CHECK), even when Meta did not.
-            event.status === 'failed'
-            ? { code: 'unknown', message: 'Meta reported the message failed without saying why' }
-            : null,
-      );
+      const failure = error
+        ? { code: String(error.code ?? 'unknown'), message: error.details ?? error.message ?? error.title ?? 'failed' }
+        : // A failed message always says why (a schema CHECK), even when Meta did not.
+          status === 'failed'
+          ? { code: 'unknown', message: 'Meta reported the message failed without saying why' }
+          : null;
+      // Our sends name their part: the status settles it even if its worker died before
+      // storing Meta's id, so the part is not sent twice (outbound_parts, R__sending.sql).
+      const part = parsePartCallbackData(event.bizOpaqueCallbackData);
+      const settled = part ? await settlePartByStatus(event.channel, event.accountId, part, event.externalId, status, failure) : false;
+      const moved = await applyOutboundStatus(event.channel, event.externalId, status, failure);
       summary.statuses++;
-      if (!moved) logger.debug({ external_id: event.externalId, status: event.status }, 'status for an unknown message, or not a step forward');
+      if (!moved && !settled) logger.debug({ external_id: event.externalId, status: event.status }, 'status for an unknown message, or not a step forward');
       return;
     }
     case 'read':

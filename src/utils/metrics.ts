@@ -39,6 +39,15 @@ export const replyMetrics = {
     buckets: [0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
     registers: [registry],
   }),
+  sendsInDoubt: new client.Counter({
+    name: 'send_in_doubt_resolutions_total',
+    help:
+      'Reply parts found in doubt (sent to Graph by an attempt that died or got no answer before recording it), by how the ' +
+      'doubt ended: settled_by_status (a WhatsApp status naming the part), settled_by_echo (our Instagram echo), ' +
+      'resent_after_grace (nothing within SEND_IN_DOUBT_GRACE_MS: sent again, possibly a duplicate)',
+    labelNames: ['outcome'] as const,
+    registers: [registry],
+  }),
   creditsCharged: new client.Counter({
     name: 'credits_charged_total',
     help: 'Credits charged for replies and extractions',

@@ -30,6 +30,8 @@ export interface MessageWorkerOptions {
   concurrency?: number;
   leaseMs?: number;
   sweepIntervalMs?: number;
+  /** How long a send in doubt waits for Meta's status or echo; SEND_IN_DOUBT_GRACE_MS by default. */
+  sendInDoubtGraceMs?: number;
   maxDeliveries?: number;
   /** How long one XREADGROUP blocks; bounds how fast `close()` stops intake. */
   blockMs?: number;
@@ -48,6 +50,7 @@ export class MessageWorker implements WorkerProcess {
   readonly consumer: string;
   private readonly concurrency: number;
   private readonly leaseMs: number;
+  private readonly sendInDoubtGraceMs: number;
   private readonly sweepIntervalMs: number;
   private readonly maxDeliveries: number;
   private readonly blockMs: number;
@@ -70,6 +73,7 @@ export class MessageWorker implements WorkerProcess {
   constructor(options: MessageWorkerOptions = {}) {
     this.concurrency = options.concurrency ?? config.WORKER_CONCURRENCY;
     this.leaseMs = options.leaseMs ?? config.WORKER_LEASE_MS;
+    this.sendInDoubtGraceMs = options.sendInDoubtGraceMs ?? config.SEND_IN_DOUBT_GRACE_MS;
     this.sweepIntervalMs = options.sweepIntervalMs ?? config.SWEEPER_INTERVAL_MS;
     this.maxDeliveries = options.maxDeliveries ?? config.MESSAGE_MAX_ATTEMPTS;
     this.blockMs = options.blockMs ?? 1_000;
@@ -256,6 +260,7 @@ export class MessageWorker implements WorkerProcess {
           openai: this.openai,
           graph: this.graph,
           signal: controller.signal,
+          sendInDoubtGraceMs: this.sendInDoubtGraceMs,
         });
         const outcome = await lease.release();
         if (outcome !== 'again') return true;

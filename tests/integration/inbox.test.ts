@@ -3,7 +3,7 @@
  * statement accepts, files, finds, sets aside and moves (the webhook's HTTP path over them is
  * in webhook.test.ts).
  */
-import { randomBytes } from 'node:crypto';
+import { randomBytes, randomUUID } from 'node:crypto';
 import { db } from '../../src/utils/database';
 import {
   acceptCustomerMessages,
@@ -15,6 +15,7 @@ import {
   type InboxKey,
 } from '../../src/models/Inbox';
 import { ingestBusinessEcho } from '../../src/models/BusinessEcho';
+import { claimOutboundPart } from '../../src/models/ReplyTurn';
 import { applyOutboundStatus } from '../../src/models/OutboundStatus';
 import { setupTestDatabase, teardownTestDatabase } from '../fixtures/testDatabase';
 import { createTestTenant } from '../fixtures/tenants';
@@ -24,6 +25,8 @@ import { createTestAgent, createTestConversation, createTestPhoneNumber, insertT
 type Row = any;
 
 const tag = () => randomBytes(5).toString('hex');
+/** How long a part in doubt is recognised by its echo (SEND_IN_DOUBT_GRACE_MS's default). */
+const GRACE_MS = 15_000;
 
 let userId: string;
 let linked: TestPhoneNumber;
@@ -237,7 +240,7 @@ describe('ingestBusinessEcho', () => {
     const customerId = `cust-${tag()}`;
     const conversation = await createTestConversation(userId, { phoneNumber: linked, customerExternalId: customerId });
 
-    const result = await ingestBusinessEcho(echo(linked, customerId));
+    const result = await ingestBusinessEcho(echo(linked, customerId), GRACE_MS);
 
     expect(result).toEqual({ outcome: 'recorded', userId, conversationId: conversation.id, messageId: expect.any(String), status: null });
     const { rows } = await db.query<Row>('SELECT author, status, (SELECT bot_paused FROM conversations WHERE id = $1) AS paused FROM messages WHERE id = $2', [conversation.id, result.messageId]);
@@ -246,17 +249,19 @@ describe('ingestBusinessEcho', () => {
 
   it('when the same echo comes again, then it is a duplicate', async () => {
     const event = echo(linked, `cust-${tag()}`);
-    await ingestBusinessEcho(event);
+    await ingestBusinessEcho(event, GRACE_MS);
 
-    expect((await ingestBusinessEcho(event)).outcome).toBe('duplicate');
+    expect((await ingestBusinessEcho(event, GRACE_MS)).outcome).toBe('duplicate');
   });
 
   it('when our own reply echoes back before its id is stored, then own_echo names it and the bot stays on', async () => {
     const customerId = `cust-${tag()}`;
     const conversation = await createTestConversation(userId, { phoneNumber: linked, customerExternalId: customerId });
     const [reply] = await insertTestMessages(userId, conversation.id, [{ direction: 'outbound', author: 'agent', status: 'queued', text: 'Our answer' }]);
+    // As a worker does before the POST: the part is marked sending, so Graph may have it.
+    await claimOutboundPart(userId, reply!.id, 0, 'Our answer', randomUUID(), GRACE_MS);
 
-    const result = await ingestBusinessEcho(echo(linked, customerId, 'Our answer'));
+    const result = await ingestBusinessEcho(echo(linked, customerId, 'Our answer'), GRACE_MS);
 
     expect(result).toEqual({ outcome: 'own_echo', userId, conversationId: conversation.id, messageId: reply!.id, status: null });
     const { rows } = await db.query<Row>('SELECT bot_paused FROM conversations WHERE id = $1', [conversation.id]);
@@ -264,7 +269,7 @@ describe('ingestBusinessEcho', () => {
   });
 
   it('when the account is no tenant\'s, then unknown_account', async () => {
-    expect((await ingestBusinessEcho({ ...echo(linked, 'c'), account_id: `nobody-${tag()}` })).outcome).toBe('unknown_account');
+    expect((await ingestBusinessEcho({ ...echo(linked, 'c'), account_id: `nobody-${tag()}` }, GRACE_MS)).outcome).toBe('unknown_account');
   });
 });
 

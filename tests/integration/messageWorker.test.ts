@@ -128,11 +128,20 @@ describe('message workers (CONTRACT §4)', () => {
     expect(graph.texts(customer).map((s) => s.text)).toEqual(['Thanks! You said: "Hi / I need a jacket / size M"', 'Thanks! You said: "thanks"']);
   });
 
-  it('when 25 customers write and credits cover about 3 replies, then the balance never goes below zero and equals the ledger', async () => {
+  it('when 25 customers write at once and the credits cover 3 dearest outcomes, then at most 3 model calls run at once, none beyond the credits, and the balance equals the ledger', async () => {
     const { app, openai } = pipeline;
-    // Each reply here costs ~30-40 tokens (credits, at the default price).
-    const business = await createBusiness(app, { credits: 100 });
+    // A hold is the prompt estimate plus the agent's max_tokens (512) at 1 credit a token: ~540.
+    // Three fit in 1,700; while three are held a fourth does not (guarantee 14).
+    const business = await createBusiness(app, { credits: 1_700 });
     await Promise.all([pipeline.startWorker(), pipeline.startWorker()]);
+    // Live holds, sampled while the workers run: one per model call in flight.
+    const holdsSeen: number[] = [];
+    const watch = setInterval(() => {
+      void db
+        .query<{ n: number }>('SELECT count(*)::int AS n FROM credit_holds WHERE user_id = $1 AND expires_at > now()', [business.tenant.userId])
+        .then(({ rows }) => holdsSeen.push(rows[0]!.n))
+        .catch(() => undefined);
+    }, 5);
     const customers = Array.from({ length: 25 }, newCustomer);
     await Promise.all(customers.map((customer) => customerWrites(app, business, customer, 'Is this still available?')));
     const settled = await eventually(async () => {
@@ -142,20 +151,28 @@ describe('message workers (CONTRACT §4)', () => {
       );
       return rows.length === 25 && rows.every((r) => r.status !== 'pending') ? rows : null;
     });
+    clearInterval(watch);
+    expect(Math.max(0, ...holdsSeen)).toBeLessThanOrEqual(3);
     const ledger = await ledgerOf(business.tenant.userId);
-    expect(ledger.balance).toBe(0);
+    expect(ledger.balance).toBeGreaterThanOrEqual(0);
     expect(ledger.sum).toBe(ledger.balance);
     const answered = settled.filter((r) => r.status === 'answered').length;
-    expect(answered).toBeGreaterThanOrEqual(2);
+    expect(answered).toBeGreaterThanOrEqual(1);
     expect(answered + settled.filter((r) => r.status === 'insufficient_credits').length).toBe(25);
     expect(ledger.entries.filter((e) => e.reason === 'reply')).toHaveLength(answered);
+    expect(openai.completions()).toHaveLength(answered);
+  });
 
-    // With the balance at zero, a new message makes no model call at all.
+  it('when the balance is above zero but cannot cover one dearest outcome, then a new message makes no model call at all', async () => {
+    const { app, openai } = pipeline;
+    const business = await createBusiness(app, { credits: 100 });
+    await pipeline.startWorker();
     const calls = openai.completions().length;
     const late = newCustomer();
     await customerWrites(app, business, late, 'anyone?');
     await eventually(async () => (await messagesOf(business.tenant.userId, late))[0]?.status === 'insufficient_credits');
     expect(openai.completions()).toHaveLength(calls);
+    expect((await ledgerOf(business.tenant.userId)).balance).toBe(100);
   });
 
   it('when the tenant has no credits and the agent has a fallback, then the fallback goes out free', async () => {

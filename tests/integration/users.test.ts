@@ -365,11 +365,11 @@ describe('tenant administration API', () => {
   });
 
   describe('GET /v1/me', () => {
-    it('when a tenant asks, then 200 with exactly its id, name, email and balance', async () => {
+    it('when a tenant asks, then 200 with exactly its id, name, email, balance and credits held', async () => {
       const tenant = await createTestTenant({ credits: 25, name: 'Me Myself' });
       const res = await request(app).get('/v1/me').set(tenant.auth);
       expect(res.status).toBe(200);
-      expect(res.body).toEqual({ id: tenant.userId, name: 'Me Myself', email: expect.any(String), credit_balance: 25 });
+      expect(res.body).toEqual({ id: tenant.userId, name: 'Me Myself', email: expect.any(String), credit_balance: 25, credits_held: 0 });
     });
 
     it('when the operator key is used, then 403', async () => {

@@ -1,7 +1,10 @@
+import { randomUUID } from 'node:crypto';
 import type Redis from 'ioredis';
 import request from 'supertest';
 import { createApp } from '../../src/app';
 import { db } from '../../src/utils/database';
+import { config } from '../../src/config';
+import { claimOutboundPart } from '../../src/models/ReplyTurn';
 import { getRedis } from '../../src/utils/redis';
 import { messageStream } from '../../src/utils/queue';
 import { fileInbox, findWaitingInbox, type InboxKey } from '../../src/models/Inbox';
@@ -381,13 +384,15 @@ describe('Meta webhook', () => {
       const igsid = '6021000000000099';
       await deliver(instagramMessageBody({ accountId: FIXTURE_IDS.instagramAccountId, igsid, text: 'hi there' }));
       const [inbound] = await messagesWhere(`text = 'hi there'`);
-      // The worker's reply, committed before Graph answered with its id.
-      await db.query(
+      // The worker's reply, committed and marked sending before Graph answered with its id.
+      const { rows: [reply] } = await db.query<Row>(
         `WITH seq AS (UPDATE conversations SET last_sequence_no = last_sequence_no + 1 WHERE id = $1 RETURNING last_sequence_no)
          INSERT INTO messages (user_id, conversation_id, sequence_no, direction, author, channel, type, text, status)
-         SELECT $2, $1, last_sequence_no, 'outbound', 'agent', 'instagram', 'text', 'Hello! How can I help?', 'queued' FROM seq`,
+         SELECT $2, $1, last_sequence_no, 'outbound', 'agent', 'instagram', 'text', 'Hello! How can I help?', 'queued' FROM seq
+         RETURNING id`,
         [inbound.conversation_id, userId],
       );
+      await claimOutboundPart(userId, reply.id, 0, 'Hello! How can I help?', randomUUID(), config.SEND_IN_DOUBT_GRACE_MS);
       await post(instagramMessageBody({ accountId: FIXTURE_IDS.instagramAccountId, igsid, text: 'Hello! How can I help?', echo: true }));
       expect(await messagesWhere(`author = 'human' AND conversation_id = $1`, [inbound.conversation_id])).toEqual([]);
       const { rows } = await db.query<Row>('SELECT bot_paused FROM conversations WHERE id = $1', [inbound.conversation_id]);

@@ -368,6 +368,7 @@ function normalizeWhatsAppStatus(ctx: Walk, accountId: string, raw: unknown, pat
     recipientId: str(status.recipient_id) ?? recipientUserId,
     recipientUserId,
     errors: objects(status.errors).map(metaError),
+    bizOpaqueCallbackData: str(status.biz_opaque_callback_data) ?? null,
     dedupeKey: `wa|${externalId}|${value}`,
   });
 }

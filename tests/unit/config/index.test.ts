@@ -33,6 +33,7 @@ describe('loadConfig', () => {
     expect(config.MESSAGE_WORKERS).toBe(1);
     expect(config.EXTRACTION_WORKERS).toBe(1);
     expect(config.WORKER_CONCURRENCY).toBe(50);
+    expect(config.SEND_IN_DOUBT_GRACE_MS).toBe(15_000);
     expect(config.CREDITS_PER_1K_TOKENS).toBe(1000);
     expect(config.RATE_LIMIT_PER_MINUTE).toBe(600);
     expect(config.MIGRATE_ON_START).toBe(true);
@@ -137,4 +138,16 @@ describe('.env.example', () => {
     const documented = [...text.matchAll(/^([A-Z0-9_]+)=/gm)].map((m) => m[1]);
     expect(documented.sort()).toEqual([...CONFIG_VARIABLES].sort());
   });
+
+  it('when MODEL_PRICES is JSON of per-model input/output prices, then it is parsed; unset, it is empty', () => {
+    expect(loadConfig({}).MODEL_PRICES).toEqual({});
+    expect(loadConfig({ MODEL_PRICES: '{"gpt-4o-mini":{"input":150,"output":600}}' }).MODEL_PRICES).toEqual({ 'gpt-4o-mini': { input: 150, output: 600 } });
+  });
+
+  it.each(['not json', '[]', '{"m":{"input":1}}', '{"m":{"input":-1,"output":1}}', '{"m":{"input":1,"output":1,"extra":2}}', '{"m":5}'])(
+    'when MODEL_PRICES is %s, then it is refused by name',
+    (value) => {
+      expect(() => loadConfig({ MODEL_PRICES: value })).toThrow(/MODEL_PRICES/);
+    },
+  );
 });

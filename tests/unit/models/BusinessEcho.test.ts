@@ -18,12 +18,12 @@ describe('ingestBusinessEcho', () => {
   it('when the echo loses a unique race (23505), then the outcome is duplicate', async () => {
     answer(fake.db, Object.assign(new Error('duplicate key value violates unique constraint'), { code: '23505' }));
 
-    expect(await ingestBusinessEcho(echo)).toEqual({ outcome: 'duplicate', userId: null, conversationId: null, messageId: null, status: null });
+    expect(await ingestBusinessEcho(echo, 15_000)).toEqual({ outcome: 'duplicate', userId: null, conversationId: null, messageId: null, status: null });
   });
 
   it('when any other error occurs, then it is rethrown', async () => {
     answer(fake.db, Object.assign(new Error('check violation'), { code: '23514' }));
 
-    await expect(ingestBusinessEcho(echo)).rejects.toThrow('check violation');
+    await expect(ingestBusinessEcho(echo, 15_000)).rejects.toThrow('check violation');
   });
 });

@@ -14,8 +14,12 @@ import {
   markInboundStatus,
   markOutboundFailed,
   markOutboundSent,
+  claimOutboundPart,
+  holdCredits,
+  releaseHold,
+  recordPartSent,
   recordReply,
-  saveSendProgress,
+  releasePart,
 } from '../../../src/models/ReplyTurn';
 import * as database from '../../../src/utils/database';
 import { answer, fakeDatabaseOf, itScopesEveryStatementToTheTenant, paramsOf, resetFakeDatabase } from '../../fixtures/fakeDatabase';
@@ -64,10 +68,14 @@ describe('every tenant-owned statement', () => {
     { name: 'listHistory', call: (client) => listHistory(USER, CONVERSATION, 20, 5, client) },
     { name: 'beginReplyAttempt', call: (client) => beginReplyAttempt(USER, CONVERSATION, ['m'], 20, 5, client) },
     { name: 'recordReply', call: (client) => recordReply(USER, CONVERSATION, { answered: ['m'], text: 'hi', replyToMessageId: 'm', cost: 1, tokens: 9 }, client), rows: [recorded] },
+    { name: 'holdCredits', call: (client) => holdCredits(USER, CONVERSATION, 800, 60_000, client), rows: [{ id: null }] },
+    { name: 'releaseHold', call: (client) => releaseHold(USER, 'h', client) },
     { name: 'markInboundStatus', call: (client) => markInboundStatus(USER, ['m'], 'ignored', null, client) },
     { name: 'failPendingInbound', call: (client) => failPendingInbound(USER, CONVERSATION, error, client) },
     { name: 'markOutboundSent', call: (client) => markOutboundSent(USER, 'm', ['wamid.1'], client) },
-    { name: 'saveSendProgress', call: (client) => saveSendProgress(USER, 'm', { nextPart: 1, externalIds: ['wamid.1'] }, client) },
+    { name: 'claimOutboundPart', call: (client) => claimOutboundPart(USER, 'm', 0, 'hi', 'token', 15_000, client), rows: [{ outcome: 'claimed', externalId: null, waitMs: 0 }] },
+    { name: 'recordPartSent', call: (client) => recordPartSent(USER, 'm', 0, 'wamid.1', client) },
+    { name: 'releasePart', call: (client) => releasePart(USER, 'm', 0, 'token', client) },
     { name: 'markOutboundFailed', call: (client) => markOutboundFailed(USER, 'm', error, client) },
   ]);
 });
@@ -164,7 +172,7 @@ describe('recordReply', () => {
     answer(fake.db, [{ outcome: 'recorded', charged: '2', ...stored }]);
 
     await expect(recordReply(USER, CONVERSATION, reply)).resolves.toEqual({ outcome: 'recorded', reply: stored, charged: 2 });
-    expect(paramsOf(fake.db)).toEqual([USER, CONVERSATION, ['a', 'b'], 'Size 38 is in stock', 'b', 2, 140]);
+    expect(paramsOf(fake.db)).toEqual([USER, CONVERSATION, ['a', 'b'], 'Size 38 is in stock', 'b', 2, 140, null]);
   });
 
   it('when the bot may no longer answer there, then only the outcome comes back', async () => {
@@ -220,11 +228,34 @@ describe('markOutboundSent', () => {
   });
 });
 
-describe('saveSendProgress', () => {
-  it('when parts were delivered, then the progress and the ids go as JSON text', async () => {
-    await saveSendProgress(USER, 'm', { nextPart: 2, externalIds: ['wamid.1', 'wamid.2'] });
+describe('claimOutboundPart', () => {
+  it('when the claim is made, then the part, its text, the attempt token and the grace go to claim_outbound_part', async () => {
+    answer(fake.db, [{ outcome: 'claimed', externalId: null, waitMs: 0 }]);
 
-    expect(paramsOf(fake.db)).toEqual([USER, 'm', '{"nextPart":2,"externalIds":["wamid.1","wamid.2"]}', '["wamid.1","wamid.2"]']);
+    expect(await claimOutboundPart(USER, 'm', 2, 'part two', 'token-1', 15_000)).toEqual({ outcome: 'claimed' });
+    expect(paramsOf(fake.db)).toEqual([USER, 'm', 2, 'part two', 'token-1', 15_000]);
+  });
+
+  it.each([
+    [{ outcome: 'resent_after_grace', externalId: null, waitMs: 0 }, { outcome: 'resent_after_grace' }],
+    [{ outcome: 'in_doubt', externalId: null, waitMs: 740 }, { outcome: 'in_doubt', waitMs: 740 }],
+    [{ outcome: 'settled', externalId: 'wamid.A', waitMs: 0 }, { outcome: 'settled', externalId: 'wamid.A' }],
+    [{ outcome: 'settled_by_status', externalId: 'wamid.B', waitMs: 0 }, { outcome: 'settled_by_status', externalId: 'wamid.B' }],
+    [{ outcome: 'settled_by_echo', externalId: 'mid.C', waitMs: 0 }, { outcome: 'settled_by_echo', externalId: 'mid.C' }],
+  ])('when the database answers %o, then the claim reads %o', async (row, claim) => {
+    answer(fake.db, [row]);
+
+    expect(await claimOutboundPart(USER, 'm', 0, 'hi', 'token', 15_000)).toEqual(claim);
+  });
+});
+
+describe('recordPartSent and releasePart', () => {
+  it('when Graph answered, then the part and Meta\'s id are sent; when Meta refused, then only this attempt\'s mark is removed', async () => {
+    await recordPartSent(USER, 'm', 1, 'wamid.1');
+    expect(paramsOf(fake.db)).toEqual([USER, 'm', 1, 'wamid.1']);
+
+    await releasePart(USER, 'm', 1, 'token-9');
+    expect(paramsOf(fake.db, 1)).toEqual([USER, 'm', 1, 'token-9']);
   });
 });
 

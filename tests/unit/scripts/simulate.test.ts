@@ -97,7 +97,16 @@ describe('simulate: webhook bodies', () => {
   it('when a status is built, then the normalizer reads it as that status of that wamid', () => {
     const body = whatsappStatusWebhook({ phoneNumberId: '109876543210123', wamid: 'wamid.OUT=', status: 'read', recipientId: '15550001111' });
     expect(normalizeWebhook(JSON.parse(body))).toEqual([
-      expect.objectContaining({ kind: 'status', externalId: 'wamid.OUT=', status: 'read', recipientId: '15550001111', accountId: '109876543210123' }),
+      expect.objectContaining({
+        kind: 'status',
+        externalId: 'wamid.OUT=',
+        status: 'read',
+        recipientId: '15550001111',
+        accountId: '109876543210123',
+        bizOpaqueCallbackData: null,
+      }),
     ]);
+    const echoed = whatsappStatusWebhook({ phoneNumberId: '1', wamid: 'wamid.X', status: 'sent', bizOpaqueCallbackData: 'ours:1' });
+    expect(normalizeWebhook(JSON.parse(echoed))).toEqual([expect.objectContaining({ externalId: 'wamid.X', bizOpaqueCallbackData: 'ours:1' })]);
   });
 });

@@ -8,7 +8,10 @@ import {
   classifyGraphError,
   createAccountVerifier,
   createGraphClient,
+  parsePartCallbackData,
+  partCallbackData,
   retryDelayMs,
+  splitForChannel,
   type GraphClient,
 } from '../../../src/services/metaGraphService';
 
@@ -83,6 +86,43 @@ describe('sendText on WhatsApp', () => {
     for (let i = 1; i < texts.length; i++) expect(texts[i]!.receivedAt).toBeGreaterThanOrEqual(texts[i - 1]!.respondedAt!);
     expect(result.externalIds).toEqual(texts.map((send) => send.externalId));
     expect(result.totalParts).toBe(3);
+  });
+});
+
+describe('sending one part at a time, with callback data', () => {
+  it('when fromPart and toPart name one part, then only that part goes, as splitForChannel cut it', async () => {
+    const result = await waText(longReply, { fromPart: 1, toPart: 2 });
+
+    const texts = graph.texts(WA_CUSTOMER);
+    expect(texts.map((send) => send.text)).toEqual([splitForChannel('whatsapp', longReply)[1]]);
+    expect(result).toEqual({ externalIds: [texts[0]!.externalId], parts: [texts[0]!.text], totalParts: 3 });
+  });
+
+  it('when callback data is given on WhatsApp, then each part carries its own as biz_opaque_callback_data', async () => {
+    await waText(longReply, { callbackData: (part) => partCallbackData('6f1c0e2a-9d3b-4c55-8a8e-2f1d0c9b7a61', part) });
+
+    expect(graph.texts(WA_CUSTOMER).map((send) => send.bizOpaqueCallbackData)).toEqual([0, 1, 2].map((part) => `out:6f1c0e2a-9d3b-4c55-8a8e-2f1d0c9b7a61:${part}`));
+  });
+
+  it('when callback data is given on Instagram, then the body has no such field (Instagram sends carry none)', async () => {
+    await igText('hi', { callbackData: () => 'out:x:0' });
+
+    expect(graph.sends[0]!.body).toEqual({ recipient: { id: IG_CUSTOMER }, message: { text: 'hi' } });
+  });
+
+  it('when toPart is not after fromPart or past the end, then it refuses without calling Meta', async () => {
+    for (const range of [{ fromPart: 1, toPart: 1 }, { fromPart: 0, toPart: 4 }]) {
+      expect(await failure(waText(longReply, range))).toMatchObject({ kind: 'invalid_request', retryable: false, totalParts: 3 });
+    }
+    expect(graph.sends).toHaveLength(0);
+  });
+
+  it('when our callback data comes back, then it parses to the message and part; anything else is not ours', () => {
+    const id = '6f1c0e2a-9d3b-4c55-8a8e-2f1d0c9b7a61';
+    expect(parsePartCallbackData(partCallbackData(id, 12))).toEqual({ messageId: id, partNo: 12 });
+    for (const other of [null, undefined, '', 'campaign-7', `out:${id}`, `out:${id}:x`, `out:not-a-uuid:0`, `out:${id}:0:extra`]) {
+      expect(parsePartCallbackData(other)).toBeNull();
+    }
   });
 });
 
@@ -195,7 +235,7 @@ describe('failures', () => {
     const started = Date.now();
     const error = await failure(impatient.sendText({ channel: 'whatsapp', accountId: WA_ACCOUNT, accessToken: TOKEN, to: WA_CUSTOMER, text: 'hi' }));
     expect(Date.now() - started).toBeLessThan(2000);
-    expect(error).toMatchObject({ kind: 'timeout', code: null, httpStatus: null, retryable: true, backoff: 'standard' });
+    expect(error).toMatchObject({ kind: 'timeout', code: null, httpStatus: null, retryable: true, backoff: 'standard', mayBeAccepted: true });
     expect(error.message).toMatch(/timed out after 150 ms/);
   });
 
@@ -204,8 +244,18 @@ describe('failures', () => {
     await gone.close();
     const offline = createGraphClient({ whatsappBaseUrl: gone.url, instagramBaseUrl: gone.url, version: 'v25.0', timeoutMs: 2000 });
     const error = await failure(offline.sendText({ channel: 'instagram', accountId: IG_ACCOUNT, accessToken: TOKEN, to: IG_CUSTOMER, text: 'hi' }));
-    expect(error).toMatchObject({ kind: 'network', retryable: true });
+    // Refused: the request never left, so Meta cannot have it.
+    expect(error).toMatchObject({ kind: 'network', retryable: true, mayBeAccepted: false });
     expect(error.message).toMatch(/ECONNREFUSED/);
+  });
+
+  it('when Meta answered with an error, then it did not accept the part; a connection lost mid-request or an unreadable 2xx may have been', async () => {
+    graph.setFault({ code: 130429, count: 1 });
+    expect(await failure(waText('hi'))).toMatchObject({ kind: 'graph', mayBeAccepted: false });
+    const reset = Object.assign(new Error('socket hang up'), { code: 'ECONNRESET' });
+    expect(new GraphError('lost', { kind: 'network', channel: 'whatsapp', cause: reset }).mayBeAccepted).toBe(true);
+    expect(new GraphError('no id', { kind: 'invalid_response', channel: 'whatsapp' }).mayBeAccepted).toBe(true);
+    expect(new GraphError('empty', { kind: 'invalid_request', channel: 'whatsapp' }).mayBeAccepted).toBe(false);
   });
 
   it('when a later part of a split reply fails, then the error lists the parts already sent and a resume point, and resuming sends only the rest', async () => {

@@ -17,10 +17,11 @@ import type { StoredReplyContext } from '../../../src/models/ReplyTurn';
 import { fakeDatabaseOf, resetFakeDatabase } from '../../fixtures/fakeDatabase';
 import type { CompletionResult, OpenAIService } from '../../../src/services/openaiService';
 import { ModelError } from '../../../src/services/modelErrors';
-import { GraphError, type GraphClient, type SendTextResult } from '../../../src/services/metaGraphService';
+import { GraphError, partCallbackData, splitForChannel, type GraphClient, type SendTextResult } from '../../../src/services/metaGraphService';
 import { renderForModel, RetryLater, sendMessages, serveConversation, type ReplyContext, type ReplyDeps } from '../../../src/services/replyService';
 import { config } from '../../../src/config';
 import { logger } from '../../../src/utils/logger';
+import { replyMetrics } from '../../../src/utils/metrics';
 
 jest.mock('../../../src/models/Message');
 jest.mock('../../../src/models/ReplyTurn', () => ({
@@ -131,12 +132,29 @@ function message(overrides: Partial<Message> = {}): Message {
 const outbound = (overrides: Partial<Message> = {}) =>
   message({ direction: 'outbound', author: 'agent', status: 'queued', externalId: null, text: 'Our reply', ...overrides });
 
+/** A row of outbound_parts, as the fake claim reads and writes it. */
+interface Part {
+  status: 'sending' | 'sent';
+  token: string;
+  /** `store.clock` when the latest attempt was marked sending. */
+  since: number;
+  externalId: string | null;
+  settledBy: 'answer' | 'status' | 'echo' | null;
+  reported: boolean;
+}
+
 /** The rows the model functions read and write: statuses as the simple UPDATEs would leave them. */
 interface Store {
   messages: Message[];
   history: Message[] | null;
   /** The tenant's credit balance, as beginReplyAttempt reads it. */
   balance: number;
+  /** Credit holds by id (hold_credits), what each holds. */
+  held: Map<string, number>;
+  /** outbound_parts by `<message id>:<part>`. */
+  parts: Map<string, Part>;
+  /** Postgres' clock for the parts, in ms; the send tests move it with each requested wait. */
+  clock: number;
 }
 let store: Store;
 
@@ -145,7 +163,7 @@ const queued = () => store.messages.filter((m) => m.direction === 'outbound' && 
 const byId = (id: string) => store.messages.find((m) => m.id === id);
 
 function installStore(...messages: Message[]): void {
-  store = { messages: [...messages], history: null, balance: 1_000 };
+  store = { messages: [...messages], history: null, balance: 1_000, held: new Map(), parts: new Map(), clock: 0 };
   loadOwedWork.mockImplementation(async () => {
     const context = await loadReplyContext();
     if (!context) return null;
@@ -163,6 +181,19 @@ function installStore(...messages: Message[]): void {
     const rows = store.messages.filter((m) => ids.includes(m.id));
     for (const m of rows) m.attempts += 1;
     return { attempts: Math.max(0, ...rows.map((m) => m.attempts)), balance: store.balance, history };
+  });
+  // hold_credits as the rule reads (R__credits.sql): covered by what is not held already; the
+  // concurrency of it runs against Postgres in tests/integration/creditHolds.test.ts.
+  store.held = new Map();
+  model.holdCredits.mockImplementation(async (_user, _conversation, amount) => {
+    const held = [...store.held.values()].reduce((sum, n) => sum + n, 0);
+    if (store.balance - held <= 0 || store.balance - held < amount) return null;
+    const id = randomUUID();
+    store.held.set(id, amount);
+    return id;
+  });
+  model.releaseHold.mockImplementation(async (_user, holdId) => {
+    store.held.delete(holdId);
   });
   model.insertMessage.mockImplementation(async (_user, conversationId, fields: NewMessage) => {
     const row = message({
@@ -184,6 +215,7 @@ function installStore(...messages: Message[]): void {
   model.recordReply.mockImplementation(async (_user, conversationId, reply) => {
     const row = outbound({ conversationId, text: reply.text, replyToMessageId: reply.replyToMessageId });
     store.messages.push(row);
+    if (reply.holdId) store.held.delete(reply.holdId);
     return { outcome: 'recorded', reply: { ...row }, charged: reply.cost };
   });
   model.markOutboundSent.mockImplementation(async (_user, id, externalIds) => {
@@ -194,10 +226,48 @@ function installStore(...messages: Message[]): void {
     const row = byId(id);
     if (row?.status === 'queued') Object.assign(row, { status: 'failed', errorCode: error.code, errorMessage: error.message });
   });
-  model.saveSendProgress.mockImplementation(async (_user, id, progress) => {
-    const row = byId(id);
-    if (row) row.payload = { ...(row.payload as object | null), send_progress: progress, external_ids: progress.externalIds };
+  // claim_outbound_part's outcomes, kept as simply as the rule reads (R__sending.sql); its SQL
+  // runs against Postgres in tests/integration/sendInDoubt.test.ts.
+  model.claimOutboundPart.mockImplementation(async (_user, messageId, partNo, _text, token, graceMs) => {
+    const key = `${messageId}:${partNo}`;
+    const part = store.parts.get(key);
+    if (!part) {
+      store.parts.set(key, { status: 'sending', token, since: store.clock, externalId: null, settledBy: null, reported: false });
+      return { outcome: 'claimed' };
+    }
+    if (part.status === 'sent') {
+      if (part.settledBy !== 'answer' && !part.reported) {
+        part.reported = true;
+        return { outcome: `settled_by_${part.settledBy!}`, externalId: part.externalId! };
+      }
+      return { outcome: 'settled', externalId: part.externalId! };
+    }
+    const waitMs = part.since + graceMs - store.clock;
+    if (waitMs > 0) return { outcome: 'in_doubt', waitMs };
+    Object.assign(part, { token, since: store.clock });
+    return { outcome: 'resent_after_grace' };
   });
+  model.recordPartSent.mockImplementation(async (_user, messageId, partNo, externalId) => {
+    Object.assign(store.parts.get(`${messageId}:${partNo}`)!, { status: 'sent', externalId, settledBy: 'answer', reported: true });
+  });
+  model.releasePart.mockImplementation(async (_user, messageId, partNo, token) => {
+    const key = `${messageId}:${partNo}`;
+    if (store.parts.get(key)?.token === token && store.parts.get(key)?.status === 'sending') store.parts.delete(key);
+  });
+}
+
+/** A part another attempt marked `sending` at `since` and never recorded: in doubt. */
+function leftInDoubt(messageId: string, partNo = 0, since = store.clock): void {
+  store.parts.set(`${messageId}:${partNo}`, { status: 'sending', token: randomUUID(), since, externalId: null, settledBy: null, reported: false });
+}
+
+/** Meta's status or echo settling a part, as the webhook does. */
+function settleByMeta(messageId: string, partNo: number, externalId: string, by: 'status' | 'echo'): void {
+  Object.assign(store.parts.get(`${messageId}:${partNo}`)!, { status: 'sent', externalId, settledBy: by });
+}
+
+async function inDoubtCount(outcome: string): Promise<number> {
+  return (await replyMetrics.sendsInDoubt.get()).values.find((value) => value.labels.outcome === outcome)?.value ?? 0;
 }
 
 const completion = (overrides: Partial<CompletionResult> = {}): CompletionResult => ({
@@ -327,7 +397,11 @@ describe('serveConversation', () => {
       replyToMessageId: photo.id,
       cost: Math.ceil((120 * config.CREDITS_PER_1K_TOKENS) / 1000),
       tokens: 120,
+      holdId: expect.any(String),
     });
+    // The hold was settled by record_reply, not released apart.
+    expect(model.releaseHold).not.toHaveBeenCalled();
+    expect(store.held.size).toBe(0);
     const reply = store.messages.find((m) => m.direction === 'outbound')!;
     expect(graph.sendText).toHaveBeenCalledWith({
       channel: 'whatsapp',
@@ -336,6 +410,8 @@ describe('serveConversation', () => {
       to: '15550001111',
       text: 'Hi! How can I help?',
       fromPart: 0,
+      toPart: 1,
+      callbackData: expect.any(Function),
     });
     expect(reply).toMatchObject({ status: 'sent', externalId: 'wamid.OUT1' });
   });
@@ -518,6 +594,59 @@ describe('serveConversation', () => {
     });
   });
 
+  describe('credit holds (guarantee 14)', () => {
+    it('when the balance is above zero but cannot cover the prompt plus max_tokens, then no model call: insufficient_credits', async () => {
+      const a = message();
+      installStore(a);
+      // The agent's max_tokens (300, at 1 credit a token) plus any prompt is more than this.
+      store.balance = 300;
+
+      await serveConversation(USER, CONVERSATION, deps());
+
+      const [, , amount] = model.holdCredits.mock.calls[0]!;
+      expect(amount).toBeGreaterThan(300);
+      expect(openai.complete).not.toHaveBeenCalled();
+      expect(model.markInboundStatus).toHaveBeenCalledWith(USER, [a.id], 'insufficient_credits', null, tx);
+    });
+
+    it('when the balance covers the dearest outcome, then it is held for prompt estimate + max_tokens and the call is made', async () => {
+      installStore(message({ text: 'x'.repeat(400) }));
+
+      await serveConversation(USER, CONVERSATION, deps());
+
+      const [user, conversation, amount, ttlMs] = model.holdCredits.mock.calls[0]!;
+      expect([user, conversation]).toEqual([USER, CONVERSATION]);
+      // At least the 100 tokens of the message and the 300 of max_tokens, at 1 credit a token.
+      expect(amount).toBeGreaterThanOrEqual(400);
+      expect(ttlMs).toBeGreaterThan(config.WORKER_LEASE_MS);
+      expect(openai.complete).toHaveBeenCalledTimes(1);
+    });
+
+    it.each([
+      ['fails transiently', () => openai.complete.mockRejectedValue(new ModelError('retryable', 'model_timeout', 'slow'))],
+      ['fails for good', () => openai.complete.mockRejectedValue(new ModelError('permanent', 'model_bad_request', 'bad'))],
+    ])('when the model %s, then the hold is released', async (_name, script) => {
+      installStore(message());
+      script();
+
+      await serveConversation(USER, CONVERSATION, deps()).catch(() => undefined);
+
+      expect(model.releaseHold).toHaveBeenCalledWith(USER, expect.any(String));
+      expect(store.held.size).toBe(0);
+      expect(model.recordReply).not.toHaveBeenCalled();
+    });
+
+    it('when recording the reply raises, then the hold is released', async () => {
+      installStore(message());
+      model.recordReply.mockRejectedValueOnce(Object.assign(new Error('elsewhere'), { code: 'MC001' }));
+
+      await serveConversation(USER, CONVERSATION, deps());
+
+      expect(model.releaseHold).toHaveBeenCalledTimes(1);
+      expect(store.held.size).toBe(0);
+    });
+  });
+
   describe('attempts', () => {
     it('when the attempts exceed MESSAGE_MAX_ATTEMPTS, then the messages fail with max_attempts and the model is not called', async () => {
       const poison = message({ attempts: config.MESSAGE_MAX_ATTEMPTS });
@@ -641,29 +770,45 @@ describe('serveConversation', () => {
 });
 
 describe('sendMessages', () => {
-  const send = (ctx: ReplyContext = context()) => sendMessages(ctx, queued(), { graph, signal: controller.signal }, logger);
+  const GRACE_MS = 15_000;
+  const send = (ctx: ReplyContext = context()) =>
+    sendMessages(ctx, queued(), { graph, signal: controller.signal, sendInDoubtGraceMs: GRACE_MS }, logger);
+  /** Three parts on Instagram (1000 bytes each at most): the words of a long reply. */
+  const longText = Array.from({ length: 3 }, (_, part) => `${'word '.repeat(190)}part${part}`).join(' ');
 
   beforeEach(() => {
-    // No real waits between send retries; the requested waits are asserted instead.
-    sleep.mockResolvedValue(undefined);
+    // No real waits: each requested wait moves the parts' clock instead, and is asserted.
+    sleep.mockImplementation(async (ms: number) => {
+      store.clock += ms;
+    });
   });
 
-  it('when a split message is accepted, then it is marked sent with every part id, from the number to the customer', async () => {
-    const reply = outbound({ channel: 'instagram', text: 'long reply' });
+  it('when a split message is accepted, then each part is claimed and sent alone, in order, and the message is marked sent with every id', async () => {
+    const reply = outbound({ channel: 'instagram', text: longText });
     installStore(reply);
-    graph.sendText.mockResolvedValueOnce(sent('mid.1', 'mid.2', 'mid.3'));
 
     await send(context({ conversation: { channel: 'instagram', customerExternalId: 'IGSID-9' } }));
 
-    expect(graph.sendText).toHaveBeenCalledWith({
-      channel: 'instagram',
-      accountId: 'PNID-1',
-      accessToken: TOKEN,
-      to: 'IGSID-9',
-      text: 'long reply',
-      fromPart: 0,
-    });
-    expect(model.markOutboundSent).toHaveBeenCalledWith(USER, reply.id, ['mid.1', 'mid.2', 'mid.3']);
+    expect(graph.sendText.mock.calls.map(([input]) => [input.fromPart, input.toPart])).toEqual([[0, 1], [1, 2], [2, 3]]);
+    expect(graph.sendText).toHaveBeenCalledWith({ channel: 'instagram', accountId: 'PNID-1', accessToken: TOKEN, to: 'IGSID-9', text: longText, fromPart: 0, toPart: 1 });
+    const parts = splitForChannel('instagram', longText);
+    expect(model.claimOutboundPart.mock.calls.map(([, id, part, text]) => [id, part, text])).toEqual([
+      [reply.id, 0, parts[0]],
+      [reply.id, 1, parts[1]],
+      [reply.id, 2, parts[2]],
+    ]);
+    expect(model.recordPartSent.mock.calls.map(([, , part, id]) => [part, id])).toEqual([[0, 'wamid.OUT1'], [1, 'wamid.OUT2'], [2, 'wamid.OUT3']]);
+    expect(model.markOutboundSent).toHaveBeenCalledWith(USER, reply.id, ['wamid.OUT1', 'wamid.OUT2', 'wamid.OUT3']);
+  });
+
+  it('when a part goes to WhatsApp, then its callback data names the message and that part', async () => {
+    const reply = outbound();
+    installStore(reply);
+
+    await send();
+
+    const { callbackData } = graph.sendText.mock.calls[0]![0];
+    expect(callbackData!(0)).toBe(partCallbackData(reply.id, 0));
   });
 
   it('when several messages are queued, then they are sent oldest first', async () => {
@@ -676,15 +821,17 @@ describe('sendMessages', () => {
     expect([first.status, second.status]).toEqual(['sent', 'sent']);
   });
 
-  it('when a queued message has no text, then an empty text is handed to Graph (which refuses it)', async () => {
-    installStore(outbound({ text: null }));
+  it('when a queued message has no text, then it fails as invalid_request and Graph is not called', async () => {
+    const empty = outbound({ text: null });
+    installStore(empty);
 
     await send();
 
-    expect(graph.sendText.mock.calls[0]?.[0].text).toBe('');
+    expect(model.markOutboundFailed).toHaveBeenCalledWith(USER, empty.id, { code: 'invalid_request', message: 'The message has no text to send' });
+    expect(graph.sendText).not.toHaveBeenCalled();
   });
 
-  it('when Graph refuses for good, then the message fails with Meta code and details, and the next one is still sent', async () => {
+  it('when Graph refuses for good, then the message fails with Meta code and details, the part is released, and the next one is still sent', async () => {
     const [doomed, fine] = [outbound(), outbound()];
     installStore(doomed, fine);
     graph.sendText.mockRejectedValueOnce(graphError({ code: 131047, details: 'More than 24 hours have passed since the customer last replied' }));
@@ -695,6 +842,7 @@ describe('sendMessages', () => {
       code: '131047',
       message: 'More than 24 hours have passed since the customer last replied',
     });
+    expect(model.releasePart).toHaveBeenCalledWith(USER, doomed.id, 0, expect.any(String));
     expect(graph.sendText).toHaveBeenCalledTimes(2);
     expect([doomed.status, fine.status]).toEqual(['failed', 'sent']);
   });
@@ -722,7 +870,7 @@ describe('sendMessages', () => {
     expect(model.markOutboundFailed).toHaveBeenCalledWith(USER, doomed.id, { code: 'invalid_request', message: 'send refused: the text is empty' });
   });
 
-  it('when Graph throttles once, then the send is retried in place and succeeds', async () => {
+  it('when Graph throttles once, then Meta does not have the part: it is released and sent again at once, not in doubt', async () => {
     const reply = outbound();
     installStore(reply);
     graph.sendText.mockRejectedValueOnce(graphError({ code: 130429, httpStatus: 429 }));
@@ -731,14 +879,15 @@ describe('sendMessages', () => {
 
     expect(graph.sendText).toHaveBeenCalledTimes(2);
     expect(sleep).toHaveBeenCalledTimes(1);
+    expect(await Promise.all(model.claimOutboundPart.mock.results.map((result) => result.value))).toEqual([{ outcome: 'claimed' }, { outcome: 'claimed' }]);
     expect(reply.status).toBe('sent');
     expect(model.markOutboundFailed).not.toHaveBeenCalled();
   });
 
-  it('when Graph keeps failing transiently, then it tries three times and throws RetryLater, leaving the message queued', async () => {
+  it('when Graph keeps failing with errors, then it tries three times and throws RetryLater, leaving the message queued', async () => {
     const reply = outbound();
     installStore(reply);
-    graph.sendText.mockRejectedValue(graphError({ kind: 'network', httpStatus: null }));
+    graph.sendText.mockRejectedValue(graphError({ code: 2, httpStatus: 503 }));
 
     await expect(send()).rejects.toBeInstanceOf(RetryLater);
 
@@ -746,6 +895,22 @@ describe('sendMessages', () => {
     expect(sleep).toHaveBeenCalledTimes(2);
     expect(reply.status).toBe('queued');
     expect(model.markOutboundFailed).not.toHaveBeenCalled();
+  });
+
+  it('when Graph does not answer, then the part is in doubt: the retry waits the grace for Meta before sending it again', async () => {
+    const reply = outbound();
+    installStore(reply);
+    const resentBefore = await inDoubtCount('resent_after_grace');
+    graph.sendText.mockRejectedValueOnce(graphError({ kind: 'timeout', httpStatus: null }));
+
+    await send();
+
+    expect(model.releasePart).not.toHaveBeenCalled();
+    expect(graph.sendText).toHaveBeenCalledTimes(2);
+    // The in-place backoff, then polls of the part until the grace ran out.
+    expect(store.clock).toBeGreaterThanOrEqual(GRACE_MS);
+    expect(await inDoubtCount('resent_after_grace')).toBe(resentBefore + 1);
+    expect(reply.status).toBe('sent');
   });
 
   it('when the wait Meta asks for is long (pair rate limit), then each in-place wait is capped at 10 s', async () => {
@@ -770,78 +935,143 @@ describe('sendMessages', () => {
     expect(sleep).not.toHaveBeenCalled();
   });
 
-  it('when Graph throws something that is not a GraphError, then it propagates as is', async () => {
-    installStore(outbound());
+  it('when Graph throws something that is not a GraphError, then it propagates as is and the part stays in doubt', async () => {
+    const reply = outbound();
+    installStore(reply);
     const bug = new TypeError('cannot read properties of undefined');
     graph.sendText.mockRejectedValue(bug);
 
     await expect(send()).rejects.toBe(bug);
+    expect(store.parts.get(`${reply.id}:0`)?.status).toBe('sending');
   });
 
-  it('when a split message fails midway, then the sent parts are saved and the retry resumes from the next part', async () => {
-    const reply = outbound();
+  it('when a split message fails midway, then the parts Meta has are not sent again and the retry sends the rest', async () => {
+    const reply = outbound({ channel: 'instagram', text: longText });
     installStore(reply);
-    graph.sendText
-      .mockRejectedValueOnce(graphError({ kind: 'timeout', httpStatus: null, sentExternalIds: ['wamid.P0', 'wamid.P1'], nextPart: 2, totalParts: 4 }))
-      .mockResolvedValueOnce(sent('wamid.P2', 'wamid.P3'));
+    graph.sendText.mockResolvedValueOnce(sent('p0')).mockRejectedValueOnce(graphError({ code: 130429, httpStatus: 429 }));
 
-    await send();
+    await send(context({ conversation: { channel: 'instagram' } }));
 
-    expect(model.saveSendProgress).toHaveBeenCalledWith(USER, reply.id, { nextPart: 2, externalIds: ['wamid.P0', 'wamid.P1'] });
-    expect(graph.sendText.mock.calls.map(([input]) => input.fromPart)).toEqual([0, 2]);
-    expect(model.markOutboundSent).toHaveBeenCalledWith(USER, reply.id, ['wamid.P0', 'wamid.P1', 'wamid.P2', 'wamid.P3']);
+    expect(graph.sendText.mock.calls.map(([input]) => input.fromPart)).toEqual([0, 1, 1, 2]);
+    expect(model.markOutboundSent).toHaveBeenCalledWith(USER, reply.id, ['p0', 'wamid.OUT1', 'wamid.OUT2']);
   });
 
-  it('when a split message fails midway twice, then progress accumulates across retries', async () => {
-    const reply = outbound();
+  it('when a turn gave up after a partial send, then the next turn sends only what is left and keeps the earlier ids', async () => {
+    const reply = outbound({ channel: 'instagram', text: longText });
     installStore(reply);
-    graph.sendText
-      .mockRejectedValueOnce(graphError({ code: 130429, httpStatus: 429, sentExternalIds: ['p0'], nextPart: 1, totalParts: 3 }))
-      .mockRejectedValueOnce(graphError({ code: 130429, httpStatus: 429, sentExternalIds: ['p1'], nextPart: 2, totalParts: 3 }))
-      .mockResolvedValueOnce(sent('p2'));
+    graph.sendText.mockResolvedValueOnce(sent('p0')).mockRejectedValue(graphError({ code: 2, httpStatus: 503 }));
+    await expect(send(context({ conversation: { channel: 'instagram' } }))).rejects.toBeInstanceOf(RetryLater);
+    expect(reply.status).toBe('queued');
 
-    await send();
+    graph.sendText.mockReset().mockResolvedValueOnce(sent('p1')).mockResolvedValueOnce(sent('p2'));
+    await send(context({ conversation: { channel: 'instagram' } }));
 
-    expect(model.saveSendProgress).toHaveBeenLastCalledWith(USER, reply.id, { nextPart: 2, externalIds: ['p0', 'p1'] });
-    expect(graph.sendText.mock.calls.map(([input]) => input.fromPart)).toEqual([0, 1, 2]);
+    expect(graph.sendText.mock.calls.map(([input]) => input.fromPart)).toEqual([1, 2]);
     expect(model.markOutboundSent).toHaveBeenCalledWith(USER, reply.id, ['p0', 'p1', 'p2']);
   });
 
-  it('when a turn gave up after a partial send, then the next turn resumes from the saved part and keeps the earlier ids', async () => {
-    const reply = outbound();
+  it('when a partial send then fails for good, then the message is failed and never marked sent', async () => {
+    const reply = outbound({ channel: 'instagram', text: longText });
     installStore(reply);
-    graph.sendText
-      .mockRejectedValueOnce(graphError({ kind: 'network', httpStatus: null, sentExternalIds: ['p0'], nextPart: 1, totalParts: 3 }))
-      .mockRejectedValueOnce(graphError({ kind: 'network', httpStatus: null }))
-      .mockRejectedValueOnce(graphError({ kind: 'network', httpStatus: null }));
-    await expect(send()).rejects.toBeInstanceOf(RetryLater);
-    expect(reply.payload).toMatchObject({ send_progress: { nextPart: 1, externalIds: ['p0'] } });
+    graph.sendText.mockResolvedValueOnce(sent('p0')).mockRejectedValueOnce(graphError({ code: 131026 }));
 
-    graph.sendText.mockReset().mockResolvedValueOnce(sent('p1', 'p2'));
-    await send();
+    await send(context({ conversation: { channel: 'instagram' } }));
 
-    expect(graph.sendText).toHaveBeenCalledWith(expect.objectContaining({ fromPart: 1 }));
-    expect(model.markOutboundSent).toHaveBeenCalledWith(USER, reply.id, ['p0', 'p1', 'p2']);
-  });
-
-  it('when a partial send then fails for good, then the progress is saved and the message is failed', async () => {
-    const reply = outbound();
-    installStore(reply);
-    graph.sendText.mockRejectedValueOnce(graphError({ code: 131026, sentExternalIds: ['p0'], nextPart: 1, totalParts: 2 }));
-
-    await send();
-
-    expect(model.saveSendProgress).toHaveBeenCalledWith(USER, reply.id, { nextPart: 1, externalIds: ['p0'] });
     expect(model.markOutboundFailed).toHaveBeenCalledWith(USER, reply.id, expect.objectContaining({ code: '131026' }));
+    expect(model.markOutboundSent).not.toHaveBeenCalled();
+    expect(graph.sendText).toHaveBeenCalledTimes(2);
   });
 
-  it('when a failure carries no sent parts, then no progress is written', async () => {
-    installStore(outbound());
-    graph.sendText.mockRejectedValueOnce(graphError({ code: 130429, httpStatus: 429 }));
+  it('when the message kept progress from before parts were recorded, then it resumes at that part with those ids', async () => {
+    const reply = outbound({ channel: 'instagram', text: longText, payload: { send_progress: { nextPart: 2, externalIds: ['old0', 'old1'] } } });
+    installStore(reply);
 
-    await send();
+    await send(context({ conversation: { channel: 'instagram' } }));
 
-    expect(model.saveSendProgress).not.toHaveBeenCalled();
+    expect(graph.sendText.mock.calls.map(([input]) => input.fromPart)).toEqual([2]);
+    expect(model.markOutboundSent).toHaveBeenCalledWith(USER, reply.id, ['old0', 'old1', 'wamid.OUT1']);
+  });
+
+  describe('a part in doubt (another attempt marked it sending and never recorded it)', () => {
+    it('when Meta\'s status settles it within the grace, then it is never sent again, its id is kept, and the doubt counts as settled_by_status', async () => {
+      const reply = outbound();
+      installStore(reply);
+      leftInDoubt(reply.id);
+      const before = await inDoubtCount('settled_by_status');
+      sleep.mockImplementationOnce(async (ms: number) => {
+        store.clock += ms;
+        settleByMeta(reply.id, 0, 'wamid.META', 'status');
+      });
+
+      await send();
+
+      expect(graph.sendText).not.toHaveBeenCalled();
+      expect(model.markOutboundSent).toHaveBeenCalledWith(USER, reply.id, ['wamid.META']);
+      expect(store.clock).toBeLessThan(GRACE_MS);
+      expect(await inDoubtCount('settled_by_status')).toBe(before + 1);
+    });
+
+    it('when our Instagram echo settles it within the grace, then it is never sent again and counts as settled_by_echo', async () => {
+      const reply = outbound({ channel: 'instagram' });
+      installStore(reply);
+      leftInDoubt(reply.id);
+      const before = await inDoubtCount('settled_by_echo');
+      sleep.mockImplementationOnce(async (ms: number) => {
+        store.clock += ms;
+        settleByMeta(reply.id, 0, 'mid.ECHO', 'echo');
+      });
+
+      await send(context({ conversation: { channel: 'instagram' } }));
+
+      expect(graph.sendText).not.toHaveBeenCalled();
+      expect(model.markOutboundSent).toHaveBeenCalledWith(USER, reply.id, ['mid.ECHO']);
+      expect(await inDoubtCount('settled_by_echo')).toBe(before + 1);
+    });
+
+    it('when Meta settled it before anyone looked, then it is taken at once, without waiting, and counted once', async () => {
+      const reply = outbound();
+      installStore(reply);
+      leftInDoubt(reply.id);
+      settleByMeta(reply.id, 0, 'wamid.META', 'status');
+      const before = await inDoubtCount('settled_by_status');
+
+      await send();
+      await send(); // the message is not queued any more: nothing is claimed twice
+
+      expect(sleep).not.toHaveBeenCalled();
+      expect(graph.sendText).not.toHaveBeenCalled();
+      expect(await inDoubtCount('settled_by_status')).toBe(before + 1);
+    });
+
+    it('when nothing settles it, then it is sent again only once the grace has passed, and counts as resent_after_grace', async () => {
+      const reply = outbound();
+      installStore(reply);
+      leftInDoubt(reply.id, 0, -4_000); // marked 4 s before this worker looked
+      const before = await inDoubtCount('resent_after_grace');
+      let sentAt: number | undefined;
+      graph.sendText.mockImplementationOnce(async () => {
+        sentAt = store.clock;
+        return sent('wamid.AGAIN');
+      });
+
+      await send();
+
+      expect(sentAt).toBe(GRACE_MS - 4_000);
+      expect(model.markOutboundSent).toHaveBeenCalledWith(USER, reply.id, ['wamid.AGAIN']);
+      expect(await inDoubtCount('resent_after_grace')).toBe(before + 1);
+    });
+
+    it('when the lease is lost while waiting, then it stops with RetryLater and sends nothing', async () => {
+      const reply = outbound();
+      installStore(reply);
+      leftInDoubt(reply.id);
+      sleep.mockImplementationOnce(async () => controller.abort());
+
+      await expect(send()).rejects.toBeInstanceOf(RetryLater);
+
+      expect(graph.sendText).not.toHaveBeenCalled();
+      expect(reply.status).toBe('queued');
+    });
   });
 
   it('when the number was deleted, then every queued message fails with number_unavailable and Graph is not called', async () => {

@@ -6,7 +6,9 @@
 import { ingestWebhookEvents } from '../../../src/services/webhookService';
 import { acceptCustomerMessages, fileInbox, markUnsentByCustomer, type AcceptResult, type InboxEvent } from '../../../src/models/Inbox';
 import { ingestBusinessEcho, type IngestResult } from '../../../src/models/BusinessEcho';
-import { applyOutboundStatus } from '../../../src/models/OutboundStatus';
+import { applyOutboundStatus, settlePartByStatus } from '../../../src/models/OutboundStatus';
+import { partCallbackData } from '../../../src/services/metaGraphService';
+import { config } from '../../../src/config';
 import { enqueueConversations } from '../../../src/utils/queue';
 import { AppError } from '../../../src/utils/errors';
 import type {
@@ -25,13 +27,14 @@ jest.mock('../../../src/models/Inbox', () => ({
   markUnsentByCustomer: jest.fn(),
 }));
 jest.mock('../../../src/models/BusinessEcho', () => ({ ingestBusinessEcho: jest.fn() }));
-jest.mock('../../../src/models/OutboundStatus', () => ({ applyOutboundStatus: jest.fn() }));
+jest.mock('../../../src/models/OutboundStatus', () => ({ applyOutboundStatus: jest.fn(), settlePartByStatus: jest.fn() }));
 jest.mock('../../../src/utils/queue', () => ({ enqueueConversations: jest.fn() }));
 
 /** What acceptance says of each item: the batch mock below asks it once per item. */
 const ingestCustomer = jest.fn<Promise<AcceptResult>, [InboxEvent]>();
 const ingestEcho = ingestBusinessEcho as jest.MockedFunction<typeof ingestBusinessEcho>;
 const applyStatus = applyOutboundStatus as jest.MockedFunction<typeof applyOutboundStatus>;
+const settlePart = settlePartByStatus as jest.MockedFunction<typeof settlePartByStatus>;
 const markUnsent = markUnsentByCustomer as jest.MockedFunction<typeof markUnsentByCustomer>;
 const enqueue = enqueueConversations as jest.MockedFunction<typeof enqueueConversations>;
 
@@ -91,6 +94,7 @@ function status(value: NormalizedStatus['status'], errors: MetaError[] = []): No
     recipientId: '15550001111',
     recipientUserId: null,
     errors,
+    bizOpaqueCallbackData: null,
     dedupeKey: `wa|wamid.OURS|${value}`,
   };
 }
@@ -248,7 +252,7 @@ describe('customer messages', () => {
       text: 'hello',
       payload: {},
       timestamp: at.toISOString(),
-    });
+    }, config.SEND_IN_DOUBT_GRACE_MS);
     expect(summary.recorded).toBe(1);
     expect(summary.queued).toBe(0);
   });
@@ -357,6 +361,31 @@ describe('statuses and reads', () => {
     const summary = await ingestWebhookEvents([status('delivered')], REQUEST_ID);
 
     expect(summary.statuses).toBe(1);
+  });
+
+  it('when a status carries the callback data of one of our parts, then it settles that part and still moves the message', async () => {
+    const part = { messageId: '6f1c0e2a-9d3b-4c55-8a8e-2f1d0c9b7a61', partNo: 1 };
+    settlePart.mockResolvedValue(true);
+    applyStatus.mockResolvedValue(false);
+
+    const summary = await ingestWebhookEvents([{ ...status('delivered'), bizOpaqueCallbackData: partCallbackData(part.messageId, part.partNo) }], REQUEST_ID);
+
+    expect(settlePart).toHaveBeenCalledWith('whatsapp', 'PNID-1', part, 'wamid.OURS', 'delivered', null);
+    expect(applyStatus).toHaveBeenCalledWith('whatsapp', 'wamid.OURS', 'delivered', null);
+    expect(summary.statuses).toBe(1);
+  });
+
+  it('when a failed status names our part, then the part is settled with the error Meta gave', async () => {
+    await ingestWebhookEvents([{ ...status('failed', [metaError()]), bizOpaqueCallbackData: partCallbackData('6f1c0e2a-9d3b-4c55-8a8e-2f1d0c9b7a61', 0) }], REQUEST_ID);
+
+    expect(settlePart.mock.calls[0]?.slice(4)).toEqual(['failed', { code: '131047', message: 'More than 24 hours have passed' }]);
+  });
+
+  it('when a status carries no callback data, or someone else\'s, then no part is settled', async () => {
+    await ingestWebhookEvents([status('sent'), { ...status('read'), bizOpaqueCallbackData: 'campaign-42' }], REQUEST_ID);
+
+    expect(settlePart).not.toHaveBeenCalled();
+    expect(applyStatus).toHaveBeenCalledTimes(2);
   });
 
   it('when Instagram says the customer read our message, then it is applied as a read status', async () => {

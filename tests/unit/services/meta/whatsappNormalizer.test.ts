@@ -480,5 +480,42 @@ describe('normalizeWebhook on WhatsApp bodies', () => {
       const event = single(normalize(waBody(waValue({ statuses: [{ id: 'wamid.S', status: 'sent' }] }))));
       expect(event).toMatchObject({ timestamp: RECEIVED_AT, recipientId: null });
     });
+
+    it('when a status echoes our biz_opaque_callback_data, then the event carries it verbatim, whatever the status', () => {
+      const statuses = (['sent', 'delivered', 'read', 'failed'] as const).map((status) => ({
+        id: `wamid.${status}`,
+        status,
+        timestamp: '1780300800',
+        recipient_id: '15550102030',
+        biz_opaque_callback_data: 'mca1:6f1c0e2a-9d3b-4c55-8a8e-2f1d0c9b7a61:2',
+        ...(status === 'failed' ? { errors: [{ code: 131026, title: 'Message undeliverable' }] } : {}),
+      }));
+      const events = normalize(waBody(waValue({ statuses })));
+      expect(events.map((e) => e.kind === 'status' && [e.status, e.bizOpaqueCallbackData])).toEqual([
+        ['sent', 'mca1:6f1c0e2a-9d3b-4c55-8a8e-2f1d0c9b7a61:2'],
+        ['delivered', 'mca1:6f1c0e2a-9d3b-4c55-8a8e-2f1d0c9b7a61:2'],
+        ['read', 'mca1:6f1c0e2a-9d3b-4c55-8a8e-2f1d0c9b7a61:2'],
+        ['failed', 'mca1:6f1c0e2a-9d3b-4c55-8a8e-2f1d0c9b7a61:2'],
+      ]);
+    });
+
+    it('when a status has no biz_opaque_callback_data, or an empty or non-string one, then it is null and the status still counts', () => {
+      const events = normalize(
+        waBody(
+          waValue({
+            statuses: [
+              { id: 'wamid.A', status: 'sent', timestamp: '1780300800' },
+              { id: 'wamid.B', status: 'sent', timestamp: '1780300800', biz_opaque_callback_data: '' },
+              { id: 'wamid.C', status: 'sent', timestamp: '1780300800', biz_opaque_callback_data: { forged: true } },
+            ],
+          }),
+        ),
+      );
+      expect(events.map((e) => e.kind === 'status' && [e.externalId, e.bizOpaqueCallbackData])).toEqual([
+        ['wamid.A', null],
+        ['wamid.B', null],
+        ['wamid.C', null],
+      ]);
+    });
   });
 });
