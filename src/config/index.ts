@@ -109,6 +109,8 @@ const schema = z.object({
   REDIS_URL: url(['redis:', 'rediss:']).default('redis://127.0.0.1:6379/0'),
   /** Prepended to every Redis key; tests give each file its own. */
   REDIS_KEY_PREFIX: z.string().refine((p) => !/[{}]/.test(p), 'must not contain { or }: they would take the keys\' hash tags').default('mca:'),
+  /** Lifetime of cached tenant data (cacheService); every write that changes it invalidates at once. */
+  CACHE_TTL_SECONDS: integer(1, 24 * 3600).default(300),
   /** `host:port,...` of a Redis Cluster's nodes; when set, used instead of REDIS_URL. */
   REDIS_CLUSTER_NODES: z
     .string()
