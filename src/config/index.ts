@@ -108,7 +108,17 @@ const schema = z.object({
   DATABASE_STATEMENT_TIMEOUT_MS: integer(0, 3_600_000).default(30_000),
   REDIS_URL: url(['redis:', 'rediss:']).default('redis://127.0.0.1:6379/0'),
   /** Prepended to every Redis key; tests give each file its own. */
-  REDIS_KEY_PREFIX: z.string().default('mca:'),
+  REDIS_KEY_PREFIX: z.string().refine((p) => !/[{}]/.test(p), 'must not contain { or }: they would take the keys\' hash tags').default('mca:'),
+  /** Lifetime of cached tenant data (cacheService); every write that changes it invalidates at once. */
+  CACHE_TTL_SECONDS: integer(1, 24 * 3600).default(300),
+  /** `host:port,...` of a Redis Cluster's nodes; when set, used instead of REDIS_URL. */
+  REDIS_CLUSTER_NODES: z
+    .string()
+    .regex(/^[^\s,:]+:\d+(,[^\s,:]+:\d+)*$/, 'must be host:port,...')
+    .transform((list) => list.split(',').map((node) => ({ host: node.slice(0, node.lastIndexOf(':')), port: Number(node.slice(node.lastIndexOf(':') + 1)) })))
+    .optional(),
+  /** The message stream is split into this many streams by conversation (more on a cluster). */
+  STREAM_SHARDS: integer(1, 256).default(1),
   ADMIN_API_KEY: z.string().min(12, 'must be at least 12 characters'),
   ENCRYPTION_KEY: encryptionKey,
   /** Keys that encrypted tokens before `ENCRYPTION_KEY`; they decrypt until `npm run rotate-keys` ran. */

@@ -7,7 +7,7 @@ import { withTransaction } from '../utils/database';
 import { conflict, notFound } from '../utils/errors';
 import { decodeCursor, toPage, type Page, type PageRequest } from '../utils/pagination';
 import { findUserById, insertUser, listUsers as listUserRows, type User } from '../models/User';
-import { findApiKey, generateApiKey, insertApiKey, revokeApiKey as revokeKeyRow } from '../models/ApiKey';
+import { generateApiKey, insertApiKey, revokeApiKey as revokeKeyRow } from '../models/ApiKey';
 import { creditsHeld, topUp } from './creditService';
 import { forgetApiKey, markApiKeyLive } from './liveApiKeys';
 
@@ -83,11 +83,13 @@ export async function createApiKey(userId: string): Promise<IssuedApiKey> {
 
 /**
  * Revokes one of the tenant's keys; from the next request on it authenticates nothing, in every
- * API process (auth looks keys up in Postgres on each request). Revoking an already revoked key
- * succeeds again, so a retried DELETE is harmless. 404 when the tenant has no key with that id.
+ * API process: the cached key lookup is invalidated before this returns (503 when Redis cannot
+ * be told; the key is revoked in Postgres and a retry invalidates again). Revoking an already
+ * revoked key succeeds again, so a retried DELETE is harmless. 404 when the tenant has no key
+ * with that id.
  */
 export async function revokeApiKey(userId: string, keyId: string): Promise<void> {
   const revoked = await revokeKeyRow(userId, keyId);
-  if (revoked) return forgetApiKey(revoked.keyHash);
-  if (!(await findApiKey(userId, keyId))) throw notFound('API key');
+  if (!revoked) throw notFound('API key');
+  await forgetApiKey(revoked.keyHash);
 }

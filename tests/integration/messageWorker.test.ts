@@ -1,8 +1,9 @@
+import type Redis from 'ioredis';
 import request from 'supertest';
 import { db } from '../../src/utils/database';
 import { getRedis } from '../../src/utils/redis';
 import { setupTestDatabase, teardownTestDatabase } from '../fixtures/testDatabase';
-import { STREAMS } from '../../src/utils/queue';
+import { deadLetterStream } from '../../src/utils/queue';
 import {
   createBusiness,
   customerWrites,
@@ -301,8 +302,8 @@ describe('message workers (CONTRACT §4)', () => {
     expect(res.status).toBe(200);
     expect(res.text).toMatch(/worker_heartbeat_age_seconds\{worker="test-worker-\d+",kind="message"\}/);
     expect(res.text).toMatch(/worker_in_flight\{worker="test-worker-\d+",kind="message"\}/);
-    expect(res.text).toMatch(/queue_lag_entries\{stream="stream:messages"\} \d+/);
-    expect(res.text).toMatch(/queue_pending_entries\{stream="stream:messages"\} \d+/);
+    expect(res.text).toMatch(/queue_lag_entries\{stream="stream:\{messages:0\}"\} \d+/);
+    expect(res.text).toMatch(/queue_pending_entries\{stream="stream:\{messages:0\}"\} \d+/);
     expect(res.text).toMatch(/replies_sent_total\{channel="whatsapp",author="agent"\} \d+/);
     expect(res.text).toContain('model_call_duration_seconds_bucket');
     expect(res.text).toContain('graph_send_duration_seconds_bucket');
@@ -323,7 +324,7 @@ describe('message workers (CONTRACT §4)', () => {
     }, 20_000, 'the message failed as poison');
     expect(rows.map((m) => [m.direction, m.status, m.error_code])).toEqual([['inbound', 'failed', 'poison']]);
     expect(pipeline.openai.completions()).toHaveLength(0);
-    const dead = await getRedis().xrange(STREAMS.messagesDead, '-', '+');
+    const dead = await getRedis().xrange(deadLetterStream(0), '-', '+');
     expect(dead.length).toBeGreaterThanOrEqual(1);
     expect(dead[0]![1]).toEqual(expect.arrayContaining(['deliveries', 'phone_number_id', business.whatsapp.id]));
   });
@@ -379,7 +380,8 @@ describe('message workers (CONTRACT §4)', () => {
     const { app, graph } = pipeline;
     const business = await createBusiness(app);
     const customer = newCustomer();
-    const redis = getRedis();
+    // A standalone connection: these tests point it at a dead port.
+    const redis = getRedis() as Redis;
     redis.disconnect();
     const port = redis.options.port;
     redis.options.port = 1;
