@@ -5,28 +5,19 @@
  */
 import { db } from '../../src/utils/database';
 import { createOpenAIService } from '../../src/services/openaiService';
-import { setupTestDatabase, teardownTestDatabase } from '../fixtures/testDatabase';
-import { createBusiness, customerWrites, eventually, startPipeline, type Pipeline } from '../fixtures/pipeline';
+import { createBusiness, customerWrites, eventually, pipelineForFile } from '../fixtures/pipeline';
 
-let pipeline: Pipeline;
+const pipeline = pipelineForFile();
 let customerSeq = 0;
 const newCustomer = () => `1556${String(process.pid).slice(-3)}${String(++customerSeq).padStart(4, '0')}`;
 
-beforeAll(async () => {
-  await setupTestDatabase();
-  pipeline = await startPipeline();
-});
-afterAll(async () => {
-  await pipeline.close();
-  await teardownTestDatabase();
-});
 afterEach(async () => {
-  await pipeline.stopWorkers();
-  pipeline.openai.reset();
-  pipeline.graph.reset();
+  await pipeline().stopWorkers();
+  pipeline().openai.reset();
+  pipeline().graph.reset();
 });
 
-const textsTo = (customers: string[]) => pipeline.graph.sends.filter((s) => s.kind === 'text' && customers.includes(s.to!));
+const textsTo = (customers: string[]) => pipeline().graph.sends.filter((s) => s.kind === 'text' && customers.includes(s.to!));
 
 async function inboundStatuses(userId: string): Promise<Array<{ status: string; attempts: number; error_code: string | null }>> {
   const { rows } = await db.query<{ status: string; attempts: number; error_code: string | null }>(
@@ -38,7 +29,7 @@ async function inboundStatuses(userId: string): Promise<Array<{ status: string; 
 
 describe('fair share between tenants (guarantee 11)', () => {
   it('when tenant A floods a worker, then tenant B’s single message is served before A’s backlog drains', async () => {
-    const { app, openai } = pipeline;
+    const { app, openai } = pipeline();
     openai.setLatency(300);
     const a = await createBusiness(app, { agent: { debounce_ms: 0 } });
     const b = await createBusiness(app, { agent: { debounce_ms: 0 } });
@@ -46,9 +37,9 @@ describe('fair share between tenants (guarantee 11)', () => {
     for (const customer of flood) await customerWrites(app, a, customer, 'flood');
     const lone = newCustomer();
     await customerWrites(app, b, lone, 'just one question');
-    await pipeline.startWorker({ concurrency: 2 });
+    await pipeline().startWorker({ concurrency: 2 });
 
-    await pipeline.graph.waitFor((sends) => sends.some((s) => s.kind === 'text' && s.to === lone), 20_000);
+    await pipeline().graph.waitFor((sends) => sends.some((s) => s.kind === 'text' && s.to === lone), 20_000);
     const aServedBeforeB = textsTo(flood).length;
     // eslint-disable-next-line no-console
     console.log(`fair share: B answered after ${aServedBeforeB} of A's 24 replies (concurrency 2, read-ahead 16)`);
@@ -57,16 +48,16 @@ describe('fair share between tenants (guarantee 11)', () => {
     expect(aServedBeforeB).toBeLessThanOrEqual(12);
 
     // Deferred, never dropped: A's backlog drains in full.
-    await pipeline.graph.waitFor((sends) => sends.filter((s) => s.kind === 'text' && flood.includes(s.to!)).length === 24, 30_000);
+    await pipeline().graph.waitFor((sends) => sends.filter((s) => s.kind === 'text' && flood.includes(s.to!)).length === 24, 30_000);
     expect((await inboundStatuses(a.tenant.userId)).every((m) => m.status === 'answered')).toBe(true);
   }, 60_000);
 
   it('when tenant A’s model always fails and A floods, then B’s customer gets a reply and A’s messages wait, not failed', async () => {
-    const { app, openai } = pipeline;
+    const { app, openai } = pipeline();
     openai.setLatency(50);
     const a = await createBusiness(app, { agent: { debounce_ms: 0, model: 'always-500' } });
     const b = await createBusiness(app, { agent: { debounce_ms: 0 } });
-    await pipeline.startWorker({
+    await pipeline().startWorker({
       concurrency: 4,
       // The circuit as production keeps it, shortened: several seconds open after a run of failures.
       openai: createOpenAIService({
@@ -85,7 +76,7 @@ describe('fair share between tenants (guarantee 11)', () => {
     const lone = newCustomer();
     const started = Date.now();
     await customerWrites(app, b, lone, 'is anyone there?');
-    await pipeline.graph.waitFor((sends) => sends.some((s) => s.kind === 'text' && s.to === lone), 30_000);
+    await pipeline().graph.waitFor((sends) => sends.some((s) => s.kind === 'text' && s.to === lone), 30_000);
     const tookMs = Date.now() - started;
     // eslint-disable-next-line no-console
     console.log(`fair share: B's reply took ${tookMs} ms while A's model failed`);
