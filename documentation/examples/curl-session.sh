@@ -141,8 +141,10 @@ webhook 200 "$SIGNATURE" "$WEBHOOK_BODY"
 #    A wrong signature is refused (401 invalid_signature) and nothing of the body is stored.
 webhook 401 "sha256=$(printf '0%.0s' {1..64})" "$WEBHOOK_BODY"
 
-# 9. The message opened a conversation on the number, handled by the linked agent.
-call 200 GET "/v1/conversations?phone_number_id=$NUMBER_ID" "$TENANT_KEY"
+# 9. The message opened a conversation on the number, handled by the linked agent. The webhook
+#    only accepts the message into the inbox; a worker files it into its conversation a moment
+#    later, so this polls.
+poll 30 "/v1/conversations?phone_number_id=$NUMBER_ID" '"data":\[\{"id":"'
 CONVERSATION_ID="$(field id)"
 
 # 10. Its messages, in order: the customer's message is there once, despite the second delivery.

@@ -52,6 +52,25 @@ const previousEncryptionKeys = z.string().transform((value, ctx) => {
   return keys;
 });
 
+const price = z.number().finite().min(0).max(1_000_000_000);
+/** `MODEL_PRICES`: a JSON object of model name → credits per 1K input and output tokens. */
+const modelPrices = z.string().transform((value, ctx) => {
+  let json: unknown;
+  try {
+    json = JSON.parse(value);
+  } catch {
+    ctx.addIssue({ code: 'custom', message: 'must be JSON: {"<model>": {"input": <credits per 1K>, "output": <credits per 1K>}}' });
+    return z.NEVER;
+  }
+  const parsed = z.record(z.string().min(1), z.object({ input: price, output: price }).strict()).safeParse(json);
+  if (!parsed.success) {
+    const issue = parsed.error.issues[0]!;
+    ctx.addIssue({ code: 'custom', message: `${issue.path.join('.') || 'value'}: ${issue.message}` });
+    return z.NEVER;
+  }
+  return parsed.data as Readonly<Record<string, { readonly input: number; readonly output: number }>>;
+});
+
 /** Names Express's `trust proxy` accepts besides addresses and subnets. */
 const PROXY_NAMES = new Set(['loopback', 'linklocal', 'uniquelocal']);
 
@@ -89,7 +108,17 @@ const schema = z.object({
   DATABASE_STATEMENT_TIMEOUT_MS: integer(0, 3_600_000).default(30_000),
   REDIS_URL: url(['redis:', 'rediss:']).default('redis://127.0.0.1:6379/0'),
   /** Prepended to every Redis key; tests give each file its own. */
-  REDIS_KEY_PREFIX: z.string().default('mca:'),
+  REDIS_KEY_PREFIX: z.string().refine((p) => !/[{}]/.test(p), 'must not contain { or }: they would take the keys\' hash tags').default('mca:'),
+  /** Lifetime of cached tenant data (cacheService); every write that changes it invalidates at once. */
+  CACHE_TTL_SECONDS: integer(1, 24 * 3600).default(300),
+  /** `host:port,...` of a Redis Cluster's nodes; when set, used instead of REDIS_URL. */
+  REDIS_CLUSTER_NODES: z
+    .string()
+    .regex(/^[^\s,:]+:\d+(,[^\s,:]+:\d+)*$/, 'must be host:port,...')
+    .transform((list) => list.split(',').map((node) => ({ host: node.slice(0, node.lastIndexOf(':')), port: Number(node.slice(node.lastIndexOf(':') + 1)) })))
+    .optional(),
+  /** The message stream is split into this many streams by conversation (more on a cluster). */
+  STREAM_SHARDS: integer(1, 256).default(1),
   ADMIN_API_KEY: z.string().min(12, 'must be at least 12 characters'),
   ENCRYPTION_KEY: encryptionKey,
   /** Keys that encrypted tokens before `ENCRYPTION_KEY`; they decrypt until `npm run rotate-keys` ran. */
@@ -128,6 +157,11 @@ const schema = z.object({
   /** Turns a message may take (each a model call with its own retries) before it is failed. */
   MESSAGE_MAX_ATTEMPTS: integer(1, 100).default(8),
   CREDITS_PER_1K_TOKENS: integer(0, 1_000_000_000).default(1000),
+  /**
+   * Per-model prices, JSON `{ "<model>": { "input": <credits per 1K prompt tokens>, "output": <credits
+   * per 1K completion tokens> } }`; when set, agents may use only these models (CONTRACT §2).
+   */
+  MODEL_PRICES: modelPrices.default({}),
   RATE_LIMIT_PER_MINUTE: integer(1, 1_000_000).default(600),
   /** Whether (and which) `X-Forwarded-For` entries name the client: Express's `trust proxy`. */
   TRUST_PROXY: trustProxy.default(false),

@@ -41,7 +41,9 @@ const userJson = z.object({
   created_at: z.iso.datetime(),
 });
 
-const meJson = userJson.omit({ created_at: true });
+const meJson = userJson.omit({ created_at: true }).extend({
+  credits_held: z.int().describe('credits reserved for model calls in flight (released or settled to the actual cost when each ends)'),
+});
 
 const entryJson = z.object({
   id: z.uuid(),
@@ -197,8 +199,8 @@ defineRoute(
     response: meJson,
   },
   async ({ req }) => {
-    const user = await userService.getUser(tenantOf(req));
-    return { id: user.id, name: user.name, email: user.email, credit_balance: user.creditBalance };
+    const user = await userService.getMe(tenantOf(req));
+    return { id: user.id, name: user.name, email: user.email, credit_balance: user.creditBalance, credits_held: user.creditsHeld };
   },
 );
 

@@ -1,13 +1,15 @@
 /**
  * Bearer authentication. The operator's key is compared in constant time; a tenant key is
- * hashed and looked up in Postgres on every request. There is deliberately no cache: a revoked
- * key must stop working at once in every API process, and an indexed lookup is cheap.
+ * hashed and looked up through the cache (liveApiKeys → cacheService, Postgres on a miss or when
+ * Redis is down). A revoked key still stops at once in every API process: the revoke
+ * invalidates the cached lookup before it answers.
  */
 import { createHash, timingSafeEqual } from 'node:crypto';
 import type { NextFunction, Request, Response } from 'express';
 import { config } from '../config';
 import { AppError } from '../utils/errors';
-import { findActiveKeyByHash, hashApiKey } from '../models/ApiKey';
+import { hashApiKey } from '../models/ApiKey';
+import { findLiveApiKey } from '../services/liveApiKeys';
 import { currentContext } from '../utils/context';
 
 export function bearerToken(req: Request): string | null {
@@ -33,7 +35,7 @@ export const isOperatorKey = (token: string) => constantTimeEquals(token, config
 export async function presentedApiKey(req: Request): Promise<{ id: string; userId: string } | null> {
   if (req.presentedApiKey === undefined) {
     const token = bearerToken(req);
-    req.presentedApiKey = token ? await findActiveKeyByHash(hashApiKey(token)) : null;
+    req.presentedApiKey = token ? await findLiveApiKey(hashApiKey(token)) : null;
   }
   return req.presentedApiKey;
 }

@@ -9,15 +9,34 @@
  */
 import type { Request, RequestHandler, Response } from 'express';
 import { rateLimit, ipKeyGenerator, type RateLimitRequestHandler } from 'express-rate-limit';
-import { RedisStore, type RedisReply } from 'rate-limit-redis';
+import { RedisStore, type RedisReply, type SendCommandClusterDetails } from 'rate-limit-redis';
 import { config } from '../config';
-import { getRedis } from '../utils/redis';
+import { getRedis, isCluster } from '../utils/redis';
 import { AppError } from '../utils/errors';
 import { logger } from '../utils/logger';
 import { sendError } from './errorHandler';
 import { bearerToken, isOperatorKey, presentedApiKey } from './auth';
 import { hashApiKey } from '../models/ApiKey';
 import { isApiKeyKnownLive, markApiKeyLive } from '../services/liveApiKeys';
+
+/**
+ * The store's commands. Each counter is one key, so its scripts run on a Redis Cluster as they
+ * are; but the store loads them (SCRIPT LOAD, which names no key) before calling them by hash,
+ * and on a cluster a keyless command reaches one node at random: load them on every master, so
+ * whichever holds a counter knows the script (after a failover, NOSCRIPT has the store load again).
+ */
+async function sendCommand({ command }: SendCommandClusterDetails): Promise<RedisReply> {
+  const redis = getRedis();
+  const [name, ...args] = command as [string, ...string[]];
+  if (isCluster(redis) && name.toUpperCase() === 'SCRIPT') {
+    // Through the cluster client first: it waits for the cluster to be connected, so its list
+    // of masters is complete for the second step.
+    const sha = (await redis.call(name, ...args)) as RedisReply;
+    await Promise.all(redis.nodes('master').map((node) => node.call(name, ...args)));
+    return sha;
+  }
+  return redis.call(name, ...args) as Promise<RedisReply>;
+}
 
 const keySubject = (token: string) => `key:${hashApiKey(token)}`;
 const addressSubject = (req: Request) => `ip:${ipKeyGenerator(req.ip ?? 'unknown')}`;
@@ -56,7 +75,7 @@ export function createRateLimiter(limit = config.RATE_LIMIT_PER_MINUTE): Request
     passOnStoreError: true,
     store: new RedisStore({
       prefix: 'ratelimit:',
-      sendCommand: (command: string, ...args: string[]) => getRedis().call(command, ...args) as Promise<RedisReply>,
+      sendCommandCluster: sendCommand,
     }),
     handler: refuse,
   });

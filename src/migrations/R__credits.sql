@@ -44,3 +44,39 @@ BEGIN
          entry.extraction_id, entry.tokens, entry.created_at, locked.credit_balance + COALESCE(entry.amount, 0)
     FROM locked LEFT JOIN entry ON true;
 END $$;
+
+-- Holds (CONTRACT guarantee 14). What a tenant may still spend is its balance minus its
+-- unexpired holds; a hold is placed only when that covers it (and is above zero: a tenant with
+-- nothing gets no model call even if the call would be priced at zero). The tenant's row is
+-- locked first, as a charge locks it, so concurrent holds queue and each sees the others: N
+-- conversations at once on one call's worth of credits get one hold, not N. Expired holds (a
+-- crashed worker's) count for nothing and are cleared here. Returns the hold's id, or NULL
+-- with nothing written when the balance cannot cover it (or the tenant does not exist).
+CREATE OR REPLACE FUNCTION hold_credits(p_user_id uuid, p_amount bigint, p_conversation_id uuid, p_ttl_ms integer)
+RETURNS uuid
+LANGUAGE plpgsql AS $$
+DECLARE
+  v_balance bigint;
+  v_held bigint;
+  v_id uuid;
+BEGIN
+  SELECT u.credit_balance INTO v_balance FROM users u WHERE u.id = p_user_id FOR NO KEY UPDATE;
+  IF NOT FOUND THEN
+    RETURN NULL;
+  END IF;
+  DELETE FROM credit_holds h WHERE h.user_id = p_user_id AND h.expires_at <= now();
+  SELECT COALESCE(sum(h.amount), 0) INTO v_held FROM credit_holds h WHERE h.user_id = p_user_id;
+  IF v_balance - v_held <= 0 OR v_balance - v_held < p_amount THEN
+    RETURN NULL;
+  END IF;
+  INSERT INTO credit_holds (user_id, conversation_id, amount, expires_at)
+  VALUES (p_user_id, p_conversation_id, p_amount, now() + make_interval(secs => p_ttl_ms / 1000.0))
+  RETURNING id INTO v_id;
+  RETURN v_id;
+END $$;
+
+-- Credits held for a tenant's model calls in flight: unexpired holds only.
+CREATE OR REPLACE FUNCTION credits_held(p_user_id uuid) RETURNS bigint
+LANGUAGE sql STABLE AS $$
+  SELECT COALESCE(sum(h.amount), 0)::bigint FROM credit_holds h WHERE h.user_id = p_user_id AND h.expires_at > now();
+$$;

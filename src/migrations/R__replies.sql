@@ -8,9 +8,13 @@
 -- it. outcome 'paused_or_archived': the bot may no longer answer here (reason_not_to_answer:
 -- paused, archived, or the agent unlinked) and nothing was written. If any of p_answered is
 -- no longer pending (another worker answered it), it raises SQLSTATE MC001 and nothing is
--- written.
+-- written. p_hold_id, the credits held for this turn's model call (hold_credits,
+-- R__credits.sql), is settled here: deleted in the same transaction as the charge of the actual
+-- cost, so the tenant never sees both or neither. When the reply is dropped the hold is
+-- deleted too; when the statement raises, the caller releases it.
 CREATE OR REPLACE FUNCTION record_reply(
-  p_user_id uuid, p_conversation_id uuid, p_answered uuid[], p_text text, p_reply_to uuid, p_cost bigint, p_tokens integer)
+  p_user_id uuid, p_conversation_id uuid, p_answered uuid[], p_text text, p_reply_to uuid, p_cost bigint, p_tokens integer,
+  p_hold_id uuid DEFAULT NULL)
 RETURNS TABLE (outcome text, charged bigint, reply messages)
 LANGUAGE plpgsql AS $$
 DECLARE
@@ -19,6 +23,9 @@ DECLARE
   v_reply messages;
   v_charge record;
 BEGIN
+  IF p_hold_id IS NOT NULL THEN
+    DELETE FROM credit_holds h WHERE h.user_id = p_user_id AND h.id = p_hold_id;
+  END IF;
   SELECT * INTO v_conversation FROM conversations c WHERE c.user_id = p_user_id AND c.id = p_conversation_id FOR UPDATE;
   IF NOT FOUND OR reason_not_to_answer(v_conversation) IS NOT NULL THEN
     RETURN QUERY SELECT 'paused_or_archived'::text, 0::bigint, NULL::messages;

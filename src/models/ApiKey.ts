@@ -37,10 +37,13 @@ export async function findActiveKeyByHash(hash: string, client: Queryable = db):
   return rows[0] ?? null;
 }
 
-/** Revokes one of the tenant's keys; returns its hash, or null when the tenant has no such live key. */
+/**
+ * Revokes one of the tenant's keys (a revoked one keeps its first revocation time); returns its
+ * hash, so caches can be invalidated again on a retry, or null when the tenant has no such key.
+ */
 export async function revokeApiKey(userId: string, keyId: string, client: Queryable = db): Promise<{ keyHash: string } | null> {
   const { rows } = await client.query<{ keyHash: string }>(
-    `UPDATE api_keys SET revoked_at = now() WHERE user_id = $1 AND id = $2 AND revoked_at IS NULL RETURNING key_hash AS "keyHash"`,
+    `UPDATE api_keys SET revoked_at = COALESCE(revoked_at, now()) WHERE user_id = $1 AND id = $2 RETURNING key_hash AS "keyHash"`,
     [userId, keyId],
   );
   return rows[0] ?? null;

@@ -148,3 +148,9 @@ export async function listEntries(
       );
   return rows.map(toEntry);
 }
+
+/** Credits the tenant has held for model calls in flight (unexpired holds). */
+export async function sumHolds(userId: string, client: Queryable = db): Promise<number> {
+  const { rows } = await client.query<{ held: string }>(`SELECT credits_held($1) AS held`, [userId]);
+  return Number(rows[0]?.held ?? 0);
+}

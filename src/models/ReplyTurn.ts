@@ -201,6 +201,34 @@ export async function beginReplyAttempt(
   };
 }
 
+/** Takes back the attempt beginReplyAttempt counted, for a turn whose model call was refused unmade. */
+export async function undoReplyAttempt(userId: string, ids: string[], client: Queryable = db): Promise<void> {
+  await client.query(
+    `UPDATE messages SET attempts = greatest(attempts - 1, 0), updated_at = now() WHERE user_id = $1 AND id = ANY($2::uuid[]) AND attempts > 0`,
+    [userId, ids],
+  );
+}
+
+// ---------------------------------------------------------------------------------------------
+// Holding credits for the model call (guarantee 14)
+
+/**
+ * Holds `amount` credits for this turn's model call (hold_credits, R__credits.sql): only when
+ * the tenant's balance minus its unexpired holds covers it, under the tenant's row lock, so
+ * concurrent turns of one tenant each see the others' holds. Returns the hold's id, or null
+ * (nothing held) when the balance cannot cover it. The hold lapses after `ttlMs` unless settled
+ * (recordReply) or released (releaseHold) first: only a crashed worker leaves one that long.
+ */
+export async function holdCredits(userId: string, conversationId: string, amount: number, ttlMs: number, client: Queryable = db): Promise<string | null> {
+  const { rows } = await client.query<{ id: string | null }>(`SELECT hold_credits($1, $2, $3, $4) AS id`, [userId, amount, conversationId, ttlMs]);
+  return rows[0]?.id ?? null;
+}
+
+/** Releases a hold whose model call failed or whose reply was not recorded; a settled or expired one is a no-op. */
+export async function releaseHold(userId: string, holdId: string, client: Queryable = db): Promise<void> {
+  await client.query(`DELETE FROM credit_holds WHERE user_id = $1 AND id = $2`, [userId, holdId]);
+}
+
 // ---------------------------------------------------------------------------------------------
 // Recording the reply
 
@@ -212,6 +240,8 @@ export interface ReplyToRecord {
   replyToMessageId: string;
   cost: number;
   tokens: number;
+  /** The turn's credit hold, settled (deleted) in the same statement as the charge. */
+  holdId?: string | null;
 }
 
 export type RecordedReply = { outcome: 'recorded'; reply: Message; charged: number } | { outcome: 'paused_or_archived' };
@@ -228,8 +258,8 @@ export const ANSWERED_ELSEWHERE = 'MC001';
 export async function recordReply(userId: string, conversationId: string, reply: ReplyToRecord, client: Queryable = db): Promise<RecordedReply> {
   const { rows } = await client.query<Message & { outcome: 'recorded' | 'paused_or_archived'; charged: string }>(
     `SELECT outcome, charged, ${MESSAGE_COLUMNS}
-       FROM (SELECT r.outcome, r.charged, (r.reply).* FROM record_reply($1, $2, $3::uuid[], $4, $5, $6, $7) r) recorded`,
-    [userId, conversationId, reply.answered, reply.text, reply.replyToMessageId, reply.cost, reply.tokens],
+       FROM (SELECT r.outcome, r.charged, (r.reply).* FROM record_reply($1, $2, $3::uuid[], $4, $5, $6, $7, $8) r) recorded`,
+    [userId, conversationId, reply.answered, reply.text, reply.replyToMessageId, reply.cost, reply.tokens, reply.holdId ?? null],
   );
   const { outcome, charged, ...message } = rows[0]!;
   return outcome === 'recorded' ? { outcome, reply: message, charged: Number(charged) } : { outcome };

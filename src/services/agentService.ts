@@ -7,7 +7,8 @@
 import { z } from 'zod';
 import { config } from '../config';
 import { withTransaction } from '../utils/database';
-import { conflict, notFound } from '../utils/errors';
+import { conflict, notFound, validationError } from '../utils/errors';
+import { allowedModels } from './creditService';
 import { decodeCursor, toPage, type Page, type PageRequest } from '../utils/pagination';
 import * as Agents from '../models/Agent';
 import type { Agent, AgentChanges, LeadField } from '../models/Agent';
@@ -94,11 +95,24 @@ export interface CreateAgentInput {
   fallbackMessage?: string | null | undefined;
 }
 
+/**
+ * With `MODEL_PRICES` set, an agent may use only the models it prices (guarantee 14: every
+ * model call has a known price); a 400 names the allowed ones.
+ */
+export function requireAllowedModel(model: string): void {
+  const allowed = allowedModels();
+  if (allowed && !allowed.includes(model)) {
+    throw validationError([{ path: 'model', message: `must be one of: ${allowed.join(', ')}` }], `The model "${model}" is not available; allowed: ${allowed.join(', ')}`);
+  }
+}
+
 export async function createAgent(userId: string, input: CreateAgentInput): Promise<Agent> {
+  const model = input.model ?? config.OPENAI_MODEL;
+  requireAllowedModel(model);
   return Agents.insertAgent(userId, {
     name: input.name,
     systemPrompt: input.systemPrompt,
-    model: input.model ?? config.OPENAI_MODEL,
+    model,
     temperature: input.temperature ?? AGENT_DEFAULTS.temperature,
     maxTokens: input.maxTokens ?? AGENT_DEFAULTS.maxTokens,
     historyLimit: input.historyLimit ?? AGENT_DEFAULTS.historyLimit,
@@ -131,6 +145,7 @@ export async function getAgent(userId: string, agentId: string): Promise<Agent> 
  * to the defaults / no fallback. 404 for an unknown agent, 409 for an archived one.
  */
 export async function updateAgent(userId: string, agentId: string, changes: AgentChanges): Promise<Agent> {
+  if (changes.model !== undefined) requireAllowedModel(changes.model);
   const updated = await Agents.updateAgent(userId, agentId, changes);
   if (updated) return updated;
   // The UPDATE only touches unarchived agents; tell the two failures apart afterwards.

@@ -17,6 +17,7 @@ import { decodeCursor, toPage, type Page, type PageRequest } from '../utils/pagi
 import {
   findBalance,
   insertClampedCharge,
+  sumHolds,
   insertTopUp,
   listEntries,
   type CreditEntry,
@@ -111,6 +112,55 @@ export async function getBalance(userId: string, client: Queryable = db): Promis
 export function costForTokens(tokens: number, creditsPer1kTokens: number = config.CREDITS_PER_1K_TOKENS): number {
   assertWholeCredits('tokens', tokens, 0);
   return Math.ceil((tokens * creditsPer1kTokens) / 1000);
+}
+
+/** Credits per 1K prompt (`input`) and completion (`output`) tokens. */
+export interface ModelPrice {
+  readonly input: number;
+  readonly output: number;
+}
+export type ModelPrices = Readonly<Record<string, ModelPrice>>;
+
+/** The model's price from `MODEL_PRICES`, else `CREDITS_PER_1K_TOKENS` for both kinds of token. */
+export function priceOf(
+  model: string,
+  prices: ModelPrices = config.MODEL_PRICES,
+  creditsPer1kTokens: number = config.CREDITS_PER_1K_TOKENS,
+): ModelPrice {
+  return Object.hasOwn(prices, model) ? prices[model]! : { input: creditsPer1kTokens, output: creditsPer1kTokens };
+}
+
+/**
+ * The price of a model call's tokens, rounded up to whole credits: ceil((prompt × input +
+ * completion × output) / 1000) at the model's price. Used both for the hold (estimated prompt
+ * plus max_tokens: the dearest outcome) and for the charge (what the model reports).
+ */
+export function costForUsage(model: string, promptTokens: number, completionTokens: number, prices?: ModelPrices, creditsPer1kTokens?: number): number {
+  assertWholeCredits('promptTokens', promptTokens, 0);
+  assertWholeCredits('completionTokens', completionTokens, 0);
+  const price = priceOf(model, prices, creditsPer1kTokens);
+  return Math.ceil((promptTokens * price.input + completionTokens * price.output) / 1000);
+}
+
+/**
+ * The models agents may use: `MODEL_PRICES`'s names when it is set, else null (any model).
+ */
+export function allowedModels(prices: ModelPrices = config.MODEL_PRICES): string[] | null {
+  const names = Object.keys(prices);
+  return names.length > 0 ? names.sort() : null;
+}
+
+/**
+ * How long a hold lives unless settled or released: longer than any live turn's model call
+ * (every retry's deadline and backoff) plus a lease, so only a crashed worker's hold lapses.
+ */
+export function holdTtlMs(): number {
+  return config.WORKER_LEASE_MS + 3 * (config.OPENAI_TIMEOUT_MS + 8_000);
+}
+
+/** Credits held for the tenant's model calls in flight. */
+export async function creditsHeld(userId: string): Promise<number> {
+  return sumHolds(userId);
 }
 
 /** The tenant's ledger, newest first, one page at a time (`cursor` from the previous page). */

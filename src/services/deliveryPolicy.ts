@@ -4,10 +4,10 @@
  * set aside for inspection and its messages are failed, so one bad conversation cannot crash
  * workers forever), and anything owed that no nudge served for a while is nudged again.
  */
-import type Redis from 'ioredis';
+import type { RedisClient as Redis } from '../utils/redis';
 import { logger } from '../utils/logger';
 import { replyMetrics } from '../utils/metrics';
-import { STREAMS, enqueueConversations, isInboxNudge, parseNudge, type Nudge } from '../utils/queue';
+import { deadLetterStream, enqueueConversations, messageStream, isInboxNudge, parseNudge, type Nudge } from '../utils/queue';
 import { findWaitingInbox, setInboxAside } from '../models/Inbox';
 import { failPendingInbound, findStaleConversations } from '../models/ReplyTurn';
 
@@ -22,15 +22,15 @@ export function isPoison(deliveries: number, maxDeliveries: number): boolean {
 }
 
 /**
- * Dead-letters a poison entry: copies it to the dead-letter stream, sets its customer's inbox
+ * Dead-letters a poison entry of shard `shard`: copies it to the shard's dead-letter stream, sets its customer's inbox
  * rows aside and fails what its conversation owes (`poison`), so the API says why. The caller
  * acknowledges the entry afterwards.
  */
-export async function deadLetter(entryId: string, deliveries: number, redis: Redis): Promise<void> {
-  const [entry] = (await redis.xrange(STREAMS.messages, entryId, entryId)) as [string, string[]][];
+export async function deadLetter(shard: number, entryId: string, deliveries: number, redis: Redis): Promise<void> {
+  const [entry] = (await redis.xrange(messageStream(shard), entryId, entryId)) as [string, string[]][];
   const fields = entry?.[1] ?? [];
   const nudge = entry ? parseNudge(fields) : null;
-  await redis.xadd(STREAMS.messagesDead, 'MAXLEN', '~', DEAD_LETTER_MAX_LENGTH, '*', 'entry_id', entryId, 'deliveries', String(deliveries), ...fields);
+  await redis.xadd(deadLetterStream(shard), 'MAXLEN', '~', DEAD_LETTER_MAX_LENGTH, '*', 'entry_id', entryId, 'deliveries', String(deliveries), ...fields);
   if (nudge) await failOwed(nudge);
   replyMetrics.failures.inc({ reason: 'poison' });
   logger.error({ entry: entryId, deliveries, ...(nudge ? nudgeLog(nudge) : {}) }, 'poison entry dead-lettered');

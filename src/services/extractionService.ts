@@ -282,6 +282,7 @@ export async function extractConversation(userId: string, conversationId: string
   try {
     answer = await deps.openai.extractStructured({
       model: agent.model,
+      tenantId: userId,
       messages: buildExtractionMessages(fields, history, deps.transcriptChars ?? DEFAULT_TRANSCRIPT_CHARS),
       schemaName: LEAD_SCHEMA_NAME,
       jsonSchema: buildLeadJsonSchema(fields),

@@ -49,6 +49,8 @@ export class ModelError extends Error {
   readonly usage?: { promptTokens: number; completionTokens: number };
   /** Attempts made before giving up; set when the error leaves the service. */
   attempts = 1;
+  /** Requests that reached the provider before giving up; set when the error leaves the service. 0: every attempt was refused by the circuit. */
+  providerRequests = 1;
 
   constructor(
     readonly kind: ModelErrorKind,

@@ -3,8 +3,9 @@
  * `OPENAI_BASE_URL`). Workers call `complete` for replies and `extractStructured` for leads.
  *
  * Failure policy lives here and only here: the SDK's own retries are off (`maxRetries: 0`) so a
- * call is retried by `retry` (exponential backoff, full jitter, Retry-After) through one
- * process-wide `CircuitBreaker`, each attempt under its own deadline. Every failure leaves as a
+ * call is retried by `retry` (exponential backoff, full jitter, Retry-After) through a
+ * `CircuitBreaker` of its own model, base URL and tenant (guarantee 11: one tenant's failing model
+ * opens that tenant's circuit for that model, nobody else's), each attempt under its own deadline. Every failure leaves as a
  * `ModelError` (`modelErrors.ts`). What to send is the caller's business (`chatPrompt.ts` builds
  * a reply's messages, `extractionService.ts` an extraction's).
  */
@@ -33,6 +34,8 @@ export interface CompletionRequest {
    */
   promptCacheKey?: string;
   signal?: AbortSignal;
+  /** Whose call it is: failures count against this tenant's circuit for the model. */
+  tenantId?: string;
 }
 
 export interface CompletionResult {
@@ -54,6 +57,8 @@ export interface StructuredRequest {
   temperature?: number;
   maxTokens?: number;
   signal?: AbortSignal;
+  /** Whose call it is: failures count against this tenant's circuit for the model. */
+  tenantId?: string;
 }
 
 export interface StructuredResult {
@@ -73,6 +78,8 @@ export interface OpenAIServiceOptions {
   timeoutMs?: number;
   retry?: { attempts: number; baseMs: number; maxMs: number };
   breaker?: { failureThreshold: number; cooldownMs: number; now?: () => number };
+  /** Most circuits kept (one per model, base URL and tenant); the least recently used healthy one goes first. */
+  maxBreakers?: number;
   sleep?: (ms: number, signal?: AbortSignal) => Promise<void>;
   random?: () => number;
 }
@@ -80,12 +87,22 @@ export interface OpenAIServiceOptions {
 export interface OpenAIService {
   complete(request: CompletionRequest): Promise<CompletionResult>;
   extractStructured(request: StructuredRequest): Promise<StructuredResult>;
-  /** For metrics: the breaker's state. */
+  /** For metrics: the worst state among the circuits (open, else half-open, else closed). */
   readonly circuitState: CircuitState;
+  /** The state of one tenant's circuit for a model. */
+  circuitStateFor(model: string, tenantId?: string): CircuitState;
+  /**
+   * Whether a call for this model and tenant would be refused now without reaching the provider
+   * (its circuit is open): a peek that takes no trial, so a turn can wait without counting an attempt.
+   */
+  breakerOpen(model: string, tenantId?: string): boolean;
+  /** How long until that circuit lets a call through (0 when it would now). */
+  circuitRetryAfterMs(model: string, tenantId?: string): number;
 }
 
 export const DEFAULT_RETRY = { attempts: 3, baseMs: 500, maxMs: 8_000 } as const;
 export const DEFAULT_BREAKER = { failureThreshold: 5, cooldownMs: 30_000 } as const;
+export const DEFAULT_MAX_BREAKERS = 10_000;
 
 const log = logger.child({ component: 'openai' });
 
@@ -127,12 +144,42 @@ export function createOpenAIService(options: OpenAIServiceOptions = {}): OpenAIS
   const baseURL = options.baseURL ?? config.OPENAI_BASE_URL;
   const timeoutMs = options.timeoutMs ?? config.OPENAI_TIMEOUT_MS;
   const retryPolicy = options.retry ?? DEFAULT_RETRY;
-  const breaker = new CircuitBreaker({
-    ...DEFAULT_BREAKER,
-    ...options.breaker,
-    isFailure: isProviderFailure,
-    onStateChange: ({ from, to }) => log.warn({ from, to }, `model circuit ${to}`),
-  });
+  const maxBreakers = Math.max(1, options.maxBreakers ?? DEFAULT_MAX_BREAKERS);
+  // Keyed by model, base URL and tenant; a Map keeps insertion order, and each use moves its key
+  // to the end, so the first keys are the least recently used.
+  const breakers = new Map<string, CircuitBreaker>();
+  function breakerFor(model: string, tenantId: string | undefined, create: true): CircuitBreaker;
+  function breakerFor(model: string, tenantId: string | undefined, create: false): CircuitBreaker | undefined;
+  function breakerFor(model: string, tenantId: string | undefined, create: boolean): CircuitBreaker | undefined {
+    const key = JSON.stringify([model, baseURL ?? '', tenantId ?? '']);
+    const found = breakers.get(key);
+    if (found) {
+      breakers.delete(key);
+      breakers.set(key, found);
+      return found;
+    }
+    if (!create) return undefined;
+    if (breakers.size >= maxBreakers) evictOne();
+    const breaker = new CircuitBreaker({
+      ...DEFAULT_BREAKER,
+      ...options.breaker,
+      isFailure: isProviderFailure,
+      onStateChange: ({ from, to }) => log.warn({ from, to, model, tenant_id: tenantId }, `model circuit ${to}`),
+    });
+    breakers.set(key, breaker);
+    return breaker;
+  }
+  /** Bounded: drops the least recently used healthy circuit, else the least recently used one. */
+  function evictOne(): void {
+    for (const [key, breaker] of breakers) {
+      if (breaker.state === 'closed' && breaker.consecutiveFailures === 0) {
+        breakers.delete(key);
+        return;
+      }
+    }
+    const oldest = breakers.keys().next();
+    if (!oldest.done) breakers.delete(oldest.value);
+  }
 
   let client: OpenAI | undefined;
   function getClient(): OpenAI {
@@ -151,6 +198,7 @@ export function createOpenAIService(options: OpenAIServiceOptions = {}): OpenAIS
   async function call<T>(
     body: Body,
     signal: AbortSignal | undefined,
+    tenantId: string | undefined,
     interpret: (content: string | null, finishReason: string | null, refusal: string | null | undefined, usage: Usage) => T,
   ): Promise<{ value: T; usage: Usage; model: string; latencyMs: number; attempts: number }> {
     if (!apiKey) {
@@ -158,7 +206,9 @@ export function createOpenAIService(options: OpenAIServiceOptions = {}): OpenAIS
       throw new ModelError('not_configured', 'openai_not_configured', 'The AI provider is not configured (OPENAI_API_KEY is not set)');
     }
     const started = Date.now();
+    const breaker = breakerFor(body.model, tenantId, true);
     let attempts = 0;
+    let providerRequests = 0;
     try {
       return await retry(
         async (attempt) => {
@@ -166,6 +216,7 @@ export function createOpenAIService(options: OpenAIServiceOptions = {}): OpenAIS
           const attemptStarted = Date.now();
           const response = await breaker
             .exec(async () => {
+              providerRequests += 1;
               const guard = attemptGuard(timeoutMs, signal);
               try {
                 return await getClient().chat.completions.create(body, { signal: guard.signal, timeout: timeoutMs, maxRetries: 0 });
@@ -211,6 +262,7 @@ export function createOpenAIService(options: OpenAIServiceOptions = {}): OpenAIS
       // A caller that aborted (shutdown) may have aborted with any reason; say so plainly.
       const failure = signal?.aborted && !(error instanceof ModelError) ? abortedError(error) : classifyError(error, { model: body.model, apiKey });
       failure.attempts = Math.max(attempts, 1);
+      failure.providerRequests = providerRequests;
       log.warn(
         { model: body.model, attempts: failure.attempts, kind: failure.kind, code: failure.code, status: failure.status, detail: failure.detail },
         'model call failed',
@@ -240,7 +292,25 @@ export function createOpenAIService(options: OpenAIServiceOptions = {}): OpenAIS
 
   return {
     get circuitState() {
-      return breaker.state;
+      let worst: CircuitState = 'closed';
+      for (const breaker of breakers.values()) {
+        const state = breaker.state;
+        if (state === 'open') return 'open';
+        if (state === 'half_open') worst = 'half_open';
+      }
+      return worst;
+    },
+
+    circuitStateFor(model, tenantId) {
+      return breakerFor(model, tenantId, false)?.state ?? 'closed';
+    },
+
+    breakerOpen(model, tenantId) {
+      return breakerFor(model, tenantId, false)?.refusing ?? false;
+    },
+
+    circuitRetryAfterMs(model, tenantId) {
+      return breakerFor(model, tenantId, false)?.retryAfterMs ?? 0;
     },
 
     async complete(request) {
@@ -253,7 +323,7 @@ export function createOpenAIService(options: OpenAIServiceOptions = {}): OpenAIS
         ...(request.maxTokens !== undefined ? { max_completion_tokens: request.maxTokens } : {}),
         ...(request.promptCacheKey ? { prompt_cache_key: request.promptCacheKey } : {}),
       };
-      const result = await call(body, request.signal, requireContent);
+      const result = await call(body, request.signal, request.tenantId, requireContent);
       return {
         text: result.value,
         promptTokens: result.usage.promptTokens,
@@ -275,7 +345,7 @@ export function createOpenAIService(options: OpenAIServiceOptions = {}): OpenAIS
         ...(request.temperature !== undefined ? { temperature: request.temperature } : {}),
         ...(request.maxTokens !== undefined ? { max_completion_tokens: request.maxTokens } : {}),
       };
-      const result = await call(body, request.signal, (content, finishReason, refusal, usage) => {
+      const result = await call(body, request.signal, request.tenantId, (content, finishReason, refusal, usage) => {
         const text = requireContent(content, finishReason, refusal, usage);
         try {
           return JSON.parse(unfence(text)) as unknown;

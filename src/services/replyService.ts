@@ -15,22 +15,25 @@ import { config } from '../config';
 import { logger } from '../utils/logger';
 import { withTransaction } from '../utils/database';
 import { abortableSleep } from '../utils/retry';
-import { costForTokens } from './creditService';
+import { costForUsage, holdTtlMs } from './creditService';
 import type { OpenAIService } from './openaiService';
 import { ModelError } from './modelErrors';
-import { buildChatMessages } from './chatPrompt';
+import { buildChatMessages, estimatePromptTokens } from './chatPrompt';
 import { GraphError, partCallbackData, retryDelayMs, splitForChannel, type GraphClient } from './metaGraphService';
 import { insertMessage, type Message } from '../models/Message';
 import {
   ANSWERED_ELSEWHERE,
   beginReplyAttempt,
+  undoReplyAttempt,
   claimOutboundPart,
+  holdCredits,
   loadOwedWork,
   markInboundStatus,
   markOutboundFailed,
   markOutboundSent,
   recordPartSent,
   recordReply,
+  releaseHold,
   releasePart,
   type RecordedReply,
   type StoredReplyContext,
@@ -41,6 +44,19 @@ import { replyMetrics } from '../utils/metrics';
 /** A transient failure: leave the work where it is and try again after the lease. */
 export class RetryLater extends Error {
   override name = 'RetryLater';
+}
+
+/**
+ * The tenant's circuit for its agent's model is open: no call was made and no attempt counted
+ * (guarantee 11). The work waits; the worker lets go of the nudge and nudges again after
+ * `retryAfterMs`, so waiting on a failing model never spends deliveries either.
+ */
+export class WaitForCircuit extends RetryLater {
+  override name = 'WaitForCircuit';
+
+  constructor(readonly retryAfterMs: number) {
+    super(`model circuit open; waiting ${retryAfterMs} ms`);
+  }
 }
 
 export interface ReplyDeps {
@@ -111,6 +127,11 @@ export async function serveConversation(userId: string, conversationId: string, 
       continue;
     }
 
+    // A call the tenant's open circuit would refuse is no attempt: wait without counting it.
+    if (deps.openai.breakerOpen(agent.model, userId)) {
+      replyMetrics.failures.inc({ reason: 'model_circuit_open' });
+      throw new WaitForCircuit(deps.openai.circuitRetryAfterMs(agent.model, userId));
+    }
     const { attempts, balance, history } = await beginReplyAttempt(userId, conversationId, ids, agent.historyLimit, newest.sequenceNo);
     if (balance <= 0) {
       await answerWithoutCredits(context, pending, log);
@@ -131,45 +152,69 @@ export async function serveConversation(userId: string, conversationId: string, 
       maxPromptTokens: agent.maxPromptTokens,
     });
 
-    let completion;
-    const modelTimer = replyMetrics.modelLatency.startTimer();
+    // Guarantee 14: hold the dearest outcome (the prompt as estimated plus max_tokens, at the
+    // model's price) before calling; concurrent turns of the tenant see each other's holds, so
+    // credits for one reply buy one model call, however many conversations ask at once.
+    const holdId = await holdCredits(userId, conversationId, costForUsage(agent.model, estimatePromptTokens(messages), agent.maxTokens), holdTtlMs());
+    if (holdId === null) {
+      await answerWithoutCredits(context, pending, log);
+      continue;
+    }
+    // record_reply settles the hold in the reply's transaction; any other way out releases it.
+    let settled = false;
+    let recorded: RecordedReply;
+    let tokens: number;
     try {
-      completion = await deps.openai.complete({
-        model: agent.model,
-        temperature: agent.temperature,
-        maxTokens: agent.maxTokens,
-        messages,
-        promptCacheKey: conversationId,
-        signal: deps.signal,
-      });
-    } catch (error) {
-      if (error instanceof ModelError && !error.retryable) {
-        await markInboundStatus(userId, ids, 'failed', { code: error.code, message: error.message });
-        replyMetrics.failures.inc({ reason: error.code });
-        // Not configured is not a refusal: say what is missing, as the startup warning does.
-        log.warn({ code: error.code, reason: error.message }, error.code === 'openai_not_configured' ? 'OPENAI_API_KEY is not set: no model call; messages failed' : 'model refused the turn; messages failed');
+      let completion;
+      const modelTimer = replyMetrics.modelLatency.startTimer();
+      try {
+        completion = await deps.openai.complete({
+          model: agent.model,
+          tenantId: userId,
+          temperature: agent.temperature,
+          maxTokens: agent.maxTokens,
+          messages,
+          promptCacheKey: conversationId,
+          signal: deps.signal,
+        });
+      } catch (error) {
+        if (error instanceof ModelError && !error.retryable) {
+          await markInboundStatus(userId, ids, 'failed', { code: error.code, message: error.message });
+          replyMetrics.failures.inc({ reason: error.code });
+          // Not configured is not a refusal: say what is missing, as the startup warning does.
+          log.warn({ code: error.code, reason: error.message }, error.code === 'openai_not_configured' ? 'OPENAI_API_KEY is not set: no model call; messages failed' : 'model refused the turn; messages failed');
+          continue;
+        }
+        replyMetrics.failures.inc({ reason: error instanceof ModelError ? error.code : 'model_error' });
+        if (error instanceof ModelError && error.kind === 'circuit_open' && error.providerRequests === 0) {
+          // Refused by the circuit (it opened after the peek above): no call reached the
+          // provider, so this was no attempt either.
+          await undoReplyAttempt(userId, ids);
+          throw new WaitForCircuit(error.retryAfterMs ?? 1_000);
+        }
+        throw new RetryLater(`model call failed: ${(error as Error).message}`);
+      } finally {
+        modelTimer();
+      }
+
+      if (deps.signal.aborted) throw new RetryLater('lease lost during the model call');
+      tokens = completion.promptTokens + completion.completionTokens;
+      // Priced at the model the agent asked for (the one held for), by input and output tokens.
+      const cost = costForUsage(agent.model, completion.promptTokens, completion.completionTokens);
+      // A human may have taken over (API message, Instagram echo) or the number been relinked
+      // while the model was thinking: then no reply and no charge; the next round marks the
+      // messages ignored. If another worker answered them first (a lease that lapsed), nothing
+      // is written, and whatever is still pending is answered by the next round.
+      try {
+        recorded = await recordReply(userId, conversationId, { answered: ids, text: completion.text, replyToMessageId: newest.id, cost, tokens, holdId });
+        settled = true;
+      } catch (error) {
+        if ((error as { code?: string }).code !== ANSWERED_ELSEWHERE) throw error;
+        log.warn({ reason: 'pending messages were answered elsewhere' }, 'reply dropped');
         continue;
       }
-      replyMetrics.failures.inc({ reason: error instanceof ModelError ? error.code : 'model_error' });
-      throw new RetryLater(`model call failed: ${(error as Error).message}`);
     } finally {
-      modelTimer();
-    }
-
-    if (deps.signal.aborted) throw new RetryLater('lease lost during the model call');
-    const tokens = completion.promptTokens + completion.completionTokens;
-    const cost = costForTokens(tokens);
-    // A human may have taken over (API message, Instagram echo) or the number been relinked
-    // while the model was thinking: then no reply and no charge; the next round marks the
-    // messages ignored. If another worker answered them first (a lease that lapsed), nothing
-    // is written, and whatever is still pending is answered by the next round.
-    let recorded: RecordedReply;
-    try {
-      recorded = await recordReply(userId, conversationId, { answered: ids, text: completion.text, replyToMessageId: newest.id, cost, tokens });
-    } catch (error) {
-      if ((error as { code?: string }).code !== ANSWERED_ELSEWHERE) throw error;
-      log.warn({ reason: 'pending messages were answered elsewhere' }, 'reply dropped');
-      continue;
+      if (!settled) await releaseHoldQuietly(userId, holdId, log);
     }
     if (recorded.outcome !== 'recorded') {
       log.warn({ reason: 'the conversation was paused or archived mid-turn' }, 'reply dropped');
@@ -181,6 +226,15 @@ export async function serveConversation(userId: string, conversationId: string, 
     // Done: whatever arrived meanwhile nudged the conversation, and a nudge that finds the
     // lease taken marks it dirty, so the worker's release comes back here for another round.
     return;
+  }
+}
+
+/** A hold that cannot be released now (Postgres away) lapses at its expiry; the turn's own outcome matters more. */
+async function releaseHoldQuietly(userId: string, holdId: string, log: typeof logger): Promise<void> {
+  try {
+    await releaseHold(userId, holdId);
+  } catch (error) {
+    log.warn({ err: { message: (error as Error).message } }, 'releasing a credit hold failed; it lapses on its own');
   }
 }
 

@@ -7,8 +7,8 @@ import { withTransaction } from '../utils/database';
 import { conflict, notFound } from '../utils/errors';
 import { decodeCursor, toPage, type Page, type PageRequest } from '../utils/pagination';
 import { findUserById, insertUser, listUsers as listUserRows, type User } from '../models/User';
-import { findApiKey, generateApiKey, insertApiKey, revokeApiKey as revokeKeyRow } from '../models/ApiKey';
-import { topUp } from './creditService';
+import { generateApiKey, insertApiKey, revokeApiKey as revokeKeyRow } from '../models/ApiKey';
+import { creditsHeld, topUp } from './creditService';
 import { forgetApiKey, markApiKeyLive } from './liveApiKeys';
 
 export type { User } from '../models/User';
@@ -55,6 +55,12 @@ export async function getUser(id: string): Promise<User> {
   return user;
 }
 
+/** The calling tenant, with the credits held for its model calls in flight (guarantee 14). */
+export async function getMe(id: string): Promise<User & { creditsHeld: number }> {
+  const user = await getUser(id);
+  return { ...user, creditsHeld: await creditsHeld(id) };
+}
+
 /** Tenants newest first, one page at a time (`cursor` from the previous page). */
 export async function listUsers(page: PageRequest): Promise<Page<User>> {
   const afterId = page.cursor === undefined ? undefined : decodeCursor<string>(page.cursor, 'uuid');
@@ -77,11 +83,13 @@ export async function createApiKey(userId: string): Promise<IssuedApiKey> {
 
 /**
  * Revokes one of the tenant's keys; from the next request on it authenticates nothing, in every
- * API process (auth looks keys up in Postgres on each request). Revoking an already revoked key
- * succeeds again, so a retried DELETE is harmless. 404 when the tenant has no key with that id.
+ * API process: the cached key lookup is invalidated before this returns (503 when Redis cannot
+ * be told; the key is revoked in Postgres and a retry invalidates again). Revoking an already
+ * revoked key succeeds again, so a retried DELETE is harmless. 404 when the tenant has no key
+ * with that id.
  */
 export async function revokeApiKey(userId: string, keyId: string): Promise<void> {
   const revoked = await revokeKeyRow(userId, keyId);
-  if (revoked) return forgetApiKey(revoked.keyHash);
-  if (!(await findApiKey(userId, keyId))) throw notFound('API key');
+  if (!revoked) throw notFound('API key');
+  await forgetApiKey(revoked.keyHash);
 }

@@ -61,6 +61,22 @@ export class CircuitBreaker {
     return this.failures;
   }
 
+  /**
+   * Whether a call now would be refused without being made (open, or half-open with its one
+   * trial in flight). A peek: it takes no trial and counts nothing.
+   */
+  get refusing(): boolean {
+    this.refresh();
+    return this.current === 'open' || (this.current === 'half_open' && this.trialInFlight);
+  }
+
+  /** How long until the circuit lets a call through (0 when closed). */
+  get retryAfterMs(): number {
+    this.refresh();
+    if (this.current === 'open') return Math.max(0, this.openedAt + this.options.cooldownMs - this.now());
+    return this.current === 'half_open' && this.trialInFlight ? this.options.cooldownMs : 0;
+  }
+
   async exec<T>(fn: () => Promise<T>): Promise<T> {
     this.refresh();
     if (this.current === 'open') {

@@ -6,7 +6,7 @@
 import client, { AggregatorRegistry } from 'prom-client';
 import { getRedis } from './redis';
 import { registry } from './metrics';
-import { STREAMS, readGroupBacklog } from './queue';
+import { readGroupBacklog } from './queue';
 import { readHeartbeats, workerMetricsKey } from '../workers/heartbeat';
 import { logger } from './logger';
 
@@ -50,9 +50,10 @@ async function readFleet(): Promise<MetricsJson[]> {
   // No stream yet: nothing to report. And the workers' series are still worth serving if only
   // the queue's figures cannot be read.
   const backlog = await readGroupBacklog(redis).catch(() => null);
-  if (backlog) {
-    streamLag.set({ stream: STREAMS.messages }, backlog.lag);
-    streamPending.set({ stream: STREAMS.messages }, backlog.pending);
+  // One series per shard: a lagging shard is a hot conversation or a slow Redis node.
+  for (const shard of backlog?.shards ?? []) {
+    streamLag.set({ stream: shard.stream }, shard.lag);
+    streamPending.set({ stream: shard.stream }, shard.pending);
   }
   if (beats.length === 0) return [];
   const published = await redis.mget(...beats.map((beat) => workerMetricsKey(beat.name)));

@@ -5,7 +5,7 @@
  * when it releases and goes round once more, so a nudge that arrives mid-reply is never lost.
  */
 import { randomUUID } from 'node:crypto';
-import type Redis from 'ioredis';
+import type { RedisClient as Redis } from './redis';
 import { getRedis } from './redis';
 
 const DELETE_IF_OWNER = `if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) else return 0 end`;
@@ -81,8 +81,10 @@ export class Lease {
   }
 }
 
-export const conversationLockKey = (conversationId: string) => `lock:conversation:${conversationId}`;
-export const conversationDirtyKey = (conversationId: string) => `dirty:conversation:${conversationId}`;
+// RELEASE reads both keys in one script: on a Redis Cluster they must share a slot, hence the
+// conversation id as their hash tag (which also spreads conversations over every slot).
+export const conversationLockKey = (conversationId: string) => `lock:conversation:{${conversationId}}`;
+export const conversationDirtyKey = (conversationId: string) => `dirty:conversation:{${conversationId}}`;
 
 export function conversationLease(conversationId: string, ttlMs: number, redis: Redis = getRedis()): Lease {
   return new Lease(redis, conversationLockKey(conversationId), conversationDirtyKey(conversationId), ttlMs);

@@ -5,15 +5,23 @@
  * conversation's lock. So a lost entry costs latency (the sweeper re-sends it), never a
  * message, and a duplicate entry costs one lock attempt, never a second reply.
  */
-import type Redis from 'ioredis';
+import type { RedisClient as Redis } from './redis';
 import { getRedis } from './redis';
+import { config } from '../config';
 
-export const STREAMS = {
-  /** Conversations with customer messages to answer or human messages to send. */
-  messages: 'stream:messages',
-  /** Entries that failed too often to keep retrying (poison), for inspection. */
-  messagesDead: 'stream:messages:dead',
-} as const;
+/*
+ * The message queue is STREAM_SHARDS streams; a nudge goes to the one its conversation hashes
+ * to, and every worker reads them all. On a Redis Cluster each shard is a key of its own hash
+ * slot, so the queue's load spreads over the masters; what belongs to a shard (its dead-letter
+ * stream; its consumer group lives inside the stream) carries the shard's hash tag.
+ */
+
+/** Shard `shard`'s stream: conversations with customer messages to answer or human messages to send. */
+export const messageStream = (shard: number) => `stream:{messages:${shard}}`;
+/** Shard `shard`'s entries that failed too often to keep retrying (poison), for inspection. */
+export const deadLetterStream = (shard: number) => `stream:{messages:${shard}}:dead`;
+/** Every shard's stream, in shard order. */
+export const messageStreams = (shards: number = config.STREAM_SHARDS): string[] => Array.from({ length: shards }, (_, shard) => messageStream(shard));
 
 export const CONSUMER_GROUPS = { messages: 'message-workers' } as const;
 
@@ -43,6 +51,22 @@ export interface InboxNudge {
 export type Nudge = ConversationNudge | InboxNudge;
 
 export const isInboxNudge = (nudge: Nudge): nudge is InboxNudge => !('conversationId' in nudge);
+
+/**
+ * The shard a nudge goes to: a hash of its conversation's key, so a conversation's nudges stay
+ * in one stream, in order. An inbox nudge names the conversation by tenant, number and customer
+ * (it may not exist yet); a conversation nudge by its id. Both name one conversation, and may
+ * land in two shards: order between them is not needed, as the lease serialises the turns and
+ * the messages' order is Postgres'.
+ */
+export function shardOf(nudge: Nudge, shards: number = config.STREAM_SHARDS): number {
+  if (shards <= 1) return 0;
+  const key = isInboxNudge(nudge) ? `${nudge.userId}:${nudge.phoneNumberId}:${nudge.customerId}` : `${nudge.userId}:${nudge.conversationId}`;
+  // FNV-1a (32 bits): cheap, and even enough over uuids and phone numbers.
+  let hash = 0x811c9dc5;
+  for (let i = 0; i < key.length; i++) hash = Math.imul(hash ^ key.charCodeAt(i), 0x01000193);
+  return (hash >>> 0) % shards;
+}
 
 export function nudgeFields(nudge: Nudge): string[] {
   if (isInboxNudge(nudge)) {
@@ -74,16 +98,29 @@ export function parseNudge(fields: string[]): Nudge | null {
   return null;
 }
 
-/** Appends nudges in one round trip. Throws if Redis cannot take them; callers decide. */
-export async function enqueueConversations(nudges: Nudge[], redis?: Redis): Promise<void> {
+/**
+ * Appends nudges, one round trip per shard they go to (a cluster pipeline must stay in one
+ * slot). Throws if Redis cannot take them; callers decide.
+ */
+export async function enqueueConversations(nudges: Nudge[], redis?: Redis, shards: number = config.STREAM_SHARDS): Promise<void> {
   if (nudges.length === 0) return;
-  const pipeline = (redis ?? getRedis()).pipeline();
+  const client = redis ?? getRedis();
+  const byShard = new Map<number, Nudge[]>();
   for (const nudge of nudges) {
-    pipeline.xadd(STREAMS.messages, 'MAXLEN', '~', String(STREAM_MAX_LENGTH), '*', ...nudgeFields(nudge));
+    const shard = shardOf(nudge, shards);
+    byShard.set(shard, [...(byShard.get(shard) ?? []), nudge]);
   }
-  const results = (await pipeline.exec()) ?? [];
-  const failed = results.find(([error]) => error);
-  if (failed) throw failed[0];
+  await Promise.all(
+    [...byShard].map(async ([shard, batch]) => {
+      const pipeline = client.pipeline();
+      for (const nudge of batch) {
+        pipeline.xadd(messageStream(shard), 'MAXLEN', '~', String(STREAM_MAX_LENGTH), '*', ...nudgeFields(nudge));
+      }
+      const results = (await pipeline.exec()) ?? [];
+      const failed = results.find(([error]) => error);
+      if (failed) throw failed[0];
+    }),
+  );
 }
 
 /**
@@ -100,20 +137,44 @@ export interface GroupBacklog {
   pending: number;
 }
 
+/** The whole queue's backlog (summed over the shards) and each shard's that has a group. */
+export interface QueueBacklog extends GroupBacklog {
+  shards: (GroupBacklog & { stream: string })[];
+}
+
 /** Beyond this many unread entries the exact count no longer changes a decision. */
 const LAG_COUNT_LIMIT = 10_000;
 
 /**
- * Reads the backlog of the message workers' group (XINFO GROUPS): null when there is no stream
- * or no group yet (nothing was ever queued, or Redis restarted empty); Redis unreachable
- * rejects. Redis before 7.0 reports no `lag`, and 7.x
- * reports null when it cannot tell (entries deleted mid-stream): the unread entries after the
- * group's last delivered id are then counted, up to LAG_COUNT_LIMIT.
+ * Reads the backlog of the message workers' group over every shard, summed: null when no shard
+ * has a stream and group yet (nothing was ever queued, or Redis restarted empty); Redis
+ * unreachable rejects.
  */
-export async function readGroupBacklog(redis: Redis = getRedis()): Promise<GroupBacklog | null> {
+export async function readGroupBacklog(redis: Redis = getRedis(), shards: number = config.STREAM_SHARDS): Promise<QueueBacklog | null> {
+  const each = await Promise.all(
+    messageStreams(shards).map(async (stream) => {
+      const backlog = await readShardBacklog(redis, stream);
+      return backlog && { stream, ...backlog };
+    }),
+  );
+  const found = each.filter((backlog) => backlog !== null);
+  if (found.length === 0) return null;
+  return {
+    lag: found.reduce((sum, shard) => sum + shard.lag, 0),
+    pending: found.reduce((sum, shard) => sum + shard.pending, 0),
+    shards: found,
+  };
+}
+
+/**
+ * One shard's backlog (XINFO GROUPS), null without stream or group. Redis before 7.0 reports no
+ * `lag`, and 7.x reports null when it cannot tell (entries deleted mid-stream): the unread
+ * entries after the group's last delivered id are then counted, up to LAG_COUNT_LIMIT.
+ */
+async function readShardBacklog(redis: Redis, stream: string): Promise<GroupBacklog | null> {
   let groups: unknown[][];
   try {
-    groups = (await redis.xinfo('GROUPS', prefixedKey(redis, STREAMS.messages))) as unknown[][];
+    groups = (await redis.xinfo('GROUPS', prefixedKey(redis, stream))) as unknown[][];
   } catch (error) {
     if (/no such key/i.test(String((error as Error)?.message))) return null;
     throw error;
@@ -125,7 +186,7 @@ export async function readGroupBacklog(redis: Redis = getRedis()): Promise<Group
     const pending = Number(fields.get('pending') ?? 0);
     const lag = fields.get('lag');
     if (typeof lag === 'number') return { lag, pending };
-    const unread = await redis.xrange(STREAMS.messages, `(${String(fields.get('last-delivered-id'))}`, '+', 'COUNT', LAG_COUNT_LIMIT);
+    const unread = await redis.xrange(stream, `(${String(fields.get('last-delivered-id'))}`, '+', 'COUNT', LAG_COUNT_LIMIT);
     return { lag: unread.length, pending };
   }
   return null;

@@ -8,8 +8,10 @@ import { registry } from '../utils/metrics';
 import { logger } from '../utils/logger';
 import { config } from '../config';
 
-export const HEARTBEAT_KEY = 'workers:heartbeat';
-export const workerMetricsKey = (name: string) => `workers:metrics:${name}`;
+// One MULTI writes both, and /metrics reads every worker's metrics in one MGET: on a Redis
+// Cluster they must share a slot, hence the `{workers}` hash tag (a few writes a second at most).
+export const HEARTBEAT_KEY = '{workers}:heartbeat';
+export const workerMetricsKey = (name: string) => `{workers}:metrics:${name}`;
 /** How often every worker (and the supervisor) publishes a heartbeat. */
 export const HEARTBEAT_INTERVAL_MS = config.WORKER_HEARTBEAT_MS;
 /**

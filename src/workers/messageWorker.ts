@@ -1,5 +1,7 @@
 /**
- * A message worker: one member of the `message-workers` consumer group on `stream:messages`.
+ * A message worker: one member of the `message-workers` consumer group on every shard of the
+ * message stream (STREAM_SHARDS; one blocking read per shard, as one XREADGROUP cannot span
+ * the hash slots of a Redis Cluster).
  * It serves up to WORKER_CONCURRENCY conversations at once (async I/O, one task each), never one
  * conversation twice at once (a Redis lease per conversation), and loses nothing when killed:
  * an entry is acknowledged only once its conversation owes nothing, so a dead worker's entries
@@ -8,17 +10,17 @@
  * accepts them there); the worker a nudge reaches files them into their conversation first.
  */
 import { hostname } from 'node:os';
-import type Redis from 'ioredis';
+import type { RedisClient as Redis } from '../utils/redis';
 import { config } from '../config';
 import { logger } from '../utils/logger';
 import { runWithContext } from '../utils/context';
 import { createBlockingRedis, getRedis } from '../utils/redis';
 import { conversationLease, markConversationDirty } from '../utils/locks';
-import { CONSUMER_GROUPS, STREAMS, isInboxNudge, parseNudge, prefixedKey, type ConversationNudge, type Nudge } from '../utils/queue';
+import { CONSUMER_GROUPS, enqueueConversations, isInboxNudge, messageStream, parseNudge, prefixedKey, type ConversationNudge, type Nudge } from '../utils/queue';
 import { replyMetrics } from '../utils/metrics';
 import { getOpenAIService, type OpenAIService } from '../services/openaiService';
 import { graphClient, type GraphClient } from '../services/metaGraphService';
-import { RetryLater, serveConversation } from '../services/replyService';
+import { RetryLater, serveConversation, WaitForCircuit } from '../services/replyService';
 import { fileWaitingMessages } from '../services/inboxService';
 import { deadLetter, isPoison, nudgeLog, renudgeLost } from '../services/deliveryPolicy';
 import { HEARTBEAT_INTERVAL_MS, heartbeatFailed, publishHeartbeat } from './heartbeat';
@@ -34,17 +36,37 @@ export interface MessageWorkerOptions {
   /** How long one XREADGROUP blocks; bounds how fast `close()` stops intake. */
   blockMs?: number;
   consumerName?: string;
+  /** How many shards the message stream has (STREAM_SHARDS). */
+  shards?: number;
+  /**
+   * Entries read ahead and waiting here beyond those running, to find other tenants behind a
+   * flood; default max(16, 4 × concurrency). One room for all shards: the entries waiting, from
+   * every shard, plus those the shards' reads have asked for, never exceed it.
+   */
+  readAhead?: number;
   openai?: OpenAIService;
   graph?: GraphClient;
 }
 
 type StreamEntry = [id: string, fields: string[]];
+interface WaitingEntry {
+  /** The shard whose stream the entry came from: its ack, claim refresh and dead letter go there. */
+  shard: number;
+  id: string;
+  fields: string[];
+  /** The nudge's tenant ('' for a malformed entry). */
+  tenant: string;
+}
+
+/** A turn waiting on an open circuit is nudged again no sooner than this. */
+const MIN_CIRCUIT_WAIT_MS = 250;
 
 const isNoGroup = (error: unknown) => /NOGROUP/.test(String((error as Error)?.message));
 
 export class MessageWorker implements WorkerProcess {
   readonly consumer: string;
   private readonly concurrency: number;
+  private readonly readAhead: number;
   private readonly leaseMs: number;
   private readonly sendInDoubtGraceMs: number;
   private readonly sweepIntervalMs: number;
@@ -52,50 +74,68 @@ export class MessageWorker implements WorkerProcess {
   private readonly blockMs: number;
   private readonly openai: OpenAIService;
   private readonly graph: GraphClient;
+  private readonly shards: number;
   private readonly redis: Redis = getRedis();
-  private blocking?: Redis;
+  /** One blocking connection per shard: a blocked read holds its connection (its node's, on a cluster). */
+  private blocking: Redis[] = [];
   private readonly inFlight = new Set<Promise<void>>();
+  /** Entries read or claimed, from every shard, but not started yet (fair share), oldest first. */
+  private readonly waiting: WaitingEntry[] = [];
+  /** `shard:id` of the entries waiting here: a claim of one already waiting does not queue it twice. */
+  private readonly held = new Set<string>();
+  /** Read-ahead room promised to shard reads in progress, so waiting + reserved never exceeds `readAhead`. */
+  private reserved = 0;
+  /** Shard reads in progress. */
+  private reading = 0;
+  /** Shard reads waiting for read-ahead room. */
+  private readonly readers = new Set<() => void>();
+  /** Slots each tenant holds now. */
+  private readonly running = new Map<string, number>();
   private readonly timers: NodeJS.Timeout[] = [];
-  private readLoop?: Promise<void>;
+  private readonly renudges = new Set<NodeJS.Timeout>();
+  private readLoops: Promise<void>[] = [];
   private closing?: Promise<void>;
   private handled = 0;
-  private slotFreed?: () => void;
 
   constructor(options: MessageWorkerOptions = {}) {
     this.concurrency = options.concurrency ?? config.WORKER_CONCURRENCY;
     this.leaseMs = options.leaseMs ?? config.WORKER_LEASE_MS;
+    this.readAhead = Math.max(1, options.readAhead ?? Math.max(16, 4 * this.concurrency));
     this.sendInDoubtGraceMs = options.sendInDoubtGraceMs ?? config.SEND_IN_DOUBT_GRACE_MS;
     this.sweepIntervalMs = options.sweepIntervalMs ?? config.SWEEPER_INTERVAL_MS;
     this.maxDeliveries = options.maxDeliveries ?? config.MESSAGE_MAX_ATTEMPTS;
     this.blockMs = options.blockMs ?? 1_000;
     this.consumer = options.consumerName ?? `${hostname()}-${process.pid}`;
+    this.shards = options.shards ?? config.STREAM_SHARDS;
     this.openai = options.openai ?? getOpenAIService();
     this.graph = options.graph ?? graphClient;
   }
 
   async start(): Promise<void> {
-    this.blocking = createBlockingRedis(`message-worker:${this.consumer}`);
-    await this.ensureGroup();
-    this.readLoop = this.read();
+    const shards = Array.from({ length: this.shards }, (_, shard) => shard);
+    this.blocking = shards.map((shard) => createBlockingRedis(`message-worker:${this.consumer}:${shard}`));
+    await Promise.all(shards.map((shard) => this.ensureGroup(shard)));
+    this.readLoops = shards.map((shard) => this.read(shard));
     this.every(Math.max(100, Math.floor(this.leaseMs / 2)), () => this.reclaim());
     this.every(this.sweepIntervalMs, () => this.sweep());
     this.every(HEARTBEAT_INTERVAL_MS, () => publishHeartbeat('message', this.consumer, { inFlight: this.inFlight.size, handled: this.handled }));
     void publishHeartbeat('message', this.consumer, { inFlight: 0, handled: 0 }).catch(heartbeatFailed);
-    logger.info({ consumer: this.consumer, concurrency: this.concurrency }, 'message worker reading');
+    logger.info({ consumer: this.consumer, concurrency: this.concurrency, shards: this.shards }, 'message worker reading');
   }
 
   /**
    * Idempotent: stops the timers and reading, lets in-flight conversations finish. The blocking
-   * connection is disconnected first: a read blocked in XREADGROUP then fails at once (and the
+   * connections are disconnected first: a read blocked in XREADGROUP then fails at once (and the
    * loop, seeing the worker closing, stops) instead of holding shutdown for up to `blockMs`.
    * In-flight turns use the shared connection, so they drain unaffected.
    */
   close(): Promise<void> {
     this.closing ??= (async () => {
       for (const timer of this.timers) clearInterval(timer);
-      this.blocking?.disconnect();
-      this.slotFreed?.();
-      await this.readLoop;
+      for (const timer of this.renudges) clearTimeout(timer);
+      for (const connection of this.blocking) connection.disconnect();
+      this.wakeReaders();
+      await Promise.all(this.readLoops);
       await Promise.allSettled([...this.inFlight]);
       logger.info({ consumer: this.consumer, handled: this.handled }, 'message worker closed');
     })();
@@ -119,69 +159,140 @@ export class MessageWorker implements WorkerProcess {
     this.timers.push(timer);
   }
 
-  private async ensureGroup(): Promise<void> {
+  private async ensureGroup(shard: number): Promise<void> {
     try {
       // From the start of the stream: nudges written before any worker existed still count.
-      await this.redis.xgroup('CREATE', prefixedKey(this.redis, STREAMS.messages), CONSUMER_GROUPS.messages, '0', 'MKSTREAM');
+      await this.redis.xgroup('CREATE', prefixedKey(this.redis, messageStream(shard)), CONSUMER_GROUPS.messages, '0', 'MKSTREAM');
     } catch (error) {
       if (!/BUSYGROUP/.test(String((error as Error).message))) throw error;
     }
   }
 
-  private async read(): Promise<void> {
+  /** Read-ahead room left for all shards: `readAhead` less the entries waiting and those reads have asked for. */
+  private get room(): number {
+    return this.readAhead - this.waiting.length - this.reserved;
+  }
+
+  private wakeReaders(): void {
+    const readers = [...this.readers];
+    this.readers.clear();
+    for (const wake of readers) wake();
+  }
+
+  /**
+   * Reads one shard into the one fair-share queue. Reads ahead up to `readAhead` entries beyond
+   * those running, so another tenant's entry behind one tenant's flood is seen (on any shard) and
+   * served at the next free slot. The room is shared: each read reserves its part of it (split
+   * between the shards not reading at the moment, and the reclaim, which gets a part too), so the
+   * shards together never hold more than `readAhead` entries waiting, and no shard is starved
+   * while another blocks with all the room.
+   */
+  private async read(shard: number): Promise<void> {
     while (!this.isClosing) {
-      const free = this.concurrency - this.inFlight.size;
-      if (free <= 0) {
-        await new Promise<void>((resolve) => (this.slotFreed = resolve));
+      this.schedule();
+      const room = this.room;
+      // The last unit of room is left to the reclaim while another shard's read holds a part.
+      if (room <= 0 || (room === 1 && this.reading > 0)) {
+        await new Promise<void>((resolve) => this.readers.add(resolve));
         continue;
       }
+      const others = Math.max(1, this.shards - this.reading) + 1;
+      const count = Math.min(room, Math.max(1, Math.floor(room / others)));
+      this.reserved += count;
+      this.reading++;
       try {
-        const reply = (await this.blocking!.xreadgroup(
+        const reply = (await this.blocking[shard]!.xreadgroup(
           'GROUP', CONSUMER_GROUPS.messages, this.consumer,
-          'COUNT', free, 'BLOCK', this.blockMs,
-          'STREAMS', STREAMS.messages, '>',
+          'COUNT', count, 'BLOCK', this.blockMs,
+          'STREAMS', messageStream(shard), '>',
         )) as [string, StreamEntry[]][] | null;
-        for (const [, entries] of reply ?? []) for (const entry of entries) this.dispatch(entry);
+        for (const [, entries] of reply ?? []) for (const entry of entries) this.enqueue(shard, entry);
+        this.release(count);
       } catch (error) {
+        this.release(count);
         if (this.isClosing) break;
         // Redis restarted empty: the group is gone with the stream. Recreate and carry on;
         // the sweeper re-queues what the lost entries named.
-        if (isNoGroup(error)) await this.ensureGroup().catch(() => undefined);
+        if (isNoGroup(error)) await this.ensureGroup(shard).catch(() => undefined);
         else {
-          logger.warn({ err: { message: (error as Error).message } }, 'stream read failed; retrying');
+          logger.warn({ err: { message: (error as Error).message }, shard }, 'stream read failed; retrying');
           await new Promise((resolve) => setTimeout(resolve, 1_000));
         }
       }
     }
   }
 
-  private dispatch([id, fields]: StreamEntry): void {
-    const task = this.handle(id, fields).finally(() => {
+  private release(count: number): void {
+    this.reserved -= count;
+    this.reading--;
+    this.wakeReaders();
+  }
+
+  /** An entry read or claimed: it waits here until `schedule` gives it a slot. */
+  private enqueue(shard: number, [id, fields]: StreamEntry): void {
+    const key = `${shard}:${id}`;
+    if (this.held.has(key)) return;
+    this.held.add(key);
+    this.waiting.push({ shard, id, fields, tenant: parseNudge(fields)?.userId ?? '' });
+  }
+
+  /**
+   * Fair share (guarantee 11): while another tenant's entry waits, a tenant may hold at most
+   * max(1, ceil(WORKER_CONCURRENCY / tenants with work running or waiting here)) slots. Entries
+   * start in arrival order among those under their share; an entry over its share stays waiting
+   * (read, unacknowledged, never dropped) until a slot frees under the share. With no one else
+   * waiting a tenant may use every slot, and a free slot is never left idle while work waits.
+   */
+  private schedule(): void {
+    while (!this.isClosing && this.inFlight.size < this.concurrency && this.waiting.length > 0) {
+      const tenants = new Set(this.waiting.map((entry) => entry.tenant));
+      for (const [tenant, count] of this.running) if (count > 0) tenants.add(tenant);
+      const share = Math.max(1, Math.ceil(this.concurrency / tenants.size));
+      const holds = (tenant: string) => this.running.get(tenant) ?? 0;
+      let index = this.waiting.findIndex(
+        (entry) => holds(entry.tenant) < share || this.waiting.every((other) => other.tenant === entry.tenant),
+      );
+      if (index < 0) {
+        // Every waiting tenant is at its share: the slot goes to whoever holds fewest.
+        index = 0;
+        for (let i = 1; i < this.waiting.length; i++) if (holds(this.waiting[i]!.tenant) < holds(this.waiting[index]!.tenant)) index = i;
+      }
+      const [entry] = this.waiting.splice(index, 1);
+      this.held.delete(`${entry!.shard}:${entry!.id}`);
+      this.dispatch(entry!);
+    }
+  }
+
+  private dispatch({ shard, id, fields, tenant }: WaitingEntry): void {
+    this.running.set(tenant, (this.running.get(tenant) ?? 0) + 1);
+    const task = this.handle(shard, id, fields).finally(() => {
       this.inFlight.delete(task);
+      const left = (this.running.get(tenant) ?? 1) - 1;
+      if (left > 0) this.running.set(tenant, left);
+      else this.running.delete(tenant);
       this.handled++;
-      const wake = this.slotFreed;
-      this.slotFreed = undefined;
-      wake?.();
+      this.schedule();
+      this.wakeReaders();
     });
     this.inFlight.add(task);
   }
 
-  private async ack(id: string): Promise<void> {
-    await this.redis.xack(STREAMS.messages, CONSUMER_GROUPS.messages, id);
+  private async ack(shard: number, id: string): Promise<void> {
+    await this.redis.xack(messageStream(shard), CONSUMER_GROUPS.messages, id);
   }
 
-  private async handle(id: string, fields: string[]): Promise<void> {
+  private async handle(shard: number, id: string, fields: string[]): Promise<void> {
     const nudge = parseNudge(fields);
     if (!nudge) {
-      logger.warn({ entry: id }, 'malformed stream entry dropped');
-      await this.ack(id).catch(() => undefined);
+      logger.warn({ entry: id, shard }, 'malformed stream entry dropped');
+      await this.ack(shard, id).catch(() => undefined);
       return;
     }
     replyMetrics.turnLag.observe(Math.max(0, Date.now() - Number(id.split('-')[0])) / 1000);
     await runWithContext({ requestId: nudge.requestId ?? id, userId: nudge.userId }, async () => {
       try {
         const done = await this.serveNudge(nudge);
-        if (done) await this.ack(id);
+        if (done) await this.ack(shard, id);
       } catch (error) {
         // Left unacknowledged: XAUTOCLAIM hands it to a worker again after the lease.
         logger.error({ err: error, ...nudgeLog(nudge) }, 'conversation failed unexpectedly; will retry');
@@ -229,6 +340,15 @@ export class MessageWorker implements WorkerProcess {
       }
     } catch (error) {
       await lease.abandon().catch(() => undefined);
+      if (error instanceof WaitForCircuit) {
+        // The tenant's circuit for its model is open: the work waits in Postgres, and this entry
+        // is let go (acknowledged) rather than left to be redelivered, so waiting spends neither
+        // attempts nor deliveries (guarantee 11). A fresh nudge comes when the circuit lets a call
+        // through; if this worker dies first, the sweeper finds the conversation still owed.
+        this.renudgeAfter(nudge, error.retryAfterMs);
+        logger.info({ conversation_id: nudge.conversationId, wait_ms: error.retryAfterMs }, 'turn waits for the model circuit');
+        return true;
+      }
       if (error instanceof RetryLater) {
         logger.warn({ conversation_id: nudge.conversationId, reason: error.message }, 'turn postponed');
         return false;
@@ -237,25 +357,50 @@ export class MessageWorker implements WorkerProcess {
     }
   }
 
+  private renudgeAfter(nudge: ConversationNudge, ms: number): void {
+    const timer = setTimeout(() => {
+      this.renudges.delete(timer);
+      if (this.isClosing) return;
+      enqueueConversations([{ conversationId: nudge.conversationId, userId: nudge.userId, requestId: nudge.requestId ?? 'circuit' }], this.redis, this.shards).catch(
+        (error: unknown) => logger.warn({ err: { message: (error as Error).message } }, 'renudge after the circuit wait failed; the sweeper will'),
+      );
+    }, Math.min(Math.max(ms, MIN_CIRCUIT_WAIT_MS), this.leaseMs * 4));
+    timer.unref();
+    this.renudges.add(timer);
+  }
+
   /**
    * Takes over entries whose worker died or stalled past the lease; entries delivered too
    * often are dead-lettered instead (services/deliveryPolicy.ts).
    */
   private async reclaim(): Promise<void> {
+    for (let shard = 0; shard < this.shards; shard++) await this.reclaimShard(shard);
+  }
+
+  private async reclaimShard(shard: number): Promise<void> {
+    const stream = messageStream(shard);
+    // Entries waiting here for a fair-share slot are ours and alive: reset their idle time
+    // (JUSTID counts no delivery) so no worker takes them over or dead-letters them.
+    const held = this.waiting.filter((entry) => entry.shard === shard).map((entry) => entry.id);
+    if (held.length > 0) {
+      await this.redis.xclaim(stream, CONSUMER_GROUPS.messages, this.consumer, 0, ...held, 'JUSTID');
+    }
     const pending = (await this.redis.xpending(
-      STREAMS.messages, CONSUMER_GROUPS.messages, 'IDLE', this.leaseMs, '-', '+', 100,
+      stream, CONSUMER_GROUPS.messages, 'IDLE', this.leaseMs, '-', '+', 100,
     )) as [string, string, number, number][];
     for (const [id, , , deliveries] of pending) {
       if (!isPoison(deliveries, this.maxDeliveries)) continue;
-      await deadLetter(id, deliveries, this.redis);
-      await this.ack(id);
+      await deadLetter(shard, id, deliveries, this.redis);
+      await this.ack(shard, id);
     }
-    const free = this.concurrency - this.inFlight.size;
-    if (free <= 0 || this.isClosing) return;
+    // Claims share the read-ahead room with the shards' reads (which always leave it a part).
+    const room = Math.min(this.concurrency, this.room);
+    if (room <= 0 || this.isClosing) return;
     const [, entries] = (await this.redis.xautoclaim(
-      STREAMS.messages, CONSUMER_GROUPS.messages, this.consumer, this.leaseMs, '0-0', 'COUNT', free,
+      stream, CONSUMER_GROUPS.messages, this.consumer, this.leaseMs, '0-0', 'COUNT', room,
     )) as [string, (StreamEntry | null)[]];
-    for (const entry of entries) if (entry) this.dispatch(entry);
+    for (const entry of entries) if (entry) this.enqueue(shard, entry);
+    this.schedule();
   }
 
   /**

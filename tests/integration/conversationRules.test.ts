@@ -165,7 +165,7 @@ describe('conversation rules', () => {
       const { userId } = await createTestTenant();
       const phoneNumber = await createTestPhoneNumber(userId, { channel: 'instagram', agentId: (await createTestAgent(userId)).id });
       const { rows } = await db.query<Row>(
-        `SELECT outcome, conversation_id FROM ingest_business_echo('instagram', $1, 'igsid-1', 'mid.E1', 'text', 'From the phone', NULL, now())`,
+        `SELECT outcome, conversation_id FROM ingest_business_echo('instagram', $1, 'igsid-1', 'mid.E1', 'text', 'From the phone', NULL, now(), 0)`,
         [phoneNumber.externalId],
       );
       expect(rows[0].outcome).toBe('recorded');

@@ -1,3 +1,4 @@
+import type Redis from 'ioredis';
 import request from 'supertest';
 import { createApp } from '../../src/app';
 import { setupTestDatabase, teardownTestDatabase } from '../fixtures/testDatabase';
@@ -31,7 +32,8 @@ describe('health endpoints', () => {
   });
 
   it('when Redis is unreachable, then /readyz is 503 and names it', async () => {
-    const redis = getRedis();
+    // A standalone connection: these tests point it at a dead port.
+    const redis = getRedis() as Redis;
     // Point the shared client at a port nothing listens on; reconnects keep failing.
     redis.disconnect();
     const original = redis.options.port;

@@ -13,6 +13,7 @@ import { encryptSecret } from '../../src/utils/encryption';
 import { accessTokenContext } from '../../src/models/PhoneNumber';
 import { setupTestDatabase, teardownTestDatabase } from '../fixtures/testDatabase';
 import { loadWithEnv } from '../fixtures/isolatedModules';
+import { standinAccessToken } from '../fixtures/standins/graphStandin';
 
 const OLD_KEY = config.ENCRYPTION_KEY;
 const NEW_KEY = randomBytes(32);
@@ -113,11 +114,13 @@ describe('rotate-keys', () => {
     const read = (await rotated.phoneNumbers.listAccessTokensNotUnder(rotated.encryption.currentPrefix(), null, 1_000)).find((row) => row.id === id)!;
     const reencrypted = rotated.encryption.encryptSecret('EAAG-the-old-token', accessTokenContext(id));
 
-    const patch = await request(pipeline.app).patch(`/v1/phone-numbers/${id}`).set(business.tenant.auth).send({ access_token: 'EAAG-the-new-token' });
+    // A PATCH of the token is verified with Graph first: the new token is one the stand-in accepts for this account.
+    const newToken = standinAccessToken('whatsapp', business.whatsapp.externalId);
+    const patch = await request(pipeline.app).patch(`/v1/phone-numbers/${id}`).set(business.tenant.auth).send({ access_token: newToken });
     expect(patch.status).toBe(200);
     const replaced = await rotated.phoneNumbers.replaceAccessTokens([{ id, encrypted: read.encrypted, reencrypted }]);
 
     expect(replaced).toEqual([]);
-    expect(await rotated.phoneNumbers.getAccessToken(business.tenant.userId, id)).toBe('EAAG-the-new-token');
+    expect(await rotated.phoneNumbers.getAccessToken(business.tenant.userId, id)).toBe(newToken);
   });
 });

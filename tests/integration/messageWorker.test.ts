@@ -1,8 +1,9 @@
+import type Redis from 'ioredis';
 import request from 'supertest';
 import { db } from '../../src/utils/database';
 import { getRedis } from '../../src/utils/redis';
 import { setupTestDatabase, teardownTestDatabase } from '../fixtures/testDatabase';
-import { STREAMS } from '../../src/utils/queue';
+import { deadLetterStream } from '../../src/utils/queue';
 import {
   createBusiness,
   customerWrites,
@@ -127,11 +128,20 @@ describe('message workers (CONTRACT §4)', () => {
     expect(graph.texts(customer).map((s) => s.text)).toEqual(['Thanks! You said: "Hi / I need a jacket / size M"', 'Thanks! You said: "thanks"']);
   });
 
-  it('when 25 customers write and credits cover about 3 replies, then the balance never goes below zero and equals the ledger', async () => {
+  it('when 25 customers write at once and the credits cover 3 dearest outcomes, then at most 3 model calls run at once, none beyond the credits, and the balance equals the ledger', async () => {
     const { app, openai } = pipeline;
-    // Each reply here costs ~30-40 tokens (credits, at the default price).
-    const business = await createBusiness(app, { credits: 100 });
+    // A hold is the prompt estimate plus the agent's max_tokens (512) at 1 credit a token: ~540.
+    // Three fit in 1,700; while three are held a fourth does not (guarantee 14).
+    const business = await createBusiness(app, { credits: 1_700 });
     await Promise.all([pipeline.startWorker(), pipeline.startWorker()]);
+    // Live holds, sampled while the workers run: one per model call in flight.
+    const holdsSeen: number[] = [];
+    const watch = setInterval(() => {
+      void db
+        .query<{ n: number }>('SELECT count(*)::int AS n FROM credit_holds WHERE user_id = $1 AND expires_at > now()', [business.tenant.userId])
+        .then(({ rows }) => holdsSeen.push(rows[0]!.n))
+        .catch(() => undefined);
+    }, 5);
     const customers = Array.from({ length: 25 }, newCustomer);
     await Promise.all(customers.map((customer) => customerWrites(app, business, customer, 'Is this still available?')));
     const settled = await eventually(async () => {
@@ -141,20 +151,28 @@ describe('message workers (CONTRACT §4)', () => {
       );
       return rows.length === 25 && rows.every((r) => r.status !== 'pending') ? rows : null;
     });
+    clearInterval(watch);
+    expect(Math.max(0, ...holdsSeen)).toBeLessThanOrEqual(3);
     const ledger = await ledgerOf(business.tenant.userId);
-    expect(ledger.balance).toBe(0);
+    expect(ledger.balance).toBeGreaterThanOrEqual(0);
     expect(ledger.sum).toBe(ledger.balance);
     const answered = settled.filter((r) => r.status === 'answered').length;
-    expect(answered).toBeGreaterThanOrEqual(2);
+    expect(answered).toBeGreaterThanOrEqual(1);
     expect(answered + settled.filter((r) => r.status === 'insufficient_credits').length).toBe(25);
     expect(ledger.entries.filter((e) => e.reason === 'reply')).toHaveLength(answered);
+    expect(openai.completions()).toHaveLength(answered);
+  });
 
-    // With the balance at zero, a new message makes no model call at all.
+  it('when the balance is above zero but cannot cover one dearest outcome, then a new message makes no model call at all', async () => {
+    const { app, openai } = pipeline;
+    const business = await createBusiness(app, { credits: 100 });
+    await pipeline.startWorker();
     const calls = openai.completions().length;
     const late = newCustomer();
     await customerWrites(app, business, late, 'anyone?');
     await eventually(async () => (await messagesOf(business.tenant.userId, late))[0]?.status === 'insufficient_credits');
     expect(openai.completions()).toHaveLength(calls);
+    expect((await ledgerOf(business.tenant.userId)).balance).toBe(100);
   });
 
   it('when the tenant has no credits and the agent has a fallback, then the fallback goes out free', async () => {
@@ -284,8 +302,8 @@ describe('message workers (CONTRACT §4)', () => {
     expect(res.status).toBe(200);
     expect(res.text).toMatch(/worker_heartbeat_age_seconds\{worker="test-worker-\d+",kind="message"\}/);
     expect(res.text).toMatch(/worker_in_flight\{worker="test-worker-\d+",kind="message"\}/);
-    expect(res.text).toMatch(/queue_lag_entries\{stream="stream:messages"\} \d+/);
-    expect(res.text).toMatch(/queue_pending_entries\{stream="stream:messages"\} \d+/);
+    expect(res.text).toMatch(/queue_lag_entries\{stream="stream:\{messages:0\}"\} \d+/);
+    expect(res.text).toMatch(/queue_pending_entries\{stream="stream:\{messages:0\}"\} \d+/);
     expect(res.text).toMatch(/replies_sent_total\{channel="whatsapp",author="agent"\} \d+/);
     expect(res.text).toContain('model_call_duration_seconds_bucket');
     expect(res.text).toContain('graph_send_duration_seconds_bucket');
@@ -306,7 +324,7 @@ describe('message workers (CONTRACT §4)', () => {
     }, 20_000, 'the message failed as poison');
     expect(rows.map((m) => [m.direction, m.status, m.error_code])).toEqual([['inbound', 'failed', 'poison']]);
     expect(pipeline.openai.completions()).toHaveLength(0);
-    const dead = await getRedis().xrange(STREAMS.messagesDead, '-', '+');
+    const dead = await getRedis().xrange(deadLetterStream(0), '-', '+');
     expect(dead.length).toBeGreaterThanOrEqual(1);
     expect(dead[0]![1]).toEqual(expect.arrayContaining(['deliveries', 'phone_number_id', business.whatsapp.id]));
   });
@@ -362,7 +380,8 @@ describe('message workers (CONTRACT §4)', () => {
     const { app, graph } = pipeline;
     const business = await createBusiness(app);
     const customer = newCustomer();
-    const redis = getRedis();
+    // A standalone connection: these tests point it at a dead port.
+    const redis = getRedis() as Redis;
     redis.disconnect();
     const port = redis.options.port;
     redis.options.port = 1;

@@ -39,7 +39,7 @@ function fakes(whileThinking: (call: number) => Promise<void> = async () => unde
   });
   const sendText = jest.fn(async (): Promise<SendTextResult> => ({ externalIds: [`wamid.OUT${randomUUID()}`], parts: ['part'], totalParts: 1 }));
   const deps: ReplyDeps = {
-    openai: { complete, extractStructured: jest.fn(), circuitState: 'closed' } as unknown as OpenAIService,
+    openai: { complete, extractStructured: jest.fn(), circuitState: 'closed', circuitStateFor: () => 'closed', breakerOpen: () => false, circuitRetryAfterMs: () => 0 } as unknown as OpenAIService,
     graph: { sendText, markRead: jest.fn(async () => undefined) } as unknown as GraphClient,
     signal: new AbortController().signal,
   };

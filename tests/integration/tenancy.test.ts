@@ -395,7 +395,7 @@ describe('tenant walls, walked route by route from /openapi.json', () => {
     it('when tenant B asks /v1/me, then it sees itself', async () => {
       const res = await request(app).get('/v1/me').set(intruder.auth);
       expect(res.status).toBe(200);
-      expect(res.body).toEqual({ id: intruder.userId, name: intruder.name, email: intruder.email, credit_balance: 958 });
+      expect(res.body).toEqual({ id: intruder.userId, name: intruder.name, email: intruder.email, credit_balance: 958, credits_held: 0 });
     });
   });
 

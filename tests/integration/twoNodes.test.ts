@@ -10,11 +10,11 @@ import path from 'node:path';
 import { config } from '../../src/config';
 import { closeDatabase, db } from '../../src/utils/database';
 import { closeRedis, getRedis } from '../../src/utils/redis';
-import { CONSUMER_GROUPS, STREAMS } from '../../src/utils/queue';
+import { CONSUMER_GROUPS, messageStream } from '../../src/utils/queue';
 import { postSignedWebhook, whatsappTextWebhook } from '../../scripts/simulate';
 import { freePort, productEnv, ROOT, runNpmScript, type RunningProcess } from '../fixtures/processes';
 import { eventually, messagesOf } from '../fixtures/pipeline';
-import { startGraphStandin, type GraphStandin } from '../fixtures/standins/graphStandin';
+import { standinAccessToken, startGraphStandin, type GraphStandin } from '../fixtures/standins/graphStandin';
 import { startOpenAIStandin, type OpenAIStandin } from '../fixtures/standins/openaiStandin';
 import { clearTestRedis, dropDatabase, testDatabaseName } from '../fixtures/testDatabase';
 
@@ -119,7 +119,7 @@ describe('two nodes sharing one Postgres and one Redis', () => {
     // The tenant is made through one node, and is the same tenant on the other.
     const { user, api_key: key } = await call<{ user: { id: string }; api_key: string }>(a, 'POST', '/v1/users', 'dev-admin-key', { name: 'Two nodes', email: 'nodes@example.com', credits: 1_000_000 });
     const agent = await call<{ id: string }>(b, 'POST', '/v1/agents', key, { name: 'Nodes', system_prompt: 'Answer.', debounce_ms: 0 });
-    const number = await call<{ id: string }>(a, 'POST', '/v1/phone-numbers', key, { channel: 'whatsapp', external_id: PHONE_NUMBER_ID, access_token: 'EAAG-test' });
+    const number = await call<{ id: string }>(a, 'POST', '/v1/phone-numbers', key, { channel: 'whatsapp', external_id: PHONE_NUMBER_ID, access_token: standinAccessToken('whatsapp', PHONE_NUMBER_ID) });
     await call(b, 'PUT', `/v1/phone-numbers/${number.id}/agent`, key, { agent_id: agent.id });
 
     // Round 1: customer i writes through node i mod 2.
@@ -132,7 +132,7 @@ describe('two nodes sharing one Postgres and one Redis', () => {
     await openai.waitFor(() => openai.inFlight() === CUSTOMERS, 15_000);
 
     // On each node, SIGKILL the message worker holding the most unacknowledged entries.
-    const [, , , consumers] = (await getRedis().xpending(STREAMS.messages, CONSUMER_GROUPS.messages)) as [number, string, string, [string, string][]];
+    const [, , , consumers] = (await getRedis().xpending(messageStream(0), CONSUMER_GROUPS.messages)) as [number, string, string, [string, string][]];
     const pendingOf = (pid: number) => Number(consumers?.find(([name]) => name.endsWith(`-${pid}`))?.[1] ?? 0);
     let killedWithWork = 0;
     for (const node of nodes) {

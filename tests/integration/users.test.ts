@@ -8,6 +8,24 @@ import { createApp } from '../../src/app';
 import { db } from '../../src/utils/database';
 import { setupTestDatabase, teardownTestDatabase } from '../fixtures/testDatabase';
 import { ADMIN_AUTH, createTestTenant } from '../fixtures/tenants';
+import { loadWithEnv } from '../fixtures/isolatedModules';
+import { getRedis } from '../../src/utils/redis';
+import { hashApiKey } from '../../src/models/ApiKey';
+import { cacheKeys } from '../../src/services/cacheService';
+import type { Express } from 'express';
+
+/**
+ * Another API process: the app with its own module registry, so its own config, pools, Redis
+ * connection and in-process single-flight map; it shares only Postgres and Redis with `app`.
+ */
+/* eslint-disable @typescript-eslint/no-require-imports */
+const otherProcess = (env: Record<string, string> = {}) =>
+  loadWithEnv(env, () => ({
+    app: (require('../../src/app') as typeof import('../../src/app')).createApp() as Express,
+    closeDatabase: (require('../../src/utils/database') as typeof import('../../src/utils/database')).closeDatabase,
+    closeRedis: (require('../../src/utils/redis') as typeof import('../../src/utils/redis')).closeRedis,
+  }));
+/* eslint-enable @typescript-eslint/no-require-imports */
 
 const bearer = (key: string) => ({ Authorization: `Bearer ${key}` });
 const uniqueEmail = (label = 'user') => `${label}-${randomBytes(4).toString('hex')}@example.com`;
@@ -364,12 +382,75 @@ describe('tenant administration API', () => {
     });
   });
 
+  describe('the cached key lookup', () => {
+    const second = otherProcess();
+    // Redis at a port nothing listens on: this process has no cache at all.
+    const noRedis = otherProcess({ REDIS_URL: 'redis://127.0.0.1:1/0' });
+    afterAll(async () => {
+      for (const process of [second, noRedis]) {
+        await process.closeRedis();
+        await process.closeDatabase();
+      }
+    });
+
+    it('when a cached key is revoked in one process, then its next request is 401 in another process with its own modules', async () => {
+      const { user, api_key: kept } = await createUser();
+      const issued = await request(app).post(`/v1/users/${user.id}/api-keys`).set(ADMIN_AUTH);
+      const revoked: string = issued.body.api_key;
+      // Both processes have used the key, so it is cached in Redis for both.
+      expect((await request(second.app).get('/v1/me').set(bearer(revoked))).status).toBe(200);
+      expect((await request(app).get('/v1/me').set(bearer(revoked))).status).toBe(200);
+      expect(await getRedis().exists(cacheKeys.apiKey(hashApiKey(revoked)))).toBe(1);
+
+      expect((await request(app).delete(`/v1/users/${user.id}/api-keys/${issued.body.id}`).set(ADMIN_AUTH)).status).toBe(204);
+
+      expect((await request(second.app).get('/v1/me').set(bearer(revoked))).status).toBe(401);
+      expect((await request(app).get('/v1/me').set(bearer(revoked))).status).toBe(401);
+      expect((await request(second.app).get('/v1/me').set(bearer(kept))).status).toBe(200);
+    });
+
+    it('when the other process revokes, then this process stops the key at once too', async () => {
+      const { user, api_key: key, api_key_id: keyId } = await createUser();
+      expect((await request(app).get('/v1/me').set(bearer(key))).status).toBe(200);
+      expect((await request(second.app).delete(`/v1/users/${user.id}/api-keys/${keyId}`).set(ADMIN_AUTH)).status).toBe(204);
+      expect((await request(app).get('/v1/me').set(bearer(key))).status).toBe(401);
+    });
+
+    it("when two tenants' keys are cached, then each request is answered as its own tenant", async () => {
+      const first = await createUser();
+      const other = await createUser();
+      for (let round = 0; round < 2; round += 1) {
+        const [a, b] = await Promise.all([
+          request(second.app).get('/v1/me').set(bearer(first.api_key)),
+          request(second.app).get('/v1/me').set(bearer(other.api_key)),
+        ]);
+        expect(a.body.id).toBe(first.user.id);
+        expect(b.body.id).toBe(other.user.id);
+      }
+    });
+
+    it('when Redis is down, then keys are still checked in Postgres: a live key works, a revoked one is refused', async () => {
+      const { user, api_key: key } = await createUser();
+      const issued = await request(app).post(`/v1/users/${user.id}/api-keys`).set(ADMIN_AUTH);
+      // Cached while this process's Redis is up…
+      expect((await request(app).get('/v1/me').set(bearer(issued.body.api_key))).status).toBe(200);
+      expect((await request(noRedis.app).get('/v1/me').set(bearer(key))).status).toBe(200);
+      // …revoked by a process that cannot reach Redis: saved in Postgres, answered 503 so it is retried.
+      const revoke = await request(noRedis.app).delete(`/v1/users/${user.id}/api-keys/${issued.body.id}`).set(ADMIN_AUTH);
+      expect(revoke.status).toBe(503);
+      expect((await request(noRedis.app).get('/v1/me').set(bearer(issued.body.api_key))).status).toBe(401);
+      // The retry, from a process that reaches Redis, invalidates: the key stops everywhere.
+      expect((await request(app).delete(`/v1/users/${user.id}/api-keys/${issued.body.id}`).set(ADMIN_AUTH)).status).toBe(204);
+      expect((await request(app).get('/v1/me').set(bearer(issued.body.api_key))).status).toBe(401);
+    });
+  });
+
   describe('GET /v1/me', () => {
-    it('when a tenant asks, then 200 with exactly its id, name, email and balance', async () => {
+    it('when a tenant asks, then 200 with exactly its id, name, email, balance and credits held', async () => {
       const tenant = await createTestTenant({ credits: 25, name: 'Me Myself' });
       const res = await request(app).get('/v1/me').set(tenant.auth);
       expect(res.status).toBe(200);
-      expect(res.body).toEqual({ id: tenant.userId, name: 'Me Myself', email: expect.any(String), credit_balance: 25 });
+      expect(res.body).toEqual({ id: tenant.userId, name: 'Me Myself', email: expect.any(String), credit_balance: 25, credits_held: 0 });
     });
 
     it('when the operator key is used, then 403', async () => {

@@ -1,11 +1,12 @@
 import { randomUUID } from 'node:crypto';
+import type Redis from 'ioredis';
 import request from 'supertest';
 import { createApp } from '../../src/app';
 import { db } from '../../src/utils/database';
 import { config } from '../../src/config';
 import { claimOutboundPart } from '../../src/models/ReplyTurn';
 import { getRedis } from '../../src/utils/redis';
-import { STREAMS } from '../../src/utils/queue';
+import { messageStream } from '../../src/utils/queue';
 import { fileInbox, findWaitingInbox, type InboxKey } from '../../src/models/Inbox';
 import { setupTestDatabase, teardownTestDatabase } from '../fixtures/testDatabase';
 import { createTestTenant } from '../fixtures/tenants';
@@ -58,7 +59,7 @@ async function deliver(body: string | Buffer): Promise<void> {
 }
 
 async function streamEntries(): Promise<Record<string, string>[]> {
-  const entries = await getRedis().xrange(STREAMS.messages, '-', '+');
+  const entries = await getRedis().xrange(messageStream(0), '-', '+');
   return entries.map(([, fields]) => Object.fromEntries(fields.flatMap((_, i) => (i % 2 ? [] : [[fields[i], fields[i + 1]]]))));
 }
 
@@ -76,7 +77,7 @@ describe('Meta webhook', () => {
     igNumberId = (await createTestPhoneNumber(userId, { channel: 'instagram', externalId: FIXTURE_IDS.instagramAccountId, agentId: agent.id })).id;
   });
   afterAll(teardownTestDatabase);
-  beforeEach(() => getRedis().del(STREAMS.messages));
+  beforeEach(() => getRedis().del(messageStream(0)));
 
   describe('GET handshake', () => {
     it('when the verify token matches, then the challenge comes back as plain text', async () => {
@@ -270,7 +271,8 @@ describe('Meta webhook', () => {
     });
 
     it('when Redis is unreachable, then the webhook still answers 200 and the message waits in Postgres for the sweeper', async () => {
-      const redis = getRedis();
+      // A standalone connection: these tests point it at a dead port.
+      const redis = getRedis() as Redis;
       redis.disconnect();
       const original = redis.options.port;
       redis.options.port = 1;

@@ -3,7 +3,7 @@ import { setupTestDatabase, teardownTestDatabase } from '../fixtures/testDatabas
 import { runEntryPoint, type RunningProcess } from '../fixtures/processes';
 import { createBusiness, customerWrites, eventually, messagesOf, startPipeline, type Pipeline } from '../fixtures/pipeline';
 import { getRedis } from '../../src/utils/redis';
-import { CONSUMER_GROUPS, STREAMS } from '../../src/utils/queue';
+import { CONSUMER_GROUPS, messageStream } from '../../src/utils/queue';
 
 let pipeline: Pipeline;
 const running: RunningProcess[] = [];
@@ -27,7 +27,7 @@ function workerProcess(): RunningProcess {
 
 /** Entries of the message stream delivered to a worker and not yet acknowledged. */
 async function pendingEntries(): Promise<number> {
-  const [count] = (await getRedis().xpending(STREAMS.messages, CONSUMER_GROUPS.messages)) as [number, ...unknown[]];
+  const [count] = (await getRedis().xpending(messageStream(0), CONSUMER_GROUPS.messages)) as [number, ...unknown[]];
   return Number(count);
 }
 

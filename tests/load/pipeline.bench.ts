@@ -673,7 +673,7 @@ async function main(): Promise<number> {
     watch(apiProc);
 
     const seed = await seedThroughApi(base, adminKey);
-    const heartbeatKey = `${appPrefix}workers:heartbeat`;
+    const heartbeatKey = `${appPrefix}{workers}:heartbeat`;
     let worker = await startWorker(env, redis, heartbeatKey, 'message worker #1');
     cleanup.add('stop the worker', () => worker.stop());
     watch(worker);

@@ -61,7 +61,7 @@ const REDIS_URL = process.env.BENCH_REDIS_URL ?? 'redis://127.0.0.1:6379/12';
 const TARGET_RATIO = 0.5;
 const TARGET_P99_MS = 50;
 const WEBHOOK_PATH = '/webhooks/meta';
-/** The app's stream (src/utils/queue.ts STREAMS.messages) and the reference's. */
+/** The app's stream (src/utils/queue.ts messageStream(0)) and the reference's. */
 const APP_STREAM = 'stream:messages';
 const REFERENCE_STREAM = 'stream:webhooks';
 /** MAXLEN ~ trims beyond this, so stream lengths are only checked below it. */

@@ -11,6 +11,7 @@ import { config } from '../../src/config';
 import { ingestWebhookEvents } from '../../src/services/webhookService';
 import * as database from '../../src/utils/database';
 import { fakeDatabaseOf } from '../fixtures/fakeDatabase';
+import { loadWithEnv } from '../fixtures/isolatedModules';
 
 jest.mock('../../src/utils/database', () => jest.requireActual('../fixtures/fakeDatabase').fakeDatabaseModule());
 jest.mock('../../src/utils/redis', () => ({ getRedis: jest.fn() }));
@@ -104,7 +105,19 @@ describe('createApp', () => {
     expect(res.body.error).toMatchObject({ code: 'unauthorized', request_id: res.headers['x-request-id'] });
   });
 
-  it('when behind one proxy, then the app trusts exactly one hop', () => {
-    expect(app.get('trust proxy')).toBe(1);
+  it('when TRUST_PROXY is unset, then the app believes no X-Forwarded-For', () => {
+    expect(app.get('trust proxy')).toBe(false);
+  });
+
+  it('when TRUST_PROXY names one hop, then the app trusts exactly one hop', () => {
+    const proxied = loadWithEnv({ TRUST_PROXY: '1' }, () => (require('../../src/app') as typeof import('../../src/app')).createApp());
+
+    expect(proxied.get('trust proxy')).toBe(1);
+  });
+
+  it('when TRUST_PROXY lists proxy subnets, then the app trusts exactly those', () => {
+    const proxied = loadWithEnv({ TRUST_PROXY: '10.0.0.0/8,loopback' }, () => (require('../../src/app') as typeof import('../../src/app')).createApp());
+
+    expect(proxied.get('trust proxy')).toEqual(['10.0.0.0/8', 'loopback']);
   });
 });

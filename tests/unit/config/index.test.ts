@@ -138,4 +138,16 @@ describe('.env.example', () => {
     const documented = [...text.matchAll(/^([A-Z0-9_]+)=/gm)].map((m) => m[1]);
     expect(documented.sort()).toEqual([...CONFIG_VARIABLES].sort());
   });
+
+  it('when MODEL_PRICES is JSON of per-model input/output prices, then it is parsed; unset, it is empty', () => {
+    expect(loadConfig({}).MODEL_PRICES).toEqual({});
+    expect(loadConfig({ MODEL_PRICES: '{"gpt-4o-mini":{"input":150,"output":600}}' }).MODEL_PRICES).toEqual({ 'gpt-4o-mini': { input: 150, output: 600 } });
+  });
+
+  it.each(['not json', '[]', '{"m":{"input":1}}', '{"m":{"input":-1,"output":1}}', '{"m":{"input":1,"output":1,"extra":2}}', '{"m":5}'])(
+    'when MODEL_PRICES is %s, then it is refused by name',
+    (value) => {
+      expect(() => loadConfig({ MODEL_PRICES: value })).toThrow(/MODEL_PRICES/);
+    },
+  );
 });

@@ -26,6 +26,7 @@ const agentJson = {
   temperature: 0.7,
   max_tokens: 500,
   history_limit: 20,
+  max_prompt_tokens: 8000,
   debounce_ms: 0,
   lead_fields: null,
   fallback_message: null,
@@ -43,7 +44,7 @@ describe('POST /v1/agents', () => {
     const res = await api
       .post('/v1/agents')
       .set(AS_TENANT)
-      .send({ name: 'Sales bot', system_prompt: 'You sell shoes.', max_tokens: 500, fallback_message: null });
+      .send({ name: 'Sales bot', system_prompt: 'You sell shoes.', max_tokens: 500, max_prompt_tokens: 8000, fallback_message: null });
 
     expect(res.status).toBe(201);
     expect(res.body).toEqual(agentJson);
@@ -51,6 +52,7 @@ describe('POST /v1/agents', () => {
       name: 'Sales bot',
       systemPrompt: 'You sell shoes.',
       maxTokens: 500,
+      maxPromptTokens: 8000,
       fallbackMessage: null,
     });
   });
@@ -68,6 +70,7 @@ describe('POST /v1/agents', () => {
     ['a blank system prompt', { name: 'Bot', system_prompt: '   ' }],
     ['a temperature above 2', { name: 'Bot', system_prompt: 'Hi', temperature: 2.5 }],
     ['a fractional max_tokens', { name: 'Bot', system_prompt: 'Hi', max_tokens: 1.5 }],
+    ['a max_prompt_tokens below 500', { name: 'Bot', system_prompt: 'Hi', max_prompt_tokens: 499 }],
   ])('when the body has %s, then 400 validation_error', async (_what, body) => {
     const res = await api.post('/v1/agents').set(AS_TENANT).send(body);
 

@@ -155,14 +155,14 @@ describe('POST /v1/users/:id/credits', () => {
 });
 
 describe('GET /v1/me', () => {
-  it('when a tenant asks, then 200 with its own id, name, email and balance (no created_at)', async () => {
-    users.getUser.mockResolvedValue(userRow());
+  it('when a tenant asks, then 200 with its own id, name, email, balance and credits held (no created_at)', async () => {
+    users.getMe.mockResolvedValue({ ...userRow(), creditsHeld: 812 });
 
     const res = await api.get('/v1/me').set(AS_TENANT);
 
     expect(res.status).toBe(200);
-    expect(res.body).toEqual({ id: TENANT, name: 'Acme', email: 'ops@acme.example', credit_balance: 1000 });
-    expect(users.getUser).toHaveBeenCalledWith(TENANT);
+    expect(res.body).toEqual({ id: TENANT, name: 'Acme', email: 'ops@acme.example', credit_balance: 1000, credits_held: 812 });
+    expect(users.getMe).toHaveBeenCalledWith(TENANT);
   });
 
   it('when the operator asks, then 403', async () => {

@@ -6,7 +6,7 @@ import { readdirSync } from 'node:fs';
 import path from 'node:path';
 import { parseAllDocuments } from 'yaml';
 import { CONFIG_VARIABLES, loadConfig } from '../../../src/config';
-import { CONSUMER_GROUPS, STREAMS } from '../../../src/utils/queue';
+import { CONSUMER_GROUPS, messageStreams } from '../../../src/utils/queue';
 import { commandProblem, KNOWN_VARIABLES, readRepoFile, ROOT, TEST_SECRETS } from '../../fixtures/deploy';
 
 // Manifests are untyped YAML, read field by field: `any` past the few fields every one has.
@@ -126,18 +126,19 @@ describe('deploy/kubernetes', () => {
     },
   );
 
-  it('when the message stream lags, then KEDA scales the message workers on the stream and group they read, under the key prefix', () => {
+  it('when the message stream lags, then KEDA scales the message workers on every shard stream and the group they read, under the key prefix', () => {
     const scaled = find('ScaledObject', 'message-worker');
     expect(scaled.spec.scaleTargetRef.name).toBe('message-worker');
     expect(scaled.spec.minReplicaCount).toBeGreaterThanOrEqual(1);
-    // One stream today; shards would each add a trigger (see the file).
-    expect(scaled.spec.triggers).toHaveLength(1);
-    const [trigger] = scaled.spec.triggers;
-    expect(trigger.type).toBe('redis-streams');
-    expect(trigger.metadata.stream).toBe(`${settings.REDIS_KEY_PREFIX}${STREAMS.messages}`);
-    expect(trigger.metadata.consumerGroup).toBe(CONSUMER_GROUPS.messages);
-    expect(Number(trigger.metadata.lagCount)).toBeGreaterThan(0);
-    expect(Number.isInteger(Number(trigger.metadata.activationLagCount))).toBe(true);
+    // One trigger per shard of STREAM_SHARDS (the ConfigMap's), in shard order.
+    const triggers = scaled.spec.triggers as { type: string; metadata: Record<string, string> }[];
+    expect(triggers.map((trigger) => trigger.metadata.stream)).toEqual(messageStreams(settings.STREAM_SHARDS).map((stream) => `${settings.REDIS_KEY_PREFIX}${stream}`));
+    for (const trigger of triggers) {
+      expect(trigger.type).toBe('redis-streams');
+      expect(trigger.metadata.consumerGroup).toBe(CONSUMER_GROUPS.messages);
+      expect(Number(trigger.metadata.lagCount)).toBeGreaterThan(0);
+      expect(Number.isInteger(Number(trigger.metadata.activationLagCount))).toBe(true);
+    }
   });
 
   it('when KEDA connects to Redis, then it is the host, port and database of REDIS_URL', () => {

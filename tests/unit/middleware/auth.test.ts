@@ -9,8 +9,15 @@ import { fakeDatabaseOf } from '../../fixtures/fakeDatabase';
 import { hashApiKey } from '../../../src/models/ApiKey';
 import { currentContext, runWithContext } from '../../../src/utils/context';
 import { config } from '../../../src/config';
+import { getRedis } from '../../../src/utils/redis';
+import { forgetApiKey } from '../../../src/services/liveApiKeys';
 
 jest.mock('../../../src/utils/database', () => jest.requireActual('../../fixtures/fakeDatabase').fakeDatabaseModule());
+// The key lookup goes through the cache; ioredis-mock stands in for Redis.
+jest.mock('../../../src/utils/redis', () => {
+  const redis = jest.requireActual('../../fixtures/redisMock').createRedisMock('auth');
+  return { getRedis: () => redis };
+});
 
 const query = fakeDatabaseOf(database).db.query;
 const USER = '11111111-1111-4111-8111-111111111111';
@@ -31,9 +38,10 @@ function knowsTenantKey(): void {
   );
 }
 
-beforeEach(() => {
+beforeEach(async () => {
   query.mockReset();
   knowsTenantKey();
+  await getRedis().flushall();
 });
 
 describe('bearerToken', () => {
@@ -106,9 +114,15 @@ describe('requireTenant', () => {
     expect(sql).toContain('revoked_at IS NULL');
   });
 
-  it('when the same key is used twice, then the database is asked twice (no cache, so revocation is immediate)', async () => {
+  it('when the same key is used twice, then the second request is served from the cache; once revoked (forgotten), it is refused at once', async () => {
     await requireTenant(fakeRequest(`Bearer ${TENANT_KEY}`), res, jest.fn());
-    query.mockResolvedValue({ rows: [], rowCount: 0 }); // revoked in between
+    const req = fakeRequest(`Bearer ${TENANT_KEY}`);
+    await requireTenant(req, res, jest.fn());
+    expect(req.userId).toBe(USER);
+    expect(query).toHaveBeenCalledTimes(1);
+
+    query.mockResolvedValue({ rows: [], rowCount: 0 }); // revoked in Postgres…
+    await forgetApiKey(hashApiKey(TENANT_KEY)); // …and invalidated, as userService.revokeApiKey does
     await expect(requireTenant(fakeRequest(`Bearer ${TENANT_KEY}`), res, jest.fn())).rejects.toMatchObject({ code: 'unauthorized' });
     expect(query).toHaveBeenCalledTimes(2);
   });

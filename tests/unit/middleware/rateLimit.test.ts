@@ -38,7 +38,7 @@ const fakeRedis = {
   },
 };
 
-jest.mock('../../../src/utils/redis', () => ({ getRedis: () => fakeRedis }));
+jest.mock('../../../src/utils/redis', () => ({ getRedis: () => fakeRedis, isCluster: () => false }));
 
 /** Tenant keys the fake lookup knows as live; every lookup is counted. */
 const LIVE_KEYS = new Set(['k1', 'k', 'a', 'b', 'shared', 'mca_plain'].map((key) => hashApiKey(key)));

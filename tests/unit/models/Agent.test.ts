@@ -19,7 +19,7 @@ const settings: NewAgent = {
   temperature: 0.4,
   maxTokens: 300,
   historyLimit: 20,
-  maxPromptTokens: 8000,
+  maxPromptTokens: 6000,
   debounceMs: 1500,
   leadFields: [{ name: 'size', description: 'Shoe size', type: 'enum', values: ['38', '39'] }],
   fallbackMessage: 'Back soon',
@@ -55,7 +55,7 @@ describe('insertAgent', () => {
 
     const agent = await insertAgent(USER, settings);
 
-    expect(paramsOf(fake.db)).toEqual([USER, 'Shoes', 'You sell shoes.', 'gpt-test', 0.4, 300, 20, 1500, JSON.stringify(settings.leadFields), 'Back soon']);
+    expect(paramsOf(fake.db)).toEqual([USER, 'Shoes', 'You sell shoes.', 'gpt-test', 0.4, 300, 20, 1500, JSON.stringify(settings.leadFields), 'Back soon', 6000]);
     expect(agent).toEqual({ ...settings, id: AGENT, userId: USER, temperature: 0.4, archivedAt: null, createdAt: AT, updatedAt: AT });
   });
 

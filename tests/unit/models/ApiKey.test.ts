@@ -80,21 +80,15 @@ describe('findActiveKeyByHash', () => {
 });
 
 describe('revokeApiKey', () => {
-  it('when a live key of the tenant is revoked, then it is true', async () => {
-    answer(fake.db, { rows: [], rowCount: 1 });
+  it("when the tenant has the key, live or already revoked, then its hash comes back (for invalidation), scoped by the tenant", async () => {
+    answer(fake.db, { rows: [{ keyHash: 'hash-of-the-key' }], rowCount: 1 });
 
-    await expect(revokeApiKey(USER, API_KEY)).resolves.toBe(true);
+    await expect(revokeApiKey(USER, API_KEY)).resolves.toEqual({ keyHash: 'hash-of-the-key' });
     expect(paramsOf(fake.db)).toEqual([USER, API_KEY]);
   });
 
-  it('when the tenant has no such live key, then it is false', async () => {
-    await expect(revokeApiKey(USER, API_KEY)).resolves.toBe(false);
-  });
-
-  it('when the driver reports no row count, then it is false', async () => {
-    answer(fake.db, { rows: [], rowCount: null });
-
-    await expect(revokeApiKey(USER, API_KEY)).resolves.toBe(false);
+  it('when the tenant has no such key, then null', async () => {
+    await expect(revokeApiKey(USER, API_KEY)).resolves.toBeNull();
   });
 });
 

@@ -15,6 +15,8 @@ import {
   markOutboundFailed,
   markOutboundSent,
   claimOutboundPart,
+  holdCredits,
+  releaseHold,
   recordPartSent,
   recordReply,
   releasePart,
@@ -66,6 +68,8 @@ describe('every tenant-owned statement', () => {
     { name: 'listHistory', call: (client) => listHistory(USER, CONVERSATION, 20, 5, client) },
     { name: 'beginReplyAttempt', call: (client) => beginReplyAttempt(USER, CONVERSATION, ['m'], 20, 5, client) },
     { name: 'recordReply', call: (client) => recordReply(USER, CONVERSATION, { answered: ['m'], text: 'hi', replyToMessageId: 'm', cost: 1, tokens: 9 }, client), rows: [recorded] },
+    { name: 'holdCredits', call: (client) => holdCredits(USER, CONVERSATION, 800, 60_000, client), rows: [{ id: null }] },
+    { name: 'releaseHold', call: (client) => releaseHold(USER, 'h', client) },
     { name: 'markInboundStatus', call: (client) => markInboundStatus(USER, ['m'], 'ignored', null, client) },
     { name: 'failPendingInbound', call: (client) => failPendingInbound(USER, CONVERSATION, error, client) },
     { name: 'markOutboundSent', call: (client) => markOutboundSent(USER, 'm', ['wamid.1'], client) },
@@ -168,7 +172,7 @@ describe('recordReply', () => {
     answer(fake.db, [{ outcome: 'recorded', charged: '2', ...stored }]);
 
     await expect(recordReply(USER, CONVERSATION, reply)).resolves.toEqual({ outcome: 'recorded', reply: stored, charged: 2 });
-    expect(paramsOf(fake.db)).toEqual([USER, CONVERSATION, ['a', 'b'], 'Size 38 is in stock', 'b', 2, 140]);
+    expect(paramsOf(fake.db)).toEqual([USER, CONVERSATION, ['a', 'b'], 'Size 38 is in stock', 'b', 2, 140, null]);
   });
 
   it('when the bot may no longer answer there, then only the outcome comes back', async () => {

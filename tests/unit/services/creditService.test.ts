@@ -3,7 +3,8 @@
  * client it uses, and how rows become results. What the statements book and return against
  * real Postgres: tests/integration/creditLedger.test.ts and credits.test.ts.
  */
-import { charge, costForTokens, getBalance, hasCredits, listLedger, MAX_CREDIT_AMOUNT, topUp } from '../../../src/services/creditService';
+import { allowedModels, charge, costForTokens, costForUsage, getBalance, hasCredits, holdTtlMs, listLedger, MAX_CREDIT_AMOUNT, priceOf, topUp } from '../../../src/services/creditService';
+import { config } from '../../../src/config';
 import { db, type Queryable } from '../../../src/utils/database';
 import { encodeCursor } from '../../../src/utils/pagination';
 import { AppError } from '../../../src/utils/errors';
@@ -194,5 +195,37 @@ describe('listLedger', () => {
   it('when the cursor is not one the API handed out, then validation_error before any SQL', async () => {
     await expect(listLedger(USER, { limit: 20, cursor: 'nope' })).rejects.toMatchObject({ code: 'validation_error' });
     expect(query).not.toHaveBeenCalled();
+  });
+});
+
+describe('model prices (MODEL_PRICES)', () => {
+  const PRICES = { cheap: { input: 150, output: 600 }, dear: { input: 10_000, output: 30_000 } };
+
+  it('when the model is priced, then input and output tokens are charged at their own prices, rounded up', () => {
+    expect(priceOf('dear', PRICES, 1000)).toEqual({ input: 10_000, output: 30_000 });
+    // 1000 × 150/1K + 100 × 600/1K = 150 + 60.
+    expect(costForUsage('cheap', 1000, 100, PRICES, 1000)).toBe(210);
+    expect(costForUsage('cheap', 1, 0, PRICES, 1000)).toBe(1);
+    expect(costForUsage('dear', 10, 10, PRICES, 1000)).toBe(400);
+  });
+
+  it('when the model has no price, then CREDITS_PER_1K_TOKENS applies to both kinds of token', () => {
+    expect(priceOf('toString', PRICES, 7)).toEqual({ input: 7, output: 7 });
+    expect(costForUsage('other', 1000, 1000, PRICES, 1000)).toBe(2000);
+    expect(costForUsage('other', 120, 0, {}, 1000)).toBe(costForTokens(120, 1000));
+  });
+
+  it('when MODEL_PRICES is set, then only its models are allowed; unset, any model', () => {
+    expect(allowedModels(PRICES)).toEqual(['cheap', 'dear']);
+    expect(allowedModels({})).toBeNull();
+  });
+
+  it('when token counts are not whole, then it refuses', () => {
+    expect(() => costForUsage('cheap', -1, 0, PRICES)).toThrow(RangeError);
+    expect(() => costForUsage('cheap', 1.5, 0, PRICES)).toThrow(RangeError);
+  });
+
+  it("then a hold outlives a lease and every retry of a live turn's model call", () => {
+    expect(holdTtlMs()).toBeGreaterThan(config.WORKER_LEASE_MS + 3 * config.OPENAI_TIMEOUT_MS);
   });
 });

@@ -10,7 +10,7 @@ import * as replyTurn from '../../../src/models/ReplyTurn';
 import { deadLetter, isPoison, nudgeLog, renudgeLost } from '../../../src/services/deliveryPolicy';
 import { logger } from '../../../src/utils/logger';
 import { replyMetrics } from '../../../src/utils/metrics';
-import { nudgeFields, parseNudge, STREAMS, type ConversationNudge, type InboxNudge } from '../../../src/utils/queue';
+import { nudgeFields, parseNudge, deadLetterStream, messageStream, type ConversationNudge, type InboxNudge } from '../../../src/utils/queue';
 import { closeRedisMock, createRedisMock } from '../../fixtures/redisMock';
 import { CONVERSATION, CUSTOMER, NUMBER, USER } from '../../fixtures/rows';
 
@@ -49,51 +49,51 @@ describe('isPoison', () => {
 
 describe('deadLetter', () => {
   it('when a conversation\'s entry is poison, then it is copied to the dead-letter stream with its deliveries, what the conversation owes fails, and it is counted', async () => {
-    const id = await redis.xadd(STREAMS.messages, '*', ...nudgeFields(conversationNudge));
+    const id = await redis.xadd(messageStream(0), '*', ...nudgeFields(conversationNudge));
     const before = await poisonCount();
 
-    await deadLetter(id!, 5, redis);
+    await deadLetter(0, id!, 5, redis);
 
-    expect(await entries(STREAMS.messagesDead)).toEqual([['entry_id', id, 'deliveries', '5', ...nudgeFields(conversationNudge)]]);
+    expect(await entries(deadLetterStream(0))).toEqual([['entry_id', id, 'deliveries', '5', ...nudgeFields(conversationNudge)]]);
     expect(model.failPendingInbound).toHaveBeenCalledWith(USER, CONVERSATION, poisonError);
     expect(model.setInboxAside).not.toHaveBeenCalled();
     expect(await poisonCount()).toBe(before + 1);
   });
 
   it('when a customer\'s inbox entry is poison, then their inbox rows are set aside and their active conversation\'s owed messages fail', async () => {
-    const id = await redis.xadd(STREAMS.messages, '*', ...nudgeFields(inboxNudge));
+    const id = await redis.xadd(messageStream(0), '*', ...nudgeFields(inboxNudge));
     model.setInboxAside.mockResolvedValue({ setAside: 2, conversationId: CONVERSATION });
 
-    await deadLetter(id!, 5, redis);
+    await deadLetter(0, id!, 5, redis);
 
     expect(model.setInboxAside).toHaveBeenCalledWith(parseNudge(nudgeFields(inboxNudge)), 'poison: moved to the dead-letter queue');
     expect(model.failPendingInbound).toHaveBeenCalledWith(USER, CONVERSATION, poisonError);
   });
 
   it('when the customer has no active conversation, then only the inbox rows are set aside', async () => {
-    const id = await redis.xadd(STREAMS.messages, '*', ...nudgeFields(inboxNudge));
+    const id = await redis.xadd(messageStream(0), '*', ...nudgeFields(inboxNudge));
     model.setInboxAside.mockResolvedValue({ setAside: 1, conversationId: null });
 
-    await deadLetter(id!, 5, redis);
+    await deadLetter(0, id!, 5, redis);
 
     expect(model.setInboxAside).toHaveBeenCalledTimes(1);
     expect(model.failPendingInbound).not.toHaveBeenCalled();
   });
 
   it('when the entry was trimmed from the stream, then its id and deliveries are still dead-lettered and nothing is failed', async () => {
-    await deadLetter('1-0', 7, redis);
+    await deadLetter(0, '1-0', 7, redis);
 
-    expect(await entries(STREAMS.messagesDead)).toEqual([['entry_id', '1-0', 'deliveries', '7']]);
+    expect(await entries(deadLetterStream(0))).toEqual([['entry_id', '1-0', 'deliveries', '7']]);
     expect(model.setInboxAside).not.toHaveBeenCalled();
     expect(model.failPendingInbound).not.toHaveBeenCalled();
   });
 
   it('when an inbox entry is dead-lettered, then the log names the number but never the customer\'s phone', async () => {
     const error = jest.spyOn(logger, 'error');
-    const id = await redis.xadd(STREAMS.messages, '*', ...nudgeFields(inboxNudge));
+    const id = await redis.xadd(messageStream(0), '*', ...nudgeFields(inboxNudge));
     model.setInboxAside.mockResolvedValue({ setAside: 1, conversationId: null });
 
-    await deadLetter(id!, 5, redis);
+    await deadLetter(0, id!, 5, redis);
 
     expect(error).toHaveBeenCalledWith({ entry: id, deliveries: 5, phone_number_id: NUMBER }, 'poison entry dead-lettered');
     expect(JSON.stringify(error.mock.calls)).not.toContain(CUSTOMER);
@@ -109,7 +109,7 @@ describe('renudgeLost', () => {
 
     expect(model.findWaitingInbox).toHaveBeenCalledWith(30_000, expect.any(Number));
     expect(model.findStaleConversations).toHaveBeenCalledWith(30_000, expect.any(Number));
-    expect((await entries(STREAMS.messages)).map(parseNudge)).toEqual([
+    expect((await entries(messageStream(0))).map(parseNudge)).toEqual([
       { userId: USER, phoneNumberId: NUMBER, customerId: CUSTOMER, requestId: 'sweeper' },
       { conversationId: CONVERSATION, userId: USER, messageId: undefined, requestId: 'sweeper' },
     ]);
@@ -123,7 +123,7 @@ describe('renudgeLost', () => {
     await renudgeLost(30_000, redis);
 
     expect(xadd).not.toHaveBeenCalled();
-    expect(await redis.exists(STREAMS.messages)).toBe(0);
+    expect(await redis.exists(messageStream(0))).toBe(0);
   });
 
   it('when Redis refuses the nudges, then the error reaches the caller', async () => {

@@ -150,6 +150,9 @@ function openaiAnswering(answer: unknown | Error): { service: OpenAIService; cal
   const calls: StructuredRequest[] = [];
   const service: OpenAIService = {
     circuitState: 'closed',
+    circuitStateFor: () => 'closed',
+    breakerOpen: () => false,
+    circuitRetryAfterMs: () => 0,
     complete: jest.fn(),
     extractStructured: jest.fn(async (request: StructuredRequest) => {
       calls.push(request);

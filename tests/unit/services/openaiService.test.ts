@@ -178,6 +178,35 @@ describe('complete', () => {
     expect(svc.circuitState).toBe('closed');
   });
 
+  it('when tenant A’s calls keep failing, then only A’s circuit for that model opens; B’s calls on the same model go through (guarantee 11)', async () => {
+    const svc = service({ breaker: { failureThreshold: 3, cooldownMs: 10_000 } });
+    standIn.script(apiError(500, 'boom'), apiError(502, 'boom'), apiError(503, 'boom'));
+    await failure(svc.complete({ model: 'gpt-test', messages, tenantId: 'tenant-a' }));
+    expect(svc.circuitStateFor('gpt-test', 'tenant-a')).toBe('open');
+    expect(svc.breakerOpen('gpt-test', 'tenant-a')).toBe(true);
+    expect(svc.breakerOpen('gpt-test', 'tenant-b')).toBe(false);
+    expect(svc.circuitStateFor('other-model', 'tenant-a')).toBe('closed');
+
+    const blocked = await failure(svc.complete({ model: 'gpt-test', messages, tenantId: 'tenant-a' }));
+    expect(blocked).toMatchObject({ kind: 'circuit_open', code: 'model_circuit_open' });
+    expect(standIn.received).toHaveLength(3);
+
+    await expect(svc.complete({ model: 'gpt-test', messages, tenantId: 'tenant-b' })).resolves.toMatchObject({ text: 'Hello!' });
+    await expect(svc.complete({ model: 'other-model', messages, tenantId: 'tenant-a' })).resolves.toMatchObject({ text: 'Hello!' });
+    expect(standIn.received).toHaveLength(5);
+    expect(svc.circuitStateFor('gpt-test', 'tenant-b')).toBe('closed');
+    expect(svc.breakerOpen('gpt-test', 'tenant-a')).toBe(true);
+  });
+
+  it('when more circuits are asked for than the bound, then healthy ones are dropped first and an open one is kept', async () => {
+    const svc = service({ breaker: { failureThreshold: 1, cooldownMs: 10_000 }, maxBreakers: 2 });
+    standIn.script(apiError(500, 'boom'));
+    await failure(svc.complete({ model: 'gpt-test', messages, tenantId: 'a' }));
+    expect(svc.breakerOpen('gpt-test', 'a')).toBe(true);
+    for (const tenant of ['b', 'c', 'd']) await svc.complete({ model: 'gpt-test', messages, tenantId: tenant });
+    expect(svc.breakerOpen('gpt-test', 'a')).toBe(true);
+  });
+
   it('when the open circuit’s remaining cooldown fits the retry budget, then it waits it out and the trial goes through', async () => {
     let now = 0;
     const svc = createOpenAIService({

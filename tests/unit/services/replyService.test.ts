@@ -18,7 +18,7 @@ import { fakeDatabaseOf, resetFakeDatabase } from '../../fixtures/fakeDatabase';
 import type { CompletionResult, OpenAIService } from '../../../src/services/openaiService';
 import { ModelError } from '../../../src/services/modelErrors';
 import { GraphError, partCallbackData, splitForChannel, type GraphClient, type SendTextResult } from '../../../src/services/metaGraphService';
-import { renderForModel, RetryLater, sendMessages, serveConversation, type ReplyContext, type ReplyDeps } from '../../../src/services/replyService';
+import { renderForModel, RetryLater, sendMessages, serveConversation, WaitForCircuit, type ReplyContext, type ReplyDeps } from '../../../src/services/replyService';
 import { config } from '../../../src/config';
 import { logger } from '../../../src/utils/logger';
 import { replyMetrics } from '../../../src/utils/metrics';
@@ -149,6 +149,8 @@ interface Store {
   history: Message[] | null;
   /** The tenant's credit balance, as beginReplyAttempt reads it. */
   balance: number;
+  /** Credit holds by id (hold_credits), what each holds. */
+  held: Map<string, number>;
   /** outbound_parts by `<message id>:<part>`. */
   parts: Map<string, Part>;
   /** Postgres' clock for the parts, in ms; the send tests move it with each requested wait. */
@@ -161,7 +163,7 @@ const queued = () => store.messages.filter((m) => m.direction === 'outbound' && 
 const byId = (id: string) => store.messages.find((m) => m.id === id);
 
 function installStore(...messages: Message[]): void {
-  store = { messages: [...messages], history: null, balance: 1_000, parts: new Map(), clock: 0 };
+  store = { messages: [...messages], history: null, balance: 1_000, held: new Map(), parts: new Map(), clock: 0 };
   loadOwedWork.mockImplementation(async () => {
     const context = await loadReplyContext();
     if (!context) return null;
@@ -179,6 +181,22 @@ function installStore(...messages: Message[]): void {
     const rows = store.messages.filter((m) => ids.includes(m.id));
     for (const m of rows) m.attempts += 1;
     return { attempts: Math.max(0, ...rows.map((m) => m.attempts)), balance: store.balance, history };
+  });
+  model.undoReplyAttempt.mockImplementation(async (_user, ids) => {
+    for (const m of store.messages) if (ids.includes(m.id) && m.attempts > 0) m.attempts -= 1;
+  });
+  // hold_credits as the rule reads (R__credits.sql): covered by what is not held already; the
+  // concurrency of it runs against Postgres in tests/integration/creditHolds.test.ts.
+  store.held = new Map();
+  model.holdCredits.mockImplementation(async (_user, _conversation, amount) => {
+    const held = [...store.held.values()].reduce((sum, n) => sum + n, 0);
+    if (store.balance - held <= 0 || store.balance - held < amount) return null;
+    const id = randomUUID();
+    store.held.set(id, amount);
+    return id;
+  });
+  model.releaseHold.mockImplementation(async (_user, holdId) => {
+    store.held.delete(holdId);
   });
   model.insertMessage.mockImplementation(async (_user, conversationId, fields: NewMessage) => {
     const row = message({
@@ -200,6 +218,7 @@ function installStore(...messages: Message[]): void {
   model.recordReply.mockImplementation(async (_user, conversationId, reply) => {
     const row = outbound({ conversationId, text: reply.text, replyToMessageId: reply.replyToMessageId });
     store.messages.push(row);
+    if (reply.holdId) store.held.delete(reply.holdId);
     return { outcome: 'recorded', reply: { ...row }, charged: reply.cost };
   });
   model.markOutboundSent.mockImplementation(async (_user, id, externalIds) => {
@@ -264,7 +283,7 @@ const completion = (overrides: Partial<CompletionResult> = {}): CompletionResult
   ...overrides,
 });
 
-let openai: { complete: jest.Mock; extractStructured: jest.Mock; circuitState: 'closed' };
+let openai: { complete: jest.Mock; extractStructured: jest.Mock; circuitState: 'closed'; circuitStateFor: jest.Mock; breakerOpen: jest.Mock; circuitRetryAfterMs: jest.Mock };
 let graph: { sendText: jest.MockedFunction<GraphClient['sendText']>; markRead: jest.MockedFunction<GraphClient['markRead']> };
 let controller: AbortController;
 let wamid = 0;
@@ -287,7 +306,7 @@ beforeEach(() => {
   loadReplyContext.mockResolvedValue(context());
   resetFakeDatabase(fakeDb);
   sleep.mockImplementation(realSleep);
-  openai = { complete: jest.fn().mockResolvedValue(completion()), extractStructured: jest.fn(), circuitState: 'closed' };
+  openai = { complete: jest.fn().mockResolvedValue(completion()), extractStructured: jest.fn(), circuitState: 'closed', circuitStateFor: jest.fn().mockReturnValue('closed'), breakerOpen: jest.fn().mockReturnValue(false), circuitRetryAfterMs: jest.fn().mockReturnValue(0) };
   graph = {
     sendText: jest.fn<Promise<SendTextResult>, Parameters<GraphClient['sendText']>>(async () => sent(`wamid.OUT${++wamid}`)),
     markRead: jest.fn().mockResolvedValue(undefined),
@@ -363,6 +382,7 @@ describe('serveConversation', () => {
     expect(openai.complete).toHaveBeenCalledTimes(1);
     expect(openai.complete).toHaveBeenCalledWith({
       model: 'gpt-test',
+      tenantId: USER,
       temperature: 0.4,
       maxTokens: 300,
       messages: [
@@ -381,7 +401,11 @@ describe('serveConversation', () => {
       replyToMessageId: photo.id,
       cost: Math.ceil((120 * config.CREDITS_PER_1K_TOKENS) / 1000),
       tokens: 120,
+      holdId: expect.any(String),
     });
+    // The hold was settled by record_reply, not released apart.
+    expect(model.releaseHold).not.toHaveBeenCalled();
+    expect(store.held.size).toBe(0);
     const reply = store.messages.find((m) => m.direction === 'outbound')!;
     expect(graph.sendText).toHaveBeenCalledWith({
       channel: 'whatsapp',
@@ -574,6 +598,59 @@ describe('serveConversation', () => {
     });
   });
 
+  describe('credit holds (guarantee 14)', () => {
+    it('when the balance is above zero but cannot cover the prompt plus max_tokens, then no model call: insufficient_credits', async () => {
+      const a = message();
+      installStore(a);
+      // The agent's max_tokens (300, at 1 credit a token) plus any prompt is more than this.
+      store.balance = 300;
+
+      await serveConversation(USER, CONVERSATION, deps());
+
+      const [, , amount] = model.holdCredits.mock.calls[0]!;
+      expect(amount).toBeGreaterThan(300);
+      expect(openai.complete).not.toHaveBeenCalled();
+      expect(model.markInboundStatus).toHaveBeenCalledWith(USER, [a.id], 'insufficient_credits', null, tx);
+    });
+
+    it('when the balance covers the dearest outcome, then it is held for prompt estimate + max_tokens and the call is made', async () => {
+      installStore(message({ text: 'x'.repeat(400) }));
+
+      await serveConversation(USER, CONVERSATION, deps());
+
+      const [user, conversation, amount, ttlMs] = model.holdCredits.mock.calls[0]!;
+      expect([user, conversation]).toEqual([USER, CONVERSATION]);
+      // At least the 100 tokens of the message and the 300 of max_tokens, at 1 credit a token.
+      expect(amount).toBeGreaterThanOrEqual(400);
+      expect(ttlMs).toBeGreaterThan(config.WORKER_LEASE_MS);
+      expect(openai.complete).toHaveBeenCalledTimes(1);
+    });
+
+    it.each([
+      ['fails transiently', () => openai.complete.mockRejectedValue(new ModelError('retryable', 'model_timeout', 'slow'))],
+      ['fails for good', () => openai.complete.mockRejectedValue(new ModelError('permanent', 'model_bad_request', 'bad'))],
+    ])('when the model %s, then the hold is released', async (_name, script) => {
+      installStore(message());
+      script();
+
+      await serveConversation(USER, CONVERSATION, deps()).catch(() => undefined);
+
+      expect(model.releaseHold).toHaveBeenCalledWith(USER, expect.any(String));
+      expect(store.held.size).toBe(0);
+      expect(model.recordReply).not.toHaveBeenCalled();
+    });
+
+    it('when recording the reply raises, then the hold is released', async () => {
+      installStore(message());
+      model.recordReply.mockRejectedValueOnce(Object.assign(new Error('elsewhere'), { code: 'MC001' }));
+
+      await serveConversation(USER, CONVERSATION, deps());
+
+      expect(model.releaseHold).toHaveBeenCalledTimes(1);
+      expect(store.held.size).toBe(0);
+    });
+  });
+
   describe('attempts', () => {
     it('when the attempts exceed MESSAGE_MAX_ATTEMPTS, then the messages fail with max_attempts and the model is not called', async () => {
       const poison = message({ attempts: config.MESSAGE_MAX_ATTEMPTS });
@@ -635,6 +712,59 @@ describe('serveConversation', () => {
       expect(pendingMessage.status).toBe('pending');
       expect(model.markInboundStatus).not.toHaveBeenCalled();
       expect(model.recordReply).not.toHaveBeenCalled();
+    });
+
+    it('when the tenant’s circuit for the model is open, then the turn waits (WaitForCircuit) before counting an attempt and no call is made (guarantee 11)', async () => {
+      const pendingMessage = message({ attempts: config.MESSAGE_MAX_ATTEMPTS - 1 });
+      installStore(pendingMessage);
+      openai.breakerOpen.mockReturnValue(true);
+      openai.circuitRetryAfterMs.mockReturnValue(7_000);
+
+      for (let round = 0; round < 3; round++) {
+        const thrown = await serveConversation(USER, CONVERSATION, deps()).catch((e: unknown) => e);
+        expect(thrown).toBeInstanceOf(WaitForCircuit);
+        expect(thrown).toBeInstanceOf(RetryLater);
+        expect((thrown as WaitForCircuit).retryAfterMs).toBe(7_000);
+      }
+      expect(openai.breakerOpen).toHaveBeenCalledWith('gpt-test', USER);
+      expect(model.beginReplyAttempt).not.toHaveBeenCalled();
+      expect(openai.complete).not.toHaveBeenCalled();
+      expect(pendingMessage).toMatchObject({ status: 'pending', attempts: config.MESSAGE_MAX_ATTEMPTS - 1 });
+
+      // Closed again: the last allowed attempt is still there, and it answers.
+      openai.breakerOpen.mockReturnValue(false);
+      await serveConversation(USER, CONVERSATION, deps());
+      expect(openai.complete).toHaveBeenCalledTimes(1);
+      expect(openai.complete.mock.calls[0][0]).toMatchObject({ tenantId: USER });
+      expect(model.recordReply).toHaveBeenCalledTimes(1);
+    });
+
+    it('when the circuit opens between the peek and the call (refused, no request made), then the attempt is taken back and the turn waits', async () => {
+      const pendingMessage = message();
+      installStore(pendingMessage);
+      const refused = new ModelError('circuit_open', 'model_circuit_open', 'The AI provider is failing; waiting', { retryAfterMs: 3_000 });
+      refused.providerRequests = 0;
+      openai.complete.mockRejectedValue(refused);
+
+      const thrown = await serveConversation(USER, CONVERSATION, deps()).catch((e: unknown) => e);
+
+      expect(thrown).toBeInstanceOf(WaitForCircuit);
+      expect((thrown as WaitForCircuit).retryAfterMs).toBe(3_000);
+      expect(model.undoReplyAttempt).toHaveBeenCalledWith(USER, [pendingMessage.id]);
+      expect(pendingMessage).toMatchObject({ status: 'pending', attempts: 0 });
+    });
+
+    it('when requests reached the provider before the circuit refused the rest, then the attempt counts', async () => {
+      const pendingMessage = message();
+      installStore(pendingMessage);
+      openai.complete.mockRejectedValue(new ModelError('circuit_open', 'model_circuit_open', 'The AI provider is failing; waiting'));
+
+      const thrown = await serveConversation(USER, CONVERSATION, deps()).catch((e: unknown) => e);
+
+      expect(thrown).toBeInstanceOf(RetryLater);
+      expect(thrown).not.toBeInstanceOf(WaitForCircuit);
+      expect(model.undoReplyAttempt).not.toHaveBeenCalled();
+      expect(pendingMessage.attempts).toBe(1);
     });
 
     it('when the lease is lost while the model answers, then RetryLater and the answer is not recorded', async () => {

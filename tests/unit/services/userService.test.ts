@@ -28,6 +28,7 @@ const sqlOf = (mock: jest.Mock, call: number) => sqlOfClient({ query: mock } as 
 beforeEach(() => {
   // Transactions run their body on `txQuery` and pass its errors through, as the real one does.
   resetFakeDatabase(fake);
+  jest.mocked(forgetApiKey).mockClear();
 });
 
 describe('createUser', () => {
@@ -146,23 +147,29 @@ describe('createApiKey', () => {
 });
 
 describe('revokeApiKey', () => {
-  it("when the tenant has that live key, then it is revoked, scoped by the tenant's id", async () => {
+  it("when the tenant has that key, then it is revoked, scoped by the tenant's id, and forgotten everywhere", async () => {
     query.mockResolvedValueOnce({ rows: [{ keyHash: 'hash-of-the-key' }], rowCount: 1 });
     await expect(revokeApiKey(USER, KEY)).resolves.toBeUndefined();
-    expect(sqlOf(query, 0)).toContain('WHERE user_id = $1 AND id = $2 AND revoked_at IS NULL');
     expect(query.mock.calls[0]?.[1]).toEqual([USER, KEY]);
-    // Its guesses count against the address again, as any unknown key's do.
+    // The cached lookup is invalidated in every process; its guesses count against the address.
     expect(forgetApiKey).toHaveBeenCalledWith('hash-of-the-key');
   });
 
-  it('when the key was already revoked, then it succeeds again', async () => {
-    query.mockResolvedValueOnce({ rows: [], rowCount: 0 }).mockResolvedValueOnce({ rows: [{ ...keyRow, revokedAt: createdAt }], rowCount: 1 });
+  it('when the key was already revoked, then it succeeds again and is forgotten again (a retry after a failed invalidation)', async () => {
+    query.mockResolvedValueOnce({ rows: [{ keyHash: 'hash-of-the-key' }], rowCount: 1 });
     await expect(revokeApiKey(USER, KEY)).resolves.toBeUndefined();
+    expect(forgetApiKey).toHaveBeenCalledWith('hash-of-the-key');
   });
 
-  it('when the tenant has no such key, then not_found', async () => {
-    query.mockResolvedValueOnce({ rows: [], rowCount: 0 }).mockResolvedValueOnce({ rows: [], rowCount: 0 });
+  it('when the cache cannot be told, then the revoke answers unavailable so it is retried', async () => {
+    query.mockResolvedValueOnce({ rows: [{ keyHash: 'hash-of-the-key' }], rowCount: 1 });
+    jest.mocked(forgetApiKey).mockRejectedValueOnce(Object.assign(new Error('down'), { code: 'unavailable' }));
+    await expect(revokeApiKey(USER, KEY)).rejects.toMatchObject({ code: 'unavailable' });
+  });
+
+  it('when the tenant has no such key, then not_found and nothing is forgotten', async () => {
+    query.mockResolvedValueOnce({ rows: [], rowCount: 0 });
     await expect(revokeApiKey(USER, KEY)).rejects.toMatchObject({ code: 'not_found' });
-    expect(query.mock.calls[1]?.[1]).toEqual([USER, KEY]);
+    expect(forgetApiKey).not.toHaveBeenCalled();
   });
 });

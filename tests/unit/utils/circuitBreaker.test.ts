@@ -145,4 +145,24 @@ describe('CircuitBreaker', () => {
     expect(breaker.state).toBe('open');
     await expect(breaker.exec(ok)).rejects.toBeInstanceOf(CircuitOpenError);
   });
+
+  it('when peeked, then `refusing` says whether a call would be turned away, takes no trial and counts nothing', async () => {
+    const { breaker, advance } = setup();
+    expect(breaker.refusing).toBe(false);
+    expect(breaker.retryAfterMs).toBe(0);
+    await failTimes(breaker, 3);
+    expect(breaker.refusing).toBe(true);
+    advance(4_000);
+    expect(breaker.retryAfterMs).toBe(6_000);
+    advance(6_000);
+    // Half-open and no trial in flight: a call would go through, and peeking took none.
+    expect(breaker.refusing).toBe(false);
+    let release!: () => void;
+    const trial = breaker.exec(() => new Promise<string>((resolve) => (release = () => resolve('ok'))));
+    expect(breaker.refusing).toBe(true);
+    release();
+    await expect(trial).resolves.toBe('ok');
+    expect(breaker.refusing).toBe(false);
+    expect(breaker.state).toBe('closed');
+  });
 });

@@ -55,12 +55,16 @@ beforeEach(() => {
 afterEach(() => closeDatabase());
 
 describe('getPool', () => {
-  it('when asked twice, then one pool is made, from the configured URL and size, with generic plans', () => {
+  it('when asked twice, then one pool is made, from the configured URL and size, with generic plans and the statement timeout', () => {
     expect(getPool()).toBe(getPool());
 
     expect(PoolMock).toHaveBeenCalledTimes(1);
     expect(PoolMock).toHaveBeenCalledWith(
-      expect.objectContaining({ connectionString: config.DATABASE_URL, max: config.DATABASE_POOL_SIZE, options: '-c plan_cache_mode=force_generic_plan' }),
+      expect.objectContaining({
+        connectionString: config.DATABASE_URL,
+        max: config.DATABASE_POOL_SIZE,
+        options: `-c plan_cache_mode=force_generic_plan -c statement_timeout=${config.DATABASE_STATEMENT_TIMEOUT_MS}`,
+      }),
     );
   });
 

@@ -7,6 +7,7 @@
 import type Redis from 'ioredis';
 import client from 'prom-client';
 import { closeRedisMock, createRedisMock } from '../../fixtures/redisMock';
+import { HEARTBEAT_KEY, workerMetricsKey } from '../../../src/workers/heartbeat';
 
 jest.mock('../../../src/utils/redis', () => ({ getRedis: jest.fn() }));
 
@@ -43,8 +44,8 @@ afterEach(async () => {
 async function liveWorker(name: string, secondsAgo: number, inFlight: number, replies: number): Promise<void> {
   const own = new client.Registry();
   new client.Counter({ name: 'replies_sent_total', help: 'h', labelNames: ['channel', 'author'], registers: [own] }).inc({ channel: 'whatsapp', author: 'agent' }, replies);
-  await redis.hset('workers:heartbeat', name, JSON.stringify({ kind: 'message', name, pid: 1, at: NOW - secondsAgo * 1000, inFlight, handled: 0 }));
-  await redis.set(`workers:metrics:${name}`, JSON.stringify(await own.getMetricsAsJSON()));
+  await redis.hset(HEARTBEAT_KEY, name, JSON.stringify({ kind: 'message', name, pid: 1, at: NOW - secondsAgo * 1000, inFlight, handled: 0 }));
+  await redis.set(workerMetricsKey(name), JSON.stringify(await own.getMetricsAsJSON()));
 }
 
 /** The value of one sample line, or undefined when the text has no such line. */
@@ -81,9 +82,9 @@ describe('fleetMetricsText', () => {
 
     const text = await m.fleetMetricsText();
 
-    expect(redis.xinfo).toHaveBeenCalledWith('GROUPS', `${redis.options.keyPrefix}stream:messages`);
-    expect(sample(text, 'queue_lag_entries{stream="stream:messages"}')).toBe(7);
-    expect(sample(text, 'queue_pending_entries{stream="stream:messages"}')).toBe(4);
+    expect(redis.xinfo).toHaveBeenCalledWith('GROUPS', `${redis.options.keyPrefix}stream:{messages:0}`);
+    expect(sample(text, 'queue_lag_entries{stream="stream:{messages:0}"}')).toBe(7);
+    expect(sample(text, 'queue_pending_entries{stream="stream:{messages:0}"}')).toBe(4);
   });
 
   it('when the stream does not exist yet, then no lag is reported and the rest still is', async () => {
@@ -98,7 +99,7 @@ describe('fleetMetricsText', () => {
   it('when a worker stopped beating, then its gauges from an earlier scrape are gone', async () => {
     await liveWorker('w1', 1, 1, 0);
     await m.fleetMetricsText();
-    await redis.hdel('workers:heartbeat', 'w1');
+    await redis.hdel(HEARTBEAT_KEY, 'w1');
 
     const text = await m.fleetMetricsText();
 
@@ -107,7 +108,7 @@ describe('fleetMetricsText', () => {
 
   it('when a worker’s series expired but its beat remains, then the rest is still served', async () => {
     await liveWorker('w1', 1, 0, 5);
-    await redis.del('workers:metrics:w1');
+    await redis.del(workerMetricsKey('w1'));
 
     const text = await m.fleetMetricsText();
 

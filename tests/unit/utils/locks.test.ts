@@ -3,6 +3,7 @@
  * so ownership checks, the dirty flag and extension are exercised as Redis would run them.
  * Time-based cases use short real TTLs: ioredis-mock expires keys by the wall clock.
  */
+import { slotOf as calculateSlot } from '../../fixtures/redisCluster';
 import RedisMock from 'ioredis-mock';
 import type Redis from 'ioredis';
 import {
@@ -46,9 +47,11 @@ describe('keys', () => {
     const a = lease();
     const b = lease();
 
-    expect(a.key).toBe(`lock:conversation:${CONVERSATION}`);
-    expect(conversationLockKey('c')).toBe('lock:conversation:c');
-    expect(conversationDirtyKey('c')).toBe('dirty:conversation:c');
+    expect(a.key).toBe(`lock:conversation:{${CONVERSATION}}`);
+    // One hash tag for both: the release script reads both, in one slot on a Redis Cluster.
+    expect(conversationLockKey('c')).toBe('lock:conversation:{c}');
+    expect(conversationDirtyKey('c')).toBe('dirty:conversation:{c}');
+    expect(calculateSlot(`mca:${conversationDirtyKey(CONVERSATION)}`)).toBe(calculateSlot(`mca:${conversationLockKey(CONVERSATION)}`));
     expect(a.token).not.toBe(b.token);
   });
 

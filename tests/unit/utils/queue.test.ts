@@ -12,11 +12,15 @@ import {
   prefixedKey,
   readGroupBacklog,
   STREAM_MAX_LENGTH,
-  STREAMS,
+  deadLetterStream,
+  messageStreams,
+  shardOf,
+  messageStream,
   CONSUMER_GROUPS,
   type ConversationNudge,
 } from '../../../src/utils/queue';
 import { getRedis } from '../../../src/utils/redis';
+import { slotOf } from '../../fixtures/redisCluster';
 
 jest.mock('../../../src/utils/redis', () => ({ getRedis: jest.fn() }));
 
@@ -91,7 +95,48 @@ describe('nudgeFields and parseNudge', () => {
   });
 });
 
+describe('shardOf and the shard streams', () => {
+  const inbox = (customerId: string) => ({ userId: USER, phoneNumberId: 'N-1', customerId });
+
+  it('when there is one shard, then every nudge goes to shard 0', () => {
+    expect(shardOf(inbox('1'), 1)).toBe(0);
+    expect(shardOf({ conversationId: CONVERSATION, userId: USER }, 1)).toBe(0);
+  });
+
+  it("when there are shards, then a conversation's nudges always go to one shard, whatever else they carry", () => {
+    expect(shardOf({ ...inbox('15550001111'), requestId: 'a' }, 8)).toBe(shardOf({ ...inbox('15550001111'), requestId: 'b' }, 8));
+    expect(shardOf({ conversationId: CONVERSATION, userId: USER, messageId: 'm1' }, 8)).toBe(shardOf({ conversationId: CONVERSATION, userId: USER }, 8));
+  });
+
+  it('when many customers write, then they spread over every shard, none far above its share', () => {
+    const counts = new Array<number>(4).fill(0);
+    for (let i = 0; i < 4000; i++) counts[shardOf(inbox(String(15550000000 + i)), 4)]!++;
+
+    for (const count of counts) expect(count).toBeGreaterThan(800);
+  });
+
+  it('when shards are keys of a Redis Cluster, then each has a slot of its own, and its dead-letter stream shares it', () => {
+    const slots = messageStreams(8).map((stream) => slotOf(`mca:${stream}`));
+
+    expect(new Set(slots).size).toBe(8);
+    for (let shard = 0; shard < 8; shard++) expect(slotOf(deadLetterStream(shard))).toBe(slotOf(messageStream(shard)));
+  });
+});
+
 describe('enqueueConversations', () => {
+  it('when nudges go to several shards, then each shard gets one pipeline of its own nudges', async () => {
+    const { redis, calls } = recordingRedis([[null, '1-0']]);
+    const nudges = Array.from({ length: 20 }, (_, i) => ({ conversationId: `c${i}`, userId: USER }));
+
+    await enqueueConversations(nudges, redis, 4);
+
+    const shards = new Set(nudges.map((nudge) => shardOf(nudge, 4)));
+    expect(jest.mocked(redis.pipeline)).toHaveBeenCalledTimes(shards.size);
+    expect(calls.map(([stream, , , , , ...fields]) => [stream, fields])).toEqual(
+      expect.arrayContaining(nudges.map((nudge) => [messageStream(shardOf(nudge, 4)), nudgeFields(nudge)])),
+    );
+  });
+
   it('when nudges are given, then one pipeline XADDs each to the messages stream with MAXLEN ~ and an auto id', async () => {
     const { redis, pipeline, calls } = recordingRedis([
       [null, '1-0'],
@@ -106,7 +151,7 @@ describe('enqueueConversations', () => {
 
     expect(redis.pipeline).toHaveBeenCalledTimes(1);
     expect(pipeline.exec).toHaveBeenCalledTimes(1);
-    expect(calls).toEqual(nudges.map((n) => [STREAMS.messages, 'MAXLEN', '~', String(STREAM_MAX_LENGTH), '*', ...nudgeFields(n)]));
+    expect(calls).toEqual(nudges.map((n) => [messageStream(0), 'MAXLEN', '~', String(STREAM_MAX_LENGTH), '*', ...nudgeFields(n)]));
   });
 
   it('when the list is empty, then no command is sent at all', async () => {
@@ -151,7 +196,7 @@ describe('enqueueConversations', () => {
     try {
       await enqueueConversations(nudges, redis);
 
-      const entries = await redis.xrange(STREAMS.messages, '-', '+');
+      const entries = await redis.xrange(messageStream(0), '-', '+');
       expect(entries.map(([, fields]) => parseNudge(fields))).toEqual(nudges);
     } finally {
       await redis.flushall();
@@ -172,11 +217,11 @@ describe('enqueueConversations', () => {
 
 describe('prefixedKey', () => {
   it('when the client has a key prefix, then it is put in front of the key', () => {
-    expect(prefixedKey({ options: { keyPrefix: 'tenant:' } } as unknown as Redis, STREAMS.messages)).toBe('tenant:stream:messages');
+    expect(prefixedKey({ options: { keyPrefix: 'tenant:' } } as unknown as Redis, messageStream(0))).toBe('tenant:stream:{messages:0}');
   });
 
   it('when the client has no key prefix, then the key is unchanged', () => {
-    expect(prefixedKey({ options: {} } as unknown as Redis, STREAMS.messages)).toBe('stream:messages');
+    expect(prefixedKey({ options: {} } as unknown as Redis, messageStream(0))).toBe('stream:{messages:0}');
   });
 });
 
@@ -191,16 +236,33 @@ describe('readGroupBacklog', () => {
       group({ name: CONSUMER_GROUPS.messages, consumers: 3, pending: 7, 'last-delivered-id': '5-0', 'entries-read': 5, lag: 12 }),
     ]);
 
-    expect(await readGroupBacklog(fakeRedis(xinfo))).toEqual({ lag: 12, pending: 7 });
-    expect(xinfo).toHaveBeenCalledWith('GROUPS', 'p:stream:messages');
+    expect(await readGroupBacklog(fakeRedis(xinfo))).toEqual({ lag: 12, pending: 7, shards: [{ stream: messageStream(0), lag: 12, pending: 7 }] });
+    expect(xinfo).toHaveBeenCalledWith('GROUPS', 'p:stream:{messages:0}');
   });
 
   it('when Redis cannot tell the lag (null, or older than 7.0), then the unread entries after the last delivered id are counted', async () => {
     const xinfo = jest.fn().mockResolvedValue([group({ name: CONSUMER_GROUPS.messages, pending: 2, 'last-delivered-id': '5-0', lag: null })]);
     const xrange = jest.fn().mockResolvedValue([['6-0', []], ['7-0', []], ['8-0', []]]);
 
-    expect(await readGroupBacklog(fakeRedis(xinfo, xrange))).toEqual({ lag: 3, pending: 2 });
-    expect(xrange).toHaveBeenCalledWith(STREAMS.messages, '(5-0', '+', 'COUNT', 10_000);
+    expect(await readGroupBacklog(fakeRedis(xinfo, xrange))).toMatchObject({ lag: 3, pending: 2 });
+    expect(xrange).toHaveBeenCalledWith(messageStream(0), '(5-0', '+', 'COUNT', 10_000);
+  });
+
+  it('when the stream has shards, then the backlog is their sum, each shard read from its own stream; shards without a group add nothing', async () => {
+    const xinfo = jest.fn(async (_groups: string, key: string) => {
+      if (key === 'p:stream:{messages:2}') throw new Error('ERR no such key');
+      const shard = Number(/messages:(\d+)/.exec(key)![1]);
+      return [group({ name: CONSUMER_GROUPS.messages, pending: shard, 'last-delivered-id': '0-0', lag: 10 * shard })];
+    });
+
+    const backlog = await readGroupBacklog(fakeRedis(xinfo), 4);
+
+    expect(xinfo.mock.calls.map(([, key]) => key)).toEqual(messageStreams(4).map((stream) => `p:${stream}`));
+    expect(backlog).toEqual({
+      lag: 40,
+      pending: 4,
+      shards: [0, 1, 3].map((shard) => ({ stream: messageStream(shard), lag: 10 * shard, pending: shard })),
+    });
   });
 
   it('when the stream does not exist yet, or has no message group, then there is no backlog to tell (null)', async () => {

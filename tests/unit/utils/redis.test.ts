@@ -8,11 +8,20 @@ import Redis, { type RedisOptions } from 'ioredis';
 import RedisMock from 'ioredis-mock';
 import { config } from '../../../src/config';
 import { logger } from '../../../src/utils/logger';
-import { closeRedis, createBlockingRedis, createRedis, getRedis, pingRedis } from '../../../src/utils/redis';
+import { closeRedis, createBlockingRedis, createRedis, getRedis, isCluster, pingRedis } from '../../../src/utils/redis';
+import { loadWithEnv } from '../../fixtures/isolatedModules';
 
 jest.mock('ioredis', () => {
-  const Mock = jest.requireActual('ioredis-mock');
-  return { __esModule: true, default: jest.fn((_url: string, options: object) => new Mock(options)) };
+  const Mock = jest.requireActual('ioredis-mock') as new (options?: object) => object;
+  // A Cluster client is a mock too: what matters here is which constructor gets which options.
+  class Cluster extends Mock {
+    readonly isCluster = true;
+  }
+  return {
+    __esModule: true,
+    default: jest.fn((_url: string, options: object) => new Mock(options)),
+    Cluster: jest.fn((_nodes: object, options: { keyPrefix?: string }) => new Cluster({ keyPrefix: options.keyPrefix })),
+  };
 });
 
 const RedisConstructor = jest.mocked(Redis);
@@ -156,5 +165,34 @@ describe('closeRedis', () => {
     await closeRedis();
 
     expect(quit).toHaveBeenCalledTimes(1);
+  });
+});
+
+describe('with REDIS_CLUSTER_NODES', () => {
+  // A registry of its own: config is parsed at import, and the ioredis mock comes with it.
+  const load = () =>
+    loadWithEnv({ REDIS_CLUSTER_NODES: '10.0.0.1:7000,10.0.0.2:7001' }, () => ({
+      redis: require('../../../src/utils/redis') as typeof import('../../../src/utils/redis'),
+      ioredis: jest.requireMock('ioredis') as { default: jest.Mock; Cluster: jest.Mock },
+    }));
+
+  it('when connections are made, then they are Cluster clients on those nodes, with the key prefix, named per purpose on every node', async () => {
+    const { redis, ioredis } = load();
+
+    const shared = redis.getRedis();
+    const blocking = redis.createBlockingRedis('message-worker');
+
+    expect(ioredis.default).not.toHaveBeenCalled();
+    expect(redis.isCluster(shared)).toBe(true);
+    expect(blocking).not.toBe(shared);
+    const [[nodes, sharedOptions], [, blockingOptions]] = ioredis.Cluster.mock.calls as [[unknown, object], [unknown, object]];
+    expect(nodes).toEqual([{ host: '10.0.0.1', port: 7000 }, { host: '10.0.0.2', port: 7001 }]);
+    expect(sharedOptions).toMatchObject({ keyPrefix: config.REDIS_KEY_PREFIX, enableAutoPipelining: true, redisOptions: { connectionName: 'mca:shared', maxRetriesPerRequest: 1 } });
+    expect(blockingOptions).toMatchObject({ enableAutoPipelining: false, redisOptions: { connectionName: 'mca:message-worker:blocking', maxRetriesPerRequest: null } });
+    await redis.closeRedis();
+  });
+
+  it('when no cluster is configured, then connections are standalone', () => {
+    expect(isCluster(getRedis())).toBe(false);
   });
 });

@@ -3,6 +3,7 @@
  * worker publishes, what the API reads back, and which entries are pruned as long dead.
  */
 import RedisMock from 'ioredis-mock';
+import { slotOf as calculateSlot } from '../../fixtures/redisCluster';
 import type Redis from 'ioredis';
 import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -51,6 +52,11 @@ describe('publishHeartbeat', () => {
     const ttl = await redis.pttl(workerMetricsKey('worker-a'));
     expect(ttl).toBeGreaterThan(0);
     expect(ttl).toBeLessThanOrEqual(HEARTBEAT_TTL_MS);
+  });
+
+  it('when the heartbeat and the metrics are written in one MULTI, then their keys hash to one Redis Cluster slot', () => {
+    expect(calculateSlot(`mca:${workerMetricsKey('worker-a')}`)).toBe(calculateSlot(`mca:${HEARTBEAT_KEY}`));
+    expect(calculateSlot(`other:${workerMetricsKey('worker-b')}`)).toBe(calculateSlot(`mca:${HEARTBEAT_KEY}`));
   });
 
   it('when the same worker publishes again, then its one entry is replaced, not duplicated', async () => {
