@@ -208,18 +208,25 @@ describe('replies through kill -9 of message workers', () => {
     const { graph } = pipeline;
     const business = await createBusiness(pipeline.app);
     const all = [...customers('whatsapp', 8), ...customers('instagram', 4)];
-    // Graph holds its answer back a little: a kill on acceptance lands before the worker knows.
-    graph.setAnswerDelay(200);
+    // Graph holds its answers back: a kill on acceptance lands before the worker knows.
+    graph.setAnswerDelay(1_000);
     try {
       for (let round = 1; round <= 3; round++) {
         const worker = await startWorker();
-        // Killed on a reply of this round, not on a resend of an earlier one.
+        // Killed once Graph holds a reply of this round (not a resend of an earlier one) on each
+        // channel, so both ways Meta settles a doubt are needed: the held answers are far longer
+        // than the conversations of a round take to reach Graph.
         const killedOnAcceptance = new Promise<void>((resolve) => {
-          const unsubscribe = graph.onAccepted((send) => {
-            if (send.kind !== 'text' || !send.text?.includes(`round ${round} from`)) return;
+          const held = new Set<string>();
+          const killNow = () => {
             unsubscribe();
             worker.child.kill('SIGKILL');
             resolve();
+          };
+          const unsubscribe = graph.onAccepted((send) => {
+            if (send.kind !== 'text' || !send.text?.includes(`round ${round} from`)) return;
+            held.add(send.channel);
+            if (held.size === 2) killNow();
           });
         });
         await Promise.all(all.map((customer) => write(business, customer, `round ${round} from ${customer.id}`)));
