@@ -173,12 +173,23 @@ const schema = z.object({
   SHUTDOWN_TIMEOUT_MS: integer(100, 600_000).default(10_000),
   BODY_LIMIT: z.string().regex(/^\d+(b|kb|mb)$/i, 'must look like 100kb or 3mb').default('3mb'),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+  // --- Tenant events (issue 17) --------------------------------------------------------------
+  /** Processes `npm start` runs that deliver tenant events (`npm run start:worker -- events`). */
+  EVENT_WORKERS: integer(0, 64).default(1),
+  /**
+   * Whether tenant event endpoints may resolve to private, loopback or link-local addresses.
+   * Unset: true in development and tests, false in production (see `loadConfig`).
+   */
+  WEBHOOK_ALLOW_PRIVATE_URLS: flag.optional(),
+  // --- end of tenant events ------------------------------------------------------------------
 });
 
 /** Every variable the product reads; `.env.example` documents each. */
 export const CONFIG_VARIABLES = Object.keys(schema.shape);
 
-export type Config = Readonly<z.infer<typeof schema>> & {
+export type Config = Readonly<Omit<z.infer<typeof schema>, 'WEBHOOK_ALLOW_PRIVATE_URLS'>> & {
+  /** Resolved: the variable, else `NODE_ENV !== 'production'`. */
+  readonly WEBHOOK_ALLOW_PRIVATE_URLS: boolean;
   /** Secrets that fell back to public development values; the logger warns about each. */
   readonly defaultedSecrets: readonly string[];
 };
@@ -223,7 +234,12 @@ export function loadConfig(env: NodeJS.ProcessEnv): Config {
     problems.push(`ADMIN_API_KEY: invalid (must be at least ${PRODUCTION_ADMIN_KEY_LENGTH} characters when NODE_ENV=production)`);
   }
   if (problems.length > 0) throw new ConfigError(problems);
-  return Object.freeze({ ...parsed.data!, defaultedSecrets: Object.freeze(defaultedSecrets) });
+  return Object.freeze({
+    ...parsed.data!,
+    // Tenant events (issue 17): a production server must not post into its own network unless told to.
+    WEBHOOK_ALLOW_PRIVATE_URLS: parsed.data!.WEBHOOK_ALLOW_PRIVATE_URLS ?? !production,
+    defaultedSecrets: Object.freeze(defaultedSecrets),
+  });
 }
 
 function loadFromProcess(): Config {
