@@ -90,7 +90,7 @@ export async function attemptDelivery(claim: DeliveryClaim, policy: DeliveryPoli
   });
   if (!recorded) return 'lease_lost';
   if (recorded.endpointDisabled) {
-    const reason = `endpoint disabled: every delivery failed for ${Math.round(policy.disableAfterMs / 3_600_000)} h; last error: ${error}`;
+    const reason = `endpoint disabled after failing for a day; last error: ${error}`;
     await deliveries.failPendingDeliveries(claim.userId, claim.endpointId, reason);
     log.warn({ endpoint_id: claim.endpointId, user_id: claim.userId }, 'webhook endpoint disabled after failing for a day');
   }
