@@ -40,3 +40,15 @@ describe('newSigningSecret', () => {
     expect(a).not.toBe(b);
   });
 });
+
+describe('the documented verifier', () => {
+  it('when the webhooks page is read, then it shows the tested verifier file verbatim, in at most 15 lines', () => {
+    const { readFileSync } = jest.requireActual<typeof import('node:fs')>('node:fs');
+    const { join } = jest.requireActual<typeof import('node:path')>('node:path');
+    const root = join(__dirname, '..', '..', '..');
+    const verifier = readFileSync(join(root, 'documentation', 'examples', 'verify-webhook.js'), 'utf8');
+    const page = readFileSync(join(root, 'documentation', 'webhooks', 'README.md'), 'utf8');
+    expect(page).toContain(`\`\`\`js\n${verifier}\`\`\``);
+    expect(verifier.trimEnd().split('\n').length).toBeLessThanOrEqual(15);
+  });
+});
