@@ -148,3 +148,50 @@ export async function redeliver(userId: string, endpointId: string, deliveryId: 
   );
   return rows[0] ? { ...rows[0], seq: Number(rows[0].seq) } : null;
 }
+
+/** An endpoint's stored secrets, for key rotation. */
+export interface StoredSecrets {
+  id: string;
+  secret: string;
+  previous: string | null;
+}
+
+/**
+ * Key rotation (every tenant, in id order after `afterId`): endpoints with a secret, current
+ * or previous, not under `currentPrefix`.
+ */
+export async function listSecretsNotUnder(currentPrefix: string, afterId: string | null, limit: number, client: Queryable = db): Promise<StoredSecrets[]> {
+  const { rows } = await client.query<StoredSecrets>(
+    `SELECT id, secret_encrypted AS secret, previous_secret_encrypted AS previous FROM webhook_endpoints
+      WHERE ($1::uuid IS NULL OR id > $1)
+        AND (left(secret_encrypted, length($2)) <> $2 OR left(previous_secret_encrypted, length($2)) <> $2)
+      ORDER BY id LIMIT $3`,
+    [afterId, currentPrefix, limit],
+  );
+  return rows;
+}
+
+/**
+ * Replaces both secrets of each endpoint that still holds exactly what was read
+ * (compare-and-set): one rotated meanwhile keeps what its rotation wrote. Returns the ids replaced.
+ */
+export async function replaceSecrets(
+  replacements: Array<{ read: StoredSecrets; secret: string; previous: string | null }>,
+  client: Queryable = db,
+): Promise<string[]> {
+  if (replacements.length === 0) return [];
+  const { rows } = await client.query<{ id: string }>(
+    `UPDATE webhook_endpoints e SET secret_encrypted = r.secret, previous_secret_encrypted = r.previous
+       FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::text[]) AS r (id, old_secret, old_previous, secret, previous)
+      WHERE e.id = r.id AND e.secret_encrypted = r.old_secret AND e.previous_secret_encrypted IS NOT DISTINCT FROM r.old_previous
+      RETURNING e.id`,
+    [
+      replacements.map((r) => r.read.id),
+      replacements.map((r) => r.read.secret),
+      replacements.map((r) => r.read.previous),
+      replacements.map((r) => r.secret),
+      replacements.map((r) => r.previous),
+    ],
+  );
+  return rows.map((row) => row.id);
+}
