@@ -8,7 +8,7 @@ import { randomUUID } from 'node:crypto';
 import * as endpoints from '../models/WebhookEndpoint';
 import type { WebhookDelivery, WebhookEndpoint } from '../models/WebhookEndpoint';
 import type { TenantEventType } from '../models/TenantEvent';
-import { decryptSecret, encryptSecret } from '../utils/encryption';
+import { decryptSecret, encryptSecret, SecretDecryptionError } from '../utils/encryption';
 import { notFound, validationError } from '../utils/errors';
 import { decodeCursor, toPage, type Page, type PageRequest } from '../utils/pagination';
 import { checkUrl, configuredUrlPolicy, UnsafeUrlError, type UrlPolicy } from '../utils/urlSafety';
@@ -74,7 +74,15 @@ export async function rotateSecret(userId: string, id: string): Promise<string> 
 /** The secrets that sign for an endpoint now, current first (what the dispatcher signs with). */
 export function signingSecrets(endpointId: string, stored: { secretEncrypted: string; previousSecretEncrypted: string | null }): string[] {
   const secrets = [decryptSecret(stored.secretEncrypted, secretContext(endpointId))];
-  if (stored.previousSecretEncrypted !== null) secrets.push(decryptSecret(stored.previousSecretEncrypted, secretContext(endpointId)));
+  if (stored.previousSecretEncrypted !== null) {
+    // The old secret only helps receivers that did not switch yet; one lost with its key (a
+    // rotation after rotate-keys named it) must not stop the new secret from signing.
+    try {
+      secrets.push(decryptSecret(stored.previousSecretEncrypted, secretContext(endpointId)));
+    } catch (error) {
+      if (!(error instanceof SecretDecryptionError)) throw error;
+    }
+  }
   return secrets;
 }
 

@@ -74,6 +74,12 @@ describe('rotateSecret and signingSecrets', () => {
     expect(signingSecrets(ID, stored)).toEqual(['new', 'old']);
     expect(signingSecrets(ID, { ...stored, previousSecretEncrypted: null })).toEqual(['new']);
   });
+
+  it('when the previous secret no longer decrypts, then the current one still signs alone; a lost current secret throws', () => {
+    const lost = encryptSecret('old', secretContext(ID), Buffer.alloc(32, 7));
+    expect(signingSecrets(ID, { secretEncrypted: encryptSecret('new', secretContext(ID)), previousSecretEncrypted: lost })).toEqual(['new']);
+    expect(() => signingSecrets(ID, { secretEncrypted: lost, previousSecretEncrypted: null })).toThrow();
+  });
 });
 
 describe('not found', () => {
