@@ -6,10 +6,13 @@
 
 -- Whether any live endpoint of the tenant takes events of this type. Triggers ask first, so a
 -- tenant without endpoints costs one index probe per change and no payload is built.
+-- plpgsql, not SQL: a SQL-language function called from a trigger is planned on every call,
+-- which cost 0.4 ms per message insert; plpgsql keeps its plan for the session (~0.01 ms).
 CREATE OR REPLACE FUNCTION tenant_event_wanted(p_user_id uuid, p_type text) RETURNS boolean
-LANGUAGE sql STABLE AS $$
-  SELECT EXISTS (SELECT 1 FROM webhook_endpoints e WHERE e.user_id = p_user_id AND e.disabled_at IS NULL AND p_type = ANY (e.events));
-$$;
+LANGUAGE plpgsql STABLE AS $$
+BEGIN
+  RETURN EXISTS (SELECT 1 FROM webhook_endpoints e WHERE e.user_id = p_user_id AND e.disabled_at IS NULL AND p_type = ANY (e.events));
+END $$;
 
 -- Emits an event: the outbox row and one pending delivery per live endpoint subscribed to its
 -- type, in the caller's transaction. Returns the event's id, or NULL (nothing written) when no
@@ -37,8 +40,9 @@ END $$;
 -- conversation, its number and its customer. paused_by is read through jsonb so this works
 -- before and after the column exists.
 CREATE OR REPLACE FUNCTION tenant_event_subject(p_conversation_id uuid) RETURNS jsonb
-LANGUAGE sql STABLE AS $$
-  SELECT jsonb_build_object(
+LANGUAGE plpgsql STABLE AS $$
+BEGIN
+  RETURN (SELECT jsonb_build_object(
            'conversation', jsonb_build_object(
              'id', c.id, 'phone_number_id', c.phone_number_id, 'agent_id', c.agent_id, 'channel', c.channel,
              'is_active', c.is_active, 'bot_paused', c.bot_paused, 'paused_by', to_jsonb(c) -> 'paused_by',
@@ -46,8 +50,8 @@ LANGUAGE sql STABLE AS $$
            'phone_number', jsonb_build_object('id', p.id, 'channel', p.channel, 'external_id', p.external_id, 'display_name', p.display_name),
            'customer', jsonb_build_object('external_id', c.customer_external_id, 'name', c.customer_name))
     FROM conversations c JOIN phone_numbers p ON p.id = c.phone_number_id AND p.user_id = c.user_id
-   WHERE c.id = p_conversation_id;
-$$;
+   WHERE c.id = p_conversation_id);
+END $$;
 
 -- A message as events show it (the API's message shape).
 CREATE OR REPLACE FUNCTION tenant_event_message(p_message messages) RETURNS jsonb
