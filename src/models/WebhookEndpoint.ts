@@ -138,8 +138,10 @@ export async function redeliver(userId: string, endpointId: string, deliveryId: 
         WHERE user_id = $1 AND id = $2 AND disabled_at IS NOT NULL
           AND EXISTS (SELECT 1 FROM webhook_deliveries WHERE user_id = $1 AND endpoint_id = $2 AND id = $3)
      ), d AS (
+       -- A delivery in flight keeps its lease: a second worker must not post it at the same time.
        UPDATE webhook_deliveries SET status = 'pending', next_attempt_at = now(), give_up_at = now() + interval '24 hours',
-              leased_until = NULL, lease_token = NULL
+              leased_until = CASE WHEN status = 'pending' THEN leased_until END,
+              lease_token = CASE WHEN status = 'pending' THEN lease_token END
         WHERE user_id = $1 AND endpoint_id = $2 AND id = $3
        RETURNING *
      )

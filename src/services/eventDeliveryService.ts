@@ -47,6 +47,14 @@ export function retryDelayMs(failures: number, policy: Pick<DeliveryPolicy, 'fir
 export const eventBody = (event: { id: string; type: string; createdAt: Date; data: Record<string, unknown> }): string =>
   JSON.stringify({ id: event.id, type: event.type, created_at: event.createdAt.toISOString(), data: event.data });
 
+function withTimeout<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`timed out after ${ms} ms ${what}`)), ms);
+  });
+  return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
+}
+
 export type AttemptOutcome = 'delivered' | 'retrying' | 'failed' | 'gone' | 'lease_lost';
 
 /** Makes one attempt at a claimed delivery and records it. Never throws for the endpoint's faults. */
@@ -56,9 +64,11 @@ export async function attemptDelivery(claim: DeliveryClaim, policy: DeliveryPoli
   const body = eventBody(work.event);
   let statusCode: number | null = null;
   let error: string | null = null;
+  const startedAt = Date.now();
   try {
     const url = checkUrlForm(work.url, policy.urlPolicy);
-    const address = await resolveAllowedAddress(url, policy.urlPolicy, policy.resolve);
+    // DNS counts against the attempt's timeout: the lease is sized for it, not for a resolver that hangs.
+    const address = await withTimeout(resolveAllowedAddress(url, policy.urlPolicy, policy.resolve), policy.timeoutMs, 'resolving the host');
     const timestamp = Math.floor(Date.now() / 1000);
     const result = await postToAddress(
       url,
@@ -71,7 +81,7 @@ export async function attemptDelivery(claim: DeliveryClaim, policy: DeliveryPoli
         'X-Signature': signatureHeader(signingSecrets(claim.endpointId, work), timestamp, body),
       },
       body,
-      policy.timeoutMs,
+      Math.max(1, policy.timeoutMs - (Date.now() - startedAt)),
     );
     statusCode = result.status;
     if (statusCode < 200 || statusCode > 299) error = `the endpoint answered ${statusCode}`;

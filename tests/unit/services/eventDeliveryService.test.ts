@@ -63,7 +63,8 @@ describe('attemptDelivery', () => {
     expect(JSON.parse(body)).toEqual({ id: 'e1', type: 'credits.low', created_at: AT.toISOString(), data: { credit_balance: 5 } });
     expect(headers).toMatchObject({ 'X-Event-Id': 'e1', 'X-Event-Type': 'credits.low', 'Content-Type': 'application/json' });
     expect(verifyWebhook(body, headers['X-Signature']!, 's3cret')).toBe(true);
-    expect(timeout).toBe(10_000);
+    expect(timeout).toBeGreaterThan(9_000);
+    expect(timeout).toBeLessThanOrEqual(10_000);
     expect(model.recordDelivered).toHaveBeenCalledWith(claim, 204);
   });
 
@@ -90,6 +91,15 @@ describe('attemptDelivery', () => {
     model.recordFailedAttempt.mockResolvedValue({ status: 'failed', endpointDisabled: true });
     await expect(attemptDelivery(claim, policy, logger)).resolves.toBe('failed');
     expect(model.failPendingDeliveries).toHaveBeenCalledWith(USER, ENDPOINT, expect.stringContaining('connect ECONNREFUSED'));
+  });
+
+  it('when DNS does not answer within the timeout, then nothing is posted and the attempt says so', async () => {
+    model.loadDeliveryWork.mockResolvedValue({ url: 'http://slow-dns.example/hook', secretEncrypted: encryptSecret('s', secretContext(ENDPOINT)), previousSecretEncrypted: null, event });
+    model.recordFailedAttempt.mockResolvedValue({ status: 'pending', endpointDisabled: false });
+    const never = () => new Promise<never>(() => undefined);
+    await expect(attemptDelivery(claim, { ...policy, timeoutMs: 30, resolve: never }, logger)).resolves.toBe('retrying');
+    expect(post).not.toHaveBeenCalled();
+    expect(model.recordFailedAttempt.mock.calls[0]![1]).toMatchObject({ statusCode: null, error: 'timed out after 30 ms resolving the host' });
   });
 
   it('when the endpoint was deleted meanwhile, then nothing is posted', async () => {
