@@ -90,6 +90,17 @@ export function computeChecks(result: DemoResult): DemoCheck[] {
   if (lead.status === 'unavailable') add('lead extraction: the extraction worker is not available, notice printed', true, lead.reason);
   else add('a lead was extracted from the conversation', lead.status === 'extracted', lead.status === 'timeout' ? `none within ${secs(lead.waitedMs)}` : lead.status);
 
+  if (result.events) {
+    const events = result.events;
+    const verified = events.filter((e) => e.verified).length;
+    const ids = new Set(events.map((e) => e.id)).size;
+    add(
+      'the business received its events, each signed and verified with the documented verifier',
+      events.length > 0 && verified === events.length && events.some((e) => e.type === 'message.answered'),
+      `${events.length} events (${ids} distinct), ${verified} verified`,
+    );
+  }
+
   add('the product stopped cleanly (supervisor exit 0)', result.supervisorExitCode === 0, `exit ${String(result.supervisorExitCode)}`);
   return checks;
 }

@@ -55,6 +55,13 @@ const CONTRACT_ROUTES: Record<string, { required: string[]; optional: string[] }
   'GET /v1/extractions': null,
   'GET /v1/conversations/{id}/extraction': null,
   'POST /v1/conversations/{id}/extract': null,
+  // Tenant events
+  'POST /v1/webhook-endpoints': { required: ['url', 'events'], optional: [] },
+  'GET /v1/webhook-endpoints': null,
+  'DELETE /v1/webhook-endpoints/{id}': null,
+  'GET /v1/webhook-endpoints/{id}/deliveries': null,
+  'POST /v1/webhook-endpoints/{id}/deliveries/{deliveryId}/redeliver': null,
+  'POST /v1/webhook-endpoints/{id}/rotate-secret': null,
 };
 
 /** Query parameters the contract names for filters and paging. */
@@ -66,6 +73,8 @@ const CONTRACT_QUERIES: Record<string, string[]> = {
   'GET /v1/conversations': ['limit', 'cursor', 'phone_number_id', 'agent_id', 'is_active'],
   'GET /v1/conversations/{id}/messages': ['limit', 'cursor'],
   'GET /v1/extractions': ['limit', 'cursor', 'phone_number_id', 'since'],
+  'GET /v1/webhook-endpoints': ['limit', 'cursor'],
+  'GET /v1/webhook-endpoints/{id}/deliveries': ['limit', 'cursor'],
 };
 
 const METHODS = ['get', 'post', 'put', 'patch', 'delete'];
