@@ -40,6 +40,8 @@ END $$;
 -- statement, counter included. It does not look at is_active or bot_paused: callers decide
 -- whether the conversation may take the message. p_held_sequence_no: the number a
 -- conversation created for this very message already holds (find_or_create_conversation).
+-- A customer's message also moves last_customer_message_at, the start of the customer-service
+-- window (025_customer_window.sql): Meta's timestamp, never later than now.
 CREATE OR REPLACE FUNCTION append_message(
   p_conversation conversations, p_direction text, p_author text, p_type text, p_text text, p_payload jsonb, p_status text,
   p_external_id text DEFAULT NULL, p_reply_to uuid DEFAULT NULL, p_external_ts timestamptz DEFAULT NULL,
@@ -47,12 +49,22 @@ CREATE OR REPLACE FUNCTION append_message(
 RETURNS messages LANGUAGE plpgsql AS $$
 DECLARE
   v_sequence integer := p_held_sequence_no;
+  v_customer_at timestamptz;
   v_message messages;
 BEGIN
+  IF p_direction = 'inbound' THEN
+    v_customer_at := LEAST(COALESCE(p_external_ts, now()), now());
+  END IF;
   IF v_sequence IS NULL THEN
-    UPDATE conversations c SET last_sequence_no = c.last_sequence_no + 1, last_message_at = now()
+    UPDATE conversations c
+       SET last_sequence_no = c.last_sequence_no + 1, last_message_at = now(),
+           last_customer_message_at = GREATEST(c.last_customer_message_at, v_customer_at)
      WHERE c.id = p_conversation.id
     RETURNING c.last_sequence_no INTO v_sequence;
+  ELSIF v_customer_at IS NOT NULL THEN
+    -- The conversation was created for this message: only its first message pays a second write.
+    UPDATE conversations c SET last_customer_message_at = GREATEST(c.last_customer_message_at, v_customer_at)
+     WHERE c.id = p_conversation.id;
   END IF;
   INSERT INTO messages (user_id, conversation_id, sequence_no, channel, direction, author, type, text, payload, status,
                         external_id, reply_to_message_id, error_code, error_message, external_timestamp)

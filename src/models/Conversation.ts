@@ -25,6 +25,11 @@ export interface Conversation {
   archiveReason: ArchiveReason | null;
   /** Set by `POST …/extract`; the extraction worker clears it once it stored a result. */
   extractionRequestedAt: Date | null;
+  /**
+   * The end of the customer-service window: the customer's newest message + 24 h (null before
+   * any). Past it only a template may be sent (Meta: WhatsApp Cloud API › Customer service windows).
+   */
+  windowExpiresAt: Date | null;
 }
 
 export interface ConversationFilters {
@@ -33,11 +38,15 @@ export interface ConversationFilters {
   isActive?: boolean;
 }
 
+/** How long a customer's message lets the business send free text (Meta's customer-service window). */
+export const CUSTOMER_WINDOW = `interval '24 hours'`;
+
 const COLUMNS = `id, user_id AS "userId", phone_number_id AS "phoneNumberId", agent_id AS "agentId", channel,
   customer_external_id AS "customerExternalId", customer_name AS "customerName", is_active AS "isActive",
   bot_paused AS "botPaused", last_sequence_no AS "lastSequenceNo", last_message_at AS "lastMessageAt",
   created_at AS "createdAt", archived_at AS "archivedAt", archive_reason AS "archiveReason",
-  extraction_requested_at AS "extractionRequestedAt"`;
+  extraction_requested_at AS "extractionRequestedAt",
+  last_customer_message_at + ${CUSTOMER_WINDOW} AS "windowExpiresAt"`;
 
 /** The tenant's conversation, or null (also for another tenant's id). */
 export async function findConversation(userId: string, id: string, client: Queryable = db): Promise<Conversation | null> {

@@ -27,6 +27,7 @@ function conversation(overrides: Partial<Conversation> = {}): Conversation {
     customerName: 'Ada',
     isActive: true,
     botPaused: false,
+    windowExpiresAt: null,
     lastSequenceNo: 0,
     lastMessageAt: null,
     createdAt: new Date(),

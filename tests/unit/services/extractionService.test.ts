@@ -72,6 +72,7 @@ function conversation(overrides: Partial<Conversation> = {}): Conversation {
     customerName: 'Ada',
     isActive: true,
     botPaused: false,
+    windowExpiresAt: null,
     lastSequenceNo: 3,
     lastMessageAt: new Date(),
     createdAt: new Date(),

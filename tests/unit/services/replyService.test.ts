@@ -80,6 +80,7 @@ function context(
       isActive: true,
       botPaused: false,
       agentId: AGENT,
+      windowOpen: true,
       ...overrides.conversation,
     },
     agent:
@@ -284,7 +285,11 @@ const completion = (overrides: Partial<CompletionResult> = {}): CompletionResult
 });
 
 let openai: { complete: jest.Mock; extractStructured: jest.Mock; circuitState: 'closed'; circuitStateFor: jest.Mock; breakerOpen: jest.Mock; circuitRetryAfterMs: jest.Mock };
-let graph: { sendText: jest.MockedFunction<GraphClient['sendText']>; markRead: jest.MockedFunction<GraphClient['markRead']> };
+let graph: {
+  sendText: jest.MockedFunction<GraphClient['sendText']>;
+  sendTemplate: jest.MockedFunction<GraphClient['sendTemplate']>;
+  markRead: jest.MockedFunction<GraphClient['markRead']>;
+};
 let controller: AbortController;
 let wamid = 0;
 
@@ -309,6 +314,7 @@ beforeEach(() => {
   openai = { complete: jest.fn().mockResolvedValue(completion()), extractStructured: jest.fn(), circuitState: 'closed', circuitStateFor: jest.fn().mockReturnValue('closed'), breakerOpen: jest.fn().mockReturnValue(false), circuitRetryAfterMs: jest.fn().mockReturnValue(0) };
   graph = {
     sendText: jest.fn<Promise<SendTextResult>, Parameters<GraphClient['sendText']>>(async () => sent(`wamid.OUT${++wamid}`)),
+    sendTemplate: jest.fn<Promise<{ externalId: string }>, Parameters<GraphClient['sendTemplate']>>(async () => ({ externalId: `wamid.TPL${++wamid}` })),
     markRead: jest.fn().mockResolvedValue(undefined),
   };
 });
@@ -838,6 +844,38 @@ describe('sendMessages', () => {
     sleep.mockImplementation(async (ms: number) => {
       store.clock += ms;
     });
+  });
+
+  it('when a template is queued, then it goes to Graph as a template in one claimed part with its callback data, and is marked sent', async () => {
+    const template = { name: 'order_update', language: { code: 'en_US' }, components: [{ type: 'body' }] };
+    const message = outbound({ author: 'human', type: 'template', text: 'order_update', payload: { template } });
+    installStore(message);
+
+    // Templates are the one send allowed with the window closed.
+    await send(context({ conversation: { windowOpen: false } }));
+
+    expect(graph.sendText).not.toHaveBeenCalled();
+    expect(graph.sendTemplate).toHaveBeenCalledWith({
+      channel: 'whatsapp',
+      accountId: 'PNID-1',
+      accessToken: TOKEN,
+      to: '15550001111',
+      template,
+      callbackData: `out:${message.id}:0`,
+    });
+    expect(model.claimOutboundPart.mock.calls.map(([, id, part, text]) => [id, part, text])).toEqual([[message.id, 0, 'order_update']]);
+    expect(model.markOutboundSent).toHaveBeenCalledWith(USER, message.id, ['wamid.TPL1']);
+  });
+
+  it('when the customer window closed while free text waited, then it fails with window_closed and never reaches Graph', async () => {
+    const reply = outbound({ text: 'Here is your answer' });
+    installStore(reply);
+
+    await send(context({ conversation: { windowOpen: false } }));
+
+    expect(graph.sendText).not.toHaveBeenCalled();
+    expect(model.claimOutboundPart).not.toHaveBeenCalled();
+    expect(byId(reply.id)).toMatchObject({ status: 'failed', errorCode: 'window_closed' });
   });
 
   it('when a split message is accepted, then each part is claimed and sent alone, in order, and the message is marked sent with every id', async () => {
