@@ -29,6 +29,12 @@ const conversationJson = z.object({
   customer: z.object({ external_id: z.string(), name: z.string().nullable() }),
   is_active: z.boolean(),
   bot_paused: z.boolean(),
+  paused_by: z.enum(['human', 'api', 'keyword']).nullable().meta({
+    description: 'Who paused the bot: human (a human wrote from the business side), api (POST …/pause), keyword (the customer sent one of the agent’s handoff_keywords); null while the bot answers',
+  }),
+  resumes_at: timestamp.nullable().meta({
+    description: "When the bot resumes by itself: a human's pause, the agent's resume_after_minutes after the last human message (each one restarts the clock); null otherwise",
+  }),
   last_message_at: timestamp.nullable(),
   created_at: timestamp,
   archived_at: timestamp.nullable(),
@@ -85,6 +91,8 @@ function toConversationJson(conversation: Conversation, extraction: Conversation
     customer: { external_id: conversation.customerExternalId, name: conversation.customerName },
     is_active: conversation.isActive,
     bot_paused: conversation.botPaused,
+    paused_by: conversation.pausedBy,
+    resumes_at: iso(conversation.resumesAt),
     last_message_at: iso(conversation.lastMessageAt),
     created_at: conversation.createdAt.toISOString(),
     archived_at: iso(conversation.archivedAt),

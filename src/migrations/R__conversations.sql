@@ -99,10 +99,108 @@ BEGIN
   RETURN NULL;
 END $$;
 
+-- The bot stops answering a conversation of the tenant (CONTRACT §4.6): the one place a
+-- conversation is paused, so whatever must happen on a handoff (conversation.handoff) hangs
+-- here. p_by says who: 'api' (POST …/pause: always, and it stops any resume timer: an explicit
+-- switch stays off until switched on), 'keyword' (the customer asked for a human: only a
+-- running bot is paused; no timer, a human is awaited), 'human' (a human wrote from the
+-- business side: (re)starts the agent's resume_after_minutes clock, unless the API paused it).
+-- Written only when something changes. Returns the conversation as it is now (no row when the
+-- tenant has no such conversation).
+CREATE OR REPLACE FUNCTION pause_bot(p_user_id uuid, p_conversation_id uuid, p_by text)
+RETURNS SETOF conversations LANGUAGE plpgsql AS $$
+DECLARE
+  v_conversation conversations;
+  v_resume_after integer;
+BEGIN
+  SELECT * INTO v_conversation FROM conversations c WHERE c.user_id = p_user_id AND c.id = p_conversation_id FOR UPDATE;
+  IF NOT FOUND THEN
+    RETURN;
+  END IF;
+  IF p_by = 'human' THEN
+    SELECT a.resume_after_minutes INTO v_resume_after FROM agents a WHERE a.id = v_conversation.agent_id AND a.user_id = p_user_id;
+  END IF;
+  IF p_by = 'api'
+     OR (p_by = 'keyword' AND NOT v_conversation.bot_paused)
+     OR (p_by = 'human' AND v_conversation.paused_by IS DISTINCT FROM 'api') THEN
+    UPDATE conversations c
+       SET bot_paused = true, paused_by = p_by,
+           resumes_at = CASE WHEN p_by = 'human' THEN now() + make_interval(mins => v_resume_after) END
+     WHERE c.id = v_conversation.id
+       AND NOT (c.bot_paused AND c.paused_by = p_by AND c.resumes_at IS NULL AND v_resume_after IS NULL)
+    RETURNING * INTO v_conversation;
+    IF NOT FOUND THEN
+      SELECT * INTO v_conversation FROM conversations c WHERE c.id = p_conversation_id;
+    END IF;
+  END IF;
+  RETURN NEXT v_conversation;
+END $$;
+
+-- The bot answers the conversation again: by the API (POST …/resume) or by the resume timer
+-- (resume_due_conversations). The one place a conversation is resumed, so whatever must happen
+-- then (conversation.resumed) hangs here. Customer messages that came while it was paused stay
+-- as they were (ignored); the next one is answered. Returns the conversation as it is now.
+CREATE OR REPLACE FUNCTION resume_bot(p_user_id uuid, p_conversation_id uuid)
+RETURNS SETOF conversations LANGUAGE plpgsql AS $$
+BEGIN
+  RETURN QUERY
+    UPDATE conversations c SET bot_paused = false, paused_by = NULL, resumes_at = NULL
+     WHERE c.user_id = p_user_id AND c.id = p_conversation_id
+    RETURNING *;
+END $$;
+
+-- The resume timer, run by the message workers' sweep: every conversation a human paused whose
+-- resumes_at has come is resumed (resume_bot), at most p_limit per call. Any number of workers
+-- may run it at once: each row is taken under its lock, skipping those another run holds.
+CREATE OR REPLACE FUNCTION resume_due_conversations(p_limit integer)
+RETURNS TABLE (user_id uuid, conversation_id uuid) LANGUAGE plpgsql AS $$
+DECLARE
+  due record;
+BEGIN
+  FOR due IN
+    SELECT c.user_id, c.id FROM conversations c
+     WHERE c.resumes_at <= now()
+     ORDER BY c.resumes_at
+     LIMIT p_limit
+       FOR UPDATE SKIP LOCKED
+  LOOP
+    PERFORM resume_bot(due.user_id, due.id);
+    user_id := due.user_id;
+    conversation_id := due.id;
+    RETURN NEXT;
+  END LOOP;
+END $$;
+
+-- Whether a customer's text is one of the keywords: equal ignoring case, surrounding white
+-- space, and how much white space separates words ("Talk to  a human " = "talk to a human").
+CREATE OR REPLACE FUNCTION keyword_matches(p_text text, p_keywords text[]) RETURNS boolean
+LANGUAGE sql IMMUTABLE AS $$
+  SELECT p_text IS NOT NULL AND EXISTS (
+    SELECT 1 FROM unnest(p_keywords) k
+     WHERE lower(regexp_replace(btrim(k, E' \t\r\n'), '\s+', ' ', 'g')) = lower(regexp_replace(btrim(p_text, E' \t\r\n'), '\s+', ' ', 'g')))
+$$;
+
+-- What a customer's message says to the platform rather than to the bot, by the conversation's
+-- agent's keywords: 'handoff' (handoff_keywords), or NULL.
+CREATE OR REPLACE FUNCTION customer_keyword(p_conversation conversations, p_text text) RETURNS text
+LANGUAGE plpgsql STABLE AS $$
+DECLARE
+  v_agent agents;
+BEGIN
+  IF p_text IS NULL THEN
+    RETURN NULL;
+  END IF;
+  SELECT * INTO v_agent FROM agents a WHERE a.id = p_conversation.agent_id AND a.user_id = p_conversation.user_id;
+  IF FOUND AND keyword_matches(p_text, v_agent.handoff_keywords) THEN
+    RETURN 'handoff';
+  END IF;
+  RETURN NULL;
+END $$;
+
 -- A human's message from the business side (the API, or an echo of the business app): it is
--- appended and the bot is paused, in the caller's transaction under the conversation's row
--- lock, so once the human has spoken no bot reply slips in (record_reply checks the pause
--- under the same lock).
+-- appended and the bot is paused (pause_bot 'human', which restarts the resume clock), in the
+-- caller's transaction under the conversation's row lock, so once the human has spoken no bot
+-- reply slips in (record_reply checks the pause under the same lock).
 CREATE OR REPLACE FUNCTION record_human_message(
   p_conversation conversations, p_type text, p_text text, p_payload jsonb, p_status text,
   p_external_id text DEFAULT NULL, p_external_ts timestamptz DEFAULT NULL, p_held_sequence_no integer DEFAULT NULL)
@@ -112,7 +210,8 @@ DECLARE
 BEGIN
   v_message := append_message(p_conversation, 'outbound', 'human', p_type, p_text, p_payload, p_status,
                               p_external_id => p_external_id, p_external_ts => p_external_ts, p_held_sequence_no => p_held_sequence_no);
-  -- Written only when it changes: a human writing on in a taken-over conversation costs no second row version.
-  UPDATE conversations c SET bot_paused = true WHERE c.id = p_conversation.id AND NOT c.bot_paused;
+  -- pause_bot writes only what changes: a human writing on in a taken-over conversation with no
+  -- resume timer costs no second row version.
+  PERFORM pause_bot(p_conversation.user_id, p_conversation.id, 'human');
   RETURN v_message;
 END $$;

@@ -97,6 +97,11 @@ BEGIN
       RETURNING * INTO conversation;
     END IF;
   END IF;
+  -- A customer asking for a human (handoff_keywords) pauses the bot before this message is
+  -- judged: it is ignored, and the bot says nothing more until resumed.
+  IF conversation.is_active AND NOT conversation.bot_paused AND customer_keyword(conversation, p_text) = 'handoff' THEN
+    SELECT * INTO conversation FROM pause_bot(conversation.user_id, conversation.id, 'keyword');
+  END IF;
   new_status := CASE WHEN reason_not_to_answer(conversation, p_answerable) IS NULL THEN 'pending' ELSE 'ignored' END;
   appended := append_message(conversation, 'inbound', 'customer', p_type, p_text, p_payload, new_status,
                              p_external_id => p_external_id, p_external_ts => p_external_ts,

@@ -30,6 +30,8 @@ const agentJson = {
   debounce_ms: 0,
   lead_fields: null,
   fallback_message: null,
+  resume_after_minutes: null,
+  handoff_keywords: [],
   archived_at: null,
   created_at: at,
   updated_at: at,

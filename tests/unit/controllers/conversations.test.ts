@@ -32,6 +32,8 @@ const conversationJson = {
   customer: { external_id: '15550001111', name: 'Ana' },
   is_active: true,
   bot_paused: false,
+  paused_by: null,
+  resumes_at: null,
   last_message_at: at,
   created_at: at,
   archived_at: null,

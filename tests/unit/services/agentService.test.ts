@@ -83,6 +83,8 @@ describe('createAgent', () => {
       null,
       null,
       8000,
+      null,
+      [],
     ]);
     expect(agent.temperature).toBe(0.7);
   });
