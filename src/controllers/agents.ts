@@ -28,6 +28,9 @@ export function toAgentJson(agent: Agent) {
     fallback_message: agent.fallbackMessage,
     resume_after_minutes: agent.resumeAfterMinutes,
     handoff_keywords: agent.handoffKeywords,
+    opt_out_keywords: agent.optOutKeywords,
+    opt_in_keywords: agent.optInKeywords,
+    opt_out_message: agent.optOutMessage,
     archived_at: agent.archivedAt?.toISOString() ?? null,
     created_at: agent.createdAt.toISOString(),
     updated_at: agent.updatedAt.toISOString(),
@@ -65,6 +68,16 @@ const fields = {
   handoff_keywords: agentService.keywordsSchema.describe(
     'A customer message equal to one of these (ignoring case and surrounding spaces) pauses the bot (paused_by "keyword") until resumed; the message gets no reply. Default []',
   ),
+  opt_out_keywords: agentService.keywordsSchema.describe(
+    'A customer message equal to one of these (ignoring case and surrounding spaces) opts the customer out on the number: no bot reply, human messages and templates are 409 opted_out, and one confirmation (opt_out_message) is sent free. Default ["STOP", "UNSUBSCRIBE"]',
+  ),
+  opt_in_keywords: agentService.keywordsSchema.describe('A customer message equal to one of these opts an opted-out customer back in; it is answered as usual. Default ["START"]'),
+  opt_out_message: z
+    .string()
+    .min(1)
+    .max(4096)
+    .nullable()
+    .describe('The confirmation an opted-out customer gets, once, free; null: "You are unsubscribed and will get no more messages from us here. Reply START to subscribe again." (the first opt-in keyword)'),
 };
 
 const createBody = z.strictObject({
@@ -80,6 +93,9 @@ const createBody = z.strictObject({
   fallback_message: fields.fallback_message.optional(),
   resume_after_minutes: fields.resume_after_minutes.optional(),
   handoff_keywords: fields.handoff_keywords.optional(),
+  opt_out_keywords: fields.opt_out_keywords.optional(),
+  opt_in_keywords: fields.opt_in_keywords.optional(),
+  opt_out_message: fields.opt_out_message.optional(),
 });
 
 const updateBody = createBody
@@ -100,6 +116,9 @@ const agentResponse = z.object({
   fallback_message: z.string().nullable(),
   resume_after_minutes: z.number().int().nullable(),
   handoff_keywords: z.array(z.string()),
+  opt_out_keywords: z.array(z.string()),
+  opt_in_keywords: z.array(z.string()),
+  opt_out_message: z.string().nullable(),
   archived_at: z.iso.datetime().nullable(),
   created_at: z.iso.datetime(),
   updated_at: z.iso.datetime(),
@@ -136,6 +155,9 @@ function toChanges(body: AgentBody): AgentChanges {
     fallbackMessage: body.fallback_message,
     resumeAfterMinutes: body.resume_after_minutes,
     handoffKeywords: body.handoff_keywords,
+    optOutKeywords: body.opt_out_keywords,
+    optInKeywords: body.opt_in_keywords,
+    optOutMessage: body.opt_out_message,
   };
   return Object.fromEntries(Object.entries(changes).filter(([, value]) => value !== undefined)) as AgentChanges;
 }

@@ -39,6 +39,9 @@ const conversationJson = z.object({
   created_at: timestamp,
   archived_at: timestamp.nullable(),
   archive_reason: z.enum(['agent_relinked', 'agent_unlinked', 'agent_archived', 'phone_number_deleted']).nullable(),
+  opted_out: z.boolean().meta({
+    description: 'The customer opted out on this number (sent one of the agent’s opt_out_keywords; an opt_in_keywords message reverses it): no bot reply, and a human message or template is 409 opted_out',
+  }),
   window_expires_at: timestamp.nullable().meta({
     description: "End of the customer-service window: the customer's newest message + 24 h (null before any). Past it a human's free text is 409 window_closed, the bot sends no free text, and only a template (POST …/template) may go",
   }),
@@ -97,6 +100,7 @@ function toConversationJson(conversation: Conversation, extraction: Conversation
     created_at: conversation.createdAt.toISOString(),
     archived_at: iso(conversation.archivedAt),
     archive_reason: conversation.archiveReason,
+    opted_out: conversation.optedOut,
     window_expires_at: iso(conversation.windowExpiresAt),
     extraction_status: extraction?.status ?? 'none',
     extraction_postponed: postponed ? { reason: postponed.reason, message: postponed.message, retry_at: postponed.retryAt.toISOString() } : null,
@@ -188,14 +192,14 @@ defineRoute(
     path: '/conversations/:id/messages',
     summary: "Queue a human's message to the customer; pauses the bot for this conversation",
     description:
-      "409 window_closed when the customer's 24-hour window is closed (see window_expires_at; send a template instead), 409 conflict when the conversation is archived.",
+      "409 window_closed when the customer's 24-hour window is closed (see window_expires_at; send a template instead), 409 opted_out when the customer opted out, 409 conflict when the conversation is archived.",
     tag: TAG,
     auth: 'tenant',
     params: idParams,
     body: z.strictObject({ text: z.string().min(1).max(4096) }),
     status: 202,
     response: messageJson,
-    errors: ['not_found', 'conflict', 'window_closed'],
+    errors: ['not_found', 'conflict', 'window_closed', 'opted_out'],
   },
   async ({ req, params, body }) => toMessageJson(await messageService.sendHumanMessage(tenantOf(req), params.id, body.text)),
 );
@@ -254,14 +258,14 @@ defineRoute(
     path: '/conversations/:id/template',
     summary: 'Queue a WhatsApp template message to the customer (allowed outside the 24-hour window)',
     description:
-      "Sent through the same path and statuses as any message (Meta's type: \"template\"); Meta's refusal (an unknown template, wrong parameters) fails the message with Meta's code. Does not pause the bot. 400 on an Instagram conversation; 409 conflict when archived.",
+      "Sent through the same path and statuses as any message (Meta's type: \"template\"); Meta's refusal (an unknown template, wrong parameters) fails the message with Meta's code. Does not pause the bot. 400 on an Instagram conversation; 409 opted_out when the customer opted out; 409 conflict when archived.",
     tag: TAG,
     auth: 'tenant',
     params: idParams,
     body: templateBody,
     status: 202,
     response: messageJson,
-    errors: ['not_found', 'conflict'],
+    errors: ['not_found', 'conflict', 'opted_out'],
   },
   async ({ req, params, body }) => toMessageJson(await messageService.sendTemplate(tenantOf(req), params.id, body)),
 );

@@ -74,9 +74,18 @@ BEGIN
   RETURN v_message;
 END $$;
 
+-- Whether the conversation's customer opted out on its number (customer_opt_outs).
+CREATE OR REPLACE FUNCTION customer_opted_out(p_conversation conversations) RETURNS boolean
+LANGUAGE sql STABLE AS $$
+  SELECT EXISTS (SELECT 1 FROM customer_opt_outs o
+                  WHERE o.phone_number_id = p_conversation.phone_number_id
+                    AND o.customer_external_id = p_conversation.customer_external_id)
+$$;
+
 -- Whether a customer message is to be answered: NULL when it is, else why not, the first
 -- that holds of 'unanswerable' (the message itself is nothing to answer, a verdict the
--- webhook passes down as p_answerable), 'conversation_archived', 'bot_paused', 'no_agent'
+-- webhook passes down as p_answerable), 'conversation_archived', 'opted_out' (the customer
+-- opted out on this number), 'bot_paused', 'no_agent'
 -- (none, or archived) and 'number_unlinked' (the number is deleted or serves another agent).
 -- Filing a message (pending or ignored), record_reply (under the conversation's lock) and the
 -- message worker before a model call (loadReplyTurn) all ask here. A NULL p_answerable counts
@@ -88,6 +97,8 @@ BEGIN
     RETURN 'unanswerable';
   ELSIF NOT p_conversation.is_active THEN
     RETURN 'conversation_archived';
+  ELSIF customer_opted_out(p_conversation) THEN
+    RETURN 'opted_out';
   ELSIF p_conversation.bot_paused THEN
     RETURN 'bot_paused';
   ELSIF NOT EXISTS (SELECT 1 FROM agents a WHERE a.id = p_conversation.agent_id AND a.archived_at IS NULL) THEN
@@ -180,8 +191,14 @@ LANGUAGE sql IMMUTABLE AS $$
      WHERE lower(regexp_replace(btrim(k, E' \t\r\n'), '\s+', ' ', 'g')) = lower(regexp_replace(btrim(p_text, E' \t\r\n'), '\s+', ' ', 'g')))
 $$;
 
+-- The opt-out and opt-in words of a conversation without an agent: the columns' defaults
+-- (027_opt_out.sql). A customer can always stop a number's messages, agent or not.
+CREATE OR REPLACE FUNCTION default_opt_out_keywords() RETURNS text[] LANGUAGE sql IMMUTABLE AS $$ SELECT ARRAY['STOP', 'UNSUBSCRIBE'] $$;
+CREATE OR REPLACE FUNCTION default_opt_in_keywords() RETURNS text[] LANGUAGE sql IMMUTABLE AS $$ SELECT ARRAY['START'] $$;
+
 -- What a customer's message says to the platform rather than to the bot, by the conversation's
--- agent's keywords: 'handoff' (handoff_keywords), or NULL.
+-- agent's keywords, the first that matches of 'opt_out' (opt_out_keywords), 'opt_in'
+-- (opt_in_keywords) and 'handoff' (handoff_keywords); NULL for an ordinary message.
 CREATE OR REPLACE FUNCTION customer_keyword(p_conversation conversations, p_text text) RETURNS text
 LANGUAGE plpgsql STABLE AS $$
 DECLARE
@@ -191,10 +208,55 @@ BEGIN
     RETURN NULL;
   END IF;
   SELECT * INTO v_agent FROM agents a WHERE a.id = p_conversation.agent_id AND a.user_id = p_conversation.user_id;
-  IF FOUND AND keyword_matches(p_text, v_agent.handoff_keywords) THEN
+  IF keyword_matches(p_text, CASE WHEN v_agent.id IS NULL THEN default_opt_out_keywords() ELSE v_agent.opt_out_keywords END) THEN
+    RETURN 'opt_out';
+  ELSIF keyword_matches(p_text, CASE WHEN v_agent.id IS NULL THEN default_opt_in_keywords() ELSE v_agent.opt_in_keywords END) THEN
+    RETURN 'opt_in';
+  ELSIF v_agent.id IS NOT NULL AND keyword_matches(p_text, v_agent.handoff_keywords) THEN
     RETURN 'handoff';
   END IF;
   RETURN NULL;
+END $$;
+
+-- The customer opts out on the conversation's number (the one place it happens, so whatever
+-- must follow, customer.opted_out, hangs here). True when they were not opted out already: the
+-- caller then queues the one confirmation (opt_out_confirmation), so a second STOP sends none.
+CREATE OR REPLACE FUNCTION opt_out_customer(p_conversation conversations, p_message_id uuid DEFAULT NULL) RETURNS boolean
+LANGUAGE plpgsql AS $$
+BEGIN
+  INSERT INTO customer_opt_outs (user_id, phone_number_id, customer_external_id, message_id)
+  VALUES (p_conversation.user_id, p_conversation.phone_number_id, p_conversation.customer_external_id, p_message_id)
+  ON CONFLICT (phone_number_id, customer_external_id) DO NOTHING;
+  RETURN FOUND;
+END $$;
+
+-- The customer opts back in on the conversation's number. True when they had opted out.
+CREATE OR REPLACE FUNCTION opt_in_customer(p_conversation conversations) RETURNS boolean
+LANGUAGE plpgsql AS $$
+BEGIN
+  DELETE FROM customer_opt_outs o
+   WHERE o.phone_number_id = p_conversation.phone_number_id AND o.customer_external_id = p_conversation.customer_external_id
+     AND o.user_id = p_conversation.user_id;
+  RETURN FOUND;
+END $$;
+
+-- The confirmation an opted-out customer gets, once: the agent's opt_out_message, else a
+-- default that names the first way back in. Queued as the agent's message, free (no ledger
+-- entry), marked so the send path lets it through to a customer who opted out.
+CREATE OR REPLACE FUNCTION queue_opt_out_confirmation(p_conversation conversations, p_reply_to uuid) RETURNS messages
+LANGUAGE plpgsql AS $$
+DECLARE
+  v_agent agents;
+  v_opt_in text;
+BEGIN
+  SELECT * INTO v_agent FROM agents a WHERE a.id = p_conversation.agent_id AND a.user_id = p_conversation.user_id;
+  v_opt_in := (CASE WHEN v_agent.id IS NULL THEN default_opt_in_keywords() ELSE v_agent.opt_in_keywords END)[1];
+  RETURN append_message(
+    p_conversation, 'outbound', 'agent', 'text',
+    COALESCE(v_agent.opt_out_message,
+             'You are unsubscribed and will get no more messages from us here.'
+             || CASE WHEN v_opt_in IS NULL THEN '' ELSE ' Reply ' || v_opt_in || ' to subscribe again.' END),
+    '{"opt_out_confirmation": true}'::jsonb, 'queued', p_reply_to => p_reply_to);
 END $$;
 
 -- A human's message from the business side (the API, or an echo of the business app): it is

@@ -37,6 +37,8 @@ export interface Conversation {
    * any). Past it only a template may be sent (Meta: WhatsApp Cloud API › Customer service windows).
    */
   windowExpiresAt: Date | null;
+  /** The customer opted out on this number (customer_opt_outs): nothing may be sent to them. */
+  optedOut: boolean;
 }
 
 export interface ConversationFilters {
@@ -53,7 +55,8 @@ const COLUMNS = `id, user_id AS "userId", phone_number_id AS "phoneNumberId", ag
   bot_paused AS "botPaused", paused_by AS "pausedBy", resumes_at AS "resumesAt", last_sequence_no AS "lastSequenceNo", last_message_at AS "lastMessageAt",
   created_at AS "createdAt", archived_at AS "archivedAt", archive_reason AS "archiveReason",
   extraction_requested_at AS "extractionRequestedAt",
-  last_customer_message_at + ${CUSTOMER_WINDOW} AS "windowExpiresAt"`;
+  last_customer_message_at + ${CUSTOMER_WINDOW} AS "windowExpiresAt",
+  customer_opted_out(conversations) AS "optedOut"`;
 
 /** The tenant's conversation, or null (also for another tenant's id). */
 export async function findConversation(userId: string, id: string, client: Queryable = db): Promise<Conversation | null> {

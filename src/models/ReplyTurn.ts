@@ -20,6 +20,8 @@ export interface StoredReplyContext {
   conversation: Pick<Conversation, 'id' | 'userId' | 'channel' | 'customerExternalId' | 'isActive' | 'botPaused' | 'agentId'> & {
     /** The customer-service window is open now (the customer wrote less than 24 h ago): free text may go. */
     windowOpen: boolean;
+    /** The customer opted out on this number: only the opt-out confirmation may still go. */
+    optedOut: boolean;
   };
   agent: Pick<Agent, 'id' | 'systemPrompt' | 'model' | 'temperature' | 'maxTokens' | 'historyLimit' | 'maxPromptTokens' | 'debounceMs' | 'fallbackMessage' | 'archivedAt'> | null;
   /** Null when the number was deleted. The access token as stored: encrypted. */
@@ -43,6 +45,7 @@ export async function loadOwedWork(userId: string, conversationId: string, clien
             c.is_active AS c_is_active, c.bot_paused AS c_bot_paused, c.agent_id AS c_agent_id,
             reason_not_to_answer(c) AS c_reason_not_to_answer,
             COALESCE(c.last_customer_message_at + ${CUSTOMER_WINDOW} > now(), false) AS c_window_open,
+            customer_opted_out(c) AS c_opted_out,
             a.id AS a_id, a.system_prompt AS a_system_prompt, a.model AS a_model, a.temperature::float8 AS a_temperature,
             a.max_tokens AS a_max_tokens, a.history_limit AS a_history_limit, a.debounce_ms AS a_debounce_ms,
             a.max_prompt_tokens AS a_max_prompt_tokens,
@@ -74,6 +77,7 @@ export async function loadOwedWork(userId: string, conversationId: string, clien
       botPaused: row.c_bot_paused as boolean,
       agentId: row.c_agent_id as string | null,
       windowOpen: row.c_window_open as boolean,
+      optedOut: row.c_opted_out as boolean,
     },
     agent: row.a_id
       ? {

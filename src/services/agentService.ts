@@ -24,6 +24,8 @@ export const AGENT_DEFAULTS = Object.freeze({
   debounceMs: 0,
   resumeAfterMinutes: null,
   handoffKeywords: [] as readonly string[],
+  optOutKeywords: ['STOP', 'UNSUBSCRIBE'] as readonly string[],
+  optInKeywords: ['START'] as readonly string[],
 });
 
 /** What an agent with `lead_fields: null` extracts (CONTRACT §3). */
@@ -113,6 +115,9 @@ export interface CreateAgentInput {
   fallbackMessage?: string | null | undefined;
   resumeAfterMinutes?: number | null | undefined;
   handoffKeywords?: string[] | undefined;
+  optOutKeywords?: string[] | undefined;
+  optInKeywords?: string[] | undefined;
+  optOutMessage?: string | null | undefined;
 }
 
 /**
@@ -142,6 +147,9 @@ export async function createAgent(userId: string, input: CreateAgentInput): Prom
     fallbackMessage: input.fallbackMessage ?? null,
     resumeAfterMinutes: input.resumeAfterMinutes ?? AGENT_DEFAULTS.resumeAfterMinutes,
     handoffKeywords: input.handoffKeywords ?? [...AGENT_DEFAULTS.handoffKeywords],
+    optOutKeywords: input.optOutKeywords ?? [...AGENT_DEFAULTS.optOutKeywords],
+    optInKeywords: input.optInKeywords ?? [...AGENT_DEFAULTS.optInKeywords],
+    optOutMessage: input.optOutMessage ?? null,
   });
 }
 

@@ -4,7 +4,7 @@
  */
 import { findConversation, lockConversation, type Conversation } from '../models/Conversation';
 import { insertHumanMessage, insertMessage, listMessages as listMessageRows, type Message } from '../models/Message';
-import { conflict, notFound, validationError, windowClosed } from '../utils/errors';
+import { conflict, notFound, optedOut, validationError, windowClosed } from '../utils/errors';
 import { decodeCursor, toPage, type Page, type PageRequest } from '../utils/pagination';
 import { withTransaction } from '../utils/database';
 import { enqueueConversations } from '../utils/queue';
@@ -28,13 +28,15 @@ export async function listMessages(userId: string, conversationId: string, page:
  * (if Redis is down, its sweeper finds the message anyway). The conversation's row lock is taken first
  * so an archive cannot land between the `is_active` check and the insert.
  * Throws `not_found` for another tenant's conversation, `conflict` for an archived one: its
- * channel conversation is over and a new one starts only when the customer writes.
+ * channel conversation is over and a new one starts only when the customer writes;
+ * `opted_out` when the customer opted out on the number, `window_closed` outside their 24 h.
  */
 export async function sendHumanMessage(userId: string, conversationId: string, text: string): Promise<Message> {
   const message = await withTransaction(async (tx) => {
     const conversation = await lockConversation(userId, conversationId, tx);
     if (!conversation) throw notFound('Conversation');
     if (!conversation.isActive) throw conflict('The conversation is archived; it can no longer take messages');
+    if (conversation.optedOut) throw optedOut();
     // Refused at once: Meta would refuse it anyway (131047), after a pause the human did not mean.
     if (!windowOpen(conversation)) throw windowClosed();
     return insertHumanMessage(userId, conversationId, { type: 'text', text, status: 'queued' }, tx);
@@ -62,7 +64,7 @@ export interface TemplateToSend {
  * window; the message worker sends it like any queued message (parts, statuses, failures with
  * Meta's code). It is the business writing, so its author is `human`, but it does not pause the
  * bot: a template is how a business re-opens a conversation, and the customer's answer is the
- * bot's to take. Throws `not_found`, `conflict` (archived), `validation_error` on Instagram.
+ * bot's to take. Throws `not_found`, `conflict` (archived), `opted_out`, `validation_error` on Instagram.
  */
 export async function sendTemplate(userId: string, conversationId: string, template: TemplateToSend): Promise<Message> {
   const message = await withTransaction(async (tx) => {
@@ -72,6 +74,7 @@ export async function sendTemplate(userId: string, conversationId: string, templ
       throw validationError([{ path: 'name', message: 'templates are a WhatsApp feature' }], 'Templates can only be sent on WhatsApp; this conversation is on Instagram');
     }
     if (!conversation.isActive) throw conflict('The conversation is archived; it can no longer take messages');
+    if (conversation.optedOut) throw optedOut();
     return insertMessage(
       userId,
       conversationId,

@@ -338,10 +338,19 @@ export async function sendMessages(
  * while it waited.
  */
 function refusalToSend(context: ReplyContext, message: Message): { code: string; message: string } | null {
+  // The confirmation of an opt-out is the one message an opted-out customer still gets.
+  if (context.conversation.optedOut && !isOptOutConfirmation(message)) {
+    return { code: 'opted_out', message: 'The customer opted out on this number before this message could be sent' };
+  }
   if (message.type !== 'template' && !context.conversation.windowOpen) {
     return { code: 'window_closed', message: "The customer's 24-hour window closed before this message could be sent; only a template may go now" };
   }
   return null;
+}
+
+/** The confirmation filing queued when the customer opted out (queue_opt_out_confirmation, R__conversations.sql). */
+export function isOptOutConfirmation(message: Pick<Message, 'author' | 'payload'>): boolean {
+  return message.author === 'agent' && (message.payload as { opt_out_confirmation?: unknown } | null)?.opt_out_confirmation === true;
 }
 
 /** The template a queued template message carries (messageService.sendTemplate stored it). */

@@ -38,6 +38,7 @@ const conversationJson = {
   created_at: at,
   archived_at: null,
   archive_reason: null,
+  opted_out: false,
   window_expires_at: WINDOW_OPEN_UNTIL.toISOString(),
   extraction_status: 'none',
   extraction_postponed: null,

@@ -85,6 +85,9 @@ describe('createAgent', () => {
       8000,
       null,
       [],
+      ['STOP', 'UNSUBSCRIBE'],
+      ['START'],
+      null,
     ]);
     expect(agent.temperature).toBe(0.7);
   });

@@ -30,6 +30,7 @@ function conversation(overrides: Partial<Conversation> = {}): Conversation {
     botPaused: false,
     pausedBy: null,
     resumesAt: null,
+    optedOut: false,
     windowExpiresAt: null,
     lastSequenceNo: 0,
     lastMessageAt: null,

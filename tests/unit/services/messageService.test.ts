@@ -27,7 +27,7 @@ const enqueue = jest.mocked(queue.enqueueConversations);
 const fake = fakeDatabaseOf(database);
 
 const conversation = (isActive = true, overrides: Partial<Conversation> = {}) =>
-  ({ id: CONVERSATION, userId: USER, isActive, channel: 'whatsapp', windowExpiresAt: WINDOW_OPEN_UNTIL, ...overrides }) as Conversation;
+  ({ id: CONVERSATION, userId: USER, isActive, channel: 'whatsapp', windowExpiresAt: WINDOW_OPEN_UNTIL, optedOut: false, ...overrides }) as Conversation;
 const message = (sequenceNo: number) => ({ id: `${MESSAGE}-${sequenceNo}`, sequenceNo }) as unknown as Message;
 
 beforeEach(() => {

@@ -18,7 +18,7 @@ import { fakeDatabaseOf, resetFakeDatabase } from '../../fixtures/fakeDatabase';
 import type { CompletionResult, OpenAIService } from '../../../src/services/openaiService';
 import { ModelError } from '../../../src/services/modelErrors';
 import { GraphError, partCallbackData, splitForChannel, type GraphClient, type SendTextResult } from '../../../src/services/metaGraphService';
-import { renderForModel, RetryLater, sendMessages, serveConversation, WaitForCircuit, type ReplyContext, type ReplyDeps } from '../../../src/services/replyService';
+import { isOptOutConfirmation, renderForModel, RetryLater, sendMessages, serveConversation, WaitForCircuit, type ReplyContext, type ReplyDeps } from '../../../src/services/replyService';
 import { config } from '../../../src/config';
 import { logger } from '../../../src/utils/logger';
 import { replyMetrics } from '../../../src/utils/metrics';
@@ -81,6 +81,7 @@ function context(
       botPaused: false,
       agentId: AGENT,
       windowOpen: true,
+      optedOut: false,
       ...overrides.conversation,
     },
     agent:
@@ -865,6 +866,26 @@ describe('sendMessages', () => {
     });
     expect(model.claimOutboundPart.mock.calls.map(([, id, part, text]) => [id, part, text])).toEqual([[message.id, 0, 'order_update']]);
     expect(model.markOutboundSent).toHaveBeenCalledWith(USER, message.id, ['wamid.TPL1']);
+  });
+
+  it('when the customer opted out while a message waited, then it fails with opted_out; the opt-out confirmation alone still goes', async () => {
+    const reply = outbound({ text: 'Here is your answer' });
+    const confirmation = outbound({ sequenceNo: 9, text: 'You are unsubscribed', payload: { opt_out_confirmation: true } });
+    installStore(reply, confirmation);
+
+    await send(context({ conversation: { optedOut: true } }));
+
+    expect(byId(reply.id)).toMatchObject({ status: 'failed', errorCode: 'opted_out' });
+    expect(graph.sendText).toHaveBeenCalledTimes(1);
+    expect(graph.sendText.mock.calls[0]![0].text).toBe('You are unsubscribed');
+  });
+
+  it.each([
+    ['the agent’s confirmation', { author: 'agent' as const, payload: { opt_out_confirmation: true } }, true],
+    ['a human message claiming to be one', { author: 'human' as const, payload: { opt_out_confirmation: true } }, false],
+    ['an ordinary reply', { author: 'agent' as const, payload: null }, false],
+  ])('when asked whether %s is the opt-out confirmation, then %s', (_what, message, expected) => {
+    expect(isOptOutConfirmation(message)).toBe(expected);
   });
 
   it('when the customer window closed while free text waited, then it fails with window_closed and never reaches Graph', async () => {
