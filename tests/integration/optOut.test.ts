@@ -165,6 +165,20 @@ describe('opt-out', () => {
     expect(rows).toEqual([{ phone_number_id: business.whatsapp.id }]);
   });
 
+  it('when the number has no agent, then the default STOP still opts the customer out and the confirmation still goes', async () => {
+    const business = await createBusiness(pipeline.app);
+    await pipeline.startWorker();
+    const unlinked = await api().delete(`/v1/phone-numbers/${business.whatsapp.id}/agent`).set(business.tenant.auth);
+    expect(unlinked.status).toBe(200);
+    const customer = newCustomer();
+    await customerWrites(pipeline.app, business, customer, 'stop');
+    // Nothing nudges a number without an agent: the sweeper finds the queued confirmation.
+    await pipeline.graph.waitFor((sends) => sends.some((s) => s.kind === 'text' && s.to === customer), 15_000);
+    expect(pipeline.graph.texts(customer)[0]!.text).toContain('unsubscribed');
+    const [conversation] = await conversationsOf(business, customer);
+    expect(conversation.opted_out).toBe(true);
+  });
+
   it('when an agent is created, then it has the default opt-out settings, which can be changed', async () => {
     const business = await createBusiness(pipeline.app);
     const agent = await api().get(`/v1/agents/${business.agentId}`).set(business.tenant.auth);
