@@ -410,8 +410,9 @@ export class MessageWorker implements WorkerProcess {
    */
   private async sweep(): Promise<void> {
     // The resume timer needs Postgres only, and concurrent runs skip each other's rows, so every
-    // worker runs it, Redis or not: a paused conversation resumes on time whatever has died.
-    await resumeDueConversations();
+    // worker runs it, Redis or not: a paused conversation resumes on time whatever has died. Its
+    // failure must not cost the re-nudging below its round.
+    await resumeDueConversations().catch((error: Error) => logger.warn({ err: { message: error.message } }, 'resume timer failed; next sweep retries'));
     const turn = await this.redis.set('sweeper:messages', this.consumer, 'PX', this.sweepIntervalMs, 'NX');
     if (turn !== 'OK') return;
     await renudgeLost(this.leaseMs, this.redis);

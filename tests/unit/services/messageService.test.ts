@@ -160,6 +160,23 @@ describe('sendHumanMessage outside the window', () => {
   });
 });
 
+describe('sending to a customer who opted out', () => {
+  it('when a human writes, then opted_out (even inside the window) and nothing is stored or nudged', async () => {
+    model.lockConversation.mockResolvedValue(conversation(true, { optedOut: true }));
+
+    await expect(sendHumanMessage(USER, CONVERSATION, 'hi')).rejects.toMatchObject({ code: 'opted_out', status: 409 });
+    expect(model.insertHumanMessage).not.toHaveBeenCalled();
+    expect(enqueue).not.toHaveBeenCalled();
+  });
+
+  it('when a template is asked for, then opted_out and nothing is stored', async () => {
+    model.lockConversation.mockResolvedValue(conversation(true, { optedOut: true }));
+
+    await expect(sendTemplate(USER, CONVERSATION, { name: 'order_update', language: 'en' })).rejects.toMatchObject({ code: 'opted_out' });
+    expect(model.insertMessage).not.toHaveBeenCalled();
+  });
+});
+
 describe('sendTemplate', () => {
   const template = { name: 'order_update', language: 'en_US', components: [{ type: 'body' }] };
 
