@@ -59,6 +59,11 @@ export interface DemoScenes {
   benQuestion: string;
   benWhilePaused: string;
   benAfterResume: string;
+  /** Cara's handoff keyword, and her message after the shop handed back to the bot. */
+  caraHandoff: string;
+  caraAfterHandBack: string;
+  /** Dan's STOP. */
+  optOut: string;
 }
 
 export interface DemoResult {

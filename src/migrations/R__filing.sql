@@ -57,6 +57,7 @@ DECLARE
   held_sequence_no integer;
   new_status text;
   appended messages;
+  keyword text;
 BEGIN
   -- Checked again under the conversation lock below; this first look spares retries the lock.
   IF EXISTS (SELECT 1 FROM messages m WHERE m.channel = p_number.channel AND m.external_id = p_external_id) THEN
@@ -97,10 +98,29 @@ BEGIN
       RETURNING * INTO conversation;
     END IF;
   END IF;
-  new_status := CASE WHEN reason_not_to_answer(conversation, p_answerable) IS NULL THEN 'pending' ELSE 'ignored' END;
+  -- Keywords act before the message is judged. Opting out (opt_out_keywords) leaves it
+  -- unanswered, as everything after it, and queues one confirmation; opting in
+  -- (opt_in_keywords) lets it be answered; a customer asking for a human (handoff_keywords)
+  -- pauses the bot: the message is ignored, and the bot says nothing more until resumed.
+  IF conversation.is_active THEN
+    keyword := customer_keyword(conversation, p_text);
+    IF keyword = 'opt_in' THEN
+      PERFORM opt_in_customer(conversation);
+    ELSIF keyword = 'handoff' AND NOT conversation.bot_paused THEN
+      SELECT * INTO conversation FROM pause_bot(conversation.user_id, conversation.id, 'keyword');
+    END IF;
+  END IF;
+  new_status := CASE WHEN keyword IS DISTINCT FROM 'opt_out' AND reason_not_to_answer(conversation, p_answerable) IS NULL
+                     THEN 'pending' ELSE 'ignored' END;
   appended := append_message(conversation, 'inbound', 'customer', p_type, p_text, p_payload, new_status,
                              p_external_id => p_external_id, p_external_ts => p_external_ts,
                              p_held_sequence_no => held_sequence_no);
+  -- Nested, not AND: SQL does not short-circuit, and a NULL keyword would still opt out.
+  IF keyword = 'opt_out' THEN
+    IF opt_out_customer(conversation, appended.id) THEN
+      PERFORM queue_opt_out_confirmation(conversation, appended.id);
+    END IF;
+  END IF;
   RETURN QUERY SELECT 'recorded', p_number.user_id, conversation.id, appended.id, new_status, appended.sequence_no;
 END $$;
 

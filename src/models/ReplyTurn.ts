@@ -6,7 +6,7 @@
  */
 import { db, type Queryable } from '../utils/database';
 import type { Channel } from './types';
-import type { Conversation } from './Conversation';
+import { CUSTOMER_WINDOW, type Conversation } from './Conversation';
 import type { Agent } from './Agent';
 import { MESSAGE_COLUMNS, type Message } from './Message';
 
@@ -17,7 +17,12 @@ import { MESSAGE_COLUMNS, type Message } from './Message';
 export interface StoredReplyContext {
   /** Why its pending messages get no reply, or null when they do (SQL reason_not_to_answer, R__conversations.sql). */
   reasonNotToAnswer: string | null;
-  conversation: Pick<Conversation, 'id' | 'userId' | 'channel' | 'customerExternalId' | 'isActive' | 'botPaused' | 'agentId'>;
+  conversation: Pick<Conversation, 'id' | 'userId' | 'channel' | 'customerExternalId' | 'isActive' | 'botPaused' | 'agentId'> & {
+    /** The customer-service window is open now (the customer wrote less than 24 h ago): free text may go. */
+    windowOpen: boolean;
+    /** The customer opted out on this number: only the opt-out confirmation may still go. */
+    optedOut: boolean;
+  };
   agent: Pick<Agent, 'id' | 'systemPrompt' | 'model' | 'temperature' | 'maxTokens' | 'historyLimit' | 'maxPromptTokens' | 'debounceMs' | 'fallbackMessage' | 'archivedAt'> | null;
   /** Null when the number was deleted. The access token as stored: encrypted. */
   phoneNumber: { id: string; externalId: string; agentId: string | null; accessTokenEncrypted: string } | null;
@@ -39,6 +44,8 @@ export async function loadOwedWork(userId: string, conversationId: string, clien
     `SELECT c.id AS c_id, c.user_id AS c_user_id, c.channel AS c_channel, c.customer_external_id AS c_customer_external_id,
             c.is_active AS c_is_active, c.bot_paused AS c_bot_paused, c.agent_id AS c_agent_id,
             reason_not_to_answer(c) AS c_reason_not_to_answer,
+            COALESCE(c.last_customer_message_at + ${CUSTOMER_WINDOW} > now(), false) AS c_window_open,
+            customer_opted_out(c) AS c_opted_out,
             a.id AS a_id, a.system_prompt AS a_system_prompt, a.model AS a_model, a.temperature::float8 AS a_temperature,
             a.max_tokens AS a_max_tokens, a.history_limit AS a_history_limit, a.debounce_ms AS a_debounce_ms,
             a.max_prompt_tokens AS a_max_prompt_tokens,
@@ -69,6 +76,8 @@ export async function loadOwedWork(userId: string, conversationId: string, clien
       isActive: row.c_is_active as boolean,
       botPaused: row.c_bot_paused as boolean,
       agentId: row.c_agent_id as string | null,
+      windowOpen: row.c_window_open as boolean,
+      optedOut: row.c_opted_out as boolean,
     },
     agent: row.a_id
       ? {

@@ -293,6 +293,23 @@ export async function sendMessages(
       await markOutboundFailed(userId, message.id, { code: 'number_unavailable', message: 'The number was deleted before this message could be sent' });
       continue;
     }
+    const refusal = refusalToSend(context, message);
+    if (refusal) {
+      await markOutboundFailed(userId, message.id, refusal);
+      replyMetrics.failures.inc({ reason: refusal.code });
+      log.warn({ message_id: message.id, code: refusal.code }, 'message not sent');
+      continue;
+    }
+    if (message.type === 'template') {
+      const externalId = await sendPart({ ...context, phoneNumber }, message, 0, message.text ?? '', deps, log, (send) =>
+        deps.graph.sendTemplate({ ...send, template: templateOf(message) }).then((result) => result.externalId),
+      );
+      if (externalId === null) continue;
+      await markOutboundSent(userId, message.id, [externalId]);
+      replyMetrics.replies.inc({ channel: message.channel, author: message.author });
+      log.info({ message_id: message.id, template: message.text }, 'template sent');
+      continue;
+    }
     const parts = splitForChannel(message.channel, message.text ?? '');
     if (parts.length === 0) {
       await markOutboundFailed(userId, message.id, { code: 'invalid_request', message: 'The message has no text to send' });
@@ -313,7 +330,40 @@ export async function sendMessages(
   }
 }
 
+/**
+ * Why a queued message must not go to Graph at all, or null. Free text needs the customer's
+ * 24 h window open (Meta would refuse it with 131047; a template is the one send allowed
+ * outside it): a reply recorded in time but held up past the window's end is failed here, not
+ * sent. A human's free text was refused at the API already; this catches the window closing
+ * while it waited.
+ */
+function refusalToSend(context: ReplyContext, message: Message): { code: string; message: string } | null {
+  // The confirmation of an opt-out is the one message an opted-out customer still gets.
+  if (context.conversation.optedOut && !isOptOutConfirmation(message)) {
+    return { code: 'opted_out', message: 'The customer opted out on this number before this message could be sent' };
+  }
+  if (message.type !== 'template' && !context.conversation.windowOpen) {
+    return { code: 'window_closed', message: "The customer's 24-hour window closed before this message could be sent; only a template may go now" };
+  }
+  return null;
+}
+
+/** The confirmation filing queued when the customer opted out (queue_opt_out_confirmation, R__conversations.sql). */
+export function isOptOutConfirmation(message: Pick<Message, 'author' | 'payload'>): boolean {
+  return message.author === 'agent' && (message.payload as { opt_out_confirmation?: unknown } | null)?.opt_out_confirmation === true;
+}
+
+/** The template a queued template message carries (messageService.sendTemplate stored it). */
+function templateOf(message: Message): { name: string; language: { code: string }; components?: unknown[] } {
+  const template = (message.payload as { template?: { name: string; language: { code: string }; components?: unknown[] } } | null)?.template;
+  if (!template) throw new Error(`template message ${message.id} has no template in its payload`);
+  return template;
+}
+
 type SendingContext = ReplyContext & { phoneNumber: NonNullable<ReplyContext['phoneNumber']> };
+
+/** Who and from where a send goes: what every Graph send takes besides its content. */
+type SendTarget = { channel: Message['channel']; accountId: string; accessToken: string; to: string; callbackData?: string };
 
 /**
  * Sends one part so that Meta gets it once, as far as anyone can know: claimed (marked
@@ -328,6 +378,11 @@ async function sendPart(
   text: string,
   deps: Pick<ReplyDeps, 'graph' | 'signal' | 'sendInDoubtGraceMs'>,
   log: typeof logger,
+  // How the part goes to Graph: a text part by default; a template sends its template instead.
+  post: (target: SendTarget) => Promise<string> = ({ callbackData, ...target }) =>
+    deps.graph
+      .sendText({ ...target, text: message.text ?? '', fromPart: index, toPart: index + 1, ...(callbackData ? { callbackData: () => callbackData } : {}) })
+      .then((result) => result.externalIds[0]!),
 ): Promise<string | null> {
   const { userId } = context.conversation;
   for (let attempt = 1; ; attempt++) {
@@ -336,19 +391,15 @@ async function sendPart(
     if (settled !== null) return settled;
     const timer = replyMetrics.sendLatency.startTimer({ channel: message.channel });
     try {
-      const result = await deps.graph.sendText({
+      const externalId = await post({
         channel: message.channel,
         accountId: context.phoneNumber.externalId,
         accessToken: context.phoneNumber.accessToken,
         to: context.conversation.customerExternalId,
-        text: message.text ?? '',
-        fromPart: index,
-        toPart: index + 1,
         // Meta echoes it in the part's statuses: how a status names a part whose id we never stored.
-        ...(message.channel === 'whatsapp' ? { callbackData: (part: number) => partCallbackData(message.id, part) } : {}),
+        ...(message.channel === 'whatsapp' ? { callbackData: partCallbackData(message.id, index) } : {}),
       });
       timer();
-      const externalId = result.externalIds[0]!;
       await recordPartSent(userId, message.id, index, externalId);
       return externalId;
     } catch (error) {

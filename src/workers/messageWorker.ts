@@ -23,6 +23,7 @@ import { graphClient, type GraphClient } from '../services/metaGraphService';
 import { RetryLater, serveConversation, WaitForCircuit } from '../services/replyService';
 import { fileWaitingMessages } from '../services/inboxService';
 import { deadLetter, isPoison, nudgeLog, renudgeLost } from '../services/deliveryPolicy';
+import { resumeDueConversations } from '../services/conversationService';
 import { HEARTBEAT_INTERVAL_MS, heartbeatFailed, publishHeartbeat } from './heartbeat';
 import type { WorkerProcess } from './kinds';
 
@@ -405,9 +406,13 @@ export class MessageWorker implements WorkerProcess {
 
   /**
    * Anything owed and untouched for a lease is nudged again (services/deliveryPolicy.ts). One
-   * worker in the fleet sweeps per interval.
+   * worker in the fleet sweeps per interval. Every worker also runs the resume timer.
    */
   private async sweep(): Promise<void> {
+    // The resume timer needs Postgres only, and concurrent runs skip each other's rows, so every
+    // worker runs it, Redis or not: a paused conversation resumes on time whatever has died. Its
+    // failure must not cost the re-nudging below its round.
+    await resumeDueConversations().catch((error: Error) => logger.warn({ err: { message: error.message } }, 'resume timer failed; next sweep retries'));
     const turn = await this.redis.set('sweeper:messages', this.consumer, 'PX', this.sweepIntervalMs, 'NX');
     if (turn !== 'OK') return;
     await renudgeLost(this.leaseMs, this.redis);
