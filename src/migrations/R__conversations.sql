@@ -227,7 +227,13 @@ BEGIN
   INSERT INTO customer_opt_outs (user_id, phone_number_id, customer_external_id, message_id)
   VALUES (p_conversation.user_id, p_conversation.phone_number_id, p_conversation.customer_external_id, p_message_id)
   ON CONFLICT (phone_number_id, customer_external_id) DO NOTHING;
-  RETURN FOUND;
+  IF NOT FOUND THEN
+    RETURN false;
+  END IF;
+  -- customer.opted_out, in this transaction: the tenant hears of it exactly when it happened.
+  PERFORM emit_customer_opted_out(p_conversation.user_id, p_conversation.id, p_message_id,
+    (SELECT btrim(m.text) FROM messages m WHERE m.id = p_message_id AND m.user_id = p_conversation.user_id));
+  RETURN true;
 END $$;
 
 -- The customer opts back in on the conversation's number. True when they had opted out.

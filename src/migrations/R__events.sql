@@ -37,15 +37,14 @@ BEGIN
 END $$;
 
 -- What every conversation event carries, so a receiver can act without a second call: the
--- conversation, its number and its customer. paused_by is read through jsonb so this works
--- before and after the column exists.
+-- conversation, its number and its customer.
 CREATE OR REPLACE FUNCTION tenant_event_subject(p_conversation_id uuid) RETURNS jsonb
 LANGUAGE plpgsql STABLE AS $$
 BEGIN
   RETURN (SELECT jsonb_build_object(
            'conversation', jsonb_build_object(
              'id', c.id, 'phone_number_id', c.phone_number_id, 'agent_id', c.agent_id, 'channel', c.channel,
-             'is_active', c.is_active, 'bot_paused', c.bot_paused, 'paused_by', to_jsonb(c) -> 'paused_by',
+             'is_active', c.is_active, 'bot_paused', c.bot_paused, 'paused_by', c.paused_by, 'resumes_at', c.resumes_at,
              'last_message_at', c.last_message_at, 'created_at', c.created_at),
            'phone_number', jsonb_build_object('id', p.id, 'channel', p.channel, 'external_id', p.external_id, 'display_name', p.display_name),
            'customer', jsonb_build_object('external_id', c.customer_external_id, 'name', c.customer_name))
@@ -104,9 +103,9 @@ CREATE OR REPLACE TRIGGER messages_emit_status AFTER UPDATE OF status ON message
     OR (NEW.direction = 'outbound' AND NEW.author = 'agent' AND OLD.status = 'queued' AND NEW.status IN ('sent', 'delivered', 'read'))))
   EXECUTE FUNCTION messages_emit_events();
 
--- conversation.handoff / conversation.resumed: the bot switched off or on, by the API's
--- pause/resume or by a human's message (record_human_message). paused_by says which: the
--- column when it exists, else whether the conversation's newest message is a human's.
+-- conversation.handoff / conversation.resumed: the bot switched off or on (pause_bot and
+-- resume_bot: the API, a human's message, a handoff keyword, the resume timer). paused_by says
+-- who paused it; a resume says who had.
 CREATE OR REPLACE FUNCTION conversations_emit_pause_events() RETURNS trigger LANGUAGE plpgsql AS $$
 DECLARE
   v_type text := CASE WHEN NEW.bot_paused THEN 'conversation.handoff' ELSE 'conversation.resumed' END;
@@ -115,16 +114,7 @@ BEGIN
   IF NOT tenant_event_wanted(NEW.user_id, v_type) THEN
     RETURN NULL;
   END IF;
-  IF NEW.bot_paused THEN
-    v_by := to_jsonb(NEW) ->> 'paused_by';
-    IF v_by IS NULL THEN
-      SELECT CASE WHEN m.author = 'human' THEN 'human' ELSE 'api' END INTO v_by
-        FROM messages m WHERE m.conversation_id = NEW.id AND m.sequence_no = NEW.last_sequence_no;
-      v_by := COALESCE(v_by, 'api');
-    END IF;
-  ELSE
-    v_by := to_jsonb(OLD) ->> 'paused_by';
-  END IF;
+  v_by := CASE WHEN NEW.bot_paused THEN NEW.paused_by ELSE OLD.paused_by END;
   PERFORM emit_tenant_event(NEW.user_id, v_type, NEW.id,
     tenant_event_subject(NEW.id) || jsonb_build_object(CASE WHEN NEW.bot_paused THEN 'paused_by' ELSE 'was_paused_by' END, v_by));
   RETURN NULL;

@@ -43,23 +43,3 @@ export async function emitTenantEvent(
   ]);
   return rows[0]?.id ?? null;
 }
-
-/**
- * `customer.opted_out`, for the opt-out keywords: the conversation, number and customer (as
- * every conversation event carries them), the message that opted out and the keyword it matched.
- * Call it in the transaction that records the opt-out.
- */
-export async function emitCustomerOptedOut(
-  client: Queryable,
-  userId: string,
-  conversationId: string,
-  optOut: { messageId: string | null; keyword: string },
-): Promise<string | null> {
-  const { rows } = await client.query<{ id: string | null }>('SELECT emit_customer_opted_out($1, $2, $3, $4) AS id', [
-    userId,
-    conversationId,
-    optOut.messageId,
-    optOut.keyword,
-  ]);
-  return rows[0]?.id ?? null;
-}

@@ -7,7 +7,7 @@
 import request from 'supertest';
 import type { Express } from 'express';
 import { db, withTransaction } from '../../src/utils/database';
-import { setBotPaused } from '../../src/models/Conversation';
+import { pauseBot } from '../../src/models/Conversation';
 import { emitTenantEvent } from '../../src/models/TenantEvent';
 import { EventWorker, type EventWorkerOptions } from '../../src/workers/eventWorker';
 import { createBusiness, customerWrites, eventually, pipelineForFile, type Business, type Row } from '../fixtures/pipeline';
@@ -351,7 +351,7 @@ describe('the outbox', () => {
 
     await expect(
       withTransaction(async (tx) => {
-        await setBotPaused(business.tenant.userId, conversationId, true, tx);
+        await pauseBot(business.tenant.userId, conversationId, 'api', tx);
         await emitTenantEvent(tx, business.tenant.userId, 'customer.opted_out', conversationId, { keyword: 'STOP' });
         throw new Error('rolled back');
       }),
@@ -359,7 +359,7 @@ describe('the outbox', () => {
     expect(await eventsOf()).toEqual([]);
 
     await withTransaction(async (tx) => {
-      await setBotPaused(business.tenant.userId, conversationId, true, tx);
+      await pauseBot(business.tenant.userId, conversationId, 'api', tx);
       expect(await emitTenantEvent(tx, business.tenant.userId, 'customer.opted_out', conversationId, { keyword: 'STOP' })).toEqual(expect.any(String));
     });
     expect(await eventsOf()).toEqual(['conversation.handoff', 'customer.opted_out']);
@@ -393,6 +393,21 @@ describe('the outbox', () => {
     expect(data['extraction.completed']).toMatchObject({ extraction: { fields: { name: 'Ana', email: 'ana@example.com' }, summary: 'wants shoes' }, conversation: { id: conversationId } });
     expect(data['message.failed']).toMatchObject({ message: { author: 'human', status: 'failed', error: { code: 'send_failed', message: 'Graph said no' } } });
     expect(data['customer.opted_out']).toMatchObject({ keyword: 'STOP', customer: { external_id: '15550003002' } });
+  });
+
+  it('when a customer writes an opt-out or a handoff keyword, then customer.opted_out (with the keyword) and conversation.handoff (by keyword) are emitted', async () => {
+    const { app } = pipeline();
+    const business = await createBusiness(app, { agent: { handoff_keywords: ['a person please'] } });
+    await register(app, business.tenant.auth, 'http://127.0.0.1:9/hook', ['conversation.handoff', 'customer.opted_out']);
+    const userId = business.tenant.userId;
+    const eventOf = (type: string, customer: string) =>
+      eventually(async () => (await db.query<Row>(`SELECT data FROM tenant_events WHERE user_id = $1 AND type = $2 AND data->'customer'->>'external_id' = $3`, [userId, type, customer])).rows[0]?.data, 15_000, type);
+
+    await customerWrites(app, business, '15550003101', '  Stop ');
+    expect(await eventOf('customer.opted_out', '15550003101')).toMatchObject({ keyword: 'Stop', message_id: expect.any(String), conversation: { id: await conversationOf(business, '15550003101') } });
+
+    await customerWrites(app, business, '15550003102', 'A person please');
+    expect(await eventOf('conversation.handoff', '15550003102')).toMatchObject({ paused_by: 'keyword', conversation: { bot_paused: true, paused_by: 'keyword' } });
   });
 
   it('when a tenant has no endpoint for a type, then nothing is written for it', async () => {

@@ -1,5 +1,5 @@
 /** Emitting tenant events from TypeScript: one call on the caller's transaction client. */
-import { emitCustomerOptedOut, emitTenantEvent, TENANT_EVENT_TYPES } from '../../../src/models/TenantEvent';
+import { emitTenantEvent, TENANT_EVENT_TYPES } from '../../../src/models/TenantEvent';
 import { fakeQueryable, paramsOf } from '../../fixtures/fakeDatabase';
 import { CONVERSATION, MESSAGE, USER } from '../../fixtures/rows';
 
@@ -15,15 +15,6 @@ describe('emitTenantEvent', () => {
     const tx = fakeQueryable();
     tx.query.mockResolvedValue({ rows: [{ id: null }], rowCount: 1 });
     await expect(emitTenantEvent(tx, USER, 'credits.low', null, {})).resolves.toBeNull();
-  });
-});
-
-describe('emitCustomerOptedOut', () => {
-  it('when a customer opts out, then the conversation, message and keyword go to the one SQL helper', async () => {
-    const tx = fakeQueryable();
-    tx.query.mockResolvedValue({ rows: [{ id: 'event-2' }], rowCount: 1 });
-    await expect(emitCustomerOptedOut(tx, USER, CONVERSATION, { messageId: MESSAGE, keyword: 'STOP' })).resolves.toBe('event-2');
-    expect(paramsOf(tx)).toEqual([USER, CONVERSATION, MESSAGE, 'STOP']);
   });
 });
 
