@@ -330,14 +330,15 @@ export async function markOutboundSent(userId: string, id: string, externalIds: 
 
 /** What claim_outbound_part found for a part about to be sent; see its comment for each outcome. */
 export type PartClaim =
-  | { outcome: 'claimed' | 'resent_after_grace' }
+  | { outcome: 'claimed' | 'resent_after_grace' | 'cancelled' }
   | { outcome: 'settled' | 'settled_by_status' | 'settled_by_echo'; externalId: string }
   | { outcome: 'in_doubt'; waitMs: number };
 
 /**
  * Marks a part `sending` for this attempt, in its own commit, before it goes to Graph; or says
- * why it must not go (Meta has it), or not yet (another attempt left it in doubt less than
- * `graceMs` ago).
+ * why it must not go (Meta has it; or, for a bot reply nothing of which went out yet, the bot
+ * may no longer speak there or the customer's message is older than `staleSeconds`: then it is
+ * `cancelled` and refunded), or not yet (another attempt left it in doubt less than `graceMs` ago).
  */
 export async function claimOutboundPart(
   userId: string,
@@ -346,19 +347,24 @@ export async function claimOutboundPart(
   text: string,
   token: string,
   graceMs: number,
+  staleSeconds: number,
   client: Queryable = db,
 ): Promise<PartClaim> {
   const { rows } = await client.query<{ outcome: PartClaim['outcome']; externalId: string | null; waitMs: number }>(
-    `SELECT outcome, external_id AS "externalId", wait_ms AS "waitMs" FROM claim_outbound_part($1, $2, $3, $4, $5, $6)`,
-    [userId, messageId, partNo, text, token, graceMs],
+    `SELECT outcome, external_id AS "externalId", wait_ms AS "waitMs" FROM claim_outbound_part($1, $2, $3, $4, $5, $6, $7)`,
+    [userId, messageId, partNo, text, token, graceMs, staleSeconds],
   );
   const { outcome, externalId, waitMs } = rows[0]!;
   if (outcome === 'in_doubt') return { outcome, waitMs };
-  if (outcome === 'claimed' || outcome === 'resent_after_grace') return { outcome };
+  if (outcome === 'claimed' || outcome === 'resent_after_grace' || outcome === 'cancelled') return { outcome };
   return { outcome, externalId: externalId! };
 }
 
-/** Graph answered this attempt with Meta's id: the part is sent, and nobody was in doubt about it. */
+/**
+ * Graph answered this attempt with Meta's id: the part is sent, and nobody was in doubt about
+ * it. On Instagram an echo parked with this id was ours, and echoes parked while nothing else
+ * is in flight are a human's (record_part_sent, R__sending.sql).
+ */
 export async function recordPartSent(
   userId: string,
   messageId: string,
@@ -366,20 +372,32 @@ export async function recordPartSent(
   externalId: string,
   client: Queryable = db,
 ): Promise<void> {
+  await client.query(`SELECT record_part_sent($1, $2, $3, $4)`, [userId, messageId, partNo, externalId]);
+}
+
+/**
+ * Graph said no to this attempt: Meta does not have the part, so the next attempt is not in
+ * doubt, and echoes parked while it was in flight were not it (flush_parked_echoes).
+ */
+export async function releasePart(userId: string, messageId: string, partNo: number, token: string, client: Queryable = db): Promise<void> {
   await client.query(
-    `UPDATE outbound_parts
-        SET status = 'sent', external_id = $4, settled_by = 'answer', doubt_reported = true, updated_at = now()
-      WHERE user_id = $1 AND message_id = $2 AND part_no = $3`,
-    [userId, messageId, partNo, externalId],
+    `WITH released AS (
+       DELETE FROM outbound_parts WHERE user_id = $1 AND message_id = $2 AND part_no = $3 AND attempt_token = $4 AND status = 'sending'
+       RETURNING message_id
+     )
+     SELECT flush_parked_echoes(m.conversation_id) FROM released JOIN messages m ON m.id = released.message_id AND m.channel = 'instagram'`,
+    [userId, messageId, partNo, token],
   );
 }
 
-/** Graph said no to this attempt: Meta does not have the part, so the next attempt is not in doubt. */
-export async function releasePart(userId: string, messageId: string, partNo: number, token: string, client: Queryable = db): Promise<void> {
-  await client.query(
-    `DELETE FROM outbound_parts WHERE user_id = $1 AND message_id = $2 AND part_no = $3 AND attempt_token = $4 AND status = 'sending'`,
-    [userId, messageId, partNo, token],
-  );
+/**
+ * A bot reply that must not go out (its number is gone, or the bot may no longer speak there):
+ * `cancelled`, its charge refunded by a `refund` entry naming it (cancel_bot_reply, R__sending.sql).
+ * False when it was no longer queued.
+ */
+export async function cancelBotReply(userId: string, id: string, reason: string, client: Queryable = db): Promise<boolean> {
+  const { rows } = await client.query<{ cancelled: boolean }>(`SELECT cancel_bot_reply($1, $2, $3) AS cancelled`, [userId, id, reason]);
+  return rows[0]?.cancelled ?? false;
 }
 
 /** Graph refused the message for good (or its number is gone): it fails with the reason. */

@@ -24,6 +24,7 @@ import { insertMessage, type Message } from '../models/Message';
 import {
   ANSWERED_ELSEWHERE,
   beginReplyAttempt,
+  cancelBotReply,
   undoReplyAttempt,
   claimOutboundPart,
   holdCredits,
@@ -290,7 +291,9 @@ export async function sendMessages(
   const phoneNumber = context.phoneNumber;
   for (const message of queued) {
     if (!phoneNumber) {
-      await markOutboundFailed(userId, message.id, { code: 'number_unavailable', message: 'The number was deleted before this message could be sent' });
+      // A bot reply is given back (guarantee 13); a human's message says it could not go.
+      if (message.author === 'agent') await cancelBotReply(userId, message.id, 'number_unavailable');
+      else await markOutboundFailed(userId, message.id, { code: 'number_unavailable', message: 'The number was deleted before this message could be sent' });
       continue;
     }
     const parts = splitForChannel(message.channel, message.text ?? '');
@@ -333,6 +336,7 @@ async function sendPart(
   for (let attempt = 1; ; attempt++) {
     const token = randomUUID();
     const settled = await claimPart(userId, message, index, text, token, deps, log);
+    if (settled === CANCELLED) return null;
     if (settled !== null) return settled;
     const timer = replyMetrics.sendLatency.startTimer({ channel: message.channel });
     try {
@@ -372,9 +376,13 @@ async function sendPart(
   }
 }
 
+/** What claimPart returns for a bot reply that is not to go out (cancelled and refunded). */
+const CANCELLED = Symbol('cancelled');
+
 /**
  * Claims a part for this attempt. Returns Meta's id when Meta has the part already (never send
- * it again), or null once this attempt may send it. A part another attempt left `sending` is
+ * it again), CANCELLED for a bot reply the bot may no longer send (guarantee 13), or null once
+ * this attempt may send it. A part another attempt left `sending` is
  * in doubt (Graph may have it): it waits, up to the grace, for a WhatsApp status naming it or
  * its Instagram echo (settle_part_by_status / settle_part_by_echo), then it is sent again.
  */
@@ -386,14 +394,18 @@ async function claimPart(
   token: string,
   deps: Pick<ReplyDeps, 'signal' | 'sendInDoubtGraceMs'>,
   log: typeof logger,
-): Promise<string | null> {
+): Promise<string | null | typeof CANCELLED> {
   const graceMs = deps.sendInDoubtGraceMs ?? config.SEND_IN_DOUBT_GRACE_MS;
   let waiting = false;
   for (;;) {
-    const claim = await claimOutboundPart(userId, message.id, index, text, token, graceMs);
+    const claim = await claimOutboundPart(userId, message.id, index, text, token, graceMs, config.STALE_MESSAGE_SECONDS);
     switch (claim.outcome) {
       case 'claimed':
         return null;
+      case 'cancelled':
+        replyMetrics.failures.inc({ reason: 'reply_cancelled' });
+        log.info({ message_id: message.id }, 'bot reply cancelled before it went out (takeover or stale); refunded');
+        return CANCELLED;
       case 'settled':
         return claim.externalId;
       case 'settled_by_status':

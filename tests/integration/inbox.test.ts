@@ -259,7 +259,7 @@ describe('ingestBusinessEcho', () => {
     const conversation = await createTestConversation(userId, { phoneNumber: linked, customerExternalId: customerId });
     const [reply] = await insertTestMessages(userId, conversation.id, [{ direction: 'outbound', author: 'agent', status: 'queued', text: 'Our answer' }]);
     // As a worker does before the POST: the part is marked sending, so Graph may have it.
-    await claimOutboundPart(userId, reply!.id, 0, 'Our answer', randomUUID(), GRACE_MS);
+    await claimOutboundPart(userId, reply!.id, 0, 'Our answer', randomUUID(), GRACE_MS, 86_400);
 
     const result = await ingestBusinessEcho(echo(linked, customerId, 'Our answer'), GRACE_MS);
 

@@ -1131,9 +1131,10 @@ describe('sendMessages', () => {
     });
   });
 
-  it('when the number was deleted, then every queued message fails with number_unavailable and Graph is not called', async () => {
-    const [a, b] = [outbound(), outbound()];
-    installStore(a, b);
+  it('when the number was deleted, then a human\'s queued message fails with number_unavailable, a bot reply is cancelled and refunded, and Graph is not called', async () => {
+    const [a, b] = [outbound({ author: 'human' }), outbound({ author: 'human' })];
+    const reply = outbound();
+    installStore(a, b, reply);
 
     await send(context({ phoneNumber: null }));
 
@@ -1143,6 +1144,8 @@ describe('sendMessages', () => {
         message: 'The number was deleted before this message could be sent',
       });
     }
+    expect(model.cancelBotReply).toHaveBeenCalledWith(USER, reply.id, 'number_unavailable');
+    expect(model.markOutboundFailed).not.toHaveBeenCalledWith(USER, reply.id, expect.anything());
     expect(graph.sendText).not.toHaveBeenCalled();
   });
 
