@@ -131,7 +131,7 @@ const recentTurnsSql = (user: string, conversation: string, upto: string, limit:
     LEFT JOIN messages answered ON answered.id = m.reply_to_message_id
    WHERE m.user_id = ${user} AND m.conversation_id = ${conversation}
      AND COALESCE(answered.sequence_no, m.sequence_no) <= ${upto}
-     AND m.type <> 'reaction' AND m.status <> 'failed'
+     AND m.type <> 'reaction' AND m.status NOT IN ('failed', 'stale', 'cancelled')
    ORDER BY turn_no DESC, m.sequence_no DESC
    LIMIT ${limit}`;
 
@@ -141,7 +141,8 @@ const recentTurnsSql = (user: string, conversation: string, upto: string, limit:
  * message it answers, not at its own sequence number: a customer who writes again while a
  * reply is being made gets that reply a higher number than their second message, and the model
  * must still read "question, answer, next question" or it answers the first question twice.
- * Reactions and messages that never reached anyone (failed) are left out.
+ * Reactions, messages that never reached anyone (failed, cancelled) and messages too old to
+ * answer (stale) are left out.
  */
 export async function listHistory(
   userId: string,
@@ -275,7 +276,7 @@ export async function recordReply(userId: string, conversationId: string, reply:
 export async function markInboundStatus(
   userId: string,
   ids: string[],
-  status: 'answered' | 'ignored' | 'insufficient_credits' | 'failed',
+  status: 'answered' | 'ignored' | 'insufficient_credits' | 'stale' | 'failed',
   error: { code: string; message: string } | null = null,
   client: Queryable = db,
 ): Promise<number> {

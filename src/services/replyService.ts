@@ -42,9 +42,21 @@ import {
 import { decryptAccessToken } from './accessTokens';
 import { replyMetrics } from '../utils/metrics';
 
-/** A transient failure: leave the work where it is and try again after the lease. */
+/**
+ * A transient failure (the model or Graph failing or throttling, the lease lost): nothing is
+ * wrong with the work, which stays owed in Postgres. The worker backs off and tries again
+ * (guarantee 12); it counts toward neither attempts nor poison. `retryAfterMs`: the provider's
+ * own hint (`Retry-After`, Meta's pair pace), honoured as the least wait.
+ */
 export class RetryLater extends Error {
   override name = 'RetryLater';
+
+  constructor(
+    message: string,
+    readonly retryAfterMs?: number,
+  ) {
+    super(message);
+  }
 }
 
 /**
@@ -55,8 +67,8 @@ export class RetryLater extends Error {
 export class WaitForCircuit extends RetryLater {
   override name = 'WaitForCircuit';
 
-  constructor(readonly retryAfterMs: number) {
-    super(`model circuit open; waiting ${retryAfterMs} ms`);
+  constructor(override readonly retryAfterMs: number) {
+    super(`model circuit open; waiting ${retryAfterMs} ms`, retryAfterMs);
   }
 }
 
@@ -68,6 +80,11 @@ export interface ReplyDeps {
   now?: () => number;
   /** How long a part in doubt waits for Meta to settle it; SEND_IN_DOUBT_GRACE_MS by default. */
   sendInDoubtGraceMs?: number;
+  /**
+   * Called when the turn has recorded progress (a reply recorded, a message sent): a delivery
+   * that dies after it is no crash on the same work (poison counts only those with none).
+   */
+  onProgress?: () => void;
 }
 
 /** Everything a turn needs to answer a conversation, the number's access token decrypted. */
@@ -119,6 +136,21 @@ export async function serveConversation(userId: string, conversationId: string, 
       continue;
     }
     const agent = context.agent!;
+
+    // Stale cut-off: a message older than STALE_MESSAGE_SECONDS by Meta's clock when it could
+    // first be answered (after an outage, a week of Meta's retries) is kept, unanswered and
+    // uncharged; the customer has left, and the 24 h window has closed.
+    const staleBefore = now() - config.STALE_MESSAGE_SECONDS * 1000;
+    const stale = pending.filter((m) => (m.externalTimestamp ?? m.createdAt).getTime() < staleBefore);
+    if (stale.length > 0) {
+      await markInboundStatus(userId, stale.map((m) => m.id), 'stale', {
+        code: 'stale',
+        message: `Older than STALE_MESSAGE_SECONDS (${config.STALE_MESSAGE_SECONDS} s) when it could first be answered; not answered`,
+      });
+      replyMetrics.failures.inc({ reason: 'stale' }, stale.length);
+      log.warn({ messages: stale.length }, 'stale messages not answered');
+      continue;
+    }
 
     // Debounce: wait until the newest message is `debounce_ms` old, then look again, so a
     // burst gets one reply that sees all of it.
@@ -193,7 +225,10 @@ export async function serveConversation(userId: string, conversationId: string, 
           await undoReplyAttempt(userId, ids);
           throw new WaitForCircuit(error.retryAfterMs ?? 1_000);
         }
-        throw new RetryLater(`model call failed: ${(error as Error).message}`);
+        // A transient failure is no attempt either: only a turn that dies mid-call (a crash)
+        // keeps its count, so an outage of any length fails nothing (guarantee 12).
+        await undoReplyAttempt(userId, ids);
+        throw new RetryLater(`model call failed: ${(error as Error).message}`, error instanceof ModelError ? error.retryAfterMs : undefined);
       } finally {
         modelTimer();
       }
@@ -221,6 +256,7 @@ export async function serveConversation(userId: string, conversationId: string, 
       log.warn({ reason: 'the conversation was paused or archived mid-turn' }, 'reply dropped');
       continue;
     }
+    deps.onProgress?.();
     replyMetrics.creditsCharged.inc(recorded.charged);
     log.info({ message_id: recorded.reply.id, tokens, charged: recorded.charged, answered: ids.length }, 'reply recorded');
     await sendMessages(context, [recorded.reply], deps, log);
@@ -284,7 +320,7 @@ async function markReadBestEffort(context: ReplyContext, message: Message, graph
 export async function sendMessages(
   context: ReplyContext,
   queued: Message[],
-  deps: Pick<ReplyDeps, 'graph' | 'signal' | 'sendInDoubtGraceMs'>,
+  deps: Pick<ReplyDeps, 'graph' | 'signal' | 'sendInDoubtGraceMs' | 'onProgress'>,
   log: typeof logger,
 ): Promise<void> {
   const { userId } = context.conversation;
@@ -311,6 +347,7 @@ export async function sendMessages(
     }
     if (externalIds.length < parts.length) continue;
     await markOutboundSent(userId, message.id, externalIds);
+    deps.onProgress?.();
     replyMetrics.replies.inc({ channel: message.channel, author: message.author });
     log.info({ message_id: message.id, parts: externalIds.length }, 'message sent');
   }
@@ -369,7 +406,7 @@ async function sendPart(
       }
       if (attempt >= SEND_ATTEMPTS_IN_PLACE || deps.signal.aborted) {
         replyMetrics.failures.inc({ reason: `graph_${error.code ?? error.kind}` });
-        throw new RetryLater(`send failed: ${error.message}`);
+        throw new RetryLater(`send failed: ${error.message}`, error.retryAfterMs);
       }
       await abortableSleep(Math.min(MAX_SEND_WAIT_MS, retryDelayMs(error, attempt)), deps.signal).catch(() => undefined);
     }
