@@ -132,6 +132,7 @@ const recentTurnsSql = (user: string, conversation: string, upto: string, limit:
    WHERE m.user_id = ${user} AND m.conversation_id = ${conversation}
      AND COALESCE(answered.sequence_no, m.sequence_no) <= ${upto}
      AND m.type <> 'reaction' AND m.status NOT IN ('failed', 'stale', 'cancelled')
+     AND (m.payload ->> 'fallback') IS DISTINCT FROM 'true'
    ORDER BY turn_no DESC, m.sequence_no DESC
    LIMIT ${limit}`;
 
@@ -141,8 +142,9 @@ const recentTurnsSql = (user: string, conversation: string, upto: string, limit:
  * message it answers, not at its own sequence number: a customer who writes again while a
  * reply is being made gets that reply a higher number than their second message, and the model
  * must still read "question, answer, next question" or it answers the first question twice.
- * Reactions, messages that never reached anyone (failed, cancelled) and messages too old to
- * answer (stale) are left out.
+ * Reactions, messages that never reached anyone (failed, cancelled), messages too old to
+ * answer (stale) and the agent's no-credits fallbacks (no answer: after a top-up the real one
+ * follows) are left out.
  */
 export async function listHistory(
   userId: string,
@@ -286,6 +288,36 @@ export async function markInboundStatus(
     [userId, ids, status, error?.code ?? null, error?.message ?? null],
   );
   return rowCount ?? 0;
+}
+
+/**
+ * A top-up wakes the waiting: the tenant's `insufficient_credits` customer messages still inside
+ * the stale window (`staleSeconds`, by Meta's timestamp) go back to `pending`, their attempts
+ * reset. Returns the conversations to nudge.
+ */
+export async function requeueInsufficientCredits(userId: string, staleSeconds: number, client: Queryable = db): Promise<string[]> {
+  const { rows } = await client.query<{ conversationId: string }>(
+    `WITH requeued AS (
+       UPDATE messages SET status = 'pending', attempts = 0, error_code = NULL, error_message = NULL, updated_at = now()
+        WHERE user_id = $1 AND direction = 'inbound' AND status = 'insufficient_credits'
+          AND COALESCE(external_timestamp, created_at) > now() - make_interval(secs => $2)
+       RETURNING conversation_id
+     )
+     SELECT DISTINCT conversation_id AS "conversationId" FROM requeued`,
+    [userId, staleSeconds],
+  );
+  return rows.map((row) => row.conversationId);
+}
+
+/** Whether the agent's fallback already went to one of these customer messages (it goes once, however often they wait for credits). */
+export async function fallbackAlreadyQueued(userId: string, answering: string[], client: Queryable = db): Promise<boolean> {
+  const { rows } = await client.query(
+    `SELECT 1 FROM messages
+      WHERE user_id = $1 AND direction = 'outbound' AND reply_to_message_id = ANY($2::uuid[]) AND (payload ->> 'fallback')::boolean
+      LIMIT 1`,
+    [userId, answering],
+  );
+  return rows.length > 0;
 }
 
 /** Fails whatever a conversation still owes (poison handling), so the API says why. */

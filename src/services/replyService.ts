@@ -25,6 +25,7 @@ import {
   ANSWERED_ELSEWHERE,
   beginReplyAttempt,
   cancelBotReply,
+  fallbackAlreadyQueued,
   undoReplyAttempt,
   claimOutboundPart,
   holdCredits,
@@ -279,9 +280,11 @@ async function releaseHoldQuietly(userId: string, holdId: string, log: typeof lo
 async function answerWithoutCredits(context: ReplyContext, pending: Message[], log: typeof logger): Promise<void> {
   const { userId, id: conversationId } = context.conversation;
   const fallback = context.agent?.fallbackMessage;
+  const ids = pending.map((m) => m.id);
   await withTransaction(async (tx) => {
-    await markInboundStatus(userId, pending.map((m) => m.id), 'insufficient_credits', null, tx);
-    if (fallback) {
+    await markInboundStatus(userId, ids, 'insufficient_credits', null, tx);
+    // Woken by a top-up that did not cover a reply after all: the fallback went already.
+    if (fallback && !(await fallbackAlreadyQueued(userId, ids, tx))) {
       await insertMessage(
         userId,
         conversationId,
