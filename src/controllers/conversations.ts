@@ -53,7 +53,7 @@ const messageJson = z.object({
   author: z.enum(['customer', 'agent', 'human']),
   type: z.string(),
   text: z.string().nullable(),
-  status: z.enum(['pending', 'answered', 'ignored', 'insufficient_credits', 'queued', 'sent', 'delivered', 'read', 'failed']),
+  status: z.enum(['pending', 'answered', 'ignored', 'insufficient_credits', 'stale', 'queued', 'sent', 'delivered', 'read', 'cancelled', 'failed']),
   external_id: z.string().nullable(),
   error: z.object({ code: z.string(), message: z.string().nullable() }).optional(),
   created_at: timestamp,
@@ -214,4 +214,20 @@ defineRoute(
     errors: ['not_found'],
   },
   async ({ req, params }) => (await withExtraction(tenantOf(req), [await conversationService.resumeConversation(tenantOf(req), params.id)]))[0],
+);
+
+defineRoute(
+  conversationsRouter,
+  {
+    method: 'post',
+    path: '/conversations/:id/retry',
+    summary: 'Try failed messages again: inbound back to pending, outbound back to queued',
+    tag: TAG,
+    auth: 'tenant',
+    params: idParams,
+    status: 202,
+    response: z.object({ data: z.array(messageJson).describe('the messages tried again, in their new status') }),
+    errors: ['not_found', 'conflict'],
+  },
+  async ({ req, params }) => ({ data: (await messageService.retryFailed(tenantOf(req), params.id)).map(toMessageJson) }),
 );

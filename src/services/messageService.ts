@@ -3,7 +3,7 @@
  * human's reply. Sending is the message worker's job; this module never calls a channel.
  */
 import { findConversation, lockConversation } from '../models/Conversation';
-import { insertHumanMessage, listMessages as listMessageRows, type Message } from '../models/Message';
+import { insertHumanMessage, listMessages as listMessageRows, retryFailedMessages, type Message } from '../models/Message';
 import { conflict, notFound } from '../utils/errors';
 import { decodeCursor, toPage, type Page, type PageRequest } from '../utils/pagination';
 import { withTransaction } from '../utils/database';
@@ -41,4 +41,22 @@ export async function sendHumanMessage(userId: string, conversationId: string, t
     logger.warn({ err: { message: error.message } }, 'could not queue the human message; the sweeper will'),
   );
   return message;
+}
+
+/**
+ * Tries the conversation's `failed` messages again (after an outage, or a cause fixed since):
+ * inbound back to `pending`, outbound back to `queued`, then the conversation is nudged. The
+ * worker's usual rules apply again: the stale cut-off, the takeover check before a bot reply
+ * goes, credits. `not_found` for another tenant's conversation, `conflict` when nothing failed.
+ */
+export async function retryFailed(userId: string, conversationId: string): Promise<Message[]> {
+  const retried = await withTransaction(async (tx) => {
+    if (!(await lockConversation(userId, conversationId, tx))) throw notFound('Conversation');
+    return retryFailedMessages(userId, conversationId, tx);
+  });
+  if (retried.length === 0) throw conflict('The conversation has no failed messages to retry');
+  await enqueueConversations([{ conversationId, userId, requestId: currentContext()?.requestId }]).catch((error: Error) =>
+    logger.warn({ err: { message: error.message } }, 'could not queue the retried messages; the sweeper will'),
+  );
+  return retried;
 }
