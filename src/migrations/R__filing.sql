@@ -147,7 +147,8 @@ BEGIN
     -- storing this id makes it ours; no part in flight any more makes it a human's
     -- (record_part_sent, flush_parked_echoes, R__sending.sql). The conversation's row lock, held
     -- here and taken by record_part_sent, keeps the two from missing each other.
-    IF EXISTS (SELECT 1 FROM outbound_parts op JOIN messages m ON m.id = op.message_id
+    -- (Instagram only: its sends are the ones whose echoes come back, and whose record takes the lock.)
+    IF p_channel = 'instagram' AND EXISTS (SELECT 1 FROM outbound_parts op JOIN messages m ON m.id = op.message_id
                 WHERE op.status = 'sending' AND op.channel = p_channel AND m.conversation_id = conversation.id
                   AND op.sending_since > now() - make_interval(secs => p_grace_ms / 1000.0)) THEN
       INSERT INTO parked_echoes (channel, external_id, user_id, conversation_id, type, text, payload, external_ts)

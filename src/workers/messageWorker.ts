@@ -368,7 +368,8 @@ export class MessageWorker implements WorkerProcess {
         // is let go (acknowledged) rather than left to be redelivered, so waiting spends neither
         // attempts nor deliveries (guarantee 11). A fresh nudge comes when the circuit lets a call
         // through; if this worker dies first, the sweeper finds the conversation still owed.
-        this.renudgeAfter(nudge, Math.min(Math.max(error.retryAfterMs, MIN_CIRCUIT_WAIT_MS), this.leaseMs * 4));
+        // Jittered, so the conversations that waited on one circuit do not all come back at once.
+        this.renudgeAfter(nudge, Math.round(Math.min(Math.max(error.retryAfterMs, MIN_CIRCUIT_WAIT_MS), this.leaseMs * 4) * (1 + Math.random() * 0.2)));
         logger.info({ conversation_id: nudge.conversationId, wait_ms: error.retryAfterMs }, 'turn waits for the model circuit');
         return true;
       }
