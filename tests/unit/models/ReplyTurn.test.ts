@@ -7,6 +7,10 @@
 import {
   ANSWERED_ELSEWHERE,
   beginReplyAttempt,
+  cancelBotReply,
+  fallbackAlreadyQueued,
+  requeueInsufficientCredits,
+  undoReplyAttempt,
   failPendingInbound,
   findStaleConversations,
   listHistory,
@@ -77,6 +81,10 @@ describe('every tenant-owned statement', () => {
     { name: 'recordPartSent', call: (client) => recordPartSent(USER, 'm', 0, 'wamid.1', client) },
     { name: 'releasePart', call: (client) => releasePart(USER, 'm', 0, 'token', client) },
     { name: 'markOutboundFailed', call: (client) => markOutboundFailed(USER, 'm', error, client) },
+    { name: 'cancelBotReply', call: (client) => cancelBotReply(USER, 'm', 'bot_paused', client), rows: [{ cancelled: true }] },
+    { name: 'requeueInsufficientCredits', call: (client) => requeueInsufficientCredits(USER, 86_400, client) },
+    { name: 'fallbackAlreadyQueued', call: (client) => fallbackAlreadyQueued(USER, ['m'], client) },
+    { name: 'undoReplyAttempt', call: (client) => undoReplyAttempt(USER, ['m'], client) },
   ]);
 });
 
