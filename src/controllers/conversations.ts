@@ -65,7 +65,7 @@ const messageJson = z.object({
   author: z.enum(['customer', 'agent', 'human']),
   type: z.string(),
   text: z.string().nullable(),
-  status: z.enum(['pending', 'answered', 'ignored', 'insufficient_credits', 'queued', 'sent', 'delivered', 'read', 'failed']),
+  status: z.enum(['pending', 'answered', 'ignored', 'insufficient_credits', 'stale', 'queued', 'sent', 'delivered', 'read', 'cancelled', 'failed']),
   external_id: z.string().nullable(),
   error: z.object({ code: z.string(), message: z.string().nullable() }).optional(),
   created_at: timestamp,
@@ -268,4 +268,20 @@ defineRoute(
     errors: ['not_found', 'conflict', 'opted_out'],
   },
   async ({ req, params, body }) => toMessageJson(await messageService.sendTemplate(tenantOf(req), params.id, body)),
+);
+
+defineRoute(
+  conversationsRouter,
+  {
+    method: 'post',
+    path: '/conversations/:id/retry',
+    summary: 'Try failed messages again: inbound back to pending, outbound back to queued',
+    tag: TAG,
+    auth: 'tenant',
+    params: idParams,
+    status: 202,
+    response: z.object({ data: z.array(messageJson).describe('the messages tried again, in their new status') }),
+    errors: ['not_found', 'conflict'],
+  },
+  async ({ req, params }) => ({ data: (await messageService.retryFailed(tenantOf(req), params.id)).map(toMessageJson) }),
 );

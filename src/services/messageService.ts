@@ -3,7 +3,7 @@
  * human's reply. Sending is the message worker's job; this module never calls a channel.
  */
 import { findConversation, lockConversation, type Conversation } from '../models/Conversation';
-import { insertHumanMessage, insertMessage, listMessages as listMessageRows, type Message } from '../models/Message';
+import { insertHumanMessage, insertMessage, listMessages as listMessageRows, retryFailedMessages, type Message } from '../models/Message';
 import { conflict, notFound, optedOut, validationError, windowClosed } from '../utils/errors';
 import { decodeCursor, toPage, type Page, type PageRequest } from '../utils/pagination';
 import { withTransaction } from '../utils/database';
@@ -95,8 +95,24 @@ export async function sendTemplate(userId: string, conversationId: string, templ
 }
 
 /** The message worker sends queued messages; if Redis is down, its sweeper finds them anyway. */
-async function nudge(userId: string, conversationId: string, messageId: string): Promise<void> {
-  await enqueueConversations([{ conversationId, userId, messageId, requestId: currentContext()?.requestId }]).catch((error: Error) =>
+async function nudge(userId: string, conversationId: string, messageId?: string): Promise<void> {
+  await enqueueConversations([{ conversationId, userId, ...(messageId ? { messageId } : {}), requestId: currentContext()?.requestId }]).catch((error: Error) =>
     logger.warn({ err: { message: error.message } }, 'could not queue the message; the sweeper will'),
   );
+}
+
+/**
+ * Tries the conversation's `failed` messages again (after an outage, or a cause fixed since):
+ * inbound back to `pending`, outbound back to `queued`, then the conversation is nudged. The
+ * worker's usual rules apply again: the stale cut-off, the takeover check before a bot reply
+ * goes, credits. `not_found` for another tenant's conversation, `conflict` when nothing failed.
+ */
+export async function retryFailed(userId: string, conversationId: string): Promise<Message[]> {
+  const retried = await withTransaction(async (tx) => {
+    if (!(await lockConversation(userId, conversationId, tx))) throw notFound('Conversation');
+    return retryFailedMessages(userId, conversationId, tx);
+  });
+  if (retried.length === 0) throw conflict('The conversation has no failed messages to retry');
+  await nudge(userId, conversationId);
+  return retried;
 }

@@ -10,7 +10,7 @@ import * as database from '../../../src/utils/database';
 import * as queue from '../../../src/utils/queue';
 import type { Conversation } from '../../../src/models/Conversation';
 import type { Message } from '../../../src/models/Message';
-import { listMessages, sendHumanMessage, sendTemplate, windowOpen } from '../../../src/services/messageService';
+import { listMessages, retryFailed, sendHumanMessage, sendTemplate, windowOpen } from '../../../src/services/messageService';
 import { runWithContext } from '../../../src/utils/context';
 import { logger } from '../../../src/utils/logger';
 import { encodeCursor } from '../../../src/utils/pagination';
@@ -211,5 +211,38 @@ describe('sendTemplate', () => {
 
     await expect(sendTemplate(USER, CONVERSATION, template)).rejects.toMatchObject({ code });
     expect(model.insertMessage).not.toHaveBeenCalled();
+describe('retryFailed', () => {
+  it('when failed messages go back, then it happens under the conversation\'s lock and the conversation is nudged after the commit', async () => {
+    model.lockConversation.mockResolvedValue(conversation());
+    model.retryFailedMessages.mockResolvedValue([message(1), message(2)]);
+
+    await expect(retryFailed(USER, CONVERSATION)).resolves.toEqual([message(1), message(2)]);
+
+    expect(model.lockConversation).toHaveBeenCalledWith(USER, CONVERSATION, fake.transaction);
+    expect(model.retryFailedMessages).toHaveBeenCalledWith(USER, CONVERSATION, fake.transaction);
+    expect(enqueue).toHaveBeenCalledWith([expect.objectContaining({ conversationId: CONVERSATION, userId: USER })]);
+  });
+
+  it('when nothing failed, then conflict and no nudge', async () => {
+    model.lockConversation.mockResolvedValue(conversation());
+    model.retryFailedMessages.mockResolvedValue([]);
+
+    await expect(retryFailed(USER, CONVERSATION)).rejects.toMatchObject({ code: 'conflict', status: 409 });
+    expect(enqueue).not.toHaveBeenCalled();
+  });
+
+  it('when the conversation is not the tenant\'s, then not_found and nothing is touched', async () => {
+    model.lockConversation.mockResolvedValue(null);
+
+    await expect(retryFailed(USER, CONVERSATION)).rejects.toMatchObject({ code: 'not_found' });
+    expect(model.retryFailedMessages).not.toHaveBeenCalled();
+  });
+
+  it('when Redis cannot take the nudge, then the retry still stands (the sweeper nudges)', async () => {
+    model.lockConversation.mockResolvedValue(conversation());
+    model.retryFailedMessages.mockResolvedValue([message(1)]);
+    enqueue.mockRejectedValue(new Error('redis down'));
+
+    await expect(retryFailed(USER, CONVERSATION)).resolves.toEqual([message(1)]);
   });
 });

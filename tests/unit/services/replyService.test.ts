@@ -125,7 +125,7 @@ function message(overrides: Partial<Message> = {}): Message {
     errorMessage: null,
     attempts: 0,
     externalTimestamp: null,
-    createdAt: new Date(0),
+    createdAt: new Date(Date.now() - 60_000),
     updatedAt: new Date(0),
     ...overrides,
   };
@@ -425,6 +425,18 @@ describe('serveConversation', () => {
       callbackData: expect.any(Function),
     });
     expect(reply).toMatchObject({ status: 'sent', externalId: 'wamid.OUT1' });
+  });
+
+  it('when a pending message is older than STALE_MESSAGE_SECONDS by Meta\'s timestamp, then it is marked stale with no model call; the fresh one is answered', async () => {
+    const old = message({ externalTimestamp: new Date(Date.now() - (config.STALE_MESSAGE_SECONDS + 60) * 1000), createdAt: new Date() });
+    const fresh = message();
+    installStore(old, fresh);
+
+    await serveConversation(USER, CONVERSATION, deps());
+
+    expect(model.markInboundStatus).toHaveBeenCalledWith(USER, [old.id], 'stale', expect.objectContaining({ code: 'stale' }));
+    expect(openai.complete).toHaveBeenCalledTimes(1);
+    expect(model.recordReply).toHaveBeenCalledWith(USER, CONVERSATION, expect.objectContaining({ answered: [fresh.id] }));
   });
 
   it('when several messages are pending, then one reply answers them all and quotes the newest', async () => {
@@ -761,7 +773,7 @@ describe('serveConversation', () => {
       expect(pendingMessage).toMatchObject({ status: 'pending', attempts: 0 });
     });
 
-    it('when requests reached the provider before the circuit refused the rest, then the attempt counts', async () => {
+    it('when requests reached the provider before the circuit refused the rest, then it is a transient failure: RetryLater, and the attempt is taken back (guarantee 12)', async () => {
       const pendingMessage = message();
       installStore(pendingMessage);
       openai.complete.mockRejectedValue(new ModelError('circuit_open', 'model_circuit_open', 'The AI provider is failing; waiting'));
@@ -770,8 +782,20 @@ describe('serveConversation', () => {
 
       expect(thrown).toBeInstanceOf(RetryLater);
       expect(thrown).not.toBeInstanceOf(WaitForCircuit);
-      expect(model.undoReplyAttempt).not.toHaveBeenCalled();
-      expect(pendingMessage.attempts).toBe(1);
+      expect(model.undoReplyAttempt).toHaveBeenCalledWith(USER, [pendingMessage.id]);
+    });
+
+    it('when the provider throttles with a Retry-After, then RetryLater carries the hint and the attempt is taken back', async () => {
+      const pendingMessage = message();
+      installStore(pendingMessage);
+      openai.complete.mockRejectedValue(new ModelError('retryable', 'model_rate_limited', 'slow down', { retryAfterMs: 7_000 }));
+
+      const thrown = await serveConversation(USER, CONVERSATION, deps()).catch((e: unknown) => e);
+
+      expect(thrown).toBeInstanceOf(RetryLater);
+      expect((thrown as RetryLater).retryAfterMs).toBe(7_000);
+      expect(model.undoReplyAttempt).toHaveBeenCalledWith(USER, [pendingMessage.id]);
+      expect(model.markInboundStatus).not.toHaveBeenCalledWith(USER, expect.anything(), 'failed', expect.anything());
     });
 
     it('when the lease is lost while the model answers, then RetryLater and the answer is not recorded', async () => {
@@ -1190,9 +1214,10 @@ describe('sendMessages', () => {
     });
   });
 
-  it('when the number was deleted, then every queued message fails with number_unavailable and Graph is not called', async () => {
-    const [a, b] = [outbound(), outbound()];
-    installStore(a, b);
+  it('when the number was deleted, then a human\'s queued message fails with number_unavailable, a bot reply is cancelled and refunded, and Graph is not called', async () => {
+    const [a, b] = [outbound({ author: 'human' }), outbound({ author: 'human' })];
+    const reply = outbound();
+    installStore(a, b, reply);
 
     await send(context({ phoneNumber: null }));
 
@@ -1202,6 +1227,8 @@ describe('sendMessages', () => {
         message: 'The number was deleted before this message could be sent',
       });
     }
+    expect(model.cancelBotReply).toHaveBeenCalledWith(USER, reply.id, 'number_unavailable');
+    expect(model.markOutboundFailed).not.toHaveBeenCalledWith(USER, reply.id, expect.anything());
     expect(graph.sendText).not.toHaveBeenCalled();
   });
 
