@@ -211,6 +211,9 @@ describe('sendTemplate', () => {
 
     await expect(sendTemplate(USER, CONVERSATION, template)).rejects.toMatchObject({ code });
     expect(model.insertMessage).not.toHaveBeenCalled();
+  });
+});
+
 describe('retryFailed', () => {
   it('when failed messages go back, then it happens under the conversation\'s lock and the conversation is nudged after the commit', async () => {
     model.lockConversation.mockResolvedValue(conversation());
