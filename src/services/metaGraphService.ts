@@ -63,7 +63,7 @@ export interface MarkReadInput {
   customerId: string;
   /**
    * Also show "typing…" (WhatsApp: `typing_indicator` on the same call, dismissed by the reply or
-   * after 25 s; Instagram: a separate `typing_on`). Only when a reply is really coming, as Meta
+   * after 25 s; Instagram: `typing_on` instead of `mark_seen`). Only when a reply is really coming, as Meta
    * asks (Meta: WhatsApp Cloud API › Typing indicators).
    */
   typingIndicator?: boolean;
@@ -515,11 +515,12 @@ export function createGraphClient(options: GraphClientOptions = {}): GraphClient
       );
       return;
     }
-    // "mark_seen indicators should only include the sender_action parameter and the recipient object".
-    await post(channel, accountId, accessToken, { recipient: { id: input.customerId }, sender_action: 'mark_seen' }, 'mark seen');
-    if (input.typingIndicator) {
-      await post(channel, accountId, accessToken, { recipient: { id: input.customerId }, sender_action: 'typing_on' }, 'typing on');
-    }
+    // One call either way. Instagram counts a message read only once a reply is sent (Meta:
+    // Instagram API with Instagram Login › Messaging API), so a turn that is about to reply
+    // shows `typing_on` alone; `mark_seen` is for reading without replying. Both carry only the
+    // recipient and the sender_action, as Meta asks.
+    const senderAction = input.typingIndicator ? 'typing_on' : 'mark_seen';
+    await post(channel, accountId, accessToken, { recipient: { id: input.customerId }, sender_action: senderAction }, senderAction.replace('_', ' '));
   }
 
   return { sendText, markRead };
