@@ -26,6 +26,7 @@ export function toAgentJson(agent: Agent) {
     debounce_ms: agent.debounceMs,
     lead_fields: agent.leadFields,
     fallback_message: agent.fallbackMessage,
+    vision: agent.vision,
     archived_at: agent.archivedAt?.toISOString() ?? null,
     created_at: agent.createdAt.toISOString(),
     updated_at: agent.updatedAt.toISOString(),
@@ -53,6 +54,7 @@ const fields = {
   debounce_ms: z.number().int().min(0).max(30_000).describe('Messages this close together get one reply'),
   lead_fields: agentService.leadFieldsSchema.nullable().describe(leadFieldsDescription),
   fallback_message: z.string().min(1).max(4096).nullable().describe('Sent free when the tenant has no credits'),
+  vision: z.boolean().describe("Customers' photos and stickers reach the model as images; false for a text-only model (they are described in words). Default true"),
 };
 
 const createBody = z.strictObject({
@@ -66,6 +68,7 @@ const createBody = z.strictObject({
   debounce_ms: fields.debounce_ms.optional(),
   lead_fields: fields.lead_fields.optional(),
   fallback_message: fields.fallback_message.optional(),
+  vision: fields.vision.optional(),
 });
 
 const updateBody = createBody
@@ -84,6 +87,7 @@ const agentResponse = z.object({
   debounce_ms: z.number().int(),
   lead_fields: z.array(agentService.leadFieldSchema).nullable(),
   fallback_message: z.string().nullable(),
+  vision: z.boolean(),
   archived_at: z.iso.datetime().nullable(),
   created_at: z.iso.datetime(),
   updated_at: z.iso.datetime(),
@@ -118,6 +122,7 @@ function toChanges(body: AgentBody): AgentChanges {
     debounceMs: body.debounce_ms,
     leadFields: body.lead_fields,
     fallbackMessage: body.fallback_message,
+    vision: body.vision,
   };
   return Object.fromEntries(Object.entries(changes).filter(([, value]) => value !== undefined)) as AgentChanges;
 }

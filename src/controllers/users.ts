@@ -48,7 +48,7 @@ const meJson = userJson.omit({ created_at: true }).extend({
 const entryJson = z.object({
   id: z.uuid(),
   amount: z.int().describe('negative = charge'),
-  reason: z.enum(['top_up', 'reply', 'extraction', 'adjustment']),
+  reason: z.enum(['top_up', 'reply', 'extraction', 'transcription', 'refund', 'adjustment']),
   description: z.string().nullable(),
   message_id: z.uuid().nullable().describe('the outbound message a reply charge paid for'),
   conversation_id: z.uuid().nullable(),

@@ -30,6 +30,8 @@ export interface Agent {
   /** null: the default fields (see `agentService.effectiveLeadFields`). */
   leadFields: LeadField[] | null;
   fallbackMessage: string | null;
+  /** Customers' images reach the model as images (false for text-only models: described in words). */
+  vision: boolean;
   archivedAt: Date | null;
   createdAt: Date;
   updatedAt: Date;
@@ -44,7 +46,7 @@ type AgentRow = Omit<Agent, 'temperature'> & { temperature: string | number };
 
 const COLUMNS = `id, user_id AS "userId", name, system_prompt AS "systemPrompt", model, temperature,
   max_tokens AS "maxTokens", history_limit AS "historyLimit", max_prompt_tokens AS "maxPromptTokens", debounce_ms AS "debounceMs",
-  lead_fields AS "leadFields", fallback_message AS "fallbackMessage", archived_at AS "archivedAt",
+  lead_fields AS "leadFields", fallback_message AS "fallbackMessage", vision, archived_at AS "archivedAt",
   created_at AS "createdAt", updated_at AS "updatedAt"`;
 
 // pg returns numeric as a string to avoid float surprises; numeric(3,2) fits a double exactly enough.
@@ -65,6 +67,7 @@ const CHANGEABLE: { [K in keyof NewAgent]-?: string } = {
   debounceMs: 'debounce_ms',
   leadFields: 'lead_fields',
   fallbackMessage: 'fallback_message',
+  vision: 'vision',
 };
 
 // jsonb parameters go in as text: pg would send a JS array as a Postgres array, not JSON.
@@ -74,8 +77,8 @@ const toParam = (key: keyof NewAgent, value: unknown): unknown =>
 export async function insertAgent(userId: string, input: NewAgent, client: Queryable = db): Promise<Agent> {
   const { rows } = await client.query<AgentRow>(
     `INSERT INTO agents (user_id, name, system_prompt, model, temperature, max_tokens, history_limit, debounce_ms,
-                         lead_fields, fallback_message, max_prompt_tokens)
-     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9::jsonb, $10, $11)
+                         lead_fields, fallback_message, max_prompt_tokens, vision)
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9::jsonb, $10, $11, $12)
      RETURNING ${COLUMNS}`,
     [
       userId,
@@ -89,6 +92,7 @@ export async function insertAgent(userId: string, input: NewAgent, client: Query
       toParam('leadFields', input.leadFields),
       input.fallbackMessage,
       input.maxPromptTokens,
+      input.vision,
     ],
   );
   return toAgent(rows[0]!);

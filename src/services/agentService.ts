@@ -93,6 +93,7 @@ export interface CreateAgentInput {
   debounceMs?: number | undefined;
   leadFields?: LeadField[] | null | undefined;
   fallbackMessage?: string | null | undefined;
+  vision?: boolean | undefined;
 }
 
 /**
@@ -120,6 +121,7 @@ export async function createAgent(userId: string, input: CreateAgentInput): Prom
     debounceMs: input.debounceMs ?? AGENT_DEFAULTS.debounceMs,
     leadFields: input.leadFields ?? null,
     fallbackMessage: input.fallbackMessage ?? null,
+    vision: input.vision ?? true,
   });
 }
 

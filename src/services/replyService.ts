@@ -19,7 +19,8 @@ import { costForUsage, holdTtlMs } from './creditService';
 import type { OpenAIService } from './openaiService';
 import { ModelError } from './modelErrors';
 import { buildChatMessages, estimatePromptTokens } from './chatPrompt';
-import { GraphError, partCallbackData, retryDelayMs, splitForChannel, type GraphClient } from './metaGraphService';
+import { fetchMedia, GraphError, partCallbackData, retryDelayMs, splitForChannel, type GraphClient, type MediaFetcher } from './metaGraphService';
+import { describeForModel, mediaOf, prepareTurnMedia } from './mediaService';
 import { insertMessage, type Message } from '../models/Message';
 import {
   ANSWERED_ELSEWHERE,
@@ -67,6 +68,8 @@ export interface ReplyDeps {
   now?: () => number;
   /** How long a part in doubt waits for Meta to settle it; SEND_IN_DOUBT_GRACE_MS by default. */
   sendInDoubtGraceMs?: number;
+  /** Downloads customers' media (voice notes, images); the Graph `config` names by default. */
+  fetchMedia?: MediaFetcher;
 }
 
 /** Everything a turn needs to answer a conversation, the number's access token decrypted. */
@@ -87,11 +90,12 @@ const MAX_SEND_WAIT_MS = 10_000;
 /** How often a part in doubt looks again whether Meta's status or echo settled it. */
 const IN_DOUBT_POLL_MS = 200;
 
-/** What the model reads for a message: its text, with non-text types named. */
-export function renderForModel(message: Pick<Message, 'type' | 'text'>): string | null {
-  if (message.type === 'text') return message.text;
-  const text = message.text?.trim();
-  return text ? `[${message.type}] ${text}` : `[${message.type}]`;
+/**
+ * What the model reads for a message: its text, and for other types what they are in a few
+ * typed words (services/mediaService.ts); `imageShown` when the image itself goes with it.
+ */
+export function renderForModel(message: Pick<Message, 'type' | 'text'> & Partial<Pick<Message, 'payload'>>, imageShown = false): string | null {
+  return describeForModel({ payload: null, ...message }, imageShown);
 }
 
 export async function serveConversation(userId: string, conversationId: string, deps: ReplyDeps): Promise<void> {
@@ -145,9 +149,23 @@ export async function serveConversation(userId: string, conversationId: string, 
     }
 
     void markReadBestEffort(context, newest, deps.graph, log).catch((error: unknown) => log.warn({ err: error }, 'mark-as-read failed'));
+    // Voice notes are transcribed (and charged) and images fetched here, in the worker, once per
+    // message; what cannot be had is described to the model by its type instead.
+    let turnHistory = history;
+    let images = new Map<string, string>();
+    if (pending.some((m) => mediaOf(m) !== null)) {
+      const prepared = await prepareTurnMedia(
+        { userId, conversationId, channel: context.conversation.channel, accessToken: context.phoneNumber?.accessToken ?? '', vision: agent.vision },
+        pending,
+        { openai: deps.openai, fetchMedia: deps.fetchMedia ?? fetchMedia, signal: deps.signal },
+      );
+      const updated = new Map(prepared.messages.map((m) => [m.id, m]));
+      turnHistory = history.map((m) => updated.get(m.id) ?? m);
+      images = prepared.images;
+    }
     const messages = buildChatMessages({
       systemPrompt: agent.systemPrompt,
-      history: history.map((m) => ({ author: m.author, text: renderForModel(m) })),
+      history: turnHistory.map((m) => ({ author: m.author, text: renderForModel(m, images.has(m.id)), image: images.get(m.id) })),
       historyLimit: agent.historyLimit,
       maxPromptTokens: agent.maxPromptTokens,
     });

@@ -19,7 +19,7 @@ import { conversationLease, markConversationDirty } from '../utils/locks';
 import { CONSUMER_GROUPS, enqueueConversations, isInboxNudge, messageStream, parseNudge, prefixedKey, type ConversationNudge, type Nudge } from '../utils/queue';
 import { replyMetrics } from '../utils/metrics';
 import { getOpenAIService, type OpenAIService } from '../services/openaiService';
-import { graphClient, type GraphClient } from '../services/metaGraphService';
+import { fetchMedia, graphClient, type GraphClient, type MediaFetcher } from '../services/metaGraphService';
 import { RetryLater, serveConversation, WaitForCircuit } from '../services/replyService';
 import { fileWaitingMessages } from '../services/inboxService';
 import { deadLetter, isPoison, nudgeLog, renudgeLost } from '../services/deliveryPolicy';
@@ -46,6 +46,8 @@ export interface MessageWorkerOptions {
   readAhead?: number;
   openai?: OpenAIService;
   graph?: GraphClient;
+  /** Downloads customers' media; the Graph `config` names by default. */
+  fetchMedia?: MediaFetcher;
 }
 
 type StreamEntry = [id: string, fields: string[]];
@@ -74,6 +76,7 @@ export class MessageWorker implements WorkerProcess {
   private readonly blockMs: number;
   private readonly openai: OpenAIService;
   private readonly graph: GraphClient;
+  private readonly fetchMedia: MediaFetcher;
   private readonly shards: number;
   private readonly redis: Redis = getRedis();
   /** One blocking connection per shard: a blocked read holds its connection (its node's, on a cluster). */
@@ -109,6 +112,7 @@ export class MessageWorker implements WorkerProcess {
     this.shards = options.shards ?? config.STREAM_SHARDS;
     this.openai = options.openai ?? getOpenAIService();
     this.graph = options.graph ?? graphClient;
+    this.fetchMedia = options.fetchMedia ?? fetchMedia;
   }
 
   async start(): Promise<void> {
@@ -332,6 +336,7 @@ export class MessageWorker implements WorkerProcess {
         await serveConversation(nudge.userId, nudge.conversationId, {
           openai: this.openai,
           graph: this.graph,
+          fetchMedia: this.fetchMedia,
           signal: controller.signal,
           sendInDoubtGraceMs: this.sendInDoubtGraceMs,
         });

@@ -30,6 +30,7 @@ const agentJson = {
   debounce_ms: 0,
   lead_fields: null,
   fallback_message: null,
+  vision: true,
   archived_at: null,
   created_at: at,
   updated_at: at,

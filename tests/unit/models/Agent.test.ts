@@ -23,6 +23,7 @@ const settings: NewAgent = {
   debounceMs: 1500,
   leadFields: [{ name: 'size', description: 'Shoe size', type: 'enum', values: ['38', '39'] }],
   fallbackMessage: 'Back soon',
+  vision: true,
 };
 
 /** A row as pg hands it over: numeric(3,2) as a string. */

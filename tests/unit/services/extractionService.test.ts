@@ -96,6 +96,7 @@ function agent(overrides: Partial<Agent> = {}): Agent {
     debounceMs: 0,
     leadFields: null,
     fallbackMessage: null,
+    vision: true,
     archivedAt: null,
     createdAt: new Date(),
     updatedAt: new Date(),
@@ -154,6 +155,7 @@ function openaiAnswering(answer: unknown | Error): { service: OpenAIService; cal
     breakerOpen: () => false,
     circuitRetryAfterMs: () => 0,
     complete: jest.fn(),
+    transcribe: jest.fn(),
     extractStructured: jest.fn(async (request: StructuredRequest) => {
       calls.push(request);
       if (answer instanceof Error) throw answer;

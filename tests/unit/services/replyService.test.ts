@@ -96,6 +96,7 @@ function context(
             debounceMs: 0,
             fallbackMessage: null,
             archivedAt: null,
+            vision: true,
             ...overrides.agent,
           },
     phoneNumber: overrides.phoneNumber === undefined ? { id: PHONE, externalId: 'PNID-1', agentId: AGENT, accessToken: TOKEN } : overrides.phoneNumber,
@@ -324,13 +325,14 @@ describe('renderForModel', () => {
     expect(renderForModel({ type: 'text', text: null })).toBeNull();
   });
 
-  it('when another type carries text, then it is tagged with its type and trimmed', () => {
-    expect(renderForModel({ type: 'image', text: '  red sneakers, size 42 ' })).toBe('[image] red sneakers, size 42');
+  it('when another type carries text, then it is described with its type, the text trimmed', () => {
+    expect(renderForModel({ type: 'image', text: '  red sneakers, size 42 ' })).toBe('[the customer sent a photo with the caption "red sneakers, size 42"; you cannot see it]');
+    expect(renderForModel({ type: 'image', text: '  red sneakers, size 42 ' }, true)).toBe('[photo] red sneakers, size 42');
   });
 
-  it('when another type has no text, or only whitespace, then only the tag is left', () => {
-    expect(renderForModel({ type: 'sticker', text: null })).toBe('[sticker]');
-    expect(renderForModel({ type: 'location', text: ' \n ' })).toBe('[location]');
+  it('when another type has no text, or only whitespace, then it is still described, never a bare tag', () => {
+    expect(renderForModel({ type: 'sticker', text: null })).toBe('[the customer sent a sticker without a caption; you cannot see it]');
+    expect(renderForModel({ type: 'location', text: ' \n ' })).toBe('[shared a location with no coordinates]');
   });
 });
 
@@ -388,7 +390,7 @@ describe('serveConversation', () => {
       messages: [
         { role: 'system', content: 'You sell shoes.' },
         { role: 'user', content: 'first question' },
-        { role: 'user', content: '[image] this one?' },
+        { role: 'user', content: '[the customer sent a photo with the caption "this one?"; you cannot see it]' },
       ],
       promptCacheKey: CONVERSATION,
       signal: controller.signal,
