@@ -9,7 +9,7 @@ import request from 'supertest';
 import { createHash } from 'node:crypto';
 import { config } from '../../src/config';
 import { costForAudio } from '../../src/services/mediaService';
-import { instagramAttachmentBody, whatsappMediaBody } from '../fixtures/meta';
+import { fixtureBytes, instagramAttachmentBody, whatsappMediaBody } from '../fixtures/meta';
 import { SPOKEN_PREFIX, messageImages, messageText, secondsFor } from '../fixtures/standins/openaiStandin';
 import { createBusiness, eventually, ledgerOf, messagesOf, pipelineForFile, postWebhook, type Business } from '../fixtures/pipeline';
 
@@ -169,3 +169,102 @@ describe('voice notes (issue 16 item 1)', () => {
 });
 
 
+
+/** The data URLs of images the model was last sent in the customer's turn. */
+function lastUserImages(): string[] {
+  const chat = pipeline().openai.completions().at(-1)!;
+  return (chat.body!.messages ?? []).filter((m) => m.role === 'user').flatMap((m) => messageImages(m));
+}
+
+describe('images and other media (issue 16 item 2)', () => {
+  const photo = Buffer.from('\xff\xd8\xff a photo of a red bicycle', 'latin1');
+  const photoHash = createHash('sha256').update(photo).digest('hex');
+
+  it('when a WhatsApp photo with a caption arrives, then the model sees the image (a data URL of its bytes) with the caption, and answers from what it shows', async () => {
+    const { app, graph, openai } = pipeline();
+    openai.describeImage(photoHash, 'a red bicycle with a flat tyre');
+    const business = await createBusiness(app);
+    const customer = newCustomer();
+    const { id: mediaId } = graph.addMedia({ bytes: photo, mimeType: 'image/jpeg', accountId: business.whatsapp.externalId });
+    await postWebhook(app, whatsappMediaBody({ phoneNumberId: business.whatsapp.externalId, from: customer, type: 'image', mediaId, mimeType: 'image/jpeg', caption: 'Can you fix this?' }));
+    expect(graph.mediaRequests).toEqual([]);
+    await pipeline().startWorker();
+
+    const { reply } = await answered(business, customer);
+    expect(lastUserImages()).toEqual([`data:image/jpeg;base64,${photo.toString('base64')}`]);
+    expect(lastUserText()).toBe('[photo] Can you fix this?');
+    expect(reply.text).toContain('I can see a red bicycle with a flat tyre.');
+    expect(graph.mediaRequests.map((r) => [r.kind, r.token])).toEqual([['lookup', business.whatsapp.token], ['download', business.whatsapp.token]]);
+
+    const [shown] = (await apiMessages(business, customer)).filter((m) => m.direction === 'inbound');
+    expect(shown).toMatchObject({ type: 'image', text: 'Can you fix this?', media: { type: 'image', mime_type: 'image/jpeg', caption: 'Can you fix this?' } });
+  });
+
+  it('when a WhatsApp sticker or an Instagram image arrives, then the model sees it too', async () => {
+    const { app, graph } = pipeline();
+    const business = await createBusiness(app);
+    const customer = newCustomer();
+    const sticker = Buffer.from('RIFF....WEBP sticker');
+    const { id: mediaId } = graph.addMedia({ bytes: sticker, mimeType: 'image/webp', accountId: business.whatsapp.externalId });
+    await postWebhook(app, whatsappMediaBody({ phoneNumberId: business.whatsapp.externalId, from: customer, type: 'sticker', mediaId, mimeType: 'image/webp' }));
+    await pipeline().startWorker();
+    const { reply } = await answered(business, customer);
+    expect(lastUserImages()).toEqual([`data:image/webp;base64,${sticker.toString('base64')}`]);
+    expect(reply.text).toContain(`I can see an image with sha256 ${createHash('sha256').update(sticker).digest('hex').slice(0, 12)}`);
+
+    const igsid = newIgsid();
+    const { url } = graph.addMedia({ bytes: photo, mimeType: 'image/png' });
+    await postWebhook(app, instagramAttachmentBody({ accountId: business.instagram.externalId, igsid, type: 'image', url }));
+    await answered(business, igsid);
+    expect(lastUserImages()).toEqual([`data:image/png;base64,${photo.toString('base64')}`]);
+  });
+
+  it('when the agent has vision off, then the photo is not downloaded and the model reads a description with its caption', async () => {
+    const { app, graph } = pipeline();
+    const business = await createBusiness(app, { agent: { vision: false } });
+    const customer = newCustomer();
+    const { id: mediaId } = graph.addMedia({ bytes: photo, mimeType: 'image/jpeg', accountId: business.whatsapp.externalId });
+    await postWebhook(app, whatsappMediaBody({ phoneNumberId: business.whatsapp.externalId, from: customer, type: 'image', mediaId, mimeType: 'image/jpeg', caption: 'In stock?' }));
+    await pipeline().startWorker();
+
+    await answered(business, customer);
+    expect(graph.mediaRequests).toEqual([]);
+    expect(lastUserImages()).toEqual([]);
+    expect(lastUserText()).toBe('[the customer sent a photo with the caption "In stock?"; you cannot see it]');
+  });
+
+  it('when a document, a video or a location arrives, then the model reads a short typed description, never a bare placeholder', async () => {
+    const { app, graph } = pipeline();
+    const business = await createBusiness(app);
+    await pipeline().startWorker();
+
+    const withDocument = newCustomer();
+    await postWebhook(app, whatsappMediaBody({ phoneNumberId: business.whatsapp.externalId, from: withDocument, type: 'document', mediaId: 'doc-1', mimeType: 'application/pdf', filename: 'invoice-0042.pdf', caption: 'Wrong amount' }));
+    await answered(business, withDocument);
+    expect(lastUserText()).toBe('[the customer sent a document "invoice-0042.pdf" (application/pdf) with the caption "Wrong amount"]');
+
+    const withVideo = newCustomer();
+    await postWebhook(app, whatsappMediaBody({ phoneNumberId: business.whatsapp.externalId, from: withVideo, type: 'video', mediaId: 'vid-1', mimeType: 'video/mp4' }));
+    await answered(business, withVideo);
+    expect(lastUserText()).toBe('[the customer sent a video (video/mp4) without a caption]');
+
+    const withLocation = newCustomer();
+    await postWebhook(app, fixtureWithIds('whatsapp_location.json', business.whatsapp.externalId, withLocation));
+    await answered(business, withLocation);
+    expect(lastUserText()).toMatch(/^\[location\] .*\(-?\d+(\.\d+)?, -?\d+(\.\d+)?\)$/);
+    // Documents and videos are described, not fetched.
+    expect(graph.mediaRequests).toEqual([]);
+  });
+});
+
+/** A shared fixture's body, sent to this number from this customer. */
+function fixtureWithIds(name: string, phoneNumberId: string, customer: string): string {
+  const body = JSON.parse(fixtureBytes(name).toString('utf8'));
+  const value = body.entry[0].changes[0].value;
+  value.metadata.phone_number_id = phoneNumberId;
+  value.contacts[0].wa_id = customer;
+  value.messages[0].from = customer;
+  value.messages[0].id = `wamid.${customer}${Date.now()}`;
+  value.messages[0].timestamp = String(Math.floor(Date.now() / 1000));
+  return JSON.stringify(body);
+}
