@@ -41,6 +41,7 @@ import {
 } from '../models/ReplyTurn';
 import { decryptAccessToken } from './accessTokens';
 import { replyMetrics } from '../utils/metrics';
+import type { SendRateLimiter } from '../utils/sendRate';
 
 /** A transient failure: leave the work where it is and try again after the lease. */
 export class RetryLater extends Error {
@@ -70,6 +71,8 @@ export interface ReplyDeps {
   sendInDoubtGraceMs?: number;
   /** Downloads customers' media (voice notes, images); the Graph `config` names by default. */
   fetchMedia?: MediaFetcher;
+  /** Meta's throughput per account, shared by every worker; none: sends go unpaced. */
+  sendRate?: SendRateLimiter;
 }
 
 /** Everything a turn needs to answer a conversation, the number's access token decrypted. */
@@ -301,7 +304,7 @@ async function markReadBestEffort(context: ReplyContext, message: Message, graph
 export async function sendMessages(
   context: ReplyContext,
   queued: Message[],
-  deps: Pick<ReplyDeps, 'graph' | 'signal' | 'sendInDoubtGraceMs'>,
+  deps: Pick<ReplyDeps, 'graph' | 'signal' | 'sendInDoubtGraceMs' | 'sendRate'>,
   log: typeof logger,
 ): Promise<void> {
   const { userId } = context.conversation;
@@ -344,11 +347,18 @@ async function sendPart(
   message: Message,
   index: number,
   text: string,
-  deps: Pick<ReplyDeps, 'graph' | 'signal' | 'sendInDoubtGraceMs'>,
+  deps: Pick<ReplyDeps, 'graph' | 'signal' | 'sendInDoubtGraceMs' | 'sendRate'>,
   log: typeof logger,
 ): Promise<string | null> {
   const { userId } = context.conversation;
   for (let attempt = 1; ; attempt++) {
+    // The account's turn in the shared bucket first, before the part is claimed: a send that
+    // finds it empty waits here (no part is in doubt meanwhile) rather than fail.
+    if (deps.sendRate) {
+      await deps.sendRate.take(message.channel, context.phoneNumber.externalId, deps.signal).catch(() => {
+        throw new RetryLater('lease lost while waiting for the send rate');
+      });
+    }
     const token = randomUUID();
     const settled = await claimPart(userId, message, index, text, token, deps, log);
     if (settled !== null) return settled;

@@ -19,6 +19,7 @@ import { conversationLease, markConversationDirty } from '../utils/locks';
 import { CONSUMER_GROUPS, enqueueConversations, isInboxNudge, messageStream, parseNudge, prefixedKey, type ConversationNudge, type Nudge } from '../utils/queue';
 import { replyMetrics } from '../utils/metrics';
 import { getOpenAIService, type OpenAIService } from '../services/openaiService';
+import { createSendRateLimiter, type SendRateLimiter } from '../utils/sendRate';
 import { fetchMedia, graphClient, type GraphClient, type MediaFetcher } from '../services/metaGraphService';
 import { RetryLater, serveConversation, WaitForCircuit } from '../services/replyService';
 import { fileWaitingMessages } from '../services/inboxService';
@@ -48,6 +49,8 @@ export interface MessageWorkerOptions {
   graph?: GraphClient;
   /** Downloads customers' media; the Graph `config` names by default. */
   fetchMedia?: MediaFetcher;
+  /** Meta's throughput per account, shared through Redis by every worker; META_SEND_RATE_PER_SECOND by default. */
+  sendRate?: SendRateLimiter;
 }
 
 type StreamEntry = [id: string, fields: string[]];
@@ -77,6 +80,7 @@ export class MessageWorker implements WorkerProcess {
   private readonly openai: OpenAIService;
   private readonly graph: GraphClient;
   private readonly fetchMedia: MediaFetcher;
+  private readonly sendRate: SendRateLimiter;
   private readonly shards: number;
   private readonly redis: Redis = getRedis();
   /** One blocking connection per shard: a blocked read holds its connection (its node's, on a cluster). */
@@ -113,6 +117,7 @@ export class MessageWorker implements WorkerProcess {
     this.openai = options.openai ?? getOpenAIService();
     this.graph = options.graph ?? graphClient;
     this.fetchMedia = options.fetchMedia ?? fetchMedia;
+    this.sendRate = options.sendRate ?? createSendRateLimiter({ redis: this.redis });
   }
 
   async start(): Promise<void> {
@@ -337,6 +342,7 @@ export class MessageWorker implements WorkerProcess {
           openai: this.openai,
           graph: this.graph,
           fetchMedia: this.fetchMedia,
+          sendRate: this.sendRate,
           signal: controller.signal,
           sendInDoubtGraceMs: this.sendInDoubtGraceMs,
         });

@@ -451,6 +451,32 @@ describe('serveConversation', () => {
     });
   });
 
+  it('when the account’s send-rate bucket is shared, then each part takes its turn before it goes', async () => {
+    installStore(message());
+    const order: string[] = [];
+    const take = jest.fn(async () => {
+      order.push('take');
+      return 1;
+    });
+    graph.sendText.mockImplementation(async () => {
+      order.push('send');
+      return sent('wamid.OUT-rate');
+    });
+
+    await serveConversation(USER, CONVERSATION, deps({ sendRate: { take, ratePerSecond: 80 } }));
+
+    expect(take).toHaveBeenCalledWith('whatsapp', 'PNID-1', expect.any(AbortSignal));
+    expect(order).toEqual(['take', 'send']);
+  });
+
+  it('when the wait for the send rate is cut short (lease lost), then nothing is sent and the turn is retried later', async () => {
+    installStore(message());
+    const take = jest.fn(async () => Promise.reject(new Error('aborted')));
+
+    await expect(serveConversation(USER, CONVERSATION, deps({ sendRate: { take, ratePerSecond: 80 } }))).rejects.toBeInstanceOf(RetryLater);
+    expect(graph.sendText).not.toHaveBeenCalled();
+  });
+
   it('when marking read fails, then the reply still goes out', async () => {
     installStore(message());
     graph.markRead.mockRejectedValue(new Error('Graph down'));
