@@ -18,6 +18,7 @@ import { clip, describeError, INTERRUPTED, Progress } from './demo/progress';
 import { printChecks, printEpilogue, printReport } from './demo/report';
 import type { DemoOptions, DemoResult } from './demo/result';
 import { extractLead, openTheShop, playCustomers, readBack } from './demo/scenes';
+import { playMedia } from './demo/media';
 import { buildTheSet, killProductGroup, planStage, strikeTheSet, type SetPieces } from './demo/stage';
 
 /**
@@ -54,6 +55,7 @@ export async function runDemo(options: DemoOptions = {}): Promise<DemoResult> {
     const set = await buildTheSet(progress, stage, pieces, signal);
     const shop = await openTheShop(progress, set.baseUrl, signal);
     const ana = await playCustomers(progress, shop, result.scenes);
+    await playMedia(progress, shop, set.graph, result.scenes);
     if (result.extractionAvailable) {
       result.lead = await extractLead(progress, shop, ana, options.extractionTimeoutMs ?? 25_000);
     } else {

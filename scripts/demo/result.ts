@@ -8,6 +8,7 @@ export interface TranscriptMessage {
   status: string;
   externalId: string | null;
   error?: { code: string; message: string | null };
+  media?: { type: string; mime_type: string | null; caption?: string; transcript?: string };
 }
 
 export interface Transcript {
@@ -48,6 +49,9 @@ export interface DemoScenes {
   benQuestion: string;
   benWhilePaused: string;
   benAfterResume: string;
+  /** Issue 16: Carla's voice note and photo (scripts/demo/media.ts). */
+  voiceNote: string;
+  photo: string;
 }
 
 export interface DemoResult {
