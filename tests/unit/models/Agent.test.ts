@@ -56,7 +56,7 @@ describe('insertAgent', () => {
 
     const agent = await insertAgent(USER, settings);
 
-    expect(paramsOf(fake.db)).toEqual([USER, 'Shoes', 'You sell shoes.', 'gpt-test', 0.4, 300, 20, 1500, JSON.stringify(settings.leadFields), 'Back soon', 6000]);
+    expect(paramsOf(fake.db)).toEqual([USER, 'Shoes', 'You sell shoes.', 'gpt-test', 0.4, 300, 20, 1500, JSON.stringify(settings.leadFields), 'Back soon', 6000, true]);
     expect(agent).toEqual({ ...settings, id: AGENT, userId: USER, temperature: 0.4, archivedAt: null, createdAt: AT, updatedAt: AT });
   });
 

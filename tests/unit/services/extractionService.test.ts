@@ -287,7 +287,7 @@ describe('buildTranscript and buildExtractionMessages', () => {
       'Customer: "Hi"',
       'Business (assistant): "Hello!"',
       'Business (staff): "Staff here"',
-      'Customer: "[image]"',
+      'Customer: "[the customer sent a photo without a caption; you cannot see it]"',
     ]);
   });
 
