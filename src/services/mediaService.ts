@@ -80,13 +80,14 @@ function captionPart(caption: string | undefined): string {
  * What the model reads for a message, as text: its words, and for anything but plain text what
  * it is, in a few typed words (file name, caption, coordinates), never a bare placeholder. A
  * voice note reads as its transcript; one that could not be transcribed says so, so the message
- * is still answered from its type. `imageShown`: the image itself goes with the text.
+ * is still answered from its type. `image`: true when the image itself goes with the text,
+ * `'earlier'` for a photo of an earlier turn (the model saw it then, and answered it).
  */
-export function describeForModel(message: MessageLike, imageShown = false): string | null {
+export function describeForModel(message: MessageLike, image: boolean | 'earlier' = false): string | null {
   const text = message.text?.trim() || null;
   if (message.type === 'text') return message.text;
   const media = mediaOf(message);
-  if (media) return describeMedia(message, media, imageShown);
+  if (media) return describeMedia(message, media, image);
   // Location, contacts and orders are rendered by the normaliser, their kind in brackets already.
   if (text?.startsWith(`[${message.type}]`)) return text;
   switch (message.type) {
@@ -101,7 +102,7 @@ export function describeForModel(message: MessageLike, imageShown = false): stri
   }
 }
 
-function describeMedia(message: MessageLike, media: StoredMedia, imageShown: boolean): string {
+function describeMedia(message: MessageLike, media: StoredMedia, image: boolean | 'earlier'): string {
   const caption = media.caption?.trim() || (media.state !== 'transcribed' ? message.text?.trim() : undefined) || undefined;
   switch (message.type) {
     case 'audio': {
@@ -118,7 +119,8 @@ function describeMedia(message: MessageLike, media: StoredMedia, imageShown: boo
     case 'image':
     case 'sticker': {
       const what = message.type === 'sticker' ? 'sticker' : 'photo';
-      if (imageShown) return caption ? `[${what}] ${caption}` : `[${what}]`;
+      if (image === true) return caption ? `[${what}] ${caption}` : `[${what}]`;
+      if (image === 'earlier') return `[the customer sent a ${what} ${captionPart(caption)} earlier; it was shown to you then]`;
       return `[the customer sent a ${what} ${captionPart(caption)}; you cannot see it]`;
     }
     case 'document':

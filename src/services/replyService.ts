@@ -95,10 +95,11 @@ const IN_DOUBT_POLL_MS = 200;
 
 /**
  * What the model reads for a message: its text, and for other types what they are in a few
- * typed words (services/mediaService.ts); `imageShown` when the image itself goes with it.
+ * typed words (services/mediaService.ts); `image`: true when the image itself goes with it,
+ * `'earlier'` for a photo the model was shown in an earlier turn.
  */
-export function renderForModel(message: Pick<Message, 'type' | 'text'> & Partial<Pick<Message, 'payload'>>, imageShown = false): string | null {
-  return describeForModel({ payload: null, ...message }, imageShown);
+export function renderForModel(message: Pick<Message, 'type' | 'text'> & Partial<Pick<Message, 'payload'>>, image: boolean | 'earlier' = false): string | null {
+  return describeForModel({ payload: null, ...message }, image);
 }
 
 export async function serveConversation(userId: string, conversationId: string, deps: ReplyDeps): Promise<void> {
@@ -168,7 +169,13 @@ export async function serveConversation(userId: string, conversationId: string, 
     }
     const messages = buildChatMessages({
       systemPrompt: agent.systemPrompt,
-      history: turnHistory.map((m) => ({ author: m.author, text: renderForModel(m, images.has(m.id)), image: images.get(m.id) })),
+      // Only this turn's images are sent (again and again would cost their tokens every reply);
+      // an earlier one, which the model saw and answered then, is named.
+      history: turnHistory.map((m) => ({
+        author: m.author,
+        text: renderForModel(m, images.has(m.id) || (agent.vision && !ids.includes(m.id) ? 'earlier' : false)),
+        image: images.get(m.id),
+      })),
       historyLimit: agent.historyLimit,
       maxPromptTokens: agent.maxPromptTokens,
     });

@@ -11,7 +11,7 @@ import { config } from '../../src/config';
 import { costForAudio } from '../../src/services/mediaService';
 import { fixtureBytes, instagramAttachmentBody, whatsappMediaBody } from '../fixtures/meta';
 import { SPOKEN_PREFIX, messageImages, messageText, secondsFor } from '../fixtures/standins/openaiStandin';
-import { createBusiness, eventually, ledgerOf, messagesOf, pipelineForFile, postWebhook, type Business } from '../fixtures/pipeline';
+import { createBusiness, customerWrites, eventually, ledgerOf, messagesOf, pipelineForFile, postWebhook, type Business } from '../fixtures/pipeline';
 
 const pipeline = pipelineForFile();
 let customerSeq = 0;
@@ -198,6 +198,14 @@ describe('images and other media (issue 16 item 2)', () => {
 
     const [shown] = (await apiMessages(business, customer)).filter((m) => m.direction === 'inbound');
     expect(shown).toMatchObject({ type: 'image', text: 'Can you fix this?', media: { type: 'image', mime_type: 'image/jpeg', caption: 'Can you fix this?' } });
+
+    // The next turn does not send the image again (nor fetch it): the model is told it saw it then.
+    await customerWrites(app, business, customer, 'How much would it cost?');
+    await eventually(async () => (await messagesOf(business.tenant.userId, customer)).filter((m) => m.direction === 'outbound' && m.status === 'sent').length === 2);
+    const next = openai.completions().at(-1)!.body!.messages!.filter((m) => m.role === 'user');
+    expect(next.flatMap((m) => messageImages(m))).toEqual([]);
+    expect(next.map((m) => messageText(m))).toEqual(['[the customer sent a photo with the caption "Can you fix this?" earlier; it was shown to you then]', 'How much would it cost?']);
+    expect(graph.mediaRequests).toHaveLength(2);
   });
 
   it('when a WhatsApp sticker or an Instagram image arrives, then the model sees it too', async () => {

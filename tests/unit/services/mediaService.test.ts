@@ -47,6 +47,7 @@ describe('describeForModel', () => {
     expect(describeForModel(photo, true)).toBe('[photo] this one?');
     expect(describeForModel(photo, false)).toBe('[the customer sent a photo with the caption "this one?"; you cannot see it]');
     expect(describeForModel(media('sticker', { media: {} }), false)).toBe('[the customer sent a sticker without a caption; you cannot see it]');
+    expect(describeForModel(photo, 'earlier')).toBe('[the customer sent a photo with the caption "this one?" earlier; it was shown to you then]');
   });
 
   it('when a document, a video or an Instagram file arrives, then file name, type and caption are described', () => {
