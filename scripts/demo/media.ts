@@ -14,10 +14,10 @@ import { clip, type Progress } from './progress';
 import type { DemoCheck, DemoResult, DemoScenes } from './result';
 import type { Shop } from './scenes';
 
-export const CARLA = { waId: '15550003333', name: 'Carla Mendes' };
+export const ELENA = { waId: '15550005555', name: 'Elena Costa' };
 
 export const MEDIA_SCRIPT = {
-  voiceNote: 'Hi, this is Carla. Do you deliver to Porto on Saturdays?',
+  voiceNote: 'Hi, this is Elena. Do you deliver to Porto on Saturdays?',
   photoCaption: 'Can you fix the strap on this one?',
   photoShows: 'a brown leather handbag with a torn strap',
 };
@@ -28,13 +28,13 @@ const PHOTO = Buffer.from('\xff\xd8\xff\xe0 JFIF demo photo of a brown leather h
 
 export async function playMedia(progress: Progress, shop: Shop, graph: GraphStandin, scenes: Partial<DemoScenes>): Promise<void> {
   const { conversationId } = await progress.step(
-    'Carla sends a voice note on WhatsApp (the worker fetches it from Graph with the number’s token and transcribes it)',
+    'Elena sends a voice note on WhatsApp (the worker fetches it from Graph with the number’s token and transcribes it)',
     async () => {
       const { id: mediaId } = graph.addMedia({ bytes: VOICE_NOTE, mimeType: 'audio/ogg; codecs=opus', accountId: WHATSAPP_NUMBER });
-      const body = whatsappMediaWebhook({ phoneNumberId: WHATSAPP_NUMBER, from: CARLA.waId, name: CARLA.name, type: 'audio', mediaId, mimeType: 'audio/ogg; codecs=opus' });
+      const body = whatsappMediaWebhook({ phoneNumberId: WHATSAPP_NUMBER, from: ELENA.waId, name: ELENA.name, type: 'audio', mediaId, mimeType: 'audio/ogg; codecs=opus' });
       scenes.voiceNote = messageIdOf(body);
       await shop.sendWebhook(body);
-      const conversation = await shop.conversationOf(shop.tenant.whatsappId, CARLA.waId);
+      const conversation = await shop.conversationOf(shop.tenant.whatsappId, ELENA.waId);
       await shop.replyTo(conversation.id, scenes.voiceNote);
       return { conversationId: conversation.id };
     },
@@ -42,11 +42,11 @@ export async function playMedia(progress: Progress, shop: Shop, graph: GraphStan
   );
 
   await progress.step(
-    'Carla sends a photo with a caption (the model sees the image itself)',
+    'Elena sends a photo with a caption (the model sees the image itself)',
     async () => {
       describeImage(createHash('sha256').update(PHOTO).digest('hex'), MEDIA_SCRIPT.photoShows);
       const { id: mediaId } = graph.addMedia({ bytes: PHOTO, mimeType: 'image/jpeg', accountId: WHATSAPP_NUMBER });
-      const body = whatsappMediaWebhook({ phoneNumberId: WHATSAPP_NUMBER, from: CARLA.waId, name: CARLA.name, type: 'image', mediaId, mimeType: 'image/jpeg', caption: MEDIA_SCRIPT.photoCaption });
+      const body = whatsappMediaWebhook({ phoneNumberId: WHATSAPP_NUMBER, from: ELENA.waId, name: ELENA.name, type: 'image', mediaId, mimeType: 'image/jpeg', caption: MEDIA_SCRIPT.photoCaption });
       scenes.photo = messageIdOf(body);
       await shop.sendWebhook(body);
       return shop.replyTo(conversationId, scenes.photo);

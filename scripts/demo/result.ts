@@ -33,6 +33,17 @@ export type LeadReport =
   | { status: 'timeout'; waitedMs: number }
   | { status: 'not_reached' };
 
+/** The tenant events the business's receiver got, in arrival order. */
+export type EventsReport = Array<{
+  id: string;
+  type: string;
+  createdAt: string;
+  channel: string | null;
+  customer: string | null;
+  /** The documented verifier accepted its X-Signature. */
+  verified: boolean;
+}>;
+
 export interface DemoCheck {
   name: string;
   passed: boolean;
@@ -49,7 +60,12 @@ export interface DemoScenes {
   benQuestion: string;
   benWhilePaused: string;
   benAfterResume: string;
-  /** Issue 16: Carla's voice note and photo (scripts/demo/media.ts). */
+  /** Cara's handoff keyword, and her message after the shop handed back to the bot. */
+  caraHandoff: string;
+  caraAfterHandBack: string;
+  /** Dan's STOP. */
+  optOut: string;
+  /** Issue 16: Elena's voice note and photo (scripts/demo/media.ts). */
   voiceNote: string;
   photo: string;
 }
@@ -67,6 +83,8 @@ export interface DemoResult {
   transcripts: Transcript[];
   credits: CreditsReport | null;
   lead: LeadReport;
+  /** Tenant events the business's receiver got; absent when the run stopped before. */
+  events?: EventsReport;
   /** Text messages Meta's Graph API (the stand-in) accepted. */
   graphTextSends: number;
   supervisorExitCode: number | null | undefined;

@@ -93,7 +93,27 @@ describe('npm run demo', () => {
     expect(botRepliesTo(result.scenes.benAfterResume)).toHaveLength(1);
   });
 
-  it("then Carla's voice note was answered from its transcript, shown in the API and charged as a transcription", () => {
+  it('then a handoff keyword paused the bot without a reply, and after the hand-back the bot answered again', () => {
+    const keyword = all().find((m) => m.externalId === result.scenes.caraHandoff)!;
+    expect(keyword.status).toBe('ignored');
+    expect(botRepliesTo(result.scenes.caraHandoff)).toHaveLength(0);
+    const { messages } = transcriptOf(result.scenes.caraHandoff);
+    expect(messages.some((m) => m.author === 'human')).toBe(true);
+    expect(botRepliesTo(result.scenes.caraAfterHandBack)).toHaveLength(1);
+    expect(output.some((line) => line.includes('paused_by "keyword"'))).toBe(true);
+  });
+
+  it('then the customer who sent STOP got one confirmation, nothing more, and the shop was refused with 409 opted_out', () => {
+    const { messages } = transcriptOf(result.scenes.optOut);
+    const confirmation = botRepliesTo(result.scenes.optOut);
+    expect(confirmation).toHaveLength(1);
+    expect(['sent', 'delivered', 'read']).toContain(confirmation[0]!.status);
+    expect(messages.at(-1)).toBe(confirmation[0]);
+    expect(messages.filter((m) => m.author === 'human')).toHaveLength(0);
+    expect(output.some((line) => line.includes('409 opted_out'))).toBe(true);
+  });
+
+  it("then Elena's voice note was answered from its transcript, shown in the API and charged as a transcription", () => {
     const voice = all().find((m) => m.direction === 'inbound' && m.externalId === result.scenes.voiceNote)!;
     expect(voice.media).toMatchObject({ type: 'audio', transcript: MEDIA_SCRIPT.voiceNote });
     expect(voice.text).toBe(MEDIA_SCRIPT.voiceNote);
@@ -103,7 +123,7 @@ describe('npm run demo', () => {
     expect(result.credits!.entries.filter((entry) => entry.reason === 'transcription')).toHaveLength(1);
   });
 
-  it("then Carla's photo was answered from what it shows", () => {
+  it("then Elena's photo was answered from what it shows", () => {
     const replies = botRepliesTo(result.scenes.photo);
     expect(replies).toHaveLength(1);
     expect(replies[0]!.text).toContain(MEDIA_SCRIPT.photoShows);
@@ -113,7 +133,8 @@ describe('npm run demo', () => {
     const credits = result.credits!;
     expect(credits.charged).toBeGreaterThan(0);
     expect(credits.balance).toBe(credits.entries.reduce((sum, entry) => sum + entry.amount, 0));
-    const replies = all().filter((m) => m.author === 'agent').length;
+    // The opt-out confirmation is the agent's message but free.
+    const replies = all().filter((m) => m.author === 'agent').length - botRepliesTo(result.scenes.optOut).length;
     expect(credits.entries.filter((entry) => entry.reason === 'reply')).toHaveLength(replies);
     expect(output.some((line) => line.startsWith('Credits'))).toBe(true);
   });

@@ -7,6 +7,10 @@
 import {
   ANSWERED_ELSEWHERE,
   beginReplyAttempt,
+  cancelBotReply,
+  fallbackAlreadyQueued,
+  requeueInsufficientCredits,
+  undoReplyAttempt,
   failPendingInbound,
   findStaleConversations,
   listHistory,
@@ -73,10 +77,14 @@ describe('every tenant-owned statement', () => {
     { name: 'markInboundStatus', call: (client) => markInboundStatus(USER, ['m'], 'ignored', null, client) },
     { name: 'failPendingInbound', call: (client) => failPendingInbound(USER, CONVERSATION, error, client) },
     { name: 'markOutboundSent', call: (client) => markOutboundSent(USER, 'm', ['wamid.1'], client) },
-    { name: 'claimOutboundPart', call: (client) => claimOutboundPart(USER, 'm', 0, 'hi', 'token', 15_000, client), rows: [{ outcome: 'claimed', externalId: null, waitMs: 0 }] },
+    { name: 'claimOutboundPart', call: (client) => claimOutboundPart(USER, 'm', 0, 'hi', 'token', 15_000, 86_400, client), rows: [{ outcome: 'claimed', externalId: null, waitMs: 0 }] },
     { name: 'recordPartSent', call: (client) => recordPartSent(USER, 'm', 0, 'wamid.1', client) },
     { name: 'releasePart', call: (client) => releasePart(USER, 'm', 0, 'token', client) },
     { name: 'markOutboundFailed', call: (client) => markOutboundFailed(USER, 'm', error, client) },
+    { name: 'cancelBotReply', call: (client) => cancelBotReply(USER, 'm', 'bot_paused', client), rows: [{ cancelled: true }] },
+    { name: 'requeueInsufficientCredits', call: (client) => requeueInsufficientCredits(USER, 86_400, client) },
+    { name: 'fallbackAlreadyQueued', call: (client) => fallbackAlreadyQueued(USER, ['m'], client) },
+    { name: 'undoReplyAttempt', call: (client) => undoReplyAttempt(USER, ['m'], client) },
   ]);
 });
 
@@ -232,8 +240,8 @@ describe('claimOutboundPart', () => {
   it('when the claim is made, then the part, its text, the attempt token and the grace go to claim_outbound_part', async () => {
     answer(fake.db, [{ outcome: 'claimed', externalId: null, waitMs: 0 }]);
 
-    expect(await claimOutboundPart(USER, 'm', 2, 'part two', 'token-1', 15_000)).toEqual({ outcome: 'claimed' });
-    expect(paramsOf(fake.db)).toEqual([USER, 'm', 2, 'part two', 'token-1', 15_000]);
+    expect(await claimOutboundPart(USER, 'm', 2, 'part two', 'token-1', 15_000, 86_400)).toEqual({ outcome: 'claimed' });
+    expect(paramsOf(fake.db)).toEqual([USER, 'm', 2, 'part two', 'token-1', 15_000, 86_400]);
   });
 
   it.each([
@@ -245,7 +253,7 @@ describe('claimOutboundPart', () => {
   ])('when the database answers %o, then the claim reads %o', async (row, claim) => {
     answer(fake.db, [row]);
 
-    expect(await claimOutboundPart(USER, 'm', 0, 'hi', 'token', 15_000)).toEqual(claim);
+    expect(await claimOutboundPart(USER, 'm', 0, 'hi', 'token', 15_000, 86_400)).toEqual(claim);
   });
 });
 
