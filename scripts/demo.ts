@@ -19,6 +19,7 @@ import { printChecks, printEpilogue, printReport } from './demo/report';
 import type { DemoOptions, DemoResult } from './demo/result';
 import { extractLead, openTheShop, playCustomers, readBack } from './demo/scenes';
 import { collectEvents, subscribeTheBusiness, type Subscription } from './demo/events';
+import { playMedia } from './demo/media';
 import { buildTheSet, killProductGroup, planStage, strikeTheSet, type SetPieces } from './demo/stage';
 
 /**
@@ -57,6 +58,7 @@ export async function runDemo(options: DemoOptions = {}): Promise<DemoResult> {
     const shop = await openTheShop(progress, set.baseUrl, signal);
     subscription = await subscribeTheBusiness(progress, shop);
     const ana = await playCustomers(progress, shop, result.scenes);
+    await playMedia(progress, shop, set.graph, result.scenes);
     if (result.extractionAvailable) {
       result.lead = await extractLead(progress, shop, ana, options.extractionTimeoutMs ?? 25_000);
     } else {

@@ -67,6 +67,35 @@ export function whatsappTextWebhook(input: WhatsAppTextInput | WhatsAppTextInput
   });
 }
 
+export interface WhatsAppMediaInput {
+  phoneNumberId: string;
+  from: string;
+  /** `audio`, `image`, `sticker`, `video` or `document`. */
+  type: 'audio' | 'image' | 'sticker' | 'video' | 'document';
+  /** The media id Graph resolves (`GET /{version}/{media-id}`). */
+  mediaId: string;
+  mimeType: string;
+  caption?: string | undefined;
+  filename?: string | undefined;
+  /** Audio only: a recorded voice note (true) or an audio file (false). */
+  voice?: boolean | undefined;
+  name?: string | undefined;
+  id?: string | undefined;
+}
+
+/** A WhatsApp `messages` webhook carrying one media message, as Meta sends it: the media's id, never its bytes. */
+export function whatsappMediaWebhook(input: WhatsAppMediaInput): string {
+  const media: Record<string, unknown> = { mime_type: input.mimeType, sha256: randomBytes(32).toString('base64'), id: input.mediaId };
+  if (input.caption !== undefined) media.caption = input.caption;
+  if (input.filename !== undefined) media.filename = input.filename;
+  if (input.type === 'audio') media.voice = input.voice ?? true;
+  if (input.type === 'sticker') media.animated = false;
+  return whatsappWebhook(input.phoneNumberId, {
+    contacts: [{ profile: { name: input.name ?? 'Customer' }, wa_id: input.from }],
+    messages: [{ from: input.from, id: input.id ?? newWamid(), timestamp: unixSeconds(), type: input.type, [input.type]: media }],
+  });
+}
+
 export type WhatsAppStatus = 'sent' | 'delivered' | 'read' | 'failed';
 
 export interface WhatsAppStatusInput {
@@ -154,6 +183,32 @@ export function instagramTextWebhook(input: InstagramTextInput): string {
             recipient: { id: recipient },
             timestamp: now,
             message: { mid: input.mid ?? newInstagramMid(input.accountId), text: input.text, ...(input.echo ? { is_echo: true } : {}) },
+          },
+        ],
+      },
+    ],
+  });
+}
+
+/** An Instagram messaging webhook carrying one attachment (`audio`, `image`, `video`, `file`…) by its CDN URL. */
+export function instagramAttachmentWebhook(input: { accountId: string; igsid: string; type: string; url: string; text?: string; mid?: string }): string {
+  const now = Date.now();
+  return JSON.stringify({
+    object: 'instagram',
+    entry: [
+      {
+        id: input.accountId,
+        time: now,
+        messaging: [
+          {
+            sender: { id: input.igsid },
+            recipient: { id: input.accountId },
+            timestamp: now,
+            message: {
+              mid: input.mid ?? newInstagramMid(input.accountId),
+              ...(input.text !== undefined ? { text: input.text } : {}),
+              attachments: [{ type: input.type, payload: { url: input.url } }],
+            },
           },
         ],
       },

@@ -21,6 +21,8 @@ export interface ApiMessage {
   status: string;
   external_id: string | null;
   error?: { code: string; message: string | null };
+  /** A customer's media (CONTRACT §3): `text` holds its caption or transcript. */
+  media?: { type: string; mime_type: string | null; caption?: string; transcript?: string };
 }
 export interface ApiLedgerEntry {
   amount: number;
@@ -107,6 +109,7 @@ export function toTranscript(conversation: ApiConversation, messages: ApiMessage
       status: m.status,
       externalId: m.external_id,
       ...(m.error ? { error: m.error } : {}),
+      ...(m.media ? { media: m.media } : {}),
     })),
   };
 }

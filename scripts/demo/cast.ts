@@ -2,7 +2,7 @@
  * The cast and the set of the demo: the shop's accounts, its customers, what they say, and the
  * stand-in model's voice. Everything the scenes and the checks agree on lives here.
  */
-import { trailingUserText, type ChatRequestBody } from '../../tests/fixtures/standins/openaiStandin';
+import { imagesSeen, trailingUserText, type ChatRequestBody } from '../../tests/fixtures/standins/openaiStandin';
 
 /** The product's development defaults, set explicitly so a developer's `.env` cannot change them. */
 export const ADMIN_API_KEY = 'dev-admin-key';
@@ -64,6 +64,8 @@ export function shopAssistantReply(request: ChatRequestBody): string {
   if (/\b(deliver|delivery|ship|shipping)\b/.test(lower)) parts.push('We deliver in 2–3 working days, Saturdays included.');
   if (/\b(refund|return|broken|damaged)\b/.test(lower)) parts.push('I am sorry to hear that; a colleague will take care of it.');
   if (name) parts.push('I have noted your details.');
+  // A photo the customer sent: the stand-in "sees" it by its bytes (scripts/demo/media.ts).
+  for (const seen of imagesSeen(request.messages ?? [])) parts.push(`I can see ${seen}: we can repair that in a week.`);
   if (parts.length === 2) parts.push('How else can I help?');
   return parts.join(' ');
 }

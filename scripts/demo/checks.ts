@@ -5,6 +5,7 @@
 import { SCRIPT } from './cast';
 import { secs } from './progress';
 import type { DemoCheck, DemoResult, Transcript, TranscriptMessage } from './result';
+import { mediaChecks } from './media';
 
 /** The agent's messages that answer `externalId`: those after it, up to the next customer message. */
 export function agentRepliesAfter(transcript: Transcript, externalId: string): TranscriptMessage[] {
@@ -93,6 +94,8 @@ export function computeChecks(result: DemoResult): DemoCheck[] {
     result.graphTextSends === outbound.length,
     `${result.graphTextSends} text sends for ${outbound.length} outbound messages`,
   );
+
+  checks.push(...mediaChecks(result));
 
   if (credits) {
     const agentReplies = outbound.filter((m) => m.author === 'agent').length - optOutConfirmations.length;

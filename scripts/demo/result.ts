@@ -8,6 +8,7 @@ export interface TranscriptMessage {
   status: string;
   externalId: string | null;
   error?: { code: string; message: string | null };
+  media?: { type: string; mime_type: string | null; caption?: string; transcript?: string };
 }
 
 export interface Transcript {
@@ -64,6 +65,9 @@ export interface DemoScenes {
   caraAfterHandBack: string;
   /** Dan's STOP. */
   optOut: string;
+  /** Issue 16: Elena's voice note and photo (scripts/demo/media.ts). */
+  voiceNote: string;
+  photo: string;
 }
 
 export interface DemoResult {

@@ -16,9 +16,10 @@ import { openaiSection } from './openai';
 import { workersSection } from './workers';
 import { creditsSection } from './credits';
 import { eventsSection } from './events';
+import { mediaSection } from './media';
 
 /** In this order their problems are listed and their variables documented. */
-const SECTIONS = [serverSection, securitySection, databaseSection, redisSection, metaSection, openaiSection, workersSection, creditsSection, eventsSection] as const;
+const SECTIONS = [serverSection, securitySection, databaseSection, redisSection, metaSection, openaiSection, workersSection, creditsSection, eventsSection, mediaSection] as const;
 
 const schema = z.object({
   ...serverSection.shape,
@@ -30,6 +31,7 @@ const schema = z.object({
   ...workersSection.shape,
   ...creditsSection.shape,
   ...eventsSection.shape,
+  ...mediaSection.shape,
 });
 
 /** Secrets that `NODE_ENV=production` refuses to default, with their public development values. */

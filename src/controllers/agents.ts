@@ -31,6 +31,7 @@ export function toAgentJson(agent: Agent) {
     opt_out_keywords: agent.optOutKeywords,
     opt_in_keywords: agent.optInKeywords,
     opt_out_message: agent.optOutMessage,
+    vision: agent.vision,
     archived_at: agent.archivedAt?.toISOString() ?? null,
     created_at: agent.createdAt.toISOString(),
     updated_at: agent.updatedAt.toISOString(),
@@ -78,6 +79,7 @@ const fields = {
     .max(4096)
     .nullable()
     .describe('The confirmation an opted-out customer gets, once, free; null: "You are unsubscribed and will get no more messages from us here. Reply START to subscribe again." (the first opt-in keyword)'),
+  vision: z.boolean().describe("Customers' photos and stickers reach the model as images; false for a text-only model (they are described in words). Default true"),
 };
 
 const createBody = z.strictObject({
@@ -96,6 +98,7 @@ const createBody = z.strictObject({
   opt_out_keywords: fields.opt_out_keywords.optional(),
   opt_in_keywords: fields.opt_in_keywords.optional(),
   opt_out_message: fields.opt_out_message.optional(),
+  vision: fields.vision.optional(),
 });
 
 const updateBody = createBody
@@ -119,6 +122,7 @@ const agentResponse = z.object({
   opt_out_keywords: z.array(z.string()),
   opt_in_keywords: z.array(z.string()),
   opt_out_message: z.string().nullable(),
+  vision: z.boolean(),
   archived_at: z.iso.datetime().nullable(),
   created_at: z.iso.datetime(),
   updated_at: z.iso.datetime(),
@@ -158,6 +162,7 @@ function toChanges(body: AgentBody): AgentChanges {
     optOutKeywords: body.opt_out_keywords,
     optInKeywords: body.opt_in_keywords,
     optOutMessage: body.opt_out_message,
+    vision: body.vision,
   };
   return Object.fromEntries(Object.entries(changes).filter(([, value]) => value !== undefined)) as AgentChanges;
 }

@@ -10,6 +10,7 @@ import { pageQuery } from '../utils/pagination';
 import * as conversationService from '../services/conversationService';
 import * as messageService from '../services/messageService';
 import { extractionStates, type ConversationExtractionState } from '../services/extractionQueryService';
+import { mediaForApi } from '../services/mediaService';
 import type { Conversation } from '../models/Conversation';
 import type { Message } from '../models/Message';
 
@@ -68,6 +69,10 @@ const messageJson = z.object({
   status: z.enum(['pending', 'answered', 'ignored', 'insufficient_credits', 'stale', 'queued', 'sent', 'delivered', 'read', 'cancelled', 'failed']),
   external_id: z.string().nullable(),
   error: z.object({ code: z.string(), message: z.string().nullable() }).optional(),
+  media: z
+    .object({ type: z.string(), mime_type: z.string().nullable(), caption: z.string().optional(), transcript: z.string().optional() })
+    .optional()
+    .meta({ description: "A customer's media (photo, voice note, document…): `text` then holds its caption or, for a voice note, its transcript" }),
   created_at: timestamp,
 });
 
@@ -114,6 +119,7 @@ async function withExtraction(userId: string, conversations: Conversation[]): Pr
 }
 
 function toMessageJson(message: Message): z.infer<typeof messageJson> {
+  const media = mediaForApi(message);
   return {
     id: message.id,
     sequence_no: message.sequenceNo,
@@ -125,6 +131,7 @@ function toMessageJson(message: Message): z.infer<typeof messageJson> {
     external_id: message.externalId,
     // Only failed (or otherwise annotated) messages carry an error; the rest omit the key.
     ...(message.errorCode !== null ? { error: { code: message.errorCode, message: message.errorMessage } } : {}),
+    ...(media ? { media } : {}),
     created_at: message.createdAt.toISOString(),
   };
 }

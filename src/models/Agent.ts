@@ -40,6 +40,8 @@ export interface Agent {
   optInKeywords: string[];
   /** The one confirmation an opted-out customer gets; null: a default that names the first opt-in keyword. */
   optOutMessage: string | null;
+  /** Customers' images reach the model as images (false for text-only models: described in words). */
+  vision: boolean;
   archivedAt: Date | null;
   createdAt: Date;
   updatedAt: Date;
@@ -56,7 +58,7 @@ const COLUMNS = `id, user_id AS "userId", name, system_prompt AS "systemPrompt",
   max_tokens AS "maxTokens", history_limit AS "historyLimit", max_prompt_tokens AS "maxPromptTokens", debounce_ms AS "debounceMs",
   lead_fields AS "leadFields", fallback_message AS "fallbackMessage",
   resume_after_minutes AS "resumeAfterMinutes", handoff_keywords AS "handoffKeywords",
-  opt_out_keywords AS "optOutKeywords", opt_in_keywords AS "optInKeywords", opt_out_message AS "optOutMessage", archived_at AS "archivedAt",
+  opt_out_keywords AS "optOutKeywords", opt_in_keywords AS "optInKeywords", opt_out_message AS "optOutMessage", vision, archived_at AS "archivedAt",
   created_at AS "createdAt", updated_at AS "updatedAt"`;
 
 // pg returns numeric as a string to avoid float surprises; numeric(3,2) fits a double exactly enough.
@@ -82,6 +84,7 @@ const CHANGEABLE: { [K in keyof NewAgent]-?: string } = {
   optOutKeywords: 'opt_out_keywords',
   optInKeywords: 'opt_in_keywords',
   optOutMessage: 'opt_out_message',
+  vision: 'vision',
 };
 
 // jsonb parameters go in as text: pg would send a JS array as a Postgres array, not JSON.
@@ -92,8 +95,8 @@ export async function insertAgent(userId: string, input: NewAgent, client: Query
   const { rows } = await client.query<AgentRow>(
     `INSERT INTO agents (user_id, name, system_prompt, model, temperature, max_tokens, history_limit, debounce_ms,
                          lead_fields, fallback_message, max_prompt_tokens, resume_after_minutes, handoff_keywords,
-                         opt_out_keywords, opt_in_keywords, opt_out_message)
-     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9::jsonb, $10, $11, $12, $13, $14, $15, $16)
+                         opt_out_keywords, opt_in_keywords, opt_out_message, vision)
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9::jsonb, $10, $11, $12, $13, $14, $15, $16, $17)
      RETURNING ${COLUMNS}`,
     [
       userId,
@@ -112,6 +115,7 @@ export async function insertAgent(userId: string, input: NewAgent, client: Query
       input.optOutKeywords,
       input.optInKeywords,
       input.optOutMessage,
+      input.vision,
     ],
   );
   return toAgent(rows[0]!);

@@ -23,7 +23,7 @@ export interface StoredReplyContext {
     /** The customer opted out on this number: only the opt-out confirmation may still go. */
     optedOut: boolean;
   };
-  agent: Pick<Agent, 'id' | 'systemPrompt' | 'model' | 'temperature' | 'maxTokens' | 'historyLimit' | 'maxPromptTokens' | 'debounceMs' | 'fallbackMessage' | 'archivedAt'> | null;
+  agent: Pick<Agent, 'id' | 'systemPrompt' | 'model' | 'temperature' | 'maxTokens' | 'historyLimit' | 'maxPromptTokens' | 'debounceMs' | 'fallbackMessage' | 'archivedAt' | 'vision'> | null;
   /** Null when the number was deleted. The access token as stored: encrypted. */
   phoneNumber: { id: string; externalId: string; agentId: string | null; accessTokenEncrypted: string } | null;
 }
@@ -49,7 +49,7 @@ export async function loadOwedWork(userId: string, conversationId: string, clien
             a.id AS a_id, a.system_prompt AS a_system_prompt, a.model AS a_model, a.temperature::float8 AS a_temperature,
             a.max_tokens AS a_max_tokens, a.history_limit AS a_history_limit, a.debounce_ms AS a_debounce_ms,
             a.max_prompt_tokens AS a_max_prompt_tokens,
-            a.fallback_message AS a_fallback_message, a.archived_at AS a_archived_at,
+            a.fallback_message AS a_fallback_message, a.archived_at AS a_archived_at, a.vision AS a_vision,
             p.id AS p_id, p.external_id AS p_external_id, p.agent_id AS p_agent_id, p.access_token_encrypted AS p_token,
             owed.*
        FROM conversations c
@@ -91,6 +91,7 @@ export async function loadOwedWork(userId: string, conversationId: string, clien
           debounceMs: row.a_debounce_ms as number,
           fallbackMessage: row.a_fallback_message as string | null,
           archivedAt: row.a_archived_at as Date | null,
+          vision: row.a_vision as boolean,
         }
       : null,
     phoneNumber: row.p_id
@@ -239,6 +240,55 @@ export async function holdCredits(userId: string, conversationId: string, amount
 /** Releases a hold whose model call failed or whose reply was not recorded; a settled or expired one is a no-op. */
 export async function releaseHold(userId: string, holdId: string, client: Queryable = db): Promise<void> {
   await client.query(`DELETE FROM credit_holds WHERE user_id = $1 AND id = $2`, [userId, holdId]);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Inbound media (services/mediaService.ts)
+
+/**
+ * Stores what became of a customer message's media (`payload.media`, merged), and, when given,
+ * the text the API and the model read for it from now on.
+ */
+export async function recordMediaOutcome(userId: string, messageId: string, media: Record<string, unknown>, text?: string, client: Queryable = db): Promise<void> {
+  await client.query(
+    `UPDATE messages
+        SET payload = COALESCE(payload, '{}'::jsonb) || jsonb_build_object('media', COALESCE(payload -> 'media', '{}'::jsonb) || $3::jsonb),
+            text = COALESCE($4, text), updated_at = now()
+      WHERE user_id = $1 AND id = $2`,
+    [userId, messageId, JSON.stringify(media), text ?? null],
+  );
+}
+
+/**
+ * A voice note's transcript, in one statement: the message gets it (as its text and in
+ * `payload.media`), the tenant is charged one `transcription` entry naming the message (clamped
+ * at the balance, at most once per message: charge_credits, R__credits.sql), and the hold taken
+ * for it is settled. Returns the credits taken.
+ */
+export async function recordTranscription(
+  userId: string,
+  conversationId: string,
+  messageId: string,
+  outcome: { transcript: string; media: Record<string, unknown>; cost: number; holdId: string },
+  client: Queryable = db,
+): Promise<number> {
+  const { rows } = await client.query<{ charged: string }>(
+    `WITH charged AS (
+       SELECT c.amount FROM charge_credits($1, $4::bigint, 'transcription', $3::uuid, $2::uuid, NULL::uuid, NULL::integer) c
+     ), settled AS (
+       DELETE FROM credit_holds WHERE user_id = $1 AND id = $5 RETURNING id
+     ), transcribed AS (
+       UPDATE messages
+          SET text = $6,
+              payload = COALESCE(payload, '{}'::jsonb) || jsonb_build_object('media', COALESCE(payload -> 'media', '{}'::jsonb) || $7::jsonb),
+              updated_at = now()
+        WHERE user_id = $1 AND id = $3 RETURNING id
+     )
+     SELECT COALESCE((SELECT 0 - amount FROM charged), 0) AS charged,
+            (SELECT count(*) FROM settled) + (SELECT count(*) FROM transcribed) AS touched`,
+    [userId, conversationId, messageId, outcome.cost, outcome.holdId, outcome.transcript, JSON.stringify(outcome.media)],
+  );
+  return Number(rows[0]?.charged ?? 0);
 }
 
 // ---------------------------------------------------------------------------------------------

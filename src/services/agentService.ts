@@ -118,6 +118,7 @@ export interface CreateAgentInput {
   optOutKeywords?: string[] | undefined;
   optInKeywords?: string[] | undefined;
   optOutMessage?: string | null | undefined;
+  vision?: boolean | undefined;
 }
 
 /**
@@ -150,6 +151,7 @@ export async function createAgent(userId: string, input: CreateAgentInput): Prom
     optOutKeywords: input.optOutKeywords ?? [...AGENT_DEFAULTS.optOutKeywords],
     optInKeywords: input.optInKeywords ?? [...AGENT_DEFAULTS.optInKeywords],
     optOutMessage: input.optOutMessage ?? null,
+    vision: input.vision ?? true,
   });
 }
 

@@ -10,13 +10,22 @@
  * - the whole prompt is kept within the agent's `max_prompt_tokens` (default 8000) by leaving
  *   out the oldest turns first. Tokens are estimated, not counted: `estimateTokens` below.
  */
-import type { ChatMessage } from './openaiService';
+import type { ChatContentPart, ChatMessage } from './openaiService';
 
 /** One message of the history as the reply turn sees it, already rendered to text (or null). */
 export interface HistoryMessage {
   author: 'customer' | 'agent' | 'human';
   text: string | null;
+  /** A customer's image for the model to see, as a data URL (issue 16: agents with `vision`). */
+  image?: string | undefined;
 }
+
+/**
+ * What an image is counted as: OpenAI prices a low-detail image at a fixed number of tokens, up to
+ * a few thousand on the small models (gpt-4o-mini: 2833), so the hold covers the dearest of them;
+ * the model reports what it really cost.
+ */
+export const TOKENS_PER_IMAGE = 3_000;
 
 /**
  * The estimate's rule: one token per 4 UTF-16 characters, rounded up, plus 4 tokens per message
@@ -34,7 +43,12 @@ export function estimateTokens(text: string): number {
 
 /** Estimated prompt tokens of a chat, framing included. */
 export function estimatePromptTokens(messages: ReadonlyArray<ChatMessage>): number {
-  return messages.reduce((sum, message) => sum + TOKENS_PER_MESSAGE + estimateTokens(message.content), 0);
+  return messages.reduce((sum, message) => sum + TOKENS_PER_MESSAGE + estimateContentTokens(message.content), 0);
+}
+
+function estimateContentTokens(content: string | ChatContentPart[]): number {
+  if (typeof content === 'string') return estimateTokens(content);
+  return content.reduce((sum, part) => sum + (part.type === 'text' ? estimateTokens(part.text) : TOKENS_PER_IMAGE), 0);
 }
 
 /**
@@ -79,9 +93,14 @@ export function buildChatMessages(input: {
   const limit = Math.max(0, Math.floor(input.historyLimit));
   if (limit === 0) return system;
   const withText = input.history.filter((m): m is HistoryMessage & { text: string } => m.text !== null && m.text.trim() !== '');
-  const turns: ChatMessage[] = withText.slice(-limit).map((message) =>
-    message.author === 'customer' ? { role: 'user', content: capCustomerText(message.text) } : { role: 'assistant', content: message.text },
-  );
+  const turns: ChatMessage[] = withText.slice(-limit).map((message): ChatMessage => {
+    if (message.author !== 'customer') return { role: 'assistant', content: message.text };
+    const text = capCustomerText(message.text);
+    // Low detail: a fixed, small price per image, and enough to tell what a photo shows.
+    return message.image
+      ? { role: 'user', content: [{ type: 'text', text }, { type: 'image_url', image_url: { url: message.image, detail: 'low' } }] }
+      : { role: 'user', content: text };
+  });
 
   let budget = (input.maxPromptTokens ?? Number.POSITIVE_INFINITY) - estimatePromptTokens(system);
   let first = turns.length;

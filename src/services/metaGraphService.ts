@@ -79,7 +79,7 @@ export interface MarkReadInput {
   customerId: string;
   /**
    * Also show "typing…" (WhatsApp: `typing_indicator` on the same call, dismissed by the reply or
-   * after 25 s; Instagram: a separate `typing_on`). Only when a reply is really coming, as Meta
+   * after 25 s; Instagram: `typing_on` instead of `mark_seen`). Only when a reply is really coming, as Meta
    * asks (Meta: WhatsApp Cloud API › Typing indicators).
    */
   typingIndicator?: boolean;
@@ -556,11 +556,12 @@ export function createGraphClient(options: GraphClientOptions = {}): GraphClient
       );
       return;
     }
-    // "mark_seen indicators should only include the sender_action parameter and the recipient object".
-    await post(channel, accountId, accessToken, { recipient: { id: input.customerId }, sender_action: 'mark_seen' }, 'mark seen');
-    if (input.typingIndicator) {
-      await post(channel, accountId, accessToken, { recipient: { id: input.customerId }, sender_action: 'typing_on' }, 'typing on');
-    }
+    // One call either way. Instagram counts a message read only once a reply is sent (Meta:
+    // Instagram API with Instagram Login › Messaging API), so a turn that is about to reply
+    // shows `typing_on` alone; `mark_seen` is for reading without replying. Both carry only the
+    // recipient and the sender_action, as Meta asks.
+    const senderAction = input.typingIndicator ? 'typing_on' : 'mark_seen';
+    await post(channel, accountId, accessToken, { recipient: { id: input.customerId }, sender_action: senderAction }, senderAction.replace('_', ' '));
   }
 
   return { sendText, sendTemplate, markRead };
@@ -666,6 +667,152 @@ export function createAccountVerifier(options: GraphClientOptions = {}): Account
   };
 }
 
+// ---------------------------------------------------------------------------------------------
+// Inbound media (issue 16): fetched by the message worker, never by the webhook
+
+export interface FetchMediaInput {
+  channel: Channel;
+  /** WhatsApp: the number's token, for the lookup and the download alike. Not sent on Instagram. */
+  accessToken: string;
+  /** WhatsApp media id: resolved with `GET /{version}/{media-id}` to a short-lived URL. */
+  mediaId?: string | undefined;
+  /** Instagram: the attachment's CDN URL (it expires too; fetched as given, without our token). */
+  url?: string | undefined;
+  /** Larger media are not downloaded (MEDIA_MAX_BYTES). */
+  maxBytes: number;
+}
+
+export interface FetchedMedia {
+  bytes: Buffer;
+  /** As Graph's lookup or the download's Content-Type says; null when neither does. */
+  mimeType: string | null;
+}
+
+/**
+ * Why media could not be had: `too_large` (over `maxBytes`, by Graph's `file_size`, the
+ * download's Content-Length or its bytes; nothing more is read), `unavailable` (no id or URL,
+ * expired, refused), `failed` (Graph or the CDN could not be reached or answered 5xx).
+ */
+export class MediaError extends Error {
+  override name = 'MediaError';
+
+  constructor(
+    readonly kind: 'too_large' | 'unavailable' | 'failed',
+    message: string,
+    readonly size?: number,
+  ) {
+    super(message);
+  }
+}
+
+export type MediaFetcher = (input: FetchMediaInput) => Promise<FetchedMedia>;
+
+class TooLarge extends Error {
+  constructor(readonly size: number) {
+    super(`larger than allowed (${size} bytes or more)`);
+  }
+}
+
+/** One GET whose body is read as bytes, stopped (and the socket dropped) past `maxBytes`. */
+function requestBytes(url: URL, headers: Record<string, string>, timeoutMs: number, maxBytes: number): Promise<RawResponse & { bytes: Buffer; contentType: string | null }> {
+  const transport = url.protocol === 'https:' ? https : http;
+  return new Promise((resolve, reject) => {
+    const req = transport.request(url, { method: 'GET', agent: agents[url.protocol as keyof typeof agents], headers });
+    const timer = setTimeout(() => req.destroy(new RequestTimeout(`timed out after ${timeoutMs} ms`)), timeoutMs);
+    const fail = (error: Error) => {
+      clearTimeout(timer);
+      reject(error);
+    };
+    req.once('error', fail);
+    req.once('response', (res) => {
+      const status = res.statusCode ?? 0;
+      const declared = Number(res.headers['content-length']);
+      if (status >= 200 && status < 300 && Number.isFinite(declared) && declared > maxBytes) {
+        req.destroy(new TooLarge(declared));
+        return;
+      }
+      const chunks: Buffer[] = [];
+      let received = 0;
+      res.on('data', (chunk: Buffer) => {
+        received += chunk.length;
+        if (status >= 200 && status < 300 && received > maxBytes) {
+          req.destroy(new TooLarge(received));
+          return;
+        }
+        chunks.push(chunk);
+      });
+      res.once('error', fail);
+      res.once('end', () => {
+        clearTimeout(timer);
+        const bytes = Buffer.concat(chunks);
+        const contentType = res.headers['content-type'] ?? null;
+        resolve({ status, retryAfter: undefined, text: status >= 300 ? bytes.toString('utf8').slice(0, 2000) : '', bytes, contentType });
+      });
+    });
+    req.end();
+  });
+}
+
+/**
+ * Downloads a customer's media (Meta: WhatsApp Cloud API › Media: `GET /{version}/{media-id}`
+ * with the number's token answers a URL valid for 5 minutes, downloaded with the same token;
+ * Instagram Messaging: the attachment's `payload.url`). Refuses media over `maxBytes` before
+ * downloading when Graph states its `file_size`, and stops reading past it otherwise. A
+ * download refused with 4xx (the URL expired between lookup and download) is looked up again once.
+ */
+export function createMediaFetcher(options: GraphClientOptions = {}): MediaFetcher {
+  const { bases, version, timeoutMs } = endpoints(options);
+
+  async function download(channel: Channel, url: URL, headers: Record<string, string>, maxBytes: number, accessToken: string) {
+    try {
+      return await requestBytes(url, headers, timeoutMs, maxBytes);
+    } catch (error) {
+      if (error instanceof TooLarge) throw new MediaError('too_large', `media is larger than ${maxBytes} bytes`, error.size);
+      throw new MediaError('failed', unansweredError(channel, 'media download', error, timeoutMs, accessToken).message);
+    }
+  }
+
+  async function lookup(mediaId: string, accessToken: string): Promise<{ url: URL; mimeType: string | null; size: number | null }> {
+    let response: RawResponse;
+    try {
+      response = await requestJson('GET', new URL(`${bases.whatsapp}/${version}/${encodeURIComponent(mediaId)}`), { Authorization: `Bearer ${accessToken}`, Accept: 'application/json' }, null, timeoutMs);
+    } catch (error) {
+      throw new MediaError('failed', unansweredError('whatsapp', 'media lookup', error, timeoutMs, accessToken).message);
+    }
+    const parsed = parseBody(response.text);
+    if (response.status < 200 || response.status > 299) {
+      const error = answeredError('whatsapp', 'media lookup', response, parsed, accessToken);
+      throw new MediaError(error.retryable ? 'failed' : 'unavailable', error.message);
+    }
+    const body = (parsed && typeof parsed === 'object' ? parsed : {}) as Record<string, unknown>;
+    const url = asString(body.url);
+    if (url === null || !/^https?:\/\//.test(url)) throw new MediaError('unavailable', 'Graph whatsapp media lookup answered without a URL');
+    return { url: new URL(url), mimeType: asString(body.mime_type), size: asNumber(body.file_size) };
+  }
+
+  return async function fetchMedia(input: FetchMediaInput): Promise<FetchedMedia> {
+    const { channel, accessToken, maxBytes } = input;
+    if (channel === 'whatsapp' && input.mediaId) {
+      for (let attempt = 1; ; attempt++) {
+        const found = await lookup(input.mediaId, accessToken);
+        // Graph states the size: a file over the limit is never downloaded at all.
+        if (found.size !== null && found.size > maxBytes) throw new MediaError('too_large', `media is ${found.size} bytes, over ${maxBytes}`, found.size);
+        const response = await download(channel, found.url, { Authorization: `Bearer ${accessToken}` }, maxBytes, accessToken);
+        if (response.status >= 200 && response.status < 300) return { bytes: response.bytes, mimeType: found.mimeType ?? response.contentType };
+        if (response.status >= 500) throw new MediaError('failed', `Graph whatsapp media download answered HTTP ${response.status}`);
+        // The URL lives 5 minutes: one that lapsed before we used it is asked for again, once.
+        if (attempt >= 2) throw new MediaError('unavailable', `Graph whatsapp media download answered HTTP ${response.status}`);
+      }
+    }
+    const direct = input.url;
+    if (!direct || !/^https?:\/\//.test(direct)) throw new MediaError('unavailable', 'the message names no media id or URL to fetch');
+    // Instagram's CDN links are signed themselves; our token goes to Graph only.
+    const response = await download(channel, new URL(direct), {}, maxBytes, accessToken);
+    if (response.status >= 200 && response.status < 300) return { bytes: response.bytes, mimeType: response.contentType };
+    throw new MediaError(response.status >= 500 ? 'failed' : 'unavailable', `${channel} media download answered HTTP ${response.status}`);
+  };
+}
+
 /** Built from `config`; tests and the demo make their own with `createGraphClient`. */
 export const graphClient: GraphClient = createGraphClient();
 
@@ -673,5 +820,7 @@ export const graphClient: GraphClient = createGraphClient();
 export const sendText = (input: SendTextInput): Promise<SendTextResult> => graphClient.sendText(input);
 /** Marks an inbound message read through the default client. See `GraphClient.markRead`. */
 export const markRead = (input: MarkReadInput): Promise<void> => graphClient.markRead(input);
+/** Downloads a customer's media through the Graph that `config` names. See `createMediaFetcher`. */
+export const fetchMedia: MediaFetcher = createMediaFetcher();
 /** Verifies a token for an account against the Graph that `config` names. See `AccountVerifier`. */
 export const verifyAccount: AccountVerifier = createAccountVerifier();

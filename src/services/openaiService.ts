@@ -9,7 +9,7 @@
  * `ModelError` (`modelErrors.ts`). What to send is the caller's business (`chatPrompt.ts` builds
  * a reply's messages, `extractionService.ts` an extraction's).
  */
-import OpenAI from 'openai';
+import OpenAI, { toFile } from 'openai';
 import { config } from '../config';
 import { logger } from '../utils/logger';
 import { CircuitBreaker, type CircuitState } from '../utils/circuitBreaker';
@@ -17,11 +17,10 @@ import { retry } from '../utils/retry';
 import { abortedError, classifyError, isProviderFailure, ModelError, timeoutError } from './modelErrors';
 
 export type ChatRole = 'system' | 'user' | 'assistant';
-/** One message of a chat request, in the chat API's roles. */
-export interface ChatMessage {
-  role: ChatRole;
-  content: string;
-}
+/** A part of a customer's message: its words, or an image the model sees (a data URL). */
+export type ChatContentPart = { type: 'text'; text: string } | { type: 'image_url'; image_url: { url: string; detail?: 'low' | 'high' | 'auto' } };
+/** One message of a chat request, in the chat API's roles. Only `user` messages carry parts (images). */
+export type ChatMessage = { role: 'system' | 'assistant'; content: string } | { role: 'user'; content: string | ChatContentPart[] };
 
 export interface CompletionRequest {
   model: string;
@@ -70,6 +69,26 @@ export interface StructuredResult {
   attempts: number;
 }
 
+/** A voice note to transcribe (`/audio/transcriptions`). */
+export interface TranscriptionRequest {
+  model: string;
+  audio: Buffer;
+  /** With an extension the provider recognises the format by (`voice.ogg`). */
+  filename: string;
+  mimeType: string | null;
+  signal?: AbortSignal;
+  /** Whose call it is: failures count against this tenant's circuit for the model. */
+  tenantId?: string;
+}
+
+export interface TranscriptionResult {
+  text: string;
+  /** The audio's length as the provider reports it (`usage.seconds`), else null. */
+  seconds: number | null;
+  latencyMs: number;
+  attempts: number;
+}
+
 export interface OpenAIServiceOptions {
   /** Omitted: `config.OPENAI_API_KEY`. Given as undefined or '': not configured. */
   apiKey?: string | undefined;
@@ -87,6 +106,8 @@ export interface OpenAIServiceOptions {
 export interface OpenAIService {
   complete(request: CompletionRequest): Promise<CompletionResult>;
   extractStructured(request: StructuredRequest): Promise<StructuredResult>;
+  /** Transcribes audio through the SDK's `audio.transcriptions`, with the same retries and circuits. */
+  transcribe(request: TranscriptionRequest): Promise<TranscriptionResult>;
   /** For metrics: the worst state among the circuits (open, else half-open, else closed). */
   readonly circuitState: CircuitState;
   /** The state of one tenant's circuit for a model. */
@@ -290,7 +311,59 @@ export function createOpenAIService(options: OpenAIServiceOptions = {}): OpenAIS
     throw new ModelError('permanent', 'model_refused', 'The AI model refused to answer', { usage });
   }
 
+  async function transcribe(request: TranscriptionRequest): Promise<TranscriptionResult> {
+    if (!apiKey) throw new ModelError('not_configured', 'openai_not_configured', 'The AI provider is not configured (OPENAI_API_KEY is not set)');
+    const started = Date.now();
+    const breaker = breakerFor(request.model, request.tenantId, true);
+    let attempts = 0;
+    const { signal } = request;
+    try {
+      return await retry(
+        async (attempt) => {
+          attempts = attempt;
+          const response = await breaker
+            .exec(async () => {
+              const guard = attemptGuard(timeoutMs, signal);
+              try {
+                const file = await toFile(request.audio, request.filename, request.mimeType ? { type: request.mimeType } : undefined);
+                return await getClient().audio.transcriptions.create({ file, model: request.model }, { signal: guard.signal, timeout: timeoutMs, maxRetries: 0 });
+              } catch (error) {
+                if (guard.timedOut()) throw timeoutError(error);
+                throw classifyError(error, { model: request.model, apiKey });
+              } finally {
+                guard.dispose();
+              }
+            })
+            .catch((error: unknown) => {
+              throw classifyError(error, { model: request.model, apiKey });
+            });
+          // `usage` is `{ type: "duration", seconds }` for per-minute models; token-priced ones report tokens.
+          const usage = (response as { usage?: { type?: string; seconds?: number } }).usage;
+          const seconds = usage?.type === 'duration' && typeof usage.seconds === 'number' ? usage.seconds : null;
+          const latencyMs = Date.now() - started;
+          log.info({ model: request.model, latencyMs, seconds, attempt }, 'transcription completed');
+          return { text: response.text ?? '', seconds, latencyMs, attempts: attempt };
+        },
+        {
+          ...retryPolicy,
+          isRetryable: (error) => error instanceof ModelError && error.retryable && error.code !== 'model_aborted',
+          retryAfterMs: (error) => (error instanceof ModelError ? error.retryAfterMs : undefined),
+          ...(signal ? { signal } : {}),
+          ...(options.sleep ? { sleep: options.sleep } : {}),
+          ...(options.random ? { random: options.random } : {}),
+        },
+      );
+    } catch (error) {
+      const failure = signal?.aborted && !(error instanceof ModelError) ? abortedError(error) : classifyError(error, { model: request.model, apiKey });
+      failure.attempts = Math.max(attempts, 1);
+      log.warn({ model: request.model, attempts: failure.attempts, code: failure.code, status: failure.status }, 'transcription failed');
+      throw failure;
+    }
+  }
+
   return {
+    transcribe,
+
     get circuitState() {
       let worst: CircuitState = 'closed';
       for (const breaker of breakers.values()) {

@@ -19,7 +19,8 @@ import { costForUsage, holdTtlMs } from './creditService';
 import type { OpenAIService } from './openaiService';
 import { ModelError } from './modelErrors';
 import { buildChatMessages, estimatePromptTokens } from './chatPrompt';
-import { GraphError, partCallbackData, retryDelayMs, splitForChannel, type GraphClient } from './metaGraphService';
+import { fetchMedia, GraphError, partCallbackData, retryDelayMs, splitForChannel, type GraphClient, type MediaFetcher } from './metaGraphService';
+import { describeForModel, mediaOf, prepareTurnMedia } from './mediaService';
 import { insertMessage, type Message } from '../models/Message';
 import {
   ANSWERED_ELSEWHERE,
@@ -42,6 +43,7 @@ import {
 } from '../models/ReplyTurn';
 import { decryptAccessToken } from './accessTokens';
 import { replyMetrics } from '../utils/metrics';
+import type { SendRateLimiter } from '../utils/sendRate';
 
 /**
  * A transient failure (the model or Graph failing or throttling, the lease lost): nothing is
@@ -86,6 +88,10 @@ export interface ReplyDeps {
    * that dies after it is no crash on the same work (poison counts only those with none).
    */
   onProgress?: () => void;
+  /** Downloads customers' media (voice notes, images); the Graph `config` names by default. */
+  fetchMedia?: MediaFetcher;
+  /** Meta's throughput per account, shared by every worker; none: sends go unpaced. */
+  sendRate?: SendRateLimiter;
 }
 
 /** Everything a turn needs to answer a conversation, the number's access token decrypted. */
@@ -106,11 +112,13 @@ const MAX_SEND_WAIT_MS = 10_000;
 /** How often a part in doubt looks again whether Meta's status or echo settled it. */
 const IN_DOUBT_POLL_MS = 200;
 
-/** What the model reads for a message: its text, with non-text types named. */
-export function renderForModel(message: Pick<Message, 'type' | 'text'>): string | null {
-  if (message.type === 'text') return message.text;
-  const text = message.text?.trim();
-  return text ? `[${message.type}] ${text}` : `[${message.type}]`;
+/**
+ * What the model reads for a message: its text, and for other types what they are in a few
+ * typed words (services/mediaService.ts); `image`: true when the image itself goes with it,
+ * `'earlier'` for a photo the model was shown in an earlier turn.
+ */
+export function renderForModel(message: Pick<Message, 'type' | 'text'> & Partial<Pick<Message, 'payload'>>, image: boolean | 'earlier' = false): string | null {
+  return describeForModel({ payload: null, ...message }, image);
 }
 
 export async function serveConversation(userId: string, conversationId: string, deps: ReplyDeps): Promise<void> {
@@ -179,9 +187,29 @@ export async function serveConversation(userId: string, conversationId: string, 
     }
 
     void markReadBestEffort(context, newest, deps.graph, log).catch((error: unknown) => log.warn({ err: error }, 'mark-as-read failed'));
+    // Voice notes are transcribed (and charged) and images fetched here, in the worker, once per
+    // message; what cannot be had is described to the model by its type instead.
+    let turnHistory = history;
+    let images = new Map<string, string>();
+    if (pending.some((m) => mediaOf(m) !== null)) {
+      const prepared = await prepareTurnMedia(
+        { userId, conversationId, channel: context.conversation.channel, accessToken: context.phoneNumber?.accessToken ?? '', vision: agent.vision },
+        pending,
+        { openai: deps.openai, fetchMedia: deps.fetchMedia ?? fetchMedia, signal: deps.signal },
+      );
+      const updated = new Map(prepared.messages.map((m) => [m.id, m]));
+      turnHistory = history.map((m) => updated.get(m.id) ?? m);
+      images = prepared.images;
+    }
     const messages = buildChatMessages({
       systemPrompt: agent.systemPrompt,
-      history: history.map((m) => ({ author: m.author, text: renderForModel(m) })),
+      // Only this turn's images are sent (again and again would cost their tokens every reply);
+      // an earlier one, which the model saw and answered then, is named.
+      history: turnHistory.map((m) => ({
+        author: m.author,
+        text: renderForModel(m, images.has(m.id) || (agent.vision && !ids.includes(m.id) ? 'earlier' : false)),
+        image: images.get(m.id),
+      })),
       historyLimit: agent.historyLimit,
       maxPromptTokens: agent.maxPromptTokens,
     });
@@ -323,7 +351,7 @@ async function markReadBestEffort(context: ReplyContext, message: Message, graph
 export async function sendMessages(
   context: ReplyContext,
   queued: Message[],
-  deps: Pick<ReplyDeps, 'graph' | 'signal' | 'sendInDoubtGraceMs' | 'onProgress'>,
+  deps: Pick<ReplyDeps, 'graph' | 'signal' | 'sendInDoubtGraceMs' | 'onProgress' | 'sendRate'>,
   log: typeof logger,
 ): Promise<void> {
   const { userId } = context.conversation;
@@ -419,7 +447,7 @@ async function sendPart(
   message: Message,
   index: number,
   text: string,
-  deps: Pick<ReplyDeps, 'graph' | 'signal' | 'sendInDoubtGraceMs'>,
+  deps: Pick<ReplyDeps, 'graph' | 'signal' | 'sendInDoubtGraceMs' | 'sendRate'>,
   log: typeof logger,
   // How the part goes to Graph: a text part by default; a template sends its template instead.
   post: (target: SendTarget) => Promise<string> = ({ callbackData, ...target }) =>
@@ -429,6 +457,13 @@ async function sendPart(
 ): Promise<string | null> {
   const { userId } = context.conversation;
   for (let attempt = 1; ; attempt++) {
+    // The account's turn in the shared bucket first, before the part is claimed: a send that
+    // finds it empty waits here (no part is in doubt meanwhile) rather than fail.
+    if (deps.sendRate) {
+      await deps.sendRate.take(message.channel, context.phoneNumber.externalId, deps.signal).catch(() => {
+        throw new RetryLater('lease lost while waiting for the send rate');
+      });
+    }
     const token = randomUUID();
     const settled = await claimPart(userId, message, index, text, token, deps, log);
     if (settled === CANCELLED) return null;

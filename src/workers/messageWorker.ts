@@ -19,7 +19,8 @@ import { conversationLease, markConversationDirty } from '../utils/locks';
 import { CONSUMER_GROUPS, enqueueConversations, isInboxNudge, messageStream, parseNudge, prefixedKey, type ConversationNudge, type Nudge } from '../utils/queue';
 import { replyMetrics } from '../utils/metrics';
 import { getOpenAIService, type OpenAIService } from '../services/openaiService';
-import { graphClient, type GraphClient } from '../services/metaGraphService';
+import { createSendRateLimiter, type SendRateLimiter } from '../utils/sendRate';
+import { fetchMedia, graphClient, type GraphClient, type MediaFetcher } from '../services/metaGraphService';
 import { RetryLater, serveConversation, WaitForCircuit } from '../services/replyService';
 import { fileWaitingMessages } from '../services/inboxService';
 import { deadLetter, isPoison, nudgeLog, renudgeLost, retryBackoffMs } from '../services/deliveryPolicy';
@@ -49,6 +50,10 @@ export interface MessageWorkerOptions {
   graph?: GraphClient;
   /** Back-off after a transient failure: RETRY_BACKOFF_BASE_MS / RETRY_BACKOFF_MAX_MS by default. */
   retryBackoff?: { baseMs: number; maxMs: number };
+  /** Downloads customers' media; the Graph `config` names by default. */
+  fetchMedia?: MediaFetcher;
+  /** Meta's throughput per account, shared through Redis by every worker; META_SEND_RATE_PER_SECOND by default. */
+  sendRate?: SendRateLimiter;
 }
 
 type StreamEntry = [id: string, fields: string[]];
@@ -82,6 +87,8 @@ export class MessageWorker implements WorkerProcess {
   private readonly blockMs: number;
   private readonly openai: OpenAIService;
   private readonly graph: GraphClient;
+  private readonly fetchMedia: MediaFetcher;
+  private readonly sendRate: SendRateLimiter;
   private readonly shards: number;
   private readonly retryBackoff: { baseMs: number; maxMs: number };
   /** Transient failures in a row per conversation, for the back-off; cleared by a turn that succeeds. */
@@ -121,6 +128,8 @@ export class MessageWorker implements WorkerProcess {
     this.openai = options.openai ?? getOpenAIService();
     this.graph = options.graph ?? graphClient;
     this.retryBackoff = options.retryBackoff ?? { baseMs: config.RETRY_BACKOFF_BASE_MS, maxMs: config.RETRY_BACKOFF_MAX_MS };
+    this.fetchMedia = options.fetchMedia ?? fetchMedia;
+    this.sendRate = options.sendRate ?? createSendRateLimiter({ redis: this.redis });
   }
 
   async start(): Promise<void> {
@@ -354,6 +363,8 @@ export class MessageWorker implements WorkerProcess {
         await serveConversation(nudge.userId, nudge.conversationId, {
           openai: this.openai,
           graph: this.graph,
+          fetchMedia: this.fetchMedia,
+          sendRate: this.sendRate,
           signal: controller.signal,
           sendInDoubtGraceMs: this.sendInDoubtGraceMs,
           onProgress,

@@ -61,10 +61,22 @@ describe('agents API', () => {
         opt_out_keywords: ['STOP', 'UNSUBSCRIBE'],
         opt_in_keywords: ['START'],
         opt_out_message: null,
+        vision: true,
         archived_at: null,
         created_at: expect.any(String),
         updated_at: expect.any(String),
       });
+    });
+
+    it('when vision is turned off and on again, then the agent says so (for a text-only model)', async () => {
+      const tenant = await createTestTenant();
+      const created = await request(app).post('/v1/agents').set(tenant.auth).send({ name: 'Blind', system_prompt: 'Text only.', vision: false });
+      expect(created.status).toBe(201);
+      expect(created.body.vision).toBe(false);
+      const patched = await request(app).patch(`/v1/agents/${created.body.id}`).set(tenant.auth).send({ vision: true });
+      expect(patched.body.vision).toBe(true);
+      const refused = await request(app).patch(`/v1/agents/${created.body.id}`).set(tenant.auth).send({ vision: 'yes' });
+      expect(refused.status).toBe(400);
     });
 
     it('when every field is given, then 201 with them all, temperature as a number', async () => {

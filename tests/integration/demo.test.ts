@@ -9,6 +9,7 @@ import Redis from 'ioredis';
 import { config } from '../../src/config';
 import { runDemo } from '../../scripts/demo';
 import type { DemoResult, Transcript, TranscriptMessage } from '../../scripts/demo/result';
+import { MEDIA_SCRIPT } from '../../scripts/demo/media';
 
 // The demo itself takes about 20 s; the rest is slack for a busy machine running other suites.
 jest.setTimeout(90_000);
@@ -110,6 +111,22 @@ describe('npm run demo', () => {
     expect(messages.at(-1)).toBe(confirmation[0]);
     expect(messages.filter((m) => m.author === 'human')).toHaveLength(0);
     expect(output.some((line) => line.includes('409 opted_out'))).toBe(true);
+  });
+
+  it("then Elena's voice note was answered from its transcript, shown in the API and charged as a transcription", () => {
+    const voice = all().find((m) => m.direction === 'inbound' && m.externalId === result.scenes.voiceNote)!;
+    expect(voice.media).toMatchObject({ type: 'audio', transcript: MEDIA_SCRIPT.voiceNote });
+    expect(voice.text).toBe(MEDIA_SCRIPT.voiceNote);
+    const replies = botRepliesTo(result.scenes.voiceNote);
+    expect(replies).toHaveLength(1);
+    expect(replies[0]!.text).toContain(MEDIA_SCRIPT.voiceNote);
+    expect(result.credits!.entries.filter((entry) => entry.reason === 'transcription')).toHaveLength(1);
+  });
+
+  it("then Elena's photo was answered from what it shows", () => {
+    const replies = botRepliesTo(result.scenes.photo);
+    expect(replies).toHaveLength(1);
+    expect(replies[0]!.text).toContain(MEDIA_SCRIPT.photoShows);
   });
 
   it('then credits were charged and the balance equals the sum of the ledger', () => {

@@ -27,12 +27,13 @@ describe('the prompt a reply sends', () => {
       expect(messages[0]).toEqual({ role: 'system', content: systemPrompt });
       const newest = messages[messages.length - 1]!;
       expect(newest.role).toBe('user');
-      expect(newest.content.startsWith(String(i))).toBe(true);
-      expect(newest.content.length).toBeLessThan(MAX_CUSTOMER_MESSAGE_CHARS + 10);
+      const content = newest.content as string;
+      expect(content.startsWith(String(i))).toBe(true);
+      expect(content.length).toBeLessThan(MAX_CUSTOMER_MESSAGE_CHARS + 10);
       expect(estimatePromptTokens(messages)).toBeLessThanOrEqual(1500);
     }
     // By the fourth reply, three capped customer messages and three replies do not fit: the first message is gone.
     const last = chats()[3]!.body!.messages as ChatMessage[];
-    expect(last.some((m) => m.role === 'user' && m.content.startsWith('0'))).toBe(false);
+    expect(last.some((m) => m.role === 'user' && (m.content as string).startsWith('0'))).toBe(false);
   });
 });

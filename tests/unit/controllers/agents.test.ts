@@ -35,6 +35,7 @@ const agentJson = {
   opt_out_keywords: ['STOP', 'UNSUBSCRIBE'],
   opt_in_keywords: ['START'],
   opt_out_message: null,
+  vision: true,
   archived_at: null,
   created_at: at,
   updated_at: at,

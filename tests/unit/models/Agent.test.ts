@@ -28,6 +28,7 @@ const settings: NewAgent = {
   optOutKeywords: ['STOP'],
   optInKeywords: ['START'],
   optOutMessage: 'Bye',
+  vision: true,
 };
 
 /** A row as pg hands it over: numeric(3,2) as a string. */
@@ -60,7 +61,7 @@ describe('insertAgent', () => {
 
     const agent = await insertAgent(USER, settings);
 
-    expect(paramsOf(fake.db)).toEqual([USER, 'Shoes', 'You sell shoes.', 'gpt-test', 0.4, 300, 20, 1500, JSON.stringify(settings.leadFields), 'Back soon', 6000, 30, ['human'], ['STOP'], ['START'], 'Bye']);
+    expect(paramsOf(fake.db)).toEqual([USER, 'Shoes', 'You sell shoes.', 'gpt-test', 0.4, 300, 20, 1500, JSON.stringify(settings.leadFields), 'Back soon', 6000, 30, ['human'], ['STOP'], ['START'], 'Bye', true]);
     expect(agent).toEqual({ ...settings, id: AGENT, userId: USER, temperature: 0.4, archivedAt: null, createdAt: AT, updatedAt: AT });
   });
 

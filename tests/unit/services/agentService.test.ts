@@ -89,6 +89,8 @@ describe('createAgent', () => {
       ['STOP', 'UNSUBSCRIBE'],
       ['START'],
       null,
+      // vision: images reach the model unless the agent says otherwise.
+      true,
     ]);
     expect(agent.temperature).toBe(0.7);
   });

@@ -1,6 +1,8 @@
 /** The messages a reply sends the model, built from the agent's prompt and the conversation's history. */
 import fc from 'fast-check';
 import {
+  TOKENS_PER_IMAGE,
+  TOKENS_PER_MESSAGE,
   CUT_MARK,
   MAX_CUSTOMER_MESSAGE_CHARS,
   buildChatMessages,
@@ -110,5 +112,23 @@ describe('buildChatMessages', () => {
       expect(capCustomerText(text)).toBe(`${'a'.repeat(MAX_CUSTOMER_MESSAGE_CHARS - 1)}${CUT_MARK}`);
       expect(capCustomerText('short')).toBe('short');
     });
+  });
+});
+
+describe('images in the chat (issue 16)', () => {
+  it('when a customer message carries an image, then it goes as a text part and a low-detail image part, counted at TOKENS_PER_IMAGE', () => {
+    const messages = buildChatMessages({
+      systemPrompt: 'S',
+      history: [{ author: 'customer', text: '[photo] this one?', image: 'data:image/jpeg;base64,AAAA' }],
+      historyLimit: 10,
+    });
+    expect(messages[1]).toEqual({
+      role: 'user',
+      content: [
+        { type: 'text', text: '[photo] this one?' },
+        { type: 'image_url', image_url: { url: 'data:image/jpeg;base64,AAAA', detail: 'low' } },
+      ],
+    });
+    expect(estimatePromptTokens([messages[1]!])).toBe(TOKENS_PER_MESSAGE + estimateTokens('[photo] this one?') + TOKENS_PER_IMAGE);
   });
 });

@@ -105,6 +105,7 @@ function agent(overrides: Partial<Agent> = {}): Agent {
     optOutKeywords: ['STOP', 'UNSUBSCRIBE'],
     optInKeywords: ['START'],
     optOutMessage: null,
+    vision: true,
     archivedAt: null,
     createdAt: new Date(),
     updatedAt: new Date(),
@@ -163,6 +164,7 @@ function openaiAnswering(answer: unknown | Error): { service: OpenAIService; cal
     breakerOpen: () => false,
     circuitRetryAfterMs: () => 0,
     complete: jest.fn(),
+    transcribe: jest.fn(),
     extractStructured: jest.fn(async (request: StructuredRequest) => {
       calls.push(request);
       if (answer instanceof Error) throw answer;
@@ -294,7 +296,7 @@ describe('buildTranscript and buildExtractionMessages', () => {
       'Customer: "Hi"',
       'Business (assistant): "Hello!"',
       'Business (staff): "Staff here"',
-      'Customer: "[image]"',
+      'Customer: "[the customer sent a photo without a caption; you cannot see it]"',
     ]);
   });
 

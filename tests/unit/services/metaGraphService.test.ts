@@ -8,6 +8,8 @@ import {
   classifyGraphError,
   createAccountVerifier,
   createGraphClient,
+  createMediaFetcher,
+  MediaError,
   parsePartCallbackData,
   partCallbackData,
   retryDelayMs,
@@ -202,9 +204,10 @@ describe('markRead', () => {
     expect(graph.sends[0]!.body).toEqual({ recipient: { id: IG_CUSTOMER }, sender_action: 'mark_seen' });
   });
 
-  it('when a typing indicator is asked for on Instagram, then typing_on follows mark_seen as its own call', async () => {
+  it('when a typing indicator is asked for on Instagram, then one call with sender_action typing_on goes', async () => {
     await client.markRead({ channel: 'instagram', accountId: IG_ACCOUNT, accessToken: TOKEN, externalId: 'mid.IN', customerId: IG_CUSTOMER, typingIndicator: true });
-    expect(graph.sends.map((send) => send.senderAction)).toEqual(['mark_seen', 'typing_on']);
+    expect(graph.sends).toHaveLength(1);
+    expect(graph.sends[0]!.body).toEqual({ recipient: { id: IG_CUSTOMER }, sender_action: 'typing_on' });
   });
 
   it('when the read call fails, then it still throws a typed error for the caller to ignore or log', async () => {
@@ -460,5 +463,55 @@ describe('createAccountVerifier (the lookups of CONTRACT §3, against the stand-
     await gone.close();
     const unreachable = createAccountVerifier({ whatsappBaseUrl: gone.url, instagramBaseUrl: gone.url, timeoutMs: 1000 });
     await expect(unreachable({ channel: 'whatsapp', accountId: WA_ACCOUNT, accessToken: TOKEN })).rejects.toMatchObject({ kind: 'network', retryable: true });
+  });
+});
+
+describe('createMediaFetcher (issue 16)', () => {
+  const fetcher = () => createMediaFetcher({ whatsappBaseUrl: graph.url, instagramBaseUrl: graph.url, version: 'v25.0', timeoutMs: 2000 });
+  const token = () => standinAccessToken('whatsapp', WA_ACCOUNT);
+
+  it('when a WhatsApp media id is given, then it is looked up and downloaded with the same token', async () => {
+    const bytes = Buffer.from('voice bytes');
+    const accessToken = token();
+    const { id } = graph.addMedia({ bytes, mimeType: 'audio/ogg', accountId: WA_ACCOUNT });
+    const media = await fetcher()({ channel: 'whatsapp', accessToken, mediaId: id, maxBytes: 1000 });
+    expect(media.bytes.equals(bytes)).toBe(true);
+    expect(media.mimeType).toBe('audio/ogg');
+    expect(graph.mediaRequests.map((r) => [r.kind, r.token])).toEqual([['lookup', accessToken], ['download', accessToken]]);
+  });
+
+  it('when Graph says the file is over the limit, then it is never downloaded', async () => {
+    const { id } = graph.addMedia({ bytes: Buffer.alloc(2000), mimeType: 'audio/ogg', accountId: WA_ACCOUNT });
+    await expect(fetcher()({ channel: 'whatsapp', accessToken: token(), mediaId: id, maxBytes: 1000 })).rejects.toMatchObject({ kind: 'too_large', size: 2000 });
+    expect(graph.mediaRequests.map((r) => r.kind)).toEqual(['lookup']);
+  });
+
+  it('when the URL has expired by the time it is used, then it is looked up once more, then given up as unavailable', async () => {
+    const { id } = graph.addMedia({ bytes: Buffer.from('x'), mimeType: 'audio/ogg', accountId: WA_ACCOUNT });
+    graph.setMediaUrlTtl(-1);
+    await expect(fetcher()({ channel: 'whatsapp', accessToken: token(), mediaId: id, maxBytes: 1000 })).rejects.toMatchObject({ kind: 'unavailable' });
+    expect(graph.mediaRequests.map((r) => [r.kind, r.status])).toEqual([['lookup', 200], ['download', 404], ['lookup', 200], ['download', 404]]);
+  });
+
+  it('when the token is not the number’s, then the media is unavailable and the token never shows in the error', async () => {
+    const { id } = graph.addMedia({ bytes: Buffer.from('x'), mimeType: 'audio/ogg', accountId: WA_ACCOUNT });
+    const error = await fetcher()({ channel: 'whatsapp', accessToken: TOKEN, mediaId: id, maxBytes: 1000 }).catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(MediaError);
+    expect((error as MediaError).kind).toBe('unavailable');
+    expect((error as MediaError).message).not.toContain(TOKEN);
+  });
+
+  it('when an Instagram URL is given, then it is fetched without a token, and stopped past the limit', async () => {
+    const { url } = graph.addMedia({ bytes: Buffer.from('jpeg'), mimeType: 'image/jpeg' });
+    const media = await fetcher()({ channel: 'instagram', accessToken: TOKEN, url, maxBytes: 1000 });
+    expect(media).toEqual({ bytes: Buffer.from('jpeg'), mimeType: 'image/jpeg' });
+    expect(graph.mediaRequests[0]!.token).toBeUndefined();
+    const { url: big } = graph.addMedia({ bytes: Buffer.alloc(5000), mimeType: 'video/mp4' });
+    await expect(fetcher()({ channel: 'instagram', accessToken: TOKEN, url: big, maxBytes: 1000 })).rejects.toMatchObject({ kind: 'too_large' });
+  });
+
+  it('when neither an id nor a URL is known, then it is unavailable without a call', async () => {
+    await expect(fetcher()({ channel: 'whatsapp', accessToken: TOKEN, maxBytes: 1000 })).rejects.toMatchObject({ kind: 'unavailable' });
+    expect(graph.mediaRequests).toEqual([]);
   });
 });

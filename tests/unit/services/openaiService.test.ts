@@ -371,3 +371,26 @@ describe('getOpenAIService', () => {
     expect(svc.circuitState).toBe('closed');
   });
 });
+
+describe('transcribe (issue 16)', () => {
+  it('when audio is sent, then the SDK posts it to /audio/transcriptions and the text and seconds come back; a 500 is retried', async () => {
+    const { startOpenAIStandin } = await import('../../fixtures/standins/openaiStandin');
+    const standin = await startOpenAIStandin();
+    try {
+      standin.setTranscriptionFault({ status: 500, count: 1 });
+      const service = createOpenAIService({ apiKey: KEY, baseURL: standin.url, timeoutMs: 2000, retry: { attempts: 2, baseMs: 1, maxMs: 2 } });
+      const audio = Buffer.concat([Buffer.from('voice:Where is my order?'), Buffer.alloc(6000)]);
+      const result = await service.transcribe({ model: 'gpt-4o-mini-transcribe', audio, filename: 'voice.ogg', mimeType: 'audio/ogg', tenantId: 't1' });
+      expect(result).toMatchObject({ text: 'Where is my order?', seconds: 4, attempts: 2 });
+      expect(standin.transcriptions.map((t) => t.status)).toEqual([500, 200]);
+      expect(standin.transcriptions[1]).toMatchObject({ model: 'gpt-4o-mini-transcribe', filename: 'voice.ogg' });
+    } finally {
+      await standin.close();
+    }
+  });
+
+  it('when no API key is configured, then it fails as not configured without a call', async () => {
+    const service = createOpenAIService({ apiKey: undefined, baseURL: 'http://127.0.0.1:9/v1' });
+    await expect(service.transcribe({ model: 'm', audio: Buffer.from('x'), filename: 'voice.ogg', mimeType: null })).rejects.toMatchObject({ code: 'openai_not_configured' });
+  });
+});

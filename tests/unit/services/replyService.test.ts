@@ -98,6 +98,7 @@ function context(
             debounceMs: 0,
             fallbackMessage: null,
             archivedAt: null,
+            vision: true,
             ...overrides.agent,
           },
     phoneNumber: overrides.phoneNumber === undefined ? { id: PHONE, externalId: 'PNID-1', agentId: AGENT, accessToken: TOKEN } : overrides.phoneNumber,
@@ -331,13 +332,14 @@ describe('renderForModel', () => {
     expect(renderForModel({ type: 'text', text: null })).toBeNull();
   });
 
-  it('when another type carries text, then it is tagged with its type and trimmed', () => {
-    expect(renderForModel({ type: 'image', text: '  red sneakers, size 42 ' })).toBe('[image] red sneakers, size 42');
+  it('when another type carries text, then it is described with its type, the text trimmed', () => {
+    expect(renderForModel({ type: 'image', text: '  red sneakers, size 42 ' })).toBe('[the customer sent a photo with the caption "red sneakers, size 42"; you cannot see it]');
+    expect(renderForModel({ type: 'image', text: '  red sneakers, size 42 ' }, true)).toBe('[photo] red sneakers, size 42');
   });
 
-  it('when another type has no text, or only whitespace, then only the tag is left', () => {
-    expect(renderForModel({ type: 'sticker', text: null })).toBe('[sticker]');
-    expect(renderForModel({ type: 'location', text: ' \n ' })).toBe('[location]');
+  it('when another type has no text, or only whitespace, then it is still described, never a bare tag', () => {
+    expect(renderForModel({ type: 'sticker', text: null })).toBe('[the customer sent a sticker without a caption; you cannot see it]');
+    expect(renderForModel({ type: 'location', text: ' \n ' })).toBe('[shared a location with no coordinates]');
   });
 });
 
@@ -395,7 +397,7 @@ describe('serveConversation', () => {
       messages: [
         { role: 'system', content: 'You sell shoes.' },
         { role: 'user', content: 'first question' },
-        { role: 'user', content: '[image] this one?' },
+        { role: 'user', content: '[the customer sent a photo with the caption "this one?"; you cannot see it]' },
       ],
       promptCacheKey: CONVERSATION,
       signal: controller.signal,
@@ -466,6 +468,32 @@ describe('serveConversation', () => {
       customerId: '15550001111',
       typingIndicator: true,
     });
+  });
+
+  it('when the account’s send-rate bucket is shared, then each part takes its turn before it goes', async () => {
+    installStore(message());
+    const order: string[] = [];
+    const take = jest.fn(async () => {
+      order.push('take');
+      return 1;
+    });
+    graph.sendText.mockImplementation(async () => {
+      order.push('send');
+      return sent('wamid.OUT-rate');
+    });
+
+    await serveConversation(USER, CONVERSATION, deps({ sendRate: { take, ratePerSecond: 80 } }));
+
+    expect(take).toHaveBeenCalledWith('whatsapp', 'PNID-1', expect.any(AbortSignal));
+    expect(order).toEqual(['take', 'send']);
+  });
+
+  it('when the wait for the send rate is cut short (lease lost), then nothing is sent and the turn is retried later', async () => {
+    installStore(message());
+    const take = jest.fn(async () => Promise.reject(new Error('aborted')));
+
+    await expect(serveConversation(USER, CONVERSATION, deps({ sendRate: { take, ratePerSecond: 80 } }))).rejects.toBeInstanceOf(RetryLater);
+    expect(graph.sendText).not.toHaveBeenCalled();
   });
 
   it('when marking read fails, then the reply still goes out', async () => {
