@@ -34,6 +34,8 @@ interface World {
   messageIds: string[];
   extractionId: string;
   ledgerEntryIds: string[];
+  webhookEndpointId: string;
+  webhookDeliveryId: string;
 }
 
 /** The kinds of resource a path parameter can name; each maps to one id of a World. */
@@ -43,6 +45,8 @@ const RESOURCE = {
   agent: (w: World) => w.agentId,
   phoneNumber: (w: World) => w.phoneNumberId,
   conversation: (w: World) => w.conversationId,
+  webhookEndpoint: (w: World) => w.webhookEndpointId,
+  webhookDelivery: (w: World) => w.webhookDeliveryId,
 } satisfies Record<string, (world: World) => string>;
 type ResourceKind = keyof typeof RESOURCE;
 
@@ -97,10 +101,19 @@ const ROUTES: Record<string, RouteCase> = {
   'POST /v1/conversations/{id}/template': { auth: 'tenant', params: { id: 'conversation' }, body: () => ({ name: 'order_update', language: 'en_US' }) },
   'POST /v1/conversations/{id}/pause': { auth: 'tenant', params: { id: 'conversation' } },
   'POST /v1/conversations/{id}/resume': { auth: 'tenant', params: { id: 'conversation' } },
+  'POST /v1/conversations/{id}/retry': { auth: 'tenant', params: { id: 'conversation' } },
 
   'GET /v1/extractions': { auth: 'tenant' },
   'GET /v1/conversations/{id}/extraction': { auth: 'tenant', params: { id: 'conversation' } },
   'POST /v1/conversations/{id}/extract': { auth: 'tenant', params: { id: 'conversation' } },
+
+  'POST /v1/webhook-endpoints': { auth: 'tenant', body: () => ({ url: 'http://127.0.0.1:9/walk', events: ['message.received'] }) },
+  'GET /v1/webhook-endpoints': { auth: 'tenant' },
+  'GET /v1/webhook-endpoints/{id}': { auth: 'tenant', params: { id: 'webhookEndpoint' } },
+  'DELETE /v1/webhook-endpoints/{id}': { auth: 'tenant', params: { id: 'webhookEndpoint' } },
+  'GET /v1/webhook-endpoints/{id}/deliveries': { auth: 'tenant', params: { id: 'webhookEndpoint' } },
+  'POST /v1/webhook-endpoints/{id}/deliveries/{deliveryId}/redeliver': { auth: 'tenant', params: { id: 'webhookEndpoint', deliveryId: 'webhookDelivery' } },
+  'POST /v1/webhook-endpoints/{id}/rotate-secret': { auth: 'tenant', params: { id: 'webhookEndpoint' } },
 };
 
 interface Operation {
@@ -114,7 +127,7 @@ interface Operation {
 }
 
 /** The tables that hold a tenant's data; each row names its tenant in `user_id`. */
-const TENANT_TABLES = ['api_keys', 'agents', 'phone_numbers', 'conversations', 'messages', 'extractions', 'credit_ledger'];
+const TENANT_TABLES = ['api_keys', 'agents', 'phone_numbers', 'conversations', 'messages', 'extractions', 'credit_ledger', 'webhook_endpoints', 'tenant_events', 'webhook_deliveries'];
 
 describe('tenant walls, walked route by route from /openapi.json', () => {
   beforeAll(setupTestDatabase);
@@ -166,6 +179,8 @@ describe('tenant walls, walked route by route from /openapi.json', () => {
     const messages = await insertTestMessages(userId, conversation.id, [
       { text: `Hello from ${label}'s customer` },
       { direction: 'outbound', text: `Hello from ${label}'s agent`, externalId: `wamid.${tag()}` },
+      // Something to retry: POST …/retry answers 409 when nothing failed.
+      { text: `Are you there, ${label}?`, status: 'failed', errorCode: 'model_failed', errorMessage: 'the model failed' },
     ]);
     const extraction = await createTestExtraction(userId, conversation.id, { agentId: agent.body.id, upToSequenceNo: 2 });
     // A reply charge naming the outbound message, as the message worker books it.
@@ -174,6 +189,11 @@ describe('tenant walls, walked route by route from /openapi.json', () => {
       [userId, messages[1]!.id, conversation.id],
     );
     const ledger = await db.query<{ id: string }>(`SELECT id FROM credit_ledger WHERE user_id = $1`, [userId]);
+    const endpoint = await request(app).post('/v1/webhook-endpoints').set(auth).send({ url: `http://127.0.0.1:9/${label}`, events: ['message.received'] });
+    expect(endpoint.status).toBe(201);
+    // An event for the endpoint, as a customer's message would emit it, so a delivery exists.
+    await db.query(`SELECT emit_tenant_event($1, 'message.received', $2, '{}'::jsonb)`, [userId, conversation.id]);
+    const delivery = await db.query<{ id: string }>(`SELECT id FROM webhook_deliveries WHERE user_id = $1 AND endpoint_id = $2`, [userId, endpoint.body.id]);
 
     return {
       label,
@@ -188,6 +208,8 @@ describe('tenant walls, walked route by route from /openapi.json', () => {
       messageIds: messages.map((m) => m.id),
       extractionId: extraction.id,
       ledgerEntryIds: ledger.rows.map((r) => r.id),
+      webhookEndpointId: endpoint.body.id,
+      webhookDeliveryId: delivery.rows[0]!.id,
     };
   }
 
@@ -200,6 +222,8 @@ describe('tenant walls, walked route by route from /openapi.json', () => {
     world.extractionId,
     ...world.messageIds,
     ...world.ledgerEntryIds,
+    world.webhookEndpointId,
+    world.webhookDeliveryId,
   ];
 
   /** Everything the database holds for a tenant, row by row, to compare before and after. */
