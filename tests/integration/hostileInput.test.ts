@@ -22,6 +22,7 @@ const expectCursorRefused = (res: request.Response) => {
 describe('hostile input', () => {
   let tenant: TestTenant;
   let conversation: TestConversation;
+  let endpointId: string;
 
   beforeAll(async () => {
     await setupTestDatabase();
@@ -32,6 +33,8 @@ describe('hostile input', () => {
       { direction: 'inbound', author: 'customer', text: 'two' },
       { direction: 'inbound', author: 'customer', text: 'three' },
     ]);
+    const endpoint = await request(app).post('/v1/webhook-endpoints').set(tenant.auth).send({ url: 'http://127.0.0.1:9/hook', events: ['message.received'] });
+    endpointId = endpoint.body.id;
   });
   afterAll(teardownTestDatabase);
 
@@ -50,6 +53,7 @@ describe('hostile input', () => {
     /** Every list's path parameters; a new list with parameters must be added here to be covered. */
     const PATH_IDS: Record<string, () => Record<string, string>> = {
       '/v1/conversations/{id}/messages': () => ({ id: conversation.id }),
+      '/v1/webhook-endpoints/{id}/deliveries': () => ({ id: endpointId }),
     };
 
     it('when any list gets a forged cursor (unsigned, re-signed with another value, or its MAC cut), then 400 naming cursor', async () => {
