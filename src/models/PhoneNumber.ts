@@ -159,17 +159,22 @@ export async function setPhoneNumberAgent(
 }
 
 /**
- * Unlinks an agent from every number of the tenant it is linked to; returns those numbers' ids.
- * Each updated row is locked until the transaction ends.
+ * Unlinks an agent from every number of the tenant it is linked to; returns those numbers (id,
+ * channel and account, what their cached routes are named by). Each updated row is locked until
+ * the transaction ends.
  */
-export async function unlinkAgentEverywhere(userId: string, agentId: string, client: Queryable = db): Promise<string[]> {
-  const { rows } = await client.query<{ id: string }>(
+export async function unlinkAgentEverywhere(
+  userId: string,
+  agentId: string,
+  client: Queryable = db,
+): Promise<{ id: string; channel: Channel; externalId: string }[]> {
+  const { rows } = await client.query<{ id: string; channel: Channel; externalId: string }>(
     `UPDATE phone_numbers SET agent_id = NULL, updated_at = now()
      WHERE user_id = $1 AND agent_id = $2
-     RETURNING id`,
+     RETURNING id, channel, external_id AS "externalId"`,
     [userId, agentId],
   );
-  return rows.map((row) => row.id);
+  return rows;
 }
 
 /**

@@ -13,6 +13,7 @@
 import { config } from '../config';
 import { db, type Queryable } from '../utils/database';
 import { notFound } from '../utils/errors';
+import { forgetCredits } from './cachedLookups';
 import { decodeCursor, toPage, type Page, type PageRequest } from '../utils/pagination';
 import {
   findBalance,
@@ -60,6 +61,9 @@ function assertWholeCredits(name: string, value: number, min: number): void {
 
 /**
  * Adds `amount` credits to the tenant as one `top_up` entry. 404 when the user does not exist.
+ * Committed on its own (no `client`), the cached "has credits" pre-check is forgotten in every
+ * process before this returns (503 when Redis cannot be told; the top-up stands). A caller
+ * passing its transaction forgets it after its commit, unless the tenant is new (nothing cached).
  * @param description free text kept on the entry (≤ 500 characters, the column's limit)
  */
 export async function topUp(userId: string, amount: number, description?: string | null, client: Queryable = db): Promise<TopUpResult> {
@@ -67,6 +71,7 @@ export async function topUp(userId: string, amount: number, description?: string
   if (amount > MAX_CREDIT_AMOUNT) throw new RangeError(`amount must be at most ${MAX_CREDIT_AMOUNT}`);
   const written = await insertTopUp(userId, amount, description ?? null, client);
   if (!written) throw notFound('User');
+  if (client === db) await forgetCredits(userId);
   return written;
 }
 
@@ -85,6 +90,9 @@ export async function charge(userId: string, cost: number, what: ChargeFor, clie
   const written = await insertClampedCharge(userId, cost, what, client);
   if (!written) throw notFound('User');
   const { entry, balance } = written;
+  // Emptied: the cached pre-check says so from now on. Best effort: a stale "has credits" costs
+  // one hold that Postgres refuses, never a model call.
+  if (balance === 0) await forgetCredits(userId).catch(() => undefined);
   // `0 - amount`, not `-amount`: a clamped zero charge must not come back as -0.
   return { charged: entry ? 0 - entry.amount : 0, balance, entryId: entry?.id ?? null, alreadyCharged: entry === null };
 }

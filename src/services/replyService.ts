@@ -27,7 +27,6 @@ import {
   undoReplyAttempt,
   claimOutboundPart,
   holdCredits,
-  loadOwedWork,
   markInboundStatus,
   markOutboundFailed,
   markOutboundSent,
@@ -39,6 +38,7 @@ import {
   type StoredReplyContext,
 } from '../models/ReplyTurn';
 import { decryptAccessToken } from './accessTokens';
+import { forgetCredits, loadTurnWork } from './cachedLookups';
 import { replyMetrics } from '../utils/metrics';
 
 /** A transient failure: leave the work where it is and try again after the lease. */
@@ -99,7 +99,7 @@ export async function serveConversation(userId: string, conversationId: string, 
   const log = logger.child({ conversation_id: conversationId, user_id: userId });
   for (;;) {
     if (deps.signal.aborted) throw new RetryLater('lease lost or shutting down');
-    const work = await loadOwedWork(userId, conversationId);
+    const work = await loadTurnWork(userId, conversationId);
     if (!work || work.owed.length === 0) return;
     const { owed } = work;
     const context = withAccessToken(work.context);
@@ -128,6 +128,11 @@ export async function serveConversation(userId: string, conversationId: string, 
     }
 
     // A call the tenant's open circuit would refuse is no attempt: wait without counting it.
+    // The cached pre-check: a tenant known to have nothing spends no attempt, history read or hold.
+    if (!work.hasCredits) {
+      await answerWithoutCredits(context, pending, log);
+      continue;
+    }
     if (deps.openai.breakerOpen(agent.model, userId)) {
       replyMetrics.failures.inc({ reason: 'model_circuit_open' });
       throw new WaitForCircuit(deps.openai.circuitRetryAfterMs(agent.model, userId));
@@ -164,6 +169,7 @@ export async function serveConversation(userId: string, conversationId: string, 
     let settled = false;
     let recorded: RecordedReply;
     let tokens: number;
+    let cost: number;
     try {
       let completion;
       const modelTimer = replyMetrics.modelLatency.startTimer();
@@ -200,7 +206,7 @@ export async function serveConversation(userId: string, conversationId: string, 
       if (deps.signal.aborted) throw new RetryLater('lease lost during the model call');
       tokens = completion.promptTokens + completion.completionTokens;
       // Priced at the model the agent asked for (the one held for), by input and output tokens.
-      const cost = costForUsage(agent.model, completion.promptTokens, completion.completionTokens);
+      cost = costForUsage(agent.model, completion.promptTokens, completion.completionTokens);
       // A human may have taken over (API message, Instagram echo) or the number been relinked
       // while the model was thinking: then no reply and no charge; the next round marks the
       // messages ignored. If another worker answered them first (a lease that lapsed), nothing
@@ -221,6 +227,9 @@ export async function serveConversation(userId: string, conversationId: string, 
       continue;
     }
     replyMetrics.creditsCharged.inc(recorded.charged);
+    // A clamped charge emptied the balance: the cached pre-check must say so (best effort; a
+    // stale yes costs one refused hold).
+    if (recorded.charged < cost) await forgetCredits(userId).catch(() => undefined);
     log.info({ message_id: recorded.reply.id, tokens, charged: recorded.charged, answered: ids.length }, 'reply recorded');
     await sendMessages(context, [recorded.reply], deps, log);
     // Done: whatever arrived meanwhile nudged the conversation, and a nudge that finds the
