@@ -47,7 +47,7 @@ afterAll(async () => {
 
 const account = () => `1555${randomBytes(4).readUInt32BE(0)}`;
 
-async function api<T = Record<string, unknown>>(method: 'post' | 'patch' | 'put' | 'delete', path: string, auth: object, body?: object, status = 200): Promise<T> {
+async function api<T = Record<string, unknown>>(method: 'post' | 'patch' | 'put' | 'delete', path: string, auth: Record<string, string>, body?: object, status = 200): Promise<T> {
   const res = await request(app)[method](path).set(auth).send(body);
   expect({ path, status: res.status }).toEqual({ path, status });
   return res.body as T;
