@@ -450,6 +450,39 @@ export async function recordPartSent(
   );
 }
 
+/**
+ * The last part went out with this attempt: recordPartSent and markOutboundSent in one statement
+ * (one round trip and one commit fewer per reply). `externalIds` are every part's ids, this one last.
+ */
+export async function recordLastPartSent(
+  userId: string,
+  messageId: string,
+  partNo: number,
+  externalIds: string[],
+  client: Queryable = db,
+): Promise<void> {
+  await client.query(
+    `WITH part AS (
+       UPDATE outbound_parts
+          SET status = 'sent', external_id = $4, settled_by = 'answer', doubt_reported = true, updated_at = now()
+        WHERE user_id = $1 AND message_id = $2 AND part_no = $3
+       RETURNING 1
+     ), reported AS (
+       SELECT meta_status, error_code, error_message FROM outbound_parts
+        WHERE user_id = $1 AND message_id = $2 AND part_no = 0 AND COALESCE(external_id, $5) = $5
+          AND outbound_status_rank(meta_status) > outbound_status_rank('sent')
+     )
+     UPDATE messages
+        SET status = COALESCE((SELECT meta_status FROM reported), 'sent'),
+            error_code = COALESCE((SELECT COALESCE(error_code, 'unknown') FROM reported WHERE meta_status = 'failed'), error_code),
+            error_message = COALESCE((SELECT error_message FROM reported WHERE meta_status = 'failed'), error_message),
+            external_id = $5, updated_at = now(),
+            payload = COALESCE(payload, '{}'::jsonb) - 'send_progress' || jsonb_build_object('external_ids', $6::jsonb)
+      WHERE user_id = $1 AND id = $2 AND status = 'queued'`,
+    [userId, messageId, partNo, externalIds.at(-1) ?? null, externalIds[0] ?? null, JSON.stringify(externalIds)],
+  );
+}
+
 /** Graph said no to this attempt: Meta does not have the part, so the next attempt is not in doubt. */
 export async function releasePart(userId: string, messageId: string, partNo: number, token: string, client: Queryable = db): Promise<void> {
   await client.query(

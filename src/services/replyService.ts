@@ -30,6 +30,7 @@ import {
   markInboundStatus,
   markOutboundFailed,
   markOutboundSent,
+  recordLastPartSent,
   recordPartSent,
   recordReply,
   releaseHold,
@@ -310,13 +311,16 @@ export async function sendMessages(
     // Parts sent before outbound_parts existed were kept in the message's payload.
     const legacy = legacySendProgress(message);
     const externalIds = legacy.externalIds.slice(0, legacy.nextPart);
+    let messageSent = false;
     for (let index = legacy.nextPart; index < parts.length; index++) {
-      const externalId = await sendPart({ ...context, phoneNumber }, message, index, parts[index]!, deps, log);
-      if (externalId === null) break;
-      externalIds.push(externalId);
+      const isLast = index === parts.length - 1;
+      const sent = await sendPart({ ...context, phoneNumber }, message, index, parts[index]!, deps, log, isLast ? externalIds : null);
+      if (sent === null) break;
+      externalIds.push(sent.externalId);
+      messageSent = sent.messageSent;
     }
     if (externalIds.length < parts.length) continue;
-    await markOutboundSent(userId, message.id, externalIds);
+    if (!messageSent) await markOutboundSent(userId, message.id, externalIds);
     replyMetrics.replies.inc({ channel: message.channel, author: message.author });
     log.info({ message_id: message.id, parts: externalIds.length }, 'message sent');
   }
@@ -328,7 +332,9 @@ type SendingContext = ReplyContext & { phoneNumber: NonNullable<ReplyContext['ph
  * Sends one part so that Meta gets it once, as far as anyone can know: claimed (marked
  * `sending`) in its own commit first, then posted, then recorded with Meta's id. Returns that
  * id, or null when Graph refused the part for good (the message is failed then). Throws
- * RetryLater when Graph keeps failing or the lease is lost.
+ * RetryLater when Graph keeps failing or the lease is lost. For the message's last part
+ * (`earlierIds`: the ids of the parts before it), the record of the part also marks the message
+ * sent, in the same statement (`messageSent`).
  */
 async function sendPart(
   context: SendingContext,
@@ -337,12 +343,13 @@ async function sendPart(
   text: string,
   deps: Pick<ReplyDeps, 'graph' | 'signal' | 'sendInDoubtGraceMs'>,
   log: typeof logger,
-): Promise<string | null> {
+  earlierIds: string[] | null = null,
+): Promise<{ externalId: string; messageSent: boolean } | null> {
   const { userId } = context.conversation;
   for (let attempt = 1; ; attempt++) {
     const token = randomUUID();
     const settled = await claimPart(userId, message, index, text, token, deps, log);
-    if (settled !== null) return settled;
+    if (settled !== null) return { externalId: settled, messageSent: false };
     const timer = replyMetrics.sendLatency.startTimer({ channel: message.channel });
     try {
       const result = await deps.graph.sendText({
@@ -358,8 +365,9 @@ async function sendPart(
       });
       timer();
       const externalId = result.externalIds[0]!;
-      await recordPartSent(userId, message.id, index, externalId);
-      return externalId;
+      if (earlierIds === null) await recordPartSent(userId, message.id, index, externalId);
+      else await recordLastPartSent(userId, message.id, index, [...earlierIds, externalId]);
+      return { externalId, messageSent: earlierIds !== null };
     } catch (error) {
       timer();
       // Anything else (a crash of ours, Postgres gone) leaves the part `sending`: in doubt for whoever comes next.

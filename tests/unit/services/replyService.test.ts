@@ -263,6 +263,11 @@ function installStore(...messages: Message[]): void {
   model.recordPartSent.mockImplementation(async (_user, messageId, partNo, externalId) => {
     Object.assign(store.parts.get(`${messageId}:${partNo}`)!, { status: 'sent', externalId, settledBy: 'answer', reported: true });
   });
+  // The last part's record marks the message sent in the same statement: the two updates above, together.
+  model.recordLastPartSent.mockImplementation(async (user, messageId, partNo, externalIds) => {
+    await model.recordPartSent(user, messageId, partNo, externalIds.at(-1)!);
+    await model.markOutboundSent(user, messageId, externalIds);
+  });
   model.releasePart.mockImplementation(async (_user, messageId, partNo, token) => {
     const key = `${messageId}:${partNo}`;
     if (store.parts.get(key)?.token === token && store.parts.get(key)?.status === 'sending') store.parts.delete(key);
@@ -898,6 +903,10 @@ describe('sendMessages', () => {
     ]);
     expect(model.recordPartSent.mock.calls.map(([, , part, id]) => [part, id])).toEqual([[0, 'wamid.OUT1'], [1, 'wamid.OUT2'], [2, 'wamid.OUT3']]);
     expect(model.markOutboundSent).toHaveBeenCalledWith(USER, reply.id, ['wamid.OUT1', 'wamid.OUT2', 'wamid.OUT3']);
+    // The last part's record and the message's "sent" are one statement (one round trip fewer).
+    expect(model.recordLastPartSent).toHaveBeenCalledTimes(1);
+    expect(model.recordLastPartSent).toHaveBeenCalledWith(USER, reply.id, 2, ['wamid.OUT1', 'wamid.OUT2', 'wamid.OUT3']);
+    expect(model.markOutboundSent).toHaveBeenCalledTimes(1);
   });
 
   it('when a part goes to WhatsApp, then its callback data names the message and that part', async () => {
