@@ -4,6 +4,7 @@
 #   API:               node dist/src/server.js             (the default)
 #   message worker:    node dist/scripts/worker-start.js message
 #   extraction worker: node dist/scripts/worker-start.js extraction
+#   event worker:      node dist/scripts/worker-start.js events
 #   migrations:        node dist/scripts/migrate.js
 # Commands run node directly, not npm: node is then the process the runtime signals, and its
 # SIGTERM handler drains in-flight work within SHUTDOWN_TIMEOUT_MS.

@@ -18,6 +18,7 @@ import { clip, describeError, INTERRUPTED, Progress } from './demo/progress';
 import { printChecks, printEpilogue, printReport } from './demo/report';
 import type { DemoOptions, DemoResult } from './demo/result';
 import { extractLead, openTheShop, playCustomers, readBack } from './demo/scenes';
+import { collectEvents, subscribeTheBusiness, type Subscription } from './demo/events';
 import { buildTheSet, killProductGroup, planStage, strikeTheSet, type SetPieces } from './demo/stage';
 
 /**
@@ -45,6 +46,7 @@ export async function runDemo(options: DemoOptions = {}): Promise<DemoResult> {
     checks: [],
   };
   const pieces: SetPieces = { databaseTouched: false };
+  let subscription: Subscription | undefined;
   const killOnExit = () => killProductGroup(pieces.product);
   process.once('exit', killOnExit);
 
@@ -53,6 +55,7 @@ export async function runDemo(options: DemoOptions = {}): Promise<DemoResult> {
   try {
     const set = await buildTheSet(progress, stage, pieces, signal);
     const shop = await openTheShop(progress, set.baseUrl, signal);
+    subscription = await subscribeTheBusiness(progress, shop);
     const ana = await playCustomers(progress, shop, result.scenes);
     if (result.extractionAvailable) {
       result.lead = await extractLead(progress, shop, ana, options.extractionTimeoutMs ?? 25_000);
@@ -60,6 +63,9 @@ export async function runDemo(options: DemoOptions = {}): Promise<DemoResult> {
       result.lead = { status: 'unavailable', reason: 'no `extraction` kind in src/workers/kinds.ts yet' };
       log(`    · Lead extraction skipped: the extraction worker is not available (${result.lead.reason})`);
     }
+    const expectedEvents = ['message.received', 'message.answered', 'conversation.handoff', 'conversation.resumed'];
+    if (result.lead.status === 'extracted') expectedEvents.push('extraction.completed');
+    result.events = await collectEvents(progress, shop, subscription, expectedEvents);
     Object.assign(result, await readBack(progress, shop));
     result.graphTextSends = set.graph.texts().length;
     printReport(log, result);
@@ -74,6 +80,7 @@ export async function runDemo(options: DemoOptions = {}): Promise<DemoResult> {
     }
     if (pieces.product) log(`  Full product logs: ${stage.logFile}`);
   } finally {
+    await subscription?.receiver.close();
     log('');
     log('Cleaning up');
     const cleanedUp = await strikeTheSet(progress, stage, pieces, result, log);

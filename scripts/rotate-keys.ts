@@ -6,7 +6,7 @@
  * (those rows are named and left as they are), so the old key is not retired too early.
  */
 import { closeDatabase } from '../src/utils/database';
-import { rotateAccessTokens, type RotationProgress } from '../src/services/keyRotation';
+import { rotateAccessTokens, rotateWebhookSecrets, type RotationProgress } from '../src/services/keyRotation';
 
 const line = (text: string) => process.stdout.write(`rotate-keys: ${text}\n`);
 const summary = (p: Readonly<RotationProgress>) =>
@@ -16,8 +16,16 @@ async function main(): Promise<number> {
   try {
     const result = await rotateAccessTokens({ onBatch: (progress) => line(summary(progress)) });
     line(`done: ${summary(result)}`);
-    if (result.undecryptable.length === 0) return 0;
-    line(`these phone numbers hold tokens no configured key decrypts (add their key to ENCRYPTION_KEYS_PREVIOUS, or set new tokens): ${result.undecryptable.join(', ')}`);
+    // Tenant event endpoints' signing secrets are encrypted the same way.
+    const secrets = await rotateWebhookSecrets({ onBatch: (progress) => line(`webhook secrets: ${summary(progress)}`) });
+    line(`webhook secrets done: ${summary(secrets)}`);
+    if (result.undecryptable.length === 0 && secrets.undecryptable.length === 0) return 0;
+    if (result.undecryptable.length > 0) {
+      line(`these phone numbers hold tokens no configured key decrypts (add their key to ENCRYPTION_KEYS_PREVIOUS, or set new tokens): ${result.undecryptable.join(', ')}`);
+    }
+    if (secrets.undecryptable.length > 0) {
+      line(`these webhook endpoints hold secrets no configured key decrypts (add their key to ENCRYPTION_KEYS_PREVIOUS, or rotate their secrets): ${secrets.undecryptable.join(', ')}`);
+    }
     return 1;
   } finally {
     await closeDatabase();

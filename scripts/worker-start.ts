@@ -9,7 +9,7 @@ import { exitOnUnhandledErrors } from '../src/utils/process';
 import { serveLiveness } from '../src/workers/heartbeat';
 
 const kind = process.argv[2] ?? '';
-const known = ['message', 'extraction'];
+const known = ['message', 'extraction', 'events'];
 
 exitOnUnhandledErrors({ processName: `worker:${kind}` });
 

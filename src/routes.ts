@@ -7,6 +7,7 @@ import { phoneNumbersRouter } from './controllers/phoneNumbers';
 import { agentsRouter } from './controllers/agents';
 import { conversationsRouter } from './controllers/conversations';
 import { extractionsRouter } from './controllers/extractions';
+import { webhookEndpointsRouter } from './controllers/webhookEndpoints';
 import { createRateLimiter } from './middleware/rateLimit';
 import { openapiDocument } from './utils/openapi';
 import { API_PREFIX, requireJsonBody } from './middleware/validation';
@@ -22,6 +23,6 @@ export function mountRoutes(app: Express): void {
   const v1 = express.Router();
   v1.use(createRateLimiter());
   v1.use(requireJsonBody);
-  v1.use(usersRouter, phoneNumbersRouter, agentsRouter, conversationsRouter, extractionsRouter);
+  v1.use(usersRouter, phoneNumbersRouter, agentsRouter, conversationsRouter, extractionsRouter, webhookEndpointsRouter);
   app.use(API_PREFIX, v1);
 }

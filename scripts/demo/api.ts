@@ -7,6 +7,9 @@ export interface ApiConversation {
   channel: 'whatsapp' | 'instagram';
   customer: { external_id: string; name: string | null };
   bot_paused: boolean;
+  paused_by?: 'human' | 'api' | 'keyword' | null;
+  resumes_at?: string | null;
+  opted_out?: boolean;
   created_at: string;
 }
 export interface ApiMessage {

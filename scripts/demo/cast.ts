@@ -23,6 +23,12 @@ export const INSTAGRAM_ACCOUNT = '17841455500000001';
 
 export const ANA = { waId: '15550001111', name: 'Ana Silva' };
 export const BEN = { waId: '15550002222', name: 'Ben Carter' };
+export const CARA = { waId: '15550003333', name: 'Cara Diaz' };
+export const DAN = { waId: '15550004444', name: 'Dan Evans' };
+/** The agent's handoff_keywords: a customer message equal to one asks for a person. */
+export const HANDOFF_KEYWORDS = ['talk to a human', 'human'];
+/** The agent's resume_after_minutes: a human's pause ends by itself after this long without a human message. */
+export const RESUME_AFTER_MINUTES = 30;
 export const INSTAGRAM_CUSTOMER = '6021000000000011';
 
 export const SCRIPT = {
@@ -34,6 +40,11 @@ export const SCRIPT = {
   human: "Hi Ben, this is Maria from Demo Shop. I'm so sorry! I'll arrange your refund myself today.",
   benWhilePaused: 'Thank you Maria, that is very kind!',
   benAfterResume: 'One more thing: do you deliver on Saturdays?',
+  caraHandoff: '  Talk to a HUMAN ',
+  caraHuman: "Hi Cara, I'm Leo from Demo Shop. The bot will take it from here; just ask!",
+  caraAfterHandBack: 'Great, do you deliver to Porto?',
+  danOptOut: 'STOP',
+  shopToDan: 'Hi Dan, we have a new collection!',
 };
 
 /**

@@ -73,6 +73,20 @@ export function computeChecks(result: DemoResult): DemoCheck[] {
   const resumed = repliesTo(scenes.benAfterResume);
   add('after resuming, the bot answered again', resumed.length === 1, `${resumed.length} reply`);
 
+  const handoff = repliesTo(scenes.caraHandoff);
+  const handoffStatus = find(scenes.caraHandoff)?.messages.find((m) => m.externalId === scenes.caraHandoff)?.status;
+  add('a handoff keyword paused the bot: no reply to it', handoff.length === 0 && handoffStatus === 'ignored', `${handoffStatus ?? 'missing'}, ${handoff.length} bot reply`);
+  const handedBack = repliesTo(scenes.caraAfterHandBack);
+  add('after the hand-back, the bot answered the customer again', handedBack.length === 1, `${handedBack.length} reply`);
+
+  // The confirmation is the agent's, but free: no model call, no charge.
+  const optOutConfirmations = repliesTo(scenes.optOut);
+  add(
+    'the customer who opted out got one confirmation and nothing else',
+    optOutConfirmations.length === 1 && DELIVERED_STATUSES.includes(optOutConfirmations[0]!.status) && find(scenes.optOut)?.messages.at(-1)?.author === 'agent',
+    `${optOutConfirmations.length} confirmation, ${optOutConfirmations[0]?.status ?? 'none'}`,
+  );
+
   const outbound = transcripts.flatMap((t) => t.messages).filter((m) => m.direction === 'outbound');
   add(
     "Meta's Graph API got exactly one send per outbound message",
@@ -81,7 +95,7 @@ export function computeChecks(result: DemoResult): DemoCheck[] {
   );
 
   if (credits) {
-    const agentReplies = outbound.filter((m) => m.author === 'agent').length;
+    const agentReplies = outbound.filter((m) => m.author === 'agent').length - optOutConfirmations.length;
     const replyCharges = credits.entries.filter((e) => e.reason === 'reply').length;
     add('credits were charged, one ledger entry per reply', credits.charged > 0 && replyCharges === agentReplies, `${credits.charged} credits; ${replyCharges} reply charges for ${agentReplies} replies`);
     add('the balance equals the sum of the ledger', credits.balance === credits.ledgerSum, `${credits.balance} vs ${credits.ledgerSum}`);
@@ -89,6 +103,17 @@ export function computeChecks(result: DemoResult): DemoCheck[] {
 
   if (lead.status === 'unavailable') add('lead extraction: the extraction worker is not available, notice printed', true, lead.reason);
   else add('a lead was extracted from the conversation', lead.status === 'extracted', lead.status === 'timeout' ? `none within ${secs(lead.waitedMs)}` : lead.status);
+
+  if (result.events) {
+    const events = result.events;
+    const verified = events.filter((e) => e.verified).length;
+    const ids = new Set(events.map((e) => e.id)).size;
+    add(
+      'the business received its events, each signed and verified with the documented verifier',
+      events.length > 0 && verified === events.length && events.some((e) => e.type === 'message.answered'),
+      `${events.length} events (${ids} distinct), ${verified} verified`,
+    );
+  }
 
   add('the product stopped cleanly (supervisor exit 0)', result.supervisorExitCode === 0, `exit ${String(result.supervisorExitCode)}`);
   return checks;

@@ -55,6 +55,16 @@ export function printReport(log: (line: string) => void, result: DemoResult): vo
     log(`    charged ${credits.charged} credits in ${credits.entries.filter((e) => e.amount < 0).length} entries; balance ${credits.balance}, sum of the ledger ${credits.ledgerSum}`);
   }
 
+  if (result.events) {
+    log('');
+    log('Events the business received (POST to its endpoint; signature checked with documentation/examples/verify-webhook.js)');
+    const labels = new Map(result.transcripts.map((t) => [`${t.channel}:${t.customer.externalId}`, customerLabel(t)]));
+    for (const event of result.events) {
+      const who = event.customer ? (labels.get(`${event.channel}:${event.customer}`) ?? event.customer) : 'the account';
+      log(`    ${event.verified ? '✓' : '✗'} ${event.type.padEnd(22)} ${who}`);
+    }
+  }
+
   log('');
   const lead = result.lead;
   if (lead.status === 'extracted') {

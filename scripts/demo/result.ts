@@ -32,6 +32,17 @@ export type LeadReport =
   | { status: 'timeout'; waitedMs: number }
   | { status: 'not_reached' };
 
+/** The tenant events the business's receiver got, in arrival order. */
+export type EventsReport = Array<{
+  id: string;
+  type: string;
+  createdAt: string;
+  channel: string | null;
+  customer: string | null;
+  /** The documented verifier accepted its X-Signature. */
+  verified: boolean;
+}>;
+
 export interface DemoCheck {
   name: string;
   passed: boolean;
@@ -48,6 +59,11 @@ export interface DemoScenes {
   benQuestion: string;
   benWhilePaused: string;
   benAfterResume: string;
+  /** Cara's handoff keyword, and her message after the shop handed back to the bot. */
+  caraHandoff: string;
+  caraAfterHandBack: string;
+  /** Dan's STOP. */
+  optOut: string;
 }
 
 export interface DemoResult {
@@ -63,6 +79,8 @@ export interface DemoResult {
   transcripts: Transcript[];
   credits: CreditsReport | null;
   lead: LeadReport;
+  /** Tenant events the business's receiver got; absent when the run stopped before. */
+  events?: EventsReport;
   /** Text messages Meta's Graph API (the stand-in) accepted. */
   graphTextSends: number;
   supervisorExitCode: number | null | undefined;

@@ -5,7 +5,7 @@
  * would read it.
  */
 import { instagramTextWebhook, newWamid, postSignedWebhook, whatsappStatusWebhook, whatsappTextWebhook, type WhatsAppStatus } from '../simulate';
-import { ADMIN_API_KEY, ANA, BEN, DEBOUNCE_MS, EXTRACTION_IDLE_SECONDS, INSTAGRAM_ACCOUNT, INSTAGRAM_CUSTOMER, META_APP_SECRET, SCRIPT, WHATSAPP_NUMBER } from './cast';
+import { ADMIN_API_KEY, ANA, BEN, CARA, DAN, DEBOUNCE_MS, HANDOFF_KEYWORDS, RESUME_AFTER_MINUTES, EXTRACTION_IDLE_SECONDS, INSTAGRAM_ACCOUNT, INSTAGRAM_CUSTOMER, META_APP_SECRET, SCRIPT, WHATSAPP_NUMBER } from './cast';
 import { ApiClient, toTranscript, type ApiConversation, type ApiExtraction, type ApiLedgerEntry, type ApiMessage } from './api';
 import { DELIVERED_STATUSES } from './checks';
 import { standinAccessToken } from '../../tests/fixtures/standins/graphStandin';
@@ -99,6 +99,8 @@ export async function openTheShop(progress: Progress, baseUrl: string, signal: A
         system_prompt: 'You are the friendly shop assistant of Demo Shop, a small bag store. Answer briefly.',
         debounce_ms: DEBOUNCE_MS,
         fallback_message: 'Thanks for your message! A member of our team will get back to you shortly.',
+        handoff_keywords: HANDOFF_KEYWORDS,
+        resume_after_minutes: RESUME_AFTER_MINUTES,
       });
       const whatsapp = await api.post<{ id: string }>('/v1/phone-numbers', key, {
         channel: 'whatsapp',
@@ -261,7 +263,91 @@ export async function playCustomers(progress: Progress, shop: Shop, scenes: Part
     },
     (reply) => `the bot is back: "${clip(reply.text)}"`,
   );
+
+  await handoffAndHandBack(progress, shop, scenes);
+  await optOut(progress, shop, scenes);
   return ana;
+}
+
+/** Waits until the customer message `externalId` is filed (no longer pending); returns it and the conversation's messages. */
+async function filed(shop: Shop, conversationId: string, externalId: string): Promise<{ message: ApiMessage; messages: ApiMessage[] }> {
+  return waitUntil(
+    `message ${externalId} to be filed`,
+    async () => {
+      const messages = await shop.messagesOf(conversationId);
+      const message = messages.find((m) => m.external_id === externalId);
+      return message && message.status !== 'pending' ? { message, messages } : undefined;
+    },
+    10_000,
+    shop.signal,
+  );
+}
+
+/** Cara asks for a person with a handoff keyword; a person answers; the shop hands back to the bot. */
+async function handoffAndHandBack(progress: Progress, shop: Shop, scenes: Partial<DemoScenes>): Promise<void> {
+  const cara = await progress.step(
+    `Cara asks for a person: "${SCRIPT.caraHandoff.trim()}" is one of the agent's handoff_keywords`,
+    async () => {
+      scenes.caraHandoff = await shop.customerSays(CARA, SCRIPT.caraHandoff);
+      const conversation = await shop.conversationOf(shop.tenant.whatsappId, CARA.waId);
+      const { message } = await filed(shop, conversation.id, scenes.caraHandoff);
+      const now = await shop.api.get<ApiConversation>(`/v1/conversations/${conversation.id}`, shop.tenant.apiKey);
+      if (now.paused_by !== 'keyword') throw new Error(`the keyword did not pause the bot (paused_by ${String(now.paused_by)})`);
+      return { conversation: now, status: message.status };
+    },
+    ({ conversation, status }) => `stored "${status}", no bot reply; bot_paused ${conversation.bot_paused}, paused_by "${conversation.paused_by}"`,
+  );
+
+  await progress.step(
+    `A person answers Cara; the agent's resume_after_minutes (${RESUME_AFTER_MINUTES}) sets when the bot would take back by itself`,
+    async () => {
+      await shop.api.post<ApiMessage>(`/v1/conversations/${cara.conversation.id}/messages`, shop.tenant.apiKey, { text: SCRIPT.caraHuman });
+      const now = await shop.api.get<ApiConversation>(`/v1/conversations/${cara.conversation.id}`, shop.tenant.apiKey);
+      if (now.paused_by !== 'human' || !now.resumes_at) throw new Error(`expected a human's pause with a resume time, got ${now.paused_by} / ${String(now.resumes_at)}`);
+      return now;
+    },
+    (now) => `paused_by "${now.paused_by}", resumes_at ${now.resumes_at} (each human message restarts the clock)`,
+  );
+
+  await progress.step(
+    'The shop hands back to the bot now (POST /v1/conversations/:id/resume); Cara asks something',
+    async () => {
+      const resumed = await shop.api.post<ApiConversation>(`/v1/conversations/${cara.conversation.id}/resume`, shop.tenant.apiKey);
+      scenes.caraAfterHandBack = await shop.customerSays(CARA, SCRIPT.caraAfterHandBack);
+      return { resumed, reply: await shop.replyTo(cara.conversation.id, scenes.caraAfterHandBack) };
+    },
+    ({ resumed, reply }) => `paused_by ${String(resumed.paused_by)}, resumes_at ${String(resumed.resumes_at)}; the bot answered: "${clip(reply.text, 60)}"`,
+  );
+}
+
+/** Dan texts STOP: opted out on the number, one free confirmation, and the shop can no longer write to him. */
+async function optOut(progress: Progress, shop: Shop, scenes: Partial<DemoScenes>): Promise<void> {
+  await progress.step(
+    'Dan texts STOP: he is opted out on this number and gets one confirmation, free',
+    async () => {
+      scenes.optOut = await shop.customerSays(DAN, SCRIPT.danOptOut);
+      const conversation = await shop.conversationOf(shop.tenant.whatsappId, DAN.waId);
+      const confirmation = await waitUntil(
+        'the opt-out confirmation to go out',
+        async () => {
+          const messages = await shop.messagesOf(conversation.id);
+          const index = messages.findIndex((m) => m.external_id === scenes.optOut);
+          const reply = index < 0 ? undefined : messages.slice(index + 1).find((m) => m.author === 'agent');
+          return reply && DELIVERED_STATUSES.includes(reply.status) ? reply : undefined;
+        },
+        10_000,
+        shop.signal,
+      );
+      const refused = await shop.api.call<{ error: { code: string } }>('POST', `/v1/conversations/${conversation.id}/messages`, shop.tenant.apiKey, {
+        body: { text: SCRIPT.shopToDan },
+        expect: [409],
+      });
+      const now = await shop.api.get<ApiConversation>(`/v1/conversations/${conversation.id}`, shop.tenant.apiKey);
+      if (!now.opted_out) throw new Error('the conversation does not show opted_out');
+      return { confirmation, refused: refused.body.error.code };
+    },
+    ({ confirmation, refused }) => `"${clip(confirmation.text, 70)}"; opted_out true; the shop's own message is 409 ${refused}`,
+  );
 }
 
 /** Asks for Ana's lead and waits for one that saw her whole conversation; a timeout is reported, not thrown. */

@@ -153,6 +153,8 @@ function productEnv(stage: Stage, port: number, openai: OpenAIStandin, graph: Gr
     EXTRACTION_IDLE_SECONDS: String(EXTRACTION_IDLE_SECONDS),
     MESSAGE_WORKERS: '1',
     EXTRACTION_WORKERS: '1',
+    // Delivers the tenant events the demo's business receives.
+    EVENT_WORKERS: '1',
     SWEEPER_INTERVAL_MS: '1000',
     CREDITS_PER_1K_TOKENS: '1000',
     // The demo polls the API while it waits; the default budget is for real clients.

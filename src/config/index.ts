@@ -1,6 +1,6 @@
 /**
  * The one place that reads `process.env`. Each section file (server, security, database, redis,
- * meta, openai, workers, credits) declares its variables; this module merges them into one
+ * meta, openai, workers, credits, events) declares its variables; this module merges them into one
  * schema, parses the environment once at import, and every other module imports the frozen,
  * typed `config` object. Names and defaults follow CONTRACT §2.
  */
@@ -15,9 +15,10 @@ import { metaSection } from './meta';
 import { openaiSection } from './openai';
 import { workersSection } from './workers';
 import { creditsSection } from './credits';
+import { eventsSection } from './events';
 
 /** In this order their problems are listed and their variables documented. */
-const SECTIONS = [serverSection, securitySection, databaseSection, redisSection, metaSection, openaiSection, workersSection, creditsSection] as const;
+const SECTIONS = [serverSection, securitySection, databaseSection, redisSection, metaSection, openaiSection, workersSection, creditsSection, eventsSection] as const;
 
 const schema = z.object({
   ...serverSection.shape,
@@ -28,6 +29,7 @@ const schema = z.object({
   ...openaiSection.shape,
   ...workersSection.shape,
   ...creditsSection.shape,
+  ...eventsSection.shape,
 });
 
 /** Secrets that `NODE_ENV=production` refuses to default, with their public development values. */
@@ -38,7 +40,9 @@ const DEV_SECRETS: ReadonlyArray<readonly [string, string]> = SECTIONS.flatMap((
 /** Every variable the product reads; `.env.example` documents each. */
 export const CONFIG_VARIABLES = Object.keys(schema.shape);
 
-export type Config = Readonly<z.infer<typeof schema>> & {
+export type Config = Readonly<Omit<z.infer<typeof schema>, 'WEBHOOK_ALLOW_PRIVATE_URLS'>> & {
+  /** Resolved: the variable, else `NODE_ENV !== 'production'`. */
+  readonly WEBHOOK_ALLOW_PRIVATE_URLS: boolean;
   /** Secrets that fell back to public development values; the logger warns about each. */
   readonly defaultedSecrets: readonly string[];
 };
@@ -85,7 +89,12 @@ export function loadConfig(env: NodeJS.ProcessEnv): Config {
     }
   }
   if (problems.length > 0) throw new ConfigError(problems);
-  return Object.freeze({ ...parsed.data!, defaultedSecrets: Object.freeze(defaultedSecrets) });
+  return Object.freeze({
+    ...parsed.data!,
+    // A production server must not post tenant events into its own network unless told to.
+    WEBHOOK_ALLOW_PRIVATE_URLS: parsed.data!.WEBHOOK_ALLOW_PRIVATE_URLS ?? !production,
+    defaultedSecrets: Object.freeze(defaultedSecrets),
+  });
 }
 
 function loadFromProcess(): Config {

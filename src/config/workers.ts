@@ -25,6 +25,16 @@ export const workersSection = defineSection({
      * (Instagram) to say it went out, before it is sent again (CONTRACT §2).
      */
     SEND_IN_DOUBT_GRACE_MS: integer(0, 600_000).default(15_000),
+    /**
+     * A customer message older than this (by Meta's timestamp) when it could first be answered is
+     * kept `stale`, unanswered and uncharged; a queued bot reply to it is cancelled (Meta's 24 h
+     * window). Transient failures are retried for as long as this allows (CONTRACT §2, guarantee 12).
+     */
+    STALE_MESSAGE_SECONDS: integer(1, 30 * 24 * 3600).default(86_400),
+    /** First back-off after a transient model or Graph failure of a turn; doubled per failure in a row, with jitter. */
+    RETRY_BACKOFF_BASE_MS: integer(1, 600_000).default(1_000),
+    /** The longest back-off between two tries of a turn that failed transiently (a hint from Meta or OpenAI may ask longer). */
+    RETRY_BACKOFF_MAX_MS: integer(10, 3_600_000).default(60_000),
     /** Turns a message may take (each a model call with its own retries) before it is failed. */
     MESSAGE_MAX_ATTEMPTS: integer(1, 100).default(8),
   },

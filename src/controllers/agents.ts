@@ -26,6 +26,11 @@ export function toAgentJson(agent: Agent) {
     debounce_ms: agent.debounceMs,
     lead_fields: agent.leadFields,
     fallback_message: agent.fallbackMessage,
+    resume_after_minutes: agent.resumeAfterMinutes,
+    handoff_keywords: agent.handoffKeywords,
+    opt_out_keywords: agent.optOutKeywords,
+    opt_in_keywords: agent.optInKeywords,
+    opt_out_message: agent.optOutMessage,
     archived_at: agent.archivedAt?.toISOString() ?? null,
     created_at: agent.createdAt.toISOString(),
     updated_at: agent.updatedAt.toISOString(),
@@ -53,6 +58,26 @@ const fields = {
   debounce_ms: z.number().int().min(0).max(30_000).describe('Messages this close together get one reply'),
   lead_fields: agentService.leadFieldsSchema.nullable().describe(leadFieldsDescription),
   fallback_message: z.string().min(1).max(4096).nullable().describe('Sent free when the tenant has no credits'),
+  resume_after_minutes: z
+    .number()
+    .int()
+    .min(1)
+    .max(43_200)
+    .nullable()
+    .describe('A conversation a human paused (by writing) resumes by itself after this many minutes without another human message; each human message restarts the clock. null (the default): only POST …/resume resumes it'),
+  handoff_keywords: agentService.keywordsSchema.describe(
+    'A customer message equal to one of these (ignoring case and surrounding spaces) pauses the bot (paused_by "keyword") until resumed; the message gets no reply. Default []',
+  ),
+  opt_out_keywords: agentService.keywordsSchema.describe(
+    'A customer message equal to one of these (ignoring case and surrounding spaces) opts the customer out on the number: no bot reply, human messages and templates are 409 opted_out, and one confirmation (opt_out_message) is sent free. Default ["STOP", "UNSUBSCRIBE"]',
+  ),
+  opt_in_keywords: agentService.keywordsSchema.describe('A customer message equal to one of these opts an opted-out customer back in; it is answered as usual. Default ["START"]'),
+  opt_out_message: z
+    .string()
+    .min(1)
+    .max(4096)
+    .nullable()
+    .describe('The confirmation an opted-out customer gets, once, free; null: "You are unsubscribed and will get no more messages from us here. Reply START to subscribe again." (the first opt-in keyword)'),
 };
 
 const createBody = z.strictObject({
@@ -66,6 +91,11 @@ const createBody = z.strictObject({
   debounce_ms: fields.debounce_ms.optional(),
   lead_fields: fields.lead_fields.optional(),
   fallback_message: fields.fallback_message.optional(),
+  resume_after_minutes: fields.resume_after_minutes.optional(),
+  handoff_keywords: fields.handoff_keywords.optional(),
+  opt_out_keywords: fields.opt_out_keywords.optional(),
+  opt_in_keywords: fields.opt_in_keywords.optional(),
+  opt_out_message: fields.opt_out_message.optional(),
 });
 
 const updateBody = createBody
@@ -84,6 +114,11 @@ const agentResponse = z.object({
   debounce_ms: z.number().int(),
   lead_fields: z.array(agentService.leadFieldSchema).nullable(),
   fallback_message: z.string().nullable(),
+  resume_after_minutes: z.number().int().nullable(),
+  handoff_keywords: z.array(z.string()),
+  opt_out_keywords: z.array(z.string()),
+  opt_in_keywords: z.array(z.string()),
+  opt_out_message: z.string().nullable(),
   archived_at: z.iso.datetime().nullable(),
   created_at: z.iso.datetime(),
   updated_at: z.iso.datetime(),
@@ -118,6 +153,11 @@ function toChanges(body: AgentBody): AgentChanges {
     debounceMs: body.debounce_ms,
     leadFields: body.lead_fields,
     fallbackMessage: body.fallback_message,
+    resumeAfterMinutes: body.resume_after_minutes,
+    handoffKeywords: body.handoff_keywords,
+    optOutKeywords: body.opt_out_keywords,
+    optInKeywords: body.opt_in_keywords,
+    optOutMessage: body.opt_out_message,
   };
   return Object.fromEntries(Object.entries(changes).filter(([, value]) => value !== undefined)) as AgentChanges;
 }

@@ -29,10 +29,22 @@ const conversationJson = z.object({
   customer: z.object({ external_id: z.string(), name: z.string().nullable() }),
   is_active: z.boolean(),
   bot_paused: z.boolean(),
+  paused_by: z.enum(['human', 'api', 'keyword']).nullable().meta({
+    description: 'Who paused the bot: human (a human wrote from the business side), api (POST …/pause), keyword (the customer sent one of the agent’s handoff_keywords); null while the bot answers',
+  }),
+  resumes_at: timestamp.nullable().meta({
+    description: "When the bot resumes by itself: a human's pause, the agent's resume_after_minutes after the last human message (each one restarts the clock); null otherwise",
+  }),
   last_message_at: timestamp.nullable(),
   created_at: timestamp,
   archived_at: timestamp.nullable(),
   archive_reason: z.enum(['agent_relinked', 'agent_unlinked', 'agent_archived', 'phone_number_deleted']).nullable(),
+  opted_out: z.boolean().meta({
+    description: 'The customer opted out on this number (sent one of the agent’s opt_out_keywords; an opt_in_keywords message reverses it): no bot reply, and a human message or template is 409 opted_out',
+  }),
+  window_expires_at: timestamp.nullable().meta({
+    description: "End of the customer-service window: the customer's newest message + 24 h (null before any). Past it a human's free text is 409 window_closed, the bot sends no free text, and only a template (POST …/template) may go",
+  }),
   extraction_status: z.enum(['none', 'due', 'postponed', 'done']).meta({
     description: 'none: no extraction and none due; due: requested, or idle for EXTRACTION_IDLE_SECONDS, and a worker runs it shortly; postponed: see extraction_postponed; done: an extraction exists and none is due',
   }),
@@ -53,7 +65,7 @@ const messageJson = z.object({
   author: z.enum(['customer', 'agent', 'human']),
   type: z.string(),
   text: z.string().nullable(),
-  status: z.enum(['pending', 'answered', 'ignored', 'insufficient_credits', 'queued', 'sent', 'delivered', 'read', 'failed']),
+  status: z.enum(['pending', 'answered', 'ignored', 'insufficient_credits', 'stale', 'queued', 'sent', 'delivered', 'read', 'cancelled', 'failed']),
   external_id: z.string().nullable(),
   error: z.object({ code: z.string(), message: z.string().nullable() }).optional(),
   created_at: timestamp,
@@ -82,10 +94,14 @@ function toConversationJson(conversation: Conversation, extraction: Conversation
     customer: { external_id: conversation.customerExternalId, name: conversation.customerName },
     is_active: conversation.isActive,
     bot_paused: conversation.botPaused,
+    paused_by: conversation.pausedBy,
+    resumes_at: iso(conversation.resumesAt),
     last_message_at: iso(conversation.lastMessageAt),
     created_at: conversation.createdAt.toISOString(),
     archived_at: iso(conversation.archivedAt),
     archive_reason: conversation.archiveReason,
+    opted_out: conversation.optedOut,
+    window_expires_at: iso(conversation.windowExpiresAt),
     extraction_status: extraction?.status ?? 'none',
     extraction_postponed: postponed ? { reason: postponed.reason, message: postponed.message, retry_at: postponed.retryAt.toISOString() } : null,
   };
@@ -175,13 +191,15 @@ defineRoute(
     method: 'post',
     path: '/conversations/:id/messages',
     summary: "Queue a human's message to the customer; pauses the bot for this conversation",
+    description:
+      "409 window_closed when the customer's 24-hour window is closed (see window_expires_at; send a template instead), 409 opted_out when the customer opted out, 409 conflict when the conversation is archived.",
     tag: TAG,
     auth: 'tenant',
     params: idParams,
     body: z.strictObject({ text: z.string().min(1).max(4096) }),
     status: 202,
     response: messageJson,
-    errors: ['not_found', 'conflict'],
+    errors: ['not_found', 'conflict', 'window_closed', 'opted_out'],
   },
   async ({ req, params, body }) => toMessageJson(await messageService.sendHumanMessage(tenantOf(req), params.id, body.text)),
 );
@@ -214,4 +232,56 @@ defineRoute(
     errors: ['not_found'],
   },
   async ({ req, params }) => (await withExtraction(tenantOf(req), [await conversationService.resumeConversation(tenantOf(req), params.id)]))[0],
+);
+
+/** Meta's template fields: a name of lowercase letters, digits and underscores, and a locale code. */
+const templateBody = z.strictObject({
+  name: z
+    .string()
+    .regex(/^[a-z0-9_]{1,512}$/, 'must be the name of an approved template: lowercase letters, digits and _')
+    .describe("The approved template's name, as in WhatsApp Manager"),
+  language: z
+    .string()
+    .regex(/^[a-z]{2,3}(_[A-Za-z0-9]{2,4})?$/, 'must be a template language code such as en or en_US')
+    .describe("The template's language code (Meta's language.code), e.g. en_US"),
+  components: z
+    .array(z.looseObject({ type: z.string().min(1).max(40) }))
+    .max(20)
+    .optional()
+    .describe("Meta's components with their parameters (header, body, button), passed to Meta as given"),
+});
+
+defineRoute(
+  conversationsRouter,
+  {
+    method: 'post',
+    path: '/conversations/:id/template',
+    summary: 'Queue a WhatsApp template message to the customer (allowed outside the 24-hour window)',
+    description:
+      "Sent through the same path and statuses as any message (Meta's type: \"template\"); Meta's refusal (an unknown template, wrong parameters) fails the message with Meta's code. Does not pause the bot. 400 on an Instagram conversation; 409 opted_out when the customer opted out; 409 conflict when archived.",
+    tag: TAG,
+    auth: 'tenant',
+    params: idParams,
+    body: templateBody,
+    status: 202,
+    response: messageJson,
+    errors: ['not_found', 'conflict', 'opted_out'],
+  },
+  async ({ req, params, body }) => toMessageJson(await messageService.sendTemplate(tenantOf(req), params.id, body)),
+);
+
+defineRoute(
+  conversationsRouter,
+  {
+    method: 'post',
+    path: '/conversations/:id/retry',
+    summary: 'Try failed messages again: inbound back to pending, outbound back to queued',
+    tag: TAG,
+    auth: 'tenant',
+    params: idParams,
+    status: 202,
+    response: z.object({ data: z.array(messageJson).describe('the messages tried again, in their new status') }),
+    errors: ['not_found', 'conflict'],
+  },
+  async ({ req, params }) => ({ data: (await messageService.retryFailed(tenantOf(req), params.id)).map(toMessageJson) }),
 );

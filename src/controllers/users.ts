@@ -48,9 +48,9 @@ const meJson = userJson.omit({ created_at: true }).extend({
 const entryJson = z.object({
   id: z.uuid(),
   amount: z.int().describe('negative = charge'),
-  reason: z.enum(['top_up', 'reply', 'extraction', 'adjustment']),
+  reason: z.enum(['top_up', 'reply', 'extraction', 'transcription', 'refund', 'adjustment']),
   description: z.string().nullable(),
-  message_id: z.uuid().nullable().describe('the outbound message a reply charge paid for'),
+  message_id: z.uuid().nullable().describe('the outbound message a reply charge paid for, or a refund gives back for'),
   conversation_id: z.uuid().nullable(),
   created_at: z.iso.datetime(),
 });
@@ -181,7 +181,7 @@ defineRoute(
     errors: ['not_found'],
   },
   async ({ params, body }) => {
-    const { balance, entry } = await creditService.topUp(params.id, body.amount, body.reason);
+    const { balance, entry } = await creditService.topUpAndWake(params.id, body.amount, body.reason);
     return { credit_balance: balance, entry: toEntryJson(entry) };
   },
 );

@@ -57,6 +57,7 @@ DECLARE
   held_sequence_no integer;
   new_status text;
   appended messages;
+  keyword text;
 BEGIN
   -- Checked again under the conversation lock below; this first look spares retries the lock.
   IF EXISTS (SELECT 1 FROM messages m WHERE m.channel = p_number.channel AND m.external_id = p_external_id) THEN
@@ -97,20 +98,39 @@ BEGIN
       RETURNING * INTO conversation;
     END IF;
   END IF;
-  new_status := CASE WHEN reason_not_to_answer(conversation, p_answerable) IS NULL THEN 'pending' ELSE 'ignored' END;
+  -- Keywords act before the message is judged. Opting out (opt_out_keywords) leaves it
+  -- unanswered, as everything after it, and queues one confirmation; opting in
+  -- (opt_in_keywords) lets it be answered; a customer asking for a human (handoff_keywords)
+  -- pauses the bot: the message is ignored, and the bot says nothing more until resumed.
+  IF conversation.is_active THEN
+    keyword := customer_keyword(conversation, p_text);
+    IF keyword = 'opt_in' THEN
+      PERFORM opt_in_customer(conversation);
+    ELSIF keyword = 'handoff' AND NOT conversation.bot_paused THEN
+      SELECT * INTO conversation FROM pause_bot(conversation.user_id, conversation.id, 'keyword');
+    END IF;
+  END IF;
+  new_status := CASE WHEN keyword IS DISTINCT FROM 'opt_out' AND reason_not_to_answer(conversation, p_answerable) IS NULL
+                     THEN 'pending' ELSE 'ignored' END;
   appended := append_message(conversation, 'inbound', 'customer', p_type, p_text, p_payload, new_status,
                              p_external_id => p_external_id, p_external_ts => p_external_ts,
                              p_held_sequence_no => held_sequence_no);
+  -- Nested, not AND: SQL does not short-circuit, and a NULL keyword would still opt out.
+  IF keyword = 'opt_out' THEN
+    IF opt_out_customer(conversation, appended.id) THEN
+      PERFORM queue_opt_out_confirmation(conversation, appended.id);
+    END IF;
+  END IF;
   RETURN QUERY SELECT 'recorded', p_number.user_id, conversation.id, appended.id, new_status, appended.sequence_no;
 END $$;
 
 -- Records a message the business sent from outside our API (an Instagram echo). Our own
--- sends echo back too: those are recognised by their id, or, when the echo comes before any
--- worker recorded that id (the sender died, or is slow), as a part of ours in doubt with the
--- same text, within p_grace_ms of its send (settle_part_by_echo, R__sending.sql), which it
--- settles. Any other echo is a human's message, and pauses the bot for the conversation
--- (record_human_message; CONTRACT §4.6).
--- outcome: 'unknown_account' | 'duplicate' | 'own_echo' | 'recorded'.
+-- sends echo back too: those are recognised by the id Graph returned for them. An echo that
+-- comes while a part of ours is in flight in that conversation (sent less than p_grace_ms
+-- ago, its id not stored yet) is parked until the sender stores its id ('parked'); any other
+-- echo is a human's message, and pauses the bot for the conversation (record_human_message;
+-- CONTRACT §4.6).
+-- outcome: 'unknown_account' | 'duplicate' | 'own_echo' | 'parked' | 'recorded'.
 CREATE OR REPLACE FUNCTION ingest_business_echo(
   p_channel text, p_account_id text, p_customer_id text, p_external_id text,
   p_type text, p_text text, p_payload jsonb, p_external_ts timestamptz, p_grace_ms integer)
@@ -128,7 +148,8 @@ BEGIN
     RETURN QUERY SELECT 'unknown_account', NULL::uuid, NULL::uuid, NULL::uuid;
     RETURN;
   END IF;
-  IF EXISTS (SELECT 1 FROM messages m WHERE m.channel = p_channel AND m.external_id = p_external_id) THEN
+  IF EXISTS (SELECT 1 FROM messages m WHERE m.channel = p_channel AND m.external_id = p_external_id)
+     OR EXISTS (SELECT 1 FROM parked_echoes pe WHERE pe.channel = p_channel AND pe.external_id = p_external_id) THEN
     RETURN QUERY SELECT 'duplicate', num.user_id, NULL::uuid, NULL::uuid;
     RETURN;
   END IF;
@@ -137,17 +158,23 @@ BEGIN
   -- A conversation created just now has no reply of ours to recognise.
   IF found_conversation.held_sequence_no IS NULL THEN
     own_id := echoed_part_message(conversation.id, p_channel, p_external_id);
-    IF own_id IS NULL AND p_text IS NOT NULL THEN
-      own_id := settle_part_by_echo(conversation.id, p_channel, p_external_id, p_text, p_grace_ms);
-      -- The sending worker may have stored this very id since the first look: its update and
-      -- ours race on the part's row, and ours then finds the part no longer in doubt. Taking
-      -- our own echo for a human's would pause the bot and hold an id the reply needs.
-      IF own_id IS NULL THEN
-        own_id := echoed_part_message(conversation.id, p_channel, p_external_id);
-      END IF;
-    END IF;
     IF own_id IS NOT NULL THEN
       RETURN QUERY SELECT 'own_echo', num.user_id, conversation.id, own_id;
+      RETURN;
+    END IF;
+    -- A part of ours is on its way to Graph here (marked `sending` within the grace): this may
+    -- be it, come back before its sender stored Graph's id. Parked until we know: the sender
+    -- storing this id makes it ours; no part in flight any more makes it a human's
+    -- (record_part_sent, flush_parked_echoes, R__sending.sql). The conversation's row lock, held
+    -- here and taken by record_part_sent, keeps the two from missing each other.
+    -- (Instagram only: its sends are the ones whose echoes come back, and whose record takes the lock.)
+    IF p_channel = 'instagram' AND EXISTS (SELECT 1 FROM outbound_parts op JOIN messages m ON m.id = op.message_id
+                WHERE op.status = 'sending' AND op.channel = p_channel AND m.conversation_id = conversation.id
+                  AND op.sending_since > now() - make_interval(secs => p_grace_ms / 1000.0)) THEN
+      INSERT INTO parked_echoes (channel, external_id, user_id, conversation_id, type, text, payload, external_ts)
+      VALUES (p_channel, p_external_id, num.user_id, conversation.id, p_type, p_text, p_payload, p_external_ts)
+      ON CONFLICT DO NOTHING;
+      RETURN QUERY SELECT 'parked', num.user_id, conversation.id, NULL::uuid;
       RETURN;
     END IF;
   END IF;

@@ -30,6 +30,16 @@ export interface Agent {
   /** null: the default fields (see `agentService.effectiveLeadFields`). */
   leadFields: LeadField[] | null;
   fallbackMessage: string | null;
+  /** A conversation a human paused resumes after this many minutes without a human message; null: never by itself. */
+  resumeAfterMinutes: number | null;
+  /** A customer message equal to one of these (ignoring case and surrounding spaces) pauses the bot. */
+  handoffKeywords: string[];
+  /** A customer message equal to one of these opts the customer out on the number. */
+  optOutKeywords: string[];
+  /** A customer message equal to one of these opts an opted-out customer back in. */
+  optInKeywords: string[];
+  /** The one confirmation an opted-out customer gets; null: a default that names the first opt-in keyword. */
+  optOutMessage: string | null;
   archivedAt: Date | null;
   createdAt: Date;
   updatedAt: Date;
@@ -44,7 +54,9 @@ type AgentRow = Omit<Agent, 'temperature'> & { temperature: string | number };
 
 const COLUMNS = `id, user_id AS "userId", name, system_prompt AS "systemPrompt", model, temperature,
   max_tokens AS "maxTokens", history_limit AS "historyLimit", max_prompt_tokens AS "maxPromptTokens", debounce_ms AS "debounceMs",
-  lead_fields AS "leadFields", fallback_message AS "fallbackMessage", archived_at AS "archivedAt",
+  lead_fields AS "leadFields", fallback_message AS "fallbackMessage",
+  resume_after_minutes AS "resumeAfterMinutes", handoff_keywords AS "handoffKeywords",
+  opt_out_keywords AS "optOutKeywords", opt_in_keywords AS "optInKeywords", opt_out_message AS "optOutMessage", archived_at AS "archivedAt",
   created_at AS "createdAt", updated_at AS "updatedAt"`;
 
 // pg returns numeric as a string to avoid float surprises; numeric(3,2) fits a double exactly enough.
@@ -65,6 +77,11 @@ const CHANGEABLE: { [K in keyof NewAgent]-?: string } = {
   debounceMs: 'debounce_ms',
   leadFields: 'lead_fields',
   fallbackMessage: 'fallback_message',
+  resumeAfterMinutes: 'resume_after_minutes',
+  handoffKeywords: 'handoff_keywords',
+  optOutKeywords: 'opt_out_keywords',
+  optInKeywords: 'opt_in_keywords',
+  optOutMessage: 'opt_out_message',
 };
 
 // jsonb parameters go in as text: pg would send a JS array as a Postgres array, not JSON.
@@ -74,8 +91,9 @@ const toParam = (key: keyof NewAgent, value: unknown): unknown =>
 export async function insertAgent(userId: string, input: NewAgent, client: Queryable = db): Promise<Agent> {
   const { rows } = await client.query<AgentRow>(
     `INSERT INTO agents (user_id, name, system_prompt, model, temperature, max_tokens, history_limit, debounce_ms,
-                         lead_fields, fallback_message, max_prompt_tokens)
-     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9::jsonb, $10, $11)
+                         lead_fields, fallback_message, max_prompt_tokens, resume_after_minutes, handoff_keywords,
+                         opt_out_keywords, opt_in_keywords, opt_out_message)
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9::jsonb, $10, $11, $12, $13, $14, $15, $16)
      RETURNING ${COLUMNS}`,
     [
       userId,
@@ -89,6 +107,11 @@ export async function insertAgent(userId: string, input: NewAgent, client: Query
       toParam('leadFields', input.leadFields),
       input.fallbackMessage,
       input.maxPromptTokens,
+      input.resumeAfterMinutes,
+      input.handoffKeywords,
+      input.optOutKeywords,
+      input.optInKeywords,
+      input.optOutMessage,
     ],
   );
   return toAgent(rows[0]!);

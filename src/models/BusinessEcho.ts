@@ -7,8 +7,12 @@
 import { db, type Queryable } from '../utils/database';
 import type { InboxEvent } from './Inbox';
 
-/** `own_echo`: our own send came back, already stored. */
-export type IngestOutcome = 'unknown_account' | 'duplicate' | 'recorded' | 'own_echo';
+/**
+ * `own_echo`: our own send came back, known by the id Graph returned; `parked`: it came while a
+ * part of ours was in flight in that conversation, and waits for the sender to store its id
+ * (ours) or to finish without it (a human's).
+ */
+export type IngestOutcome = 'unknown_account' | 'duplicate' | 'recorded' | 'own_echo' | 'parked';
 
 /** What became of an echo, and where it was stored. */
 export interface IngestResult {
@@ -26,8 +30,8 @@ export type BusinessEchoFields = Omit<InboxEvent, 'customer_name' | 'answerable'
 
 /**
  * Records a business echo; a race lost to a concurrent delivery of the same echo is `duplicate`.
- * An echo with the text of a part of ours in doubt, sent less than `graceMs` ago, is that part
- * coming back (`own_echo`, and the part is settled).
+ * Our own sends are known by the id Graph returned (`own_echo`); an echo arriving while a part
+ * of ours, sent less than `graceMs` ago, has no id stored yet is `parked` until it has.
  */
 export async function ingestBusinessEcho(fields: BusinessEchoFields, graceMs: number, client: Queryable = db): Promise<IngestResult> {
   try {

@@ -4,6 +4,9 @@ import type { Channel } from './types';
 
 export type ArchiveReason = 'agent_relinked' | 'agent_unlinked' | 'agent_archived' | 'phone_number_deleted';
 
+/** Who paused the bot: a human writing from the business side, the API, or the customer's handoff keyword. */
+export type PausedBy = 'human' | 'api' | 'keyword';
+
 /** One row of `conversations`, camelCased. */
 export interface Conversation {
   id: string;
@@ -17,6 +20,10 @@ export interface Conversation {
   customerName: string | null;
   isActive: boolean;
   botPaused: boolean;
+  /** Null while the bot answers. */
+  pausedBy: PausedBy | null;
+  /** When a human's pause ends by itself (the agent's resume_after_minutes after the last human message); null otherwise. */
+  resumesAt: Date | null;
   /** The highest sequence_no handed out so far (0 before the first message). */
   lastSequenceNo: number;
   lastMessageAt: Date | null;
@@ -25,6 +32,13 @@ export interface Conversation {
   archiveReason: ArchiveReason | null;
   /** Set by `POST …/extract`; the extraction worker clears it once it stored a result. */
   extractionRequestedAt: Date | null;
+  /**
+   * The end of the customer-service window: the customer's newest message + 24 h (null before
+   * any). Past it only a template may be sent (Meta: WhatsApp Cloud API › Customer service windows).
+   */
+  windowExpiresAt: Date | null;
+  /** The customer opted out on this number (customer_opt_outs): nothing may be sent to them. */
+  optedOut: boolean;
 }
 
 export interface ConversationFilters {
@@ -33,11 +47,16 @@ export interface ConversationFilters {
   isActive?: boolean;
 }
 
+/** How long a customer's message lets the business send free text (Meta's customer-service window). */
+export const CUSTOMER_WINDOW = `interval '24 hours'`;
+
 const COLUMNS = `id, user_id AS "userId", phone_number_id AS "phoneNumberId", agent_id AS "agentId", channel,
   customer_external_id AS "customerExternalId", customer_name AS "customerName", is_active AS "isActive",
-  bot_paused AS "botPaused", last_sequence_no AS "lastSequenceNo", last_message_at AS "lastMessageAt",
+  bot_paused AS "botPaused", paused_by AS "pausedBy", resumes_at AS "resumesAt", last_sequence_no AS "lastSequenceNo", last_message_at AS "lastMessageAt",
   created_at AS "createdAt", archived_at AS "archivedAt", archive_reason AS "archiveReason",
-  extraction_requested_at AS "extractionRequestedAt"`;
+  extraction_requested_at AS "extractionRequestedAt",
+  last_customer_message_at + ${CUSTOMER_WINDOW} AS "windowExpiresAt",
+  customer_opted_out(conversations) AS "optedOut"`;
 
 /** The tenant's conversation, or null (also for another tenant's id). */
 export async function findConversation(userId: string, id: string, client: Queryable = db): Promise<Conversation | null> {
@@ -94,13 +113,32 @@ export async function listConversations(
   return rows;
 }
 
-/** Turns the bot off (true) or on (false) for one conversation; null when the tenant has no such conversation. */
-export async function setBotPaused(userId: string, id: string, paused: boolean, client: Queryable = db): Promise<Conversation | null> {
-  const { rows } = await client.query<Conversation>(
-    `UPDATE conversations SET bot_paused = $3 WHERE user_id = $1 AND id = $2 RETURNING ${COLUMNS}`,
-    [userId, id, paused],
-  );
+/**
+ * Turns the bot off for one conversation (pause_bot, R__conversations.sql: the one place a
+ * conversation is paused, with who did it); null when the tenant has no such conversation.
+ */
+export async function pauseBot(userId: string, id: string, by: PausedBy, client: Queryable = db): Promise<Conversation | null> {
+  const { rows } = await client.query<Conversation>(`SELECT ${COLUMNS} FROM pause_bot($1, $2, $3) conversations`, [userId, id, by]);
   return rows[0] ?? null;
+}
+
+/** Turns the bot back on (resume_bot, the one place a conversation is resumed); null when the tenant has no such conversation. */
+export async function resumeBot(userId: string, id: string, client: Queryable = db): Promise<Conversation | null> {
+  const { rows } = await client.query<Conversation>(`SELECT ${COLUMNS} FROM resume_bot($1, $2) conversations`, [userId, id]);
+  return rows[0] ?? null;
+}
+
+/**
+ * The resume timer: resumes up to `limit` conversations whose `resumes_at` has come
+ * (resume_due_conversations), and names them. Spans tenants on purpose, like the sweeper it
+ * runs in: it is the system's own clock, and each result carries its tenant.
+ */
+export async function resumeDueConversations(limit: number, client: Queryable = db): Promise<{ userId: string; conversationId: string }[]> {
+  const { rows } = await client.query<{ userId: string; conversationId: string }>(
+    `SELECT user_id AS "userId", conversation_id AS "conversationId" FROM resume_due_conversations($1)`,
+    [limit],
+  );
+  return rows;
 }
 
 /**

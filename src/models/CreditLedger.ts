@@ -11,7 +11,7 @@
  */
 import { db, type Queryable } from '../utils/database';
 
-export type CreditReason = 'top_up' | 'reply' | 'extraction' | 'adjustment';
+export type CreditReason = 'top_up' | 'reply' | 'extraction' | 'transcription' | 'refund' | 'adjustment';
 
 export interface CreditEntry {
   id: string;

@@ -241,6 +241,20 @@ export async function postponeExtraction(
   return (rowCount ?? 0) > 0;
 }
 
+/**
+ * A top-up ends the tenant's "no credits" postponements: conversations postponed without a
+ * failure counted (no credits, no key) are due again at once. Backoffs after failures stay.
+ * Returns how many were cleared.
+ */
+export async function clearNoCreditsPostponement(userId: string, client: Queryable = db): Promise<number> {
+  const { rowCount } = await client.query(
+    `UPDATE conversations SET extraction_retry_at = NULL
+      WHERE user_id = $1 AND extraction_retry_at > now() AND extraction_failures = 0`,
+    [userId],
+  );
+  return rowCount ?? 0;
+}
+
 /** Lets go of a claim as it is (shutdown mid-attempt): the conversation is due again at once. */
 export async function releaseExtractionClaim(claim: Pick<ExtractionClaim, 'userId' | 'conversationId' | 'token'>, client: Queryable = db): Promise<void> {
   await client.query(

@@ -8,16 +8,21 @@ export type MessageAuthor = 'customer' | 'agent' | 'human';
 /**
  * inbound: pending → answered | failed | insufficient_credits | ignored;
  * outbound: queued → sent → delivered → read, or failed (terminal).
+ * inbound `stale`: too old to answer when it could first be (STALE_MESSAGE_SECONDS); outbound
+ * `cancelled`: a bot reply a takeover stopped before it went out, refunded (guarantee 13).
+ * `failed` may go back (POST /v1/conversations/:id/retry): inbound to pending, outbound to queued.
  */
 export type MessageStatus =
   | 'pending'
   | 'answered'
   | 'ignored'
   | 'insufficient_credits'
+  | 'stale'
   | 'queued'
   | 'sent'
   | 'delivered'
   | 'read'
+  | 'cancelled'
   | 'failed';
 
 /** One row of `messages`, camelCased. */
@@ -131,6 +136,26 @@ export async function insertHumanMessage(
   const message = rows[0];
   if (!message) throw notFound('Conversation');
   return message;
+}
+
+/**
+ * Tries `failed` messages of a conversation again: inbound back to `pending` (attempts from
+ * zero), outbound back to `queued`, their errors cleared. Parts Meta already has stay sent
+ * (outbound_parts): only what is missing goes. Returns the messages moved, in sequence order.
+ */
+export async function retryFailedMessages(userId: string, conversationId: string, client: Queryable = db): Promise<Message[]> {
+  const { rows } = await client.query<Message>(
+    `WITH retried AS (
+       UPDATE messages
+          SET status = CASE direction WHEN 'inbound' THEN 'pending' ELSE 'queued' END,
+              attempts = 0, error_code = NULL, error_message = NULL, updated_at = now()
+        WHERE user_id = $1 AND conversation_id = $2 AND status = 'failed'
+       RETURNING *
+     )
+     SELECT ${MESSAGE_COLUMNS} FROM retried ORDER BY sequence_no`,
+    [userId, conversationId],
+  );
+  return rows;
 }
 
 /**

@@ -6,7 +6,7 @@
  */
 import { db, type Queryable } from '../utils/database';
 import type { Channel } from './types';
-import type { Conversation } from './Conversation';
+import { CUSTOMER_WINDOW, type Conversation } from './Conversation';
 import type { Agent } from './Agent';
 import { MESSAGE_COLUMNS, type Message } from './Message';
 
@@ -17,7 +17,12 @@ import { MESSAGE_COLUMNS, type Message } from './Message';
 export interface StoredReplyContext {
   /** Why its pending messages get no reply, or null when they do (SQL reason_not_to_answer, R__conversations.sql). */
   reasonNotToAnswer: string | null;
-  conversation: Pick<Conversation, 'id' | 'userId' | 'channel' | 'customerExternalId' | 'isActive' | 'botPaused' | 'agentId'>;
+  conversation: Pick<Conversation, 'id' | 'userId' | 'channel' | 'customerExternalId' | 'isActive' | 'botPaused' | 'agentId'> & {
+    /** The customer-service window is open now (the customer wrote less than 24 h ago): free text may go. */
+    windowOpen: boolean;
+    /** The customer opted out on this number: only the opt-out confirmation may still go. */
+    optedOut: boolean;
+  };
   agent: Pick<Agent, 'id' | 'systemPrompt' | 'model' | 'temperature' | 'maxTokens' | 'historyLimit' | 'maxPromptTokens' | 'debounceMs' | 'fallbackMessage' | 'archivedAt'> | null;
   /** Null when the number was deleted. The access token as stored: encrypted. */
   phoneNumber: { id: string; externalId: string; agentId: string | null; accessTokenEncrypted: string } | null;
@@ -39,6 +44,8 @@ export async function loadOwedWork(userId: string, conversationId: string, clien
     `SELECT c.id AS c_id, c.user_id AS c_user_id, c.channel AS c_channel, c.customer_external_id AS c_customer_external_id,
             c.is_active AS c_is_active, c.bot_paused AS c_bot_paused, c.agent_id AS c_agent_id,
             reason_not_to_answer(c) AS c_reason_not_to_answer,
+            COALESCE(c.last_customer_message_at + ${CUSTOMER_WINDOW} > now(), false) AS c_window_open,
+            customer_opted_out(c) AS c_opted_out,
             a.id AS a_id, a.system_prompt AS a_system_prompt, a.model AS a_model, a.temperature::float8 AS a_temperature,
             a.max_tokens AS a_max_tokens, a.history_limit AS a_history_limit, a.debounce_ms AS a_debounce_ms,
             a.max_prompt_tokens AS a_max_prompt_tokens,
@@ -69,6 +76,8 @@ export async function loadOwedWork(userId: string, conversationId: string, clien
       isActive: row.c_is_active as boolean,
       botPaused: row.c_bot_paused as boolean,
       agentId: row.c_agent_id as string | null,
+      windowOpen: row.c_window_open as boolean,
+      optedOut: row.c_opted_out as boolean,
     },
     agent: row.a_id
       ? {
@@ -125,6 +134,8 @@ export async function loadOwedConversation(userId: string, conversationId: strin
     `SELECT c.id AS c_id, c.user_id AS c_user_id, c.channel AS c_channel, c.customer_external_id AS c_customer_external_id,
             c.is_active AS c_is_active, c.bot_paused AS c_bot_paused, c.agent_id AS c_agent_id,
             c.phone_number_id AS c_phone_number_id, reason_not_to_answer(c) AS c_reason_not_to_answer,
+            COALESCE(c.last_customer_message_at + ${CUSTOMER_WINDOW} > now(), false) AS c_window_open,
+            customer_opted_out(c) AS c_opted_out,
             owed.*
        FROM conversations c
        LEFT JOIN LATERAL (
@@ -148,6 +159,8 @@ export async function loadOwedConversation(userId: string, conversationId: strin
       isActive: row.c_is_active as boolean,
       botPaused: row.c_bot_paused as boolean,
       agentId: row.c_agent_id as string | null,
+      windowOpen: row.c_window_open as boolean,
+      optedOut: row.c_opted_out as boolean,
     },
     phoneNumberId: row.c_phone_number_id as string,
     owed: rows
@@ -178,6 +191,7 @@ export async function findTurnNumber(userId: string, phoneNumberId: string, clie
   return rows[0] ?? null;
 }
 
+
 /**
  * Conversations owed something (a pending customer message or a queued outbound one) that no
  * worker has touched for `idleMs`. Spans tenants on purpose: it is the system's own repair job,
@@ -207,7 +221,8 @@ const recentTurnsSql = (user: string, conversation: string, upto: string, limit:
     LEFT JOIN messages answered ON answered.id = m.reply_to_message_id
    WHERE m.user_id = ${user} AND m.conversation_id = ${conversation}
      AND COALESCE(answered.sequence_no, m.sequence_no) <= ${upto}
-     AND m.type <> 'reaction' AND m.status <> 'failed'
+     AND m.type <> 'reaction' AND m.status NOT IN ('failed', 'stale', 'cancelled')
+     AND (m.payload ->> 'fallback') IS DISTINCT FROM 'true'
    ORDER BY turn_no DESC, m.sequence_no DESC
    LIMIT ${limit}`;
 
@@ -217,7 +232,9 @@ const recentTurnsSql = (user: string, conversation: string, upto: string, limit:
  * message it answers, not at its own sequence number: a customer who writes again while a
  * reply is being made gets that reply a higher number than their second message, and the model
  * must still read "question, answer, next question" or it answers the first question twice.
- * Reactions and messages that never reached anyone (failed) are left out.
+ * Reactions, messages that never reached anyone (failed, cancelled), messages too old to
+ * answer (stale) and the agent's no-credits fallbacks (no answer: after a top-up the real one
+ * follows) are left out.
  */
 export async function listHistory(
   userId: string,
@@ -351,7 +368,7 @@ export async function recordReply(userId: string, conversationId: string, reply:
 export async function markInboundStatus(
   userId: string,
   ids: string[],
-  status: 'answered' | 'ignored' | 'insufficient_credits' | 'failed',
+  status: 'answered' | 'ignored' | 'insufficient_credits' | 'stale' | 'failed',
   error: { code: string; message: string } | null = null,
   client: Queryable = db,
 ): Promise<number> {
@@ -361,6 +378,36 @@ export async function markInboundStatus(
     [userId, ids, status, error?.code ?? null, error?.message ?? null],
   );
   return rowCount ?? 0;
+}
+
+/**
+ * A top-up wakes the waiting: the tenant's `insufficient_credits` customer messages still inside
+ * the stale window (`staleSeconds`, by Meta's timestamp) go back to `pending`, their attempts
+ * reset. Returns the conversations to nudge.
+ */
+export async function requeueInsufficientCredits(userId: string, staleSeconds: number, client: Queryable = db): Promise<string[]> {
+  const { rows } = await client.query<{ conversationId: string }>(
+    `WITH requeued AS (
+       UPDATE messages SET status = 'pending', attempts = 0, error_code = NULL, error_message = NULL, updated_at = now()
+        WHERE user_id = $1 AND direction = 'inbound' AND status = 'insufficient_credits'
+          AND COALESCE(external_timestamp, created_at) > now() - make_interval(secs => $2)
+       RETURNING conversation_id
+     )
+     SELECT DISTINCT conversation_id AS "conversationId" FROM requeued`,
+    [userId, staleSeconds],
+  );
+  return rows.map((row) => row.conversationId);
+}
+
+/** Whether the agent's fallback already went to one of these customer messages (it goes once, however often they wait for credits). */
+export async function fallbackAlreadyQueued(userId: string, answering: string[], client: Queryable = db): Promise<boolean> {
+  const { rows } = await client.query(
+    `SELECT 1 FROM messages
+      WHERE user_id = $1 AND direction = 'outbound' AND reply_to_message_id = ANY($2::uuid[]) AND (payload ->> 'fallback')::boolean
+      LIMIT 1`,
+    [userId, answering],
+  );
+  return rows.length > 0;
 }
 
 /** Fails whatever a conversation still owes (poison handling), so the API says why. */
@@ -406,14 +453,15 @@ export async function markOutboundSent(userId: string, id: string, externalIds: 
 
 /** What claim_outbound_part found for a part about to be sent; see its comment for each outcome. */
 export type PartClaim =
-  | { outcome: 'claimed' | 'resent_after_grace' }
+  | { outcome: 'claimed' | 'resent_after_grace' | 'cancelled' }
   | { outcome: 'settled' | 'settled_by_status' | 'settled_by_echo'; externalId: string }
   | { outcome: 'in_doubt'; waitMs: number };
 
 /**
  * Marks a part `sending` for this attempt, in its own commit, before it goes to Graph; or says
- * why it must not go (Meta has it), or not yet (another attempt left it in doubt less than
- * `graceMs` ago).
+ * why it must not go (Meta has it; or, for a bot reply nothing of which went out yet, the bot
+ * may no longer speak there or the customer's message is older than `staleSeconds`: then it is
+ * `cancelled` and refunded), or not yet (another attempt left it in doubt less than `graceMs` ago).
  */
 export async function claimOutboundPart(
   userId: string,
@@ -422,19 +470,24 @@ export async function claimOutboundPart(
   text: string,
   token: string,
   graceMs: number,
+  staleSeconds: number,
   client: Queryable = db,
 ): Promise<PartClaim> {
   const { rows } = await client.query<{ outcome: PartClaim['outcome']; externalId: string | null; waitMs: number }>(
-    `SELECT outcome, external_id AS "externalId", wait_ms AS "waitMs" FROM claim_outbound_part($1, $2, $3, $4, $5, $6)`,
-    [userId, messageId, partNo, text, token, graceMs],
+    `SELECT outcome, external_id AS "externalId", wait_ms AS "waitMs" FROM claim_outbound_part($1, $2, $3, $4, $5, $6, $7)`,
+    [userId, messageId, partNo, text, token, graceMs, staleSeconds],
   );
   const { outcome, externalId, waitMs } = rows[0]!;
   if (outcome === 'in_doubt') return { outcome, waitMs };
-  if (outcome === 'claimed' || outcome === 'resent_after_grace') return { outcome };
+  if (outcome === 'claimed' || outcome === 'resent_after_grace' || outcome === 'cancelled') return { outcome };
   return { outcome, externalId: externalId! };
 }
 
-/** Graph answered this attempt with Meta's id: the part is sent, and nobody was in doubt about it. */
+/**
+ * Graph answered this attempt with Meta's id: the part is sent, and nobody was in doubt about
+ * it. On Instagram an echo parked with this id was ours, and echoes parked while nothing else
+ * is in flight are a human's (record_part_sent, R__sending.sql).
+ */
 export async function recordPartSent(
   userId: string,
   messageId: string,
@@ -442,53 +495,32 @@ export async function recordPartSent(
   externalId: string,
   client: Queryable = db,
 ): Promise<void> {
+  await client.query(`SELECT record_part_sent($1, $2, $3, $4)`, [userId, messageId, partNo, externalId]);
+}
+
+/**
+ * Graph said no to this attempt: Meta does not have the part, so the next attempt is not in
+ * doubt, and echoes parked while it was in flight were not it (flush_parked_echoes).
+ */
+export async function releasePart(userId: string, messageId: string, partNo: number, token: string, client: Queryable = db): Promise<void> {
   await client.query(
-    `UPDATE outbound_parts
-        SET status = 'sent', external_id = $4, settled_by = 'answer', doubt_reported = true, updated_at = now()
-      WHERE user_id = $1 AND message_id = $2 AND part_no = $3`,
-    [userId, messageId, partNo, externalId],
+    `WITH released AS (
+       DELETE FROM outbound_parts WHERE user_id = $1 AND message_id = $2 AND part_no = $3 AND attempt_token = $4 AND status = 'sending'
+       RETURNING message_id
+     )
+     SELECT flush_parked_echoes(m.conversation_id) FROM released JOIN messages m ON m.id = released.message_id AND m.channel = 'instagram'`,
+    [userId, messageId, partNo, token],
   );
 }
 
 /**
- * The last part went out with this attempt: recordPartSent and markOutboundSent in one statement
- * (one round trip and one commit fewer per reply). `externalIds` are every part's ids, this one last.
+ * A bot reply that must not go out (its number is gone, or the bot may no longer speak there):
+ * `cancelled`, its charge refunded by a `refund` entry naming it (cancel_bot_reply, R__sending.sql).
+ * False when it was no longer queued.
  */
-export async function recordLastPartSent(
-  userId: string,
-  messageId: string,
-  partNo: number,
-  externalIds: string[],
-  client: Queryable = db,
-): Promise<void> {
-  await client.query(
-    `WITH part AS (
-       UPDATE outbound_parts
-          SET status = 'sent', external_id = $4, settled_by = 'answer', doubt_reported = true, updated_at = now()
-        WHERE user_id = $1 AND message_id = $2 AND part_no = $3
-       RETURNING 1
-     ), reported AS (
-       SELECT meta_status, error_code, error_message FROM outbound_parts
-        WHERE user_id = $1 AND message_id = $2 AND part_no = 0 AND COALESCE(external_id, $5) = $5
-          AND outbound_status_rank(meta_status) > outbound_status_rank('sent')
-     )
-     UPDATE messages
-        SET status = COALESCE((SELECT meta_status FROM reported), 'sent'),
-            error_code = COALESCE((SELECT COALESCE(error_code, 'unknown') FROM reported WHERE meta_status = 'failed'), error_code),
-            error_message = COALESCE((SELECT error_message FROM reported WHERE meta_status = 'failed'), error_message),
-            external_id = $5, updated_at = now(),
-            payload = COALESCE(payload, '{}'::jsonb) - 'send_progress' || jsonb_build_object('external_ids', $6::jsonb)
-      WHERE user_id = $1 AND id = $2 AND status = 'queued'`,
-    [userId, messageId, partNo, externalIds.at(-1) ?? null, externalIds[0] ?? null, JSON.stringify(externalIds)],
-  );
-}
-
-/** Graph said no to this attempt: Meta does not have the part, so the next attempt is not in doubt. */
-export async function releasePart(userId: string, messageId: string, partNo: number, token: string, client: Queryable = db): Promise<void> {
-  await client.query(
-    `DELETE FROM outbound_parts WHERE user_id = $1 AND message_id = $2 AND part_no = $3 AND attempt_token = $4 AND status = 'sending'`,
-    [userId, messageId, partNo, token],
-  );
+export async function cancelBotReply(userId: string, id: string, reason: string, client: Queryable = db): Promise<boolean> {
+  const { rows } = await client.query<{ cancelled: boolean }>(`SELECT cancel_bot_reply($1, $2, $3) AS cancelled`, [userId, id, reason]);
+  return rows[0]?.cancelled ?? false;
 }
 
 /** Graph refused the message for good (or its number is gone): it fails with the reason. */

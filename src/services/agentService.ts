@@ -23,6 +23,10 @@ export const AGENT_DEFAULTS = Object.freeze({
   historyLimit: 20,
   maxPromptTokens: 8000,
   debounceMs: 0,
+  resumeAfterMinutes: null,
+  handoffKeywords: [] as readonly string[],
+  optOutKeywords: ['STOP', 'UNSUBSCRIBE'] as readonly string[],
+  optInKeywords: ['START'] as readonly string[],
 });
 
 /** What an agent with `lead_fields: null` extracts (CONTRACT §3). */
@@ -82,6 +86,22 @@ export const leadFieldsSchema = z
     });
   });
 
+/**
+ * A list of keywords a customer's whole message is compared with (ignoring case and surrounding
+ * spaces; keyword_matches, R__conversations.sql): each a short phrase, none repeated.
+ */
+export const keywordsSchema = z
+  .array(z.string().trim().min(1).max(100))
+  .max(50)
+  .superRefine((keywords, ctx) => {
+    const seen = new Set<string>();
+    keywords.forEach((keyword, index) => {
+      const normalised = keyword.toLowerCase().replace(/\s+/g, ' ');
+      if (seen.has(normalised)) ctx.addIssue({ code: 'custom', path: [index], message: `"${keyword}" is listed twice` });
+      seen.add(normalised);
+    });
+  });
+
 /** Input of `createAgent`; omitted settings take `AGENT_DEFAULTS` and `config.OPENAI_MODEL`. */
 export interface CreateAgentInput {
   name: string;
@@ -94,6 +114,11 @@ export interface CreateAgentInput {
   debounceMs?: number | undefined;
   leadFields?: LeadField[] | null | undefined;
   fallbackMessage?: string | null | undefined;
+  resumeAfterMinutes?: number | null | undefined;
+  handoffKeywords?: string[] | undefined;
+  optOutKeywords?: string[] | undefined;
+  optInKeywords?: string[] | undefined;
+  optOutMessage?: string | null | undefined;
 }
 
 /**
@@ -121,6 +146,11 @@ export async function createAgent(userId: string, input: CreateAgentInput): Prom
     debounceMs: input.debounceMs ?? AGENT_DEFAULTS.debounceMs,
     leadFields: input.leadFields ?? null,
     fallbackMessage: input.fallbackMessage ?? null,
+    resumeAfterMinutes: input.resumeAfterMinutes ?? AGENT_DEFAULTS.resumeAfterMinutes,
+    handoffKeywords: input.handoffKeywords ?? [...AGENT_DEFAULTS.handoffKeywords],
+    optOutKeywords: input.optOutKeywords ?? [...AGENT_DEFAULTS.optOutKeywords],
+    optInKeywords: input.optInKeywords ?? [...AGENT_DEFAULTS.optInKeywords],
+    optOutMessage: input.optOutMessage ?? null,
   });
 }
 

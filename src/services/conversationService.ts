@@ -5,6 +5,7 @@
 import * as conversations from '../models/Conversation';
 import type { Conversation, ConversationFilters } from '../models/Conversation';
 import { notFound } from '../utils/errors';
+import { logger } from '../utils/logger';
 import { decodeCursor, toPage, type Page, type PageRequest } from '../utils/pagination';
 
 /** The tenant's conversations, newest first; the cursor names the last conversation of a page. */
@@ -26,12 +27,29 @@ export async function getConversation(userId: string, id: string): Promise<Conve
  * too: the flag is harmless there and refusing would only make dashboards special-case them.
  */
 export async function pauseConversation(userId: string, id: string): Promise<Conversation> {
-  return found(await conversations.setBotPaused(userId, id, true));
+  return found(await conversations.pauseBot(userId, id, 'api'));
 }
 
-/** Turns the bot back on; what the customer wrote meanwhile is the message worker's to decide. */
+/**
+ * Turns the bot back on (by API); what the customer wrote meanwhile stays unanswered, and the
+ * next message is the bot's.
+ */
 export async function resumeConversation(userId: string, id: string): Promise<Conversation> {
-  return found(await conversations.setBotPaused(userId, id, false));
+  return found(await conversations.resumeBot(userId, id));
+}
+
+/** At most this many conversations are resumed per sweep; the rest go at the next one. */
+const RESUME_BATCH = 500;
+
+/**
+ * The resume timer (agent setting `resume_after_minutes`): resumes every conversation whose
+ * human pause has run out. Run by the message workers' sweep, so it needs no process of its own
+ * and survives any of them dying: the deadline is a column, not a timer in memory.
+ */
+export async function resumeDueConversations(): Promise<number> {
+  const resumed = await conversations.resumeDueConversations(RESUME_BATCH);
+  if (resumed.length > 0) logger.info({ conversations: resumed.length }, 'resume timer: bot resumed where no human wrote for resume_after_minutes');
+  return resumed.length;
 }
 
 /**

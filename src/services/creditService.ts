@@ -11,7 +11,11 @@
  * pays for (the extraction worker's result): both commit together or neither does.
  */
 import { config } from '../config';
-import { db, type Queryable } from '../utils/database';
+import { db, withTransaction, type Queryable } from '../utils/database';
+import { logger } from '../utils/logger';
+import { enqueueConversations } from '../utils/queue';
+import { requeueInsufficientCredits } from '../models/ReplyTurn';
+import { clearNoCreditsPostponement } from '../models/Extraction';
 import { notFound } from '../utils/errors';
 import { forgetCredits } from './cachedLookups';
 import { decodeCursor, toPage, type Page, type PageRequest } from '../utils/pagination';
@@ -73,6 +77,32 @@ export async function topUp(userId: string, amount: number, description?: string
   if (!written) throw notFound('User');
   if (client === db) await forgetCredits(userId);
   return written;
+}
+
+/**
+ * A top-up that wakes the waiting: in the top-up's transaction, the tenant's
+ * `insufficient_credits` messages still inside the stale window go back to `pending` (their
+ * fallback already went; now the real answer follows) and extraction's "no credits"
+ * postponements end; after the commit their conversations are nudged. A nudge lost (Redis
+ * away) costs latency only: the sweeper finds pending messages after a lease.
+ */
+export async function topUpAndWake(userId: string, amount: number, description?: string | null): Promise<TopUpResult> {
+  const { result, conversations } = await withTransaction(async (tx) => {
+    const written = await topUp(userId, amount, description, tx);
+    const woken = await requeueInsufficientCredits(userId, config.STALE_MESSAGE_SECONDS, tx);
+    await clearNoCreditsPostponement(userId, tx);
+    return { result: written, conversations: woken };
+  });
+  // Committed: the cached "has credits" pre-check is forgotten in every process before the woken
+  // conversations are nudged, so their turns see the credits (503 when Redis cannot be told).
+  await forgetCredits(userId);
+  if (conversations.length > 0) {
+    await enqueueConversations(conversations.map((conversationId) => ({ conversationId, userId, requestId: 'top_up' }))).catch((error: unknown) =>
+      logger.warn({ err: { message: (error as Error).message }, user_id: userId }, 'nudging after a top-up failed; the sweeper will'),
+    );
+    logger.info({ user_id: userId, conversations: conversations.length }, 'top-up woke conversations waiting for credits');
+  }
+  return result;
 }
 
 /**

@@ -16,7 +16,33 @@ const SWEEP_LIMIT = 500;
 /** Bounds memory: the dead-letter stream keeps about this many entries. */
 const DEAD_LETTER_MAX_LENGTH = '10000';
 
-/** Whether an entry delivered this often is poison. */
+/** The longest a provider's own hint (`Retry-After`) may make a turn wait. */
+const MAX_HINT_MS = 3_600_000;
+
+/**
+ * How long a conversation waits before its next try after `failures` transient failures in a
+ * row (the model or Graph down, throttled, or its circuit open): `baseMs` doubled per failure,
+ * capped at `maxMs`, with jitter (between half and all of it) so a fleet that failed together
+ * does not come back together; never less than the provider's hint, which may ask longer than
+ * the cap (up to an hour). Guarantee 12: it waits, for as long as STALE_MESSAGE_SECONDS allows.
+ */
+export function retryBackoffMs(
+  failures: number,
+  options: { baseMs: number; maxMs: number; hintMs?: number | undefined },
+  random: () => number = Math.random,
+): number {
+  const exponent = Math.min(Math.max(failures, 1) - 1, 30);
+  const ceiling = Math.min(options.maxMs, options.baseMs * 2 ** exponent);
+  const jittered = Math.round(ceiling * (0.5 + random() * 0.5));
+  return Math.max(jittered, Math.min(options.hintMs ?? 0, MAX_HINT_MS));
+}
+
+/**
+ * Whether an entry delivered this often is poison. Only deliveries that ended in a crash count:
+ * a transient failure acknowledges its entry and nudges again after a back-off, and a delivery
+ * that recorded progress resets its count, so what reaches `maxDeliveries` died that often on
+ * the same work.
+ */
 export function isPoison(deliveries: number, maxDeliveries: number): boolean {
   return deliveries >= maxDeliveries;
 }

@@ -12,6 +12,7 @@
  */
 import { currentPrefix, decryptSecret, encryptSecret, SecretDecryptionError } from '../utils/encryption';
 import { accessTokenContext, listAccessTokensNotUnder, replaceAccessTokens } from '../models/PhoneNumber';
+import { listSecretsNotUnder, replaceSecrets } from '../models/WebhookEndpoint';
 
 export interface RotationProgress {
   /** Rows read that were not under the current key. */
@@ -51,6 +52,41 @@ export async function rotateAccessTokens(options: RotationOptions = {}): Promise
       }
     }
     const replaced = await replaceAccessTokens(replacements);
+    progress.scanned += batch.length;
+    progress.rotated += replaced.length;
+    progress.changedMeanwhile += replacements.length - replaced.length;
+    options.onBatch?.(progress);
+  }
+}
+
+/** Where an endpoint's signing secrets are encrypted (the same as webhookEndpointService's). */
+const webhookSecretContext = (endpointId: string) => `webhook_endpoints.secret:${endpointId}`;
+
+/**
+ * The same for tenant event endpoints' signing secrets (current and, after a secret rotation,
+ * previous): resumable, compare-and-set, undecryptable endpoints listed and left untouched.
+ */
+export async function rotateWebhookSecrets(options: RotationOptions = {}): Promise<RotationProgress> {
+  const batchSize = options.batchSize ?? 500;
+  const prefix = currentPrefix();
+  const progress: RotationProgress = { scanned: 0, rotated: 0, changedMeanwhile: 0, undecryptable: [] };
+  let afterId: string | null = null;
+  for (;;) {
+    const batch = await listSecretsNotUnder(prefix, afterId, batchSize);
+    if (batch.length === 0) return progress;
+    afterId = batch[batch.length - 1]!.id;
+    const replacements = [];
+    for (const row of batch) {
+      const context = webhookSecretContext(row.id);
+      const reencrypt = (encrypted: string) => encryptSecret(decryptSecret(encrypted, context), context);
+      try {
+        replacements.push({ read: row, secret: reencrypt(row.secret), previous: row.previous === null ? null : reencrypt(row.previous) });
+      } catch (error) {
+        if (!(error instanceof SecretDecryptionError)) throw error;
+        progress.undecryptable.push(row.id);
+      }
+    }
+    const replaced = await replaceSecrets(replacements);
     progress.scanned += batch.length;
     progress.rotated += replaced.length;
     progress.changedMeanwhile += replacements.length - replaced.length;

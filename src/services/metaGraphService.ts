@@ -44,6 +44,22 @@ export interface SendTextInput {
   callbackData?: (partIndex: number) => string;
 }
 
+/** A WhatsApp message template send (Meta: WhatsApp Cloud API › Messages › Template messages). */
+export interface SendTemplateInput {
+  channel: Channel;
+  accountId: string;
+  accessToken: string;
+  to: string;
+  template: {
+    name: string;
+    language: { code: string };
+    /** Header, body and button parameters, as Meta takes them. */
+    components?: unknown[];
+  };
+  /** `biz_opaque_callback_data`, as for a text part. */
+  callbackData?: string;
+}
+
 export interface SendTextResult {
   /** One Meta id per part sent by this call, in order (WhatsApp `wamid.…`, Instagram `mid`). */
   externalIds: string[];
@@ -80,6 +96,8 @@ export interface GraphClientOptions {
 
 export interface GraphClient {
   sendText(input: SendTextInput): Promise<SendTextResult>;
+  /** WhatsApp only (Instagram has no templates: an `invalid_request` GraphError); resolves with Meta's id. */
+  sendTemplate(input: SendTemplateInput): Promise<{ externalId: string }>;
   markRead(input: MarkReadInput): Promise<void>;
 }
 
@@ -117,6 +135,8 @@ const RETRYABLE_CODES: ReadonlySet<number> = new Set([
 const PERMANENT_CODES: ReadonlySet<number> = new Set([
   131047, 131026, 131048, 131049, 131050, 131051, 131052, 131053, 131062, 131031, 131042, 130497, 133010, 190, 0, 10,
   100, 368, 551,
+  // Templates: parameter count mismatch, no such template or language, paused, disabled, bad parameter format.
+  132000, 132001, 132005, 132007, 132012, 132015, 132016,
 ]);
 
 /**
@@ -498,6 +518,27 @@ export function createGraphClient(options: GraphClientOptions = {}): GraphClient
     return { externalIds, parts: sentParts, totalParts: parts.length };
   }
 
+  async function sendTemplate(input: SendTemplateInput): Promise<{ externalId: string }> {
+    const { channel, accountId, accessToken, to, template } = input;
+    if (channel !== 'whatsapp') {
+      throw new GraphError(`Graph ${channel} send refused: templates are a WhatsApp feature`, { kind: 'invalid_request', channel });
+    }
+    const body = {
+      messaging_product: 'whatsapp',
+      recipient_type: 'individual',
+      to,
+      type: 'template',
+      template: { name: template.name, language: { code: template.language.code }, ...(template.components ? { components: template.components } : {}) },
+      ...(input.callbackData ? { biz_opaque_callback_data: input.callbackData } : {}),
+    };
+    const result = await post(channel, accountId, accessToken, body, 'template send');
+    const externalId = readExternalId(channel, result.body);
+    if (externalId === null) {
+      throw new GraphError(`Graph ${channel} template send answered without a message id`, { kind: 'invalid_response', channel, httpStatus: result.status });
+    }
+    return { externalId };
+  }
+
   async function markRead(input: MarkReadInput): Promise<void> {
     const { channel, accountId, accessToken } = input;
     if (channel === 'whatsapp') {
@@ -522,7 +563,7 @@ export function createGraphClient(options: GraphClientOptions = {}): GraphClient
     }
   }
 
-  return { sendText, markRead };
+  return { sendText, sendTemplate, markRead };
 }
 
 /**

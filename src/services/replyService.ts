@@ -24,13 +24,14 @@ import { insertMessage, type Message } from '../models/Message';
 import {
   ANSWERED_ELSEWHERE,
   beginReplyAttempt,
+  cancelBotReply,
+  fallbackAlreadyQueued,
   undoReplyAttempt,
   claimOutboundPart,
   holdCredits,
   markInboundStatus,
   markOutboundFailed,
   markOutboundSent,
-  recordLastPartSent,
   recordPartSent,
   recordReply,
   releaseHold,
@@ -42,9 +43,21 @@ import { decryptAccessToken } from './accessTokens';
 import { forgetCredits, loadTurnWork } from './cachedLookups';
 import { replyMetrics } from '../utils/metrics';
 
-/** A transient failure: leave the work where it is and try again after the lease. */
+/**
+ * A transient failure (the model or Graph failing or throttling, the lease lost): nothing is
+ * wrong with the work, which stays owed in Postgres. The worker backs off and tries again
+ * (guarantee 12); it counts toward neither attempts nor poison. `retryAfterMs`: the provider's
+ * own hint (`Retry-After`, Meta's pair pace), honoured as the least wait.
+ */
 export class RetryLater extends Error {
   override name = 'RetryLater';
+
+  constructor(
+    message: string,
+    readonly retryAfterMs?: number,
+  ) {
+    super(message);
+  }
 }
 
 /**
@@ -55,8 +68,8 @@ export class RetryLater extends Error {
 export class WaitForCircuit extends RetryLater {
   override name = 'WaitForCircuit';
 
-  constructor(readonly retryAfterMs: number) {
-    super(`model circuit open; waiting ${retryAfterMs} ms`);
+  constructor(override readonly retryAfterMs: number) {
+    super(`model circuit open; waiting ${retryAfterMs} ms`, retryAfterMs);
   }
 }
 
@@ -68,6 +81,11 @@ export interface ReplyDeps {
   now?: () => number;
   /** How long a part in doubt waits for Meta to settle it; SEND_IN_DOUBT_GRACE_MS by default. */
   sendInDoubtGraceMs?: number;
+  /**
+   * Called when the turn has recorded progress (a reply recorded, a message sent): a delivery
+   * that dies after it is no crash on the same work (poison counts only those with none).
+   */
+  onProgress?: () => void;
 }
 
 /** Everything a turn needs to answer a conversation, the number's access token decrypted. */
@@ -120,6 +138,21 @@ export async function serveConversation(userId: string, conversationId: string, 
     }
     const agent = context.agent!;
 
+    // Stale cut-off: a message older than STALE_MESSAGE_SECONDS by Meta's clock when it could
+    // first be answered (after an outage, a week of Meta's retries) is kept, unanswered and
+    // uncharged; the customer has left, and the 24 h window has closed.
+    const staleBefore = now() - config.STALE_MESSAGE_SECONDS * 1000;
+    const stale = pending.filter((m) => (m.externalTimestamp ?? m.createdAt).getTime() < staleBefore);
+    if (stale.length > 0) {
+      await markInboundStatus(userId, stale.map((m) => m.id), 'stale', {
+        code: 'stale',
+        message: `Older than STALE_MESSAGE_SECONDS (${config.STALE_MESSAGE_SECONDS} s) when it could first be answered; not answered`,
+      });
+      replyMetrics.failures.inc({ reason: 'stale' }, stale.length);
+      log.warn({ messages: stale.length }, 'stale messages not answered');
+      continue;
+    }
+
     // Debounce: wait until the newest message is `debounce_ms` old, then look again, so a
     // burst gets one reply that sees all of it.
     const wait = newest.createdAt.getTime() + agent.debounceMs - now();
@@ -128,12 +161,12 @@ export async function serveConversation(userId: string, conversationId: string, 
       continue;
     }
 
-    // A call the tenant's open circuit would refuse is no attempt: wait without counting it.
     // The cached pre-check: a tenant known to have nothing spends no attempt, history read or hold.
     if (!work.hasCredits) {
       await answerWithoutCredits(context, pending, log);
       continue;
     }
+    // A call the tenant's open circuit would refuse is no attempt: wait without counting it.
     if (deps.openai.breakerOpen(agent.model, userId)) {
       replyMetrics.failures.inc({ reason: 'model_circuit_open' });
       throw new WaitForCircuit(deps.openai.circuitRetryAfterMs(agent.model, userId));
@@ -199,7 +232,10 @@ export async function serveConversation(userId: string, conversationId: string, 
           await undoReplyAttempt(userId, ids);
           throw new WaitForCircuit(error.retryAfterMs ?? 1_000);
         }
-        throw new RetryLater(`model call failed: ${(error as Error).message}`);
+        // A transient failure is no attempt either: only a turn that dies mid-call (a crash)
+        // keeps its count, so an outage of any length fails nothing (guarantee 12).
+        await undoReplyAttempt(userId, ids);
+        throw new RetryLater(`model call failed: ${(error as Error).message}`, error instanceof ModelError ? error.retryAfterMs : undefined);
       } finally {
         modelTimer();
       }
@@ -227,6 +263,7 @@ export async function serveConversation(userId: string, conversationId: string, 
       log.warn({ reason: 'the conversation was paused or archived mid-turn' }, 'reply dropped');
       continue;
     }
+    deps.onProgress?.();
     replyMetrics.creditsCharged.inc(recorded.charged);
     // A clamped charge emptied the balance: the cached pre-check must say so (best effort; a
     // stale yes costs one refused hold).
@@ -252,9 +289,11 @@ async function releaseHoldQuietly(userId: string, holdId: string, log: typeof lo
 async function answerWithoutCredits(context: ReplyContext, pending: Message[], log: typeof logger): Promise<void> {
   const { userId, id: conversationId } = context.conversation;
   const fallback = context.agent?.fallbackMessage;
+  const ids = pending.map((m) => m.id);
   await withTransaction(async (tx) => {
-    await markInboundStatus(userId, pending.map((m) => m.id), 'insufficient_credits', null, tx);
-    if (fallback) {
+    await markInboundStatus(userId, ids, 'insufficient_credits', null, tx);
+    // Woken by a top-up that did not cover a reply after all: the fallback went already.
+    if (fallback && !(await fallbackAlreadyQueued(userId, ids, tx))) {
       await insertMessage(
         userId,
         conversationId,
@@ -293,14 +332,36 @@ async function markReadBestEffort(context: ReplyContext, message: Message, graph
 export async function sendMessages(
   context: ReplyContext,
   queued: Message[],
-  deps: Pick<ReplyDeps, 'graph' | 'signal' | 'sendInDoubtGraceMs'>,
+  deps: Pick<ReplyDeps, 'graph' | 'signal' | 'sendInDoubtGraceMs' | 'onProgress'>,
   log: typeof logger,
 ): Promise<void> {
   const { userId } = context.conversation;
   const phoneNumber = context.phoneNumber;
   for (const message of queued) {
     if (!phoneNumber) {
-      await markOutboundFailed(userId, message.id, { code: 'number_unavailable', message: 'The number was deleted before this message could be sent' });
+      // A bot reply is given back (guarantee 13); a human's message says it could not go.
+      if (message.author === 'agent') {
+        // Refunded: the cached pre-check is forgotten, since a refund may lift an empty balance.
+        if (await cancelBotReply(userId, message.id, 'number_unavailable')) await forgetCredits(userId).catch(() => undefined);
+      }
+      else await markOutboundFailed(userId, message.id, { code: 'number_unavailable', message: 'The number was deleted before this message could be sent' });
+      continue;
+    }
+    const refusal = refusalToSend(context, message);
+    if (refusal) {
+      await markOutboundFailed(userId, message.id, refusal);
+      replyMetrics.failures.inc({ reason: refusal.code });
+      log.warn({ message_id: message.id, code: refusal.code }, 'message not sent');
+      continue;
+    }
+    if (message.type === 'template') {
+      const externalId = await sendPart({ ...context, phoneNumber }, message, 0, message.text ?? '', deps, log, (send) =>
+        deps.graph.sendTemplate({ ...send, template: templateOf(message) }).then((result) => result.externalId),
+      );
+      if (externalId === null) continue;
+      await markOutboundSent(userId, message.id, [externalId]);
+      replyMetrics.replies.inc({ channel: message.channel, author: message.author });
+      log.info({ message_id: message.id, template: message.text }, 'template sent');
       continue;
     }
     const parts = splitForChannel(message.channel, message.text ?? '');
@@ -311,30 +372,59 @@ export async function sendMessages(
     // Parts sent before outbound_parts existed were kept in the message's payload.
     const legacy = legacySendProgress(message);
     const externalIds = legacy.externalIds.slice(0, legacy.nextPart);
-    let messageSent = false;
     for (let index = legacy.nextPart; index < parts.length; index++) {
-      const isLast = index === parts.length - 1;
-      const sent = await sendPart({ ...context, phoneNumber }, message, index, parts[index]!, deps, log, isLast ? externalIds : null);
-      if (sent === null) break;
-      externalIds.push(sent.externalId);
-      messageSent = sent.messageSent;
+      const externalId = await sendPart({ ...context, phoneNumber }, message, index, parts[index]!, deps, log);
+      if (externalId === null) break;
+      externalIds.push(externalId);
     }
     if (externalIds.length < parts.length) continue;
-    if (!messageSent) await markOutboundSent(userId, message.id, externalIds);
+    await markOutboundSent(userId, message.id, externalIds);
+    deps.onProgress?.();
     replyMetrics.replies.inc({ channel: message.channel, author: message.author });
     log.info({ message_id: message.id, parts: externalIds.length }, 'message sent');
   }
 }
 
+/**
+ * Why a queued message must not go to Graph at all, or null. Free text needs the customer's
+ * 24 h window open (Meta would refuse it with 131047; a template is the one send allowed
+ * outside it): a reply recorded in time but held up past the window's end is failed here, not
+ * sent. A human's free text was refused at the API already; this catches the window closing
+ * while it waited.
+ */
+function refusalToSend(context: ReplyContext, message: Message): { code: string; message: string } | null {
+  // The confirmation of an opt-out is the one message an opted-out customer still gets.
+  if (context.conversation.optedOut && !isOptOutConfirmation(message)) {
+    return { code: 'opted_out', message: 'The customer opted out on this number before this message could be sent' };
+  }
+  if (message.type !== 'template' && !context.conversation.windowOpen) {
+    return { code: 'window_closed', message: "The customer's 24-hour window closed before this message could be sent; only a template may go now" };
+  }
+  return null;
+}
+
+/** The confirmation filing queued when the customer opted out (queue_opt_out_confirmation, R__conversations.sql). */
+export function isOptOutConfirmation(message: Pick<Message, 'author' | 'payload'>): boolean {
+  return message.author === 'agent' && (message.payload as { opt_out_confirmation?: unknown } | null)?.opt_out_confirmation === true;
+}
+
+/** The template a queued template message carries (messageService.sendTemplate stored it). */
+function templateOf(message: Message): { name: string; language: { code: string }; components?: unknown[] } {
+  const template = (message.payload as { template?: { name: string; language: { code: string }; components?: unknown[] } } | null)?.template;
+  if (!template) throw new Error(`template message ${message.id} has no template in its payload`);
+  return template;
+}
+
 type SendingContext = ReplyContext & { phoneNumber: NonNullable<ReplyContext['phoneNumber']> };
+
+/** Who and from where a send goes: what every Graph send takes besides its content. */
+type SendTarget = { channel: Message['channel']; accountId: string; accessToken: string; to: string; callbackData?: string };
 
 /**
  * Sends one part so that Meta gets it once, as far as anyone can know: claimed (marked
  * `sending`) in its own commit first, then posted, then recorded with Meta's id. Returns that
  * id, or null when Graph refused the part for good (the message is failed then). Throws
- * RetryLater when Graph keeps failing or the lease is lost. For the message's last part
- * (`earlierIds`: the ids of the parts before it), the record of the part also marks the message
- * sent, in the same statement (`messageSent`).
+ * RetryLater when Graph keeps failing or the lease is lost.
  */
 async function sendPart(
   context: SendingContext,
@@ -343,31 +433,31 @@ async function sendPart(
   text: string,
   deps: Pick<ReplyDeps, 'graph' | 'signal' | 'sendInDoubtGraceMs'>,
   log: typeof logger,
-  earlierIds: string[] | null = null,
-): Promise<{ externalId: string; messageSent: boolean } | null> {
+  // How the part goes to Graph: a text part by default; a template sends its template instead.
+  post: (target: SendTarget) => Promise<string> = ({ callbackData, ...target }) =>
+    deps.graph
+      .sendText({ ...target, text: message.text ?? '', fromPart: index, toPart: index + 1, ...(callbackData ? { callbackData: () => callbackData } : {}) })
+      .then((result) => result.externalIds[0]!),
+): Promise<string | null> {
   const { userId } = context.conversation;
   for (let attempt = 1; ; attempt++) {
     const token = randomUUID();
     const settled = await claimPart(userId, message, index, text, token, deps, log);
-    if (settled !== null) return { externalId: settled, messageSent: false };
+    if (settled === CANCELLED) return null;
+    if (settled !== null) return settled;
     const timer = replyMetrics.sendLatency.startTimer({ channel: message.channel });
     try {
-      const result = await deps.graph.sendText({
+      const externalId = await post({
         channel: message.channel,
         accountId: context.phoneNumber.externalId,
         accessToken: context.phoneNumber.accessToken,
         to: context.conversation.customerExternalId,
-        text: message.text ?? '',
-        fromPart: index,
-        toPart: index + 1,
         // Meta echoes it in the part's statuses: how a status names a part whose id we never stored.
-        ...(message.channel === 'whatsapp' ? { callbackData: (part: number) => partCallbackData(message.id, part) } : {}),
+        ...(message.channel === 'whatsapp' ? { callbackData: partCallbackData(message.id, index) } : {}),
       });
       timer();
-      const externalId = result.externalIds[0]!;
-      if (earlierIds === null) await recordPartSent(userId, message.id, index, externalId);
-      else await recordLastPartSent(userId, message.id, index, [...earlierIds, externalId]);
-      return { externalId, messageSent: earlierIds !== null };
+      await recordPartSent(userId, message.id, index, externalId);
+      return externalId;
     } catch (error) {
       timer();
       // Anything else (a crash of ours, Postgres gone) leaves the part `sending`: in doubt for whoever comes next.
@@ -382,16 +472,20 @@ async function sendPart(
       }
       if (attempt >= SEND_ATTEMPTS_IN_PLACE || deps.signal.aborted) {
         replyMetrics.failures.inc({ reason: `graph_${error.code ?? error.kind}` });
-        throw new RetryLater(`send failed: ${error.message}`);
+        throw new RetryLater(`send failed: ${error.message}`, error.retryAfterMs);
       }
       await abortableSleep(Math.min(MAX_SEND_WAIT_MS, retryDelayMs(error, attempt)), deps.signal).catch(() => undefined);
     }
   }
 }
 
+/** What claimPart returns for a bot reply that is not to go out (cancelled and refunded). */
+const CANCELLED = Symbol('cancelled');
+
 /**
  * Claims a part for this attempt. Returns Meta's id when Meta has the part already (never send
- * it again), or null once this attempt may send it. A part another attempt left `sending` is
+ * it again), CANCELLED for a bot reply the bot may no longer send (guarantee 13), or null once
+ * this attempt may send it. A part another attempt left `sending` is
  * in doubt (Graph may have it): it waits, up to the grace, for a WhatsApp status naming it or
  * its Instagram echo (settle_part_by_status / settle_part_by_echo), then it is sent again.
  */
@@ -403,14 +497,20 @@ async function claimPart(
   token: string,
   deps: Pick<ReplyDeps, 'signal' | 'sendInDoubtGraceMs'>,
   log: typeof logger,
-): Promise<string | null> {
+): Promise<string | null | typeof CANCELLED> {
   const graceMs = deps.sendInDoubtGraceMs ?? config.SEND_IN_DOUBT_GRACE_MS;
   let waiting = false;
   for (;;) {
-    const claim = await claimOutboundPart(userId, message.id, index, text, token, graceMs);
+    const claim = await claimOutboundPart(userId, message.id, index, text, token, graceMs, config.STALE_MESSAGE_SECONDS);
     switch (claim.outcome) {
       case 'claimed':
         return null;
+      case 'cancelled':
+        replyMetrics.failures.inc({ reason: 'reply_cancelled' });
+        log.info({ message_id: message.id }, 'bot reply cancelled before it went out (takeover or stale); refunded');
+        // A refund may lift an empty balance: the cached pre-check must not keep saying none.
+        await forgetCredits(userId).catch(() => undefined);
+        return CANCELLED;
       case 'settled':
         return claim.externalId;
       case 'settled_by_status':

@@ -10,6 +10,8 @@ export const ERROR_STATUS = {
   forbidden: 403,
   not_found: 404,
   conflict: 409,
+  window_closed: 409,
+  opted_out: 409,
   payload_too_large: 413,
   unsupported_media_type: 415,
   account_verification_failed: 422,
@@ -42,5 +44,10 @@ export class AppError extends Error {
 
 export const notFound = (what: string) => new AppError('not_found', `${what} not found`);
 export const conflict = (message: string) => new AppError('conflict', message);
+/** Free text outside the customer-service window: only a template may go (CONTRACT §3). */
+export const windowClosed = () =>
+  new AppError('window_closed', "The customer's 24-hour window is closed (no message from them in the last 24 hours); send a template instead");
+/** The customer opted out on this number: nothing may be sent to them until they opt in again. */
+export const optedOut = () => new AppError('opted_out', 'The customer opted out of messages from this number; nothing can be sent until they opt in again');
 export const validationError = (details: ErrorDetail[], message = 'The request is not valid') =>
   new AppError('validation_error', message, details);

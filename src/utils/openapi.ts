@@ -19,6 +19,8 @@ const ERROR_MEANINGS: Record<ErrorCode, string> = {
   forbidden: 'the key is valid but not for this route (operator key on tenant routes, or the reverse)',
   not_found: "no such route or resource (another tenant's ids included)",
   conflict: 'the request clashes with the current state',
+  window_closed: "free text outside the customer's 24-hour window (no customer message in the last 24 hours): only a template may go",
+  opted_out: 'the customer opted out (sent an opt_out_keywords word) on this number: nothing is sent until they opt in',
   payload_too_large: 'the body is over BODY_LIMIT',
   unsupported_media_type: 'a body was sent without Content-Type: application/json',
   account_verification_failed: "Graph does not let the access token act for that account; the message gives Graph's reason",

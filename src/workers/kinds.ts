@@ -27,6 +27,10 @@ export const WORKER_KINDS: Record<string, WorkerKind> = {
     processes: config.EXTRACTION_WORKERS,
     create: async () => new (await import('./extractionWorker')).ExtractionWorker(),
   },
+  events: {
+    processes: config.EVENT_WORKERS,
+    create: async () => new (await import('./eventWorker')).EventWorker(),
+  },
 };
 
 export const isWorkerKind = (name: string): boolean => Object.hasOwn(WORKER_KINDS, name);

@@ -22,7 +22,8 @@ import { getOpenAIService, type OpenAIService } from '../services/openaiService'
 import { graphClient, type GraphClient } from '../services/metaGraphService';
 import { RetryLater, serveConversation, WaitForCircuit } from '../services/replyService';
 import { fileWaitingMessages } from '../services/inboxService';
-import { deadLetter, isPoison, nudgeLog, renudgeLost } from '../services/deliveryPolicy';
+import { deadLetter, isPoison, nudgeLog, renudgeLost, retryBackoffMs } from '../services/deliveryPolicy';
+import { resumeDueConversations } from '../services/conversationService';
 import { HEARTBEAT_INTERVAL_MS, heartbeatFailed, publishHeartbeat } from './heartbeat';
 import type { WorkerProcess } from './kinds';
 
@@ -46,6 +47,8 @@ export interface MessageWorkerOptions {
   readAhead?: number;
   openai?: OpenAIService;
   graph?: GraphClient;
+  /** Back-off after a transient failure: RETRY_BACKOFF_BASE_MS / RETRY_BACKOFF_MAX_MS by default. */
+  retryBackoff?: { baseMs: number; maxMs: number };
 }
 
 type StreamEntry = [id: string, fields: string[]];
@@ -56,12 +59,17 @@ interface WaitingEntry {
   fields: string[];
   /** The nudge's tenant ('' for a malformed entry). */
   tenant: string;
+  /** Taken over from a worker that died (XAUTOCLAIM): its delivery count is above one. */
+  claimed: boolean;
 }
 
 /** A turn waiting on an open circuit is nudged again no sooner than this. */
 const MIN_CIRCUIT_WAIT_MS = 250;
 
 const isNoGroup = (error: unknown) => /NOGROUP/.test(String((error as Error)?.message));
+
+/** Conversations whose transient failures in a row are remembered for their back-off; the oldest is forgotten past it. */
+const MAX_BACKOFF_ENTRIES = 10_000;
 
 export class MessageWorker implements WorkerProcess {
   readonly consumer: string;
@@ -75,6 +83,9 @@ export class MessageWorker implements WorkerProcess {
   private readonly openai: OpenAIService;
   private readonly graph: GraphClient;
   private readonly shards: number;
+  private readonly retryBackoff: { baseMs: number; maxMs: number };
+  /** Transient failures in a row per conversation, for the back-off; cleared by a turn that succeeds. */
+  private readonly failuresInARow = new Map<string, number>();
   private readonly redis: Redis = getRedis();
   /** One blocking connection per shard: a blocked read holds its connection (its node's, on a cluster). */
   private blocking: Redis[] = [];
@@ -109,6 +120,7 @@ export class MessageWorker implements WorkerProcess {
     this.shards = options.shards ?? config.STREAM_SHARDS;
     this.openai = options.openai ?? getOpenAIService();
     this.graph = options.graph ?? graphClient;
+    this.retryBackoff = options.retryBackoff ?? { baseMs: config.RETRY_BACKOFF_BASE_MS, maxMs: config.RETRY_BACKOFF_MAX_MS };
   }
 
   async start(): Promise<void> {
@@ -229,11 +241,11 @@ export class MessageWorker implements WorkerProcess {
   }
 
   /** An entry read or claimed: it waits here until `schedule` gives it a slot. */
-  private enqueue(shard: number, [id, fields]: StreamEntry): void {
+  private enqueue(shard: number, [id, fields]: StreamEntry, claimed = false): void {
     const key = `${shard}:${id}`;
     if (this.held.has(key)) return;
     this.held.add(key);
-    this.waiting.push({ shard, id, fields, tenant: parseNudge(fields)?.userId ?? '' });
+    this.waiting.push({ shard, id, fields, tenant: parseNudge(fields)?.userId ?? '', claimed });
   }
 
   /**
@@ -263,9 +275,9 @@ export class MessageWorker implements WorkerProcess {
     }
   }
 
-  private dispatch({ shard, id, fields, tenant }: WaitingEntry): void {
+  private dispatch({ shard, id, fields, tenant, claimed }: WaitingEntry): void {
     this.running.set(tenant, (this.running.get(tenant) ?? 0) + 1);
-    const task = this.handle(shard, id, fields).finally(() => {
+    const task = this.handle(shard, id, fields, claimed).finally(() => {
       this.inFlight.delete(task);
       const left = (this.running.get(tenant) ?? 1) - 1;
       if (left > 0) this.running.set(tenant, left);
@@ -281,7 +293,7 @@ export class MessageWorker implements WorkerProcess {
     await this.redis.xack(messageStream(shard), CONSUMER_GROUPS.messages, id);
   }
 
-  private async handle(shard: number, id: string, fields: string[]): Promise<void> {
+  private async handle(shard: number, id: string, fields: string[], claimed: boolean): Promise<void> {
     const nudge = parseNudge(fields);
     if (!nudge) {
       logger.warn({ entry: id, shard }, 'malformed stream entry dropped');
@@ -291,7 +303,17 @@ export class MessageWorker implements WorkerProcess {
     replyMetrics.turnLag.observe(Math.max(0, Date.now() - Number(id.split('-')[0])) / 1000);
     await runWithContext({ requestId: nudge.requestId ?? id, userId: nudge.userId }, async () => {
       try {
-        const done = await this.serveNudge(nudge);
+        // A delivery taken over from a dead worker that gets somewhere is no repeat crash:
+        // its count goes back to one (only deliveries that die without progress are poison).
+        let progressed = !claimed;
+        const onProgress = () => {
+          if (progressed) return;
+          progressed = true;
+          void this.redis
+            .xclaim(messageStream(shard), CONSUMER_GROUPS.messages, this.consumer, 0, id, 'RETRYCOUNT', 1, 'JUSTID')
+            .catch(() => undefined);
+        };
+        const done = await this.serveNudge(nudge, onProgress);
         if (done) await this.ack(shard, id);
       } catch (error) {
         // Left unacknowledged: XAUTOCLAIM hands it to a worker again after the lease.
@@ -306,15 +328,15 @@ export class MessageWorker implements WorkerProcess {
    * delivery of this entry whose turn failed: the conversation is served all the same (a turn
    * that finds nothing owed stops at its first query).
    */
-  private async serveNudge(nudge: Nudge): Promise<boolean> {
-    if (!isInboxNudge(nudge)) return this.serve(nudge);
+  private async serveNudge(nudge: Nudge, onProgress: () => void): Promise<boolean> {
+    if (!isInboxNudge(nudge)) return this.serve(nudge, onProgress);
     const conversationId = await fileWaitingMessages(nudge);
     if (!conversationId) return true;
-    return this.serve({ conversationId, userId: nudge.userId, requestId: nudge.requestId });
+    return this.serve({ conversationId, userId: nudge.userId, requestId: nudge.requestId }, onProgress);
   }
 
   /** Serves the nudged conversation under its lease. False when it must be retried later. */
-  private async serve(nudge: ConversationNudge): Promise<boolean> {
+  private async serve(nudge: ConversationNudge, onProgress: () => void = () => undefined): Promise<boolean> {
     const lease = conversationLease(nudge.conversationId, this.leaseMs, this.redis);
     if (!(await lease.acquire())) {
       // Busy: ask the owner for another round. If the owner let go between our two tries,
@@ -334,7 +356,9 @@ export class MessageWorker implements WorkerProcess {
           graph: this.graph,
           signal: controller.signal,
           sendInDoubtGraceMs: this.sendInDoubtGraceMs,
+          onProgress,
         });
+        this.failuresInARow.delete(nudge.conversationId);
         const outcome = await lease.release();
         if (outcome !== 'again') return true;
       }
@@ -345,16 +369,41 @@ export class MessageWorker implements WorkerProcess {
         // is let go (acknowledged) rather than left to be redelivered, so waiting spends neither
         // attempts nor deliveries (guarantee 11). A fresh nudge comes when the circuit lets a call
         // through; if this worker dies first, the sweeper finds the conversation still owed.
-        this.renudgeAfter(nudge, error.retryAfterMs);
+        // Jittered, so the conversations that waited on one circuit do not all come back at once.
+        this.renudgeAfter(nudge, Math.round(Math.min(Math.max(error.retryAfterMs, MIN_CIRCUIT_WAIT_MS), this.leaseMs * 4) * (1 + Math.random() * 0.2)));
         logger.info({ conversation_id: nudge.conversationId, wait_ms: error.retryAfterMs }, 'turn waits for the model circuit');
         return true;
       }
-      if (error instanceof RetryLater) {
-        logger.warn({ conversation_id: nudge.conversationId, reason: error.message }, 'turn postponed');
-        return false;
-      }
+      if (error instanceof RetryLater) return this.backOff(nudge, error);
       throw error;
     }
+  }
+
+  /**
+   * A transient failure (guarantee 12): the work stays owed in Postgres, the entry is let go
+   * (acknowledged, so its deliveries never add up to poison) and the conversation is nudged
+   * again after a capped, jittered back-off that honours the provider's hint. If this worker
+   * dies first, the sweeper finds the conversation still owed. Shutting down, it is nudged at
+   * once for another worker, or left pending if even that fails.
+   */
+  private async backOff(nudge: ConversationNudge, error: RetryLater): Promise<boolean> {
+    if (this.isClosing) {
+      try {
+        await enqueueConversations([{ conversationId: nudge.conversationId, userId: nudge.userId, requestId: nudge.requestId ?? 'retry' }], this.redis, this.shards);
+        return true;
+      } catch {
+        return false;
+      }
+    }
+    const failures = (this.failuresInARow.get(nudge.conversationId) ?? 0) + 1;
+    this.failuresInARow.delete(nudge.conversationId);
+    this.failuresInARow.set(nudge.conversationId, failures);
+    if (this.failuresInARow.size > MAX_BACKOFF_ENTRIES) this.failuresInARow.delete(this.failuresInARow.keys().next().value!);
+    const waitMs = retryBackoffMs(failures, { ...this.retryBackoff, hintMs: error.retryAfterMs });
+    this.renudgeAfter(nudge, waitMs);
+    replyMetrics.failures.inc({ reason: 'backed_off' });
+    logger.warn({ conversation_id: nudge.conversationId, reason: error.message, failures, wait_ms: waitMs }, 'turn postponed; backing off');
+    return true;
   }
 
   private renudgeAfter(nudge: ConversationNudge, ms: number): void {
@@ -364,7 +413,7 @@ export class MessageWorker implements WorkerProcess {
       enqueueConversations([{ conversationId: nudge.conversationId, userId: nudge.userId, requestId: nudge.requestId ?? 'circuit' }], this.redis, this.shards).catch(
         (error: unknown) => logger.warn({ err: { message: (error as Error).message } }, 'renudge after the circuit wait failed; the sweeper will'),
       );
-    }, Math.min(Math.max(ms, MIN_CIRCUIT_WAIT_MS), this.leaseMs * 4));
+    }, ms);
     timer.unref();
     this.renudges.add(timer);
   }
@@ -399,15 +448,19 @@ export class MessageWorker implements WorkerProcess {
     const [, entries] = (await this.redis.xautoclaim(
       stream, CONSUMER_GROUPS.messages, this.consumer, this.leaseMs, '0-0', 'COUNT', room,
     )) as [string, (StreamEntry | null)[]];
-    for (const entry of entries) if (entry) this.enqueue(shard, entry);
+    for (const entry of entries) if (entry) this.enqueue(shard, entry, true);
     this.schedule();
   }
 
   /**
    * Anything owed and untouched for a lease is nudged again (services/deliveryPolicy.ts). One
-   * worker in the fleet sweeps per interval.
+   * worker in the fleet sweeps per interval. Every worker also runs the resume timer.
    */
   private async sweep(): Promise<void> {
+    // The resume timer needs Postgres only, and concurrent runs skip each other's rows, so every
+    // worker runs it, Redis or not: a paused conversation resumes on time whatever has died. Its
+    // failure must not cost the re-nudging below its round.
+    await resumeDueConversations().catch((error: Error) => logger.warn({ err: { message: error.message } }, 'resume timer failed; next sweep retries'));
     const turn = await this.redis.set('sweeper:messages', this.consumer, 'PX', this.sweepIntervalMs, 'NX');
     if (turn !== 'OK') return;
     await renudgeLost(this.leaseMs, this.redis);

@@ -92,11 +92,32 @@ describe('npm run demo', () => {
     expect(botRepliesTo(result.scenes.benAfterResume)).toHaveLength(1);
   });
 
+  it('then a handoff keyword paused the bot without a reply, and after the hand-back the bot answered again', () => {
+    const keyword = all().find((m) => m.externalId === result.scenes.caraHandoff)!;
+    expect(keyword.status).toBe('ignored');
+    expect(botRepliesTo(result.scenes.caraHandoff)).toHaveLength(0);
+    const { messages } = transcriptOf(result.scenes.caraHandoff);
+    expect(messages.some((m) => m.author === 'human')).toBe(true);
+    expect(botRepliesTo(result.scenes.caraAfterHandBack)).toHaveLength(1);
+    expect(output.some((line) => line.includes('paused_by "keyword"'))).toBe(true);
+  });
+
+  it('then the customer who sent STOP got one confirmation, nothing more, and the shop was refused with 409 opted_out', () => {
+    const { messages } = transcriptOf(result.scenes.optOut);
+    const confirmation = botRepliesTo(result.scenes.optOut);
+    expect(confirmation).toHaveLength(1);
+    expect(['sent', 'delivered', 'read']).toContain(confirmation[0]!.status);
+    expect(messages.at(-1)).toBe(confirmation[0]);
+    expect(messages.filter((m) => m.author === 'human')).toHaveLength(0);
+    expect(output.some((line) => line.includes('409 opted_out'))).toBe(true);
+  });
+
   it('then credits were charged and the balance equals the sum of the ledger', () => {
     const credits = result.credits!;
     expect(credits.charged).toBeGreaterThan(0);
     expect(credits.balance).toBe(credits.entries.reduce((sum, entry) => sum + entry.amount, 0));
-    const replies = all().filter((m) => m.author === 'agent').length;
+    // The opt-out confirmation is the agent's message but free.
+    const replies = all().filter((m) => m.author === 'agent').length - botRepliesTo(result.scenes.optOut).length;
     expect(credits.entries.filter((entry) => entry.reason === 'reply')).toHaveLength(replies);
     expect(output.some((line) => line.startsWith('Credits'))).toBe(true);
   });

@@ -15,7 +15,7 @@ import {
   type InboxKey,
 } from '../../src/models/Inbox';
 import { ingestBusinessEcho } from '../../src/models/BusinessEcho';
-import { claimOutboundPart } from '../../src/models/ReplyTurn';
+import { claimOutboundPart, recordPartSent } from '../../src/models/ReplyTurn';
 import { applyOutboundStatus } from '../../src/models/OutboundStatus';
 import { setupTestDatabase, teardownTestDatabase } from '../fixtures/testDatabase';
 import { createTestTenant } from '../fixtures/tenants';
@@ -254,16 +254,20 @@ describe('ingestBusinessEcho', () => {
     expect((await ingestBusinessEcho(event, GRACE_MS)).outcome).toBe('duplicate');
   });
 
-  it('when our own reply echoes back before its id is stored, then own_echo names it and the bot stays on', async () => {
+  it('when our own reply echoes back before its id is stored, then it is parked until the sender stores that id, and the bot stays on', async () => {
     const customerId = `cust-${tag()}`;
-    const conversation = await createTestConversation(userId, { phoneNumber: linked, customerExternalId: customerId });
+    // Echoes are Instagram's.
+    const account = await createTestPhoneNumber(userId, { channel: 'instagram', agentId: linked.agentId });
+    const conversation = await createTestConversation(userId, { phoneNumber: account, customerExternalId: customerId });
     const [reply] = await insertTestMessages(userId, conversation.id, [{ direction: 'outbound', author: 'agent', status: 'queued', text: 'Our answer' }]);
     // As a worker does before the POST: the part is marked sending, so Graph may have it.
-    await claimOutboundPart(userId, reply!.id, 0, 'Our answer', randomUUID(), GRACE_MS);
+    await claimOutboundPart(userId, reply!.id, 0, 'Our answer', randomUUID(), GRACE_MS, 86_400);
+    const event = echo(account, customerId, 'Our answer');
 
-    const result = await ingestBusinessEcho(echo(linked, customerId, 'Our answer'), GRACE_MS);
+    expect(await ingestBusinessEcho(event, GRACE_MS)).toEqual({ outcome: 'parked', userId, conversationId: conversation.id, messageId: null, status: null });
+    await recordPartSent(userId, reply!.id, 0, event.external_id);
 
-    expect(result).toEqual({ outcome: 'own_echo', userId, conversationId: conversation.id, messageId: reply!.id, status: null });
+    expect(await ingestBusinessEcho(event, GRACE_MS)).toEqual({ outcome: 'own_echo', userId, conversationId: conversation.id, messageId: reply!.id, status: null });
     const { rows } = await db.query<Row>('SELECT bot_paused FROM conversations WHERE id = $1', [conversation.id]);
     expect(rows[0].bot_paused).toBe(false);
   });

@@ -123,4 +123,29 @@ describe('rotate-keys', () => {
     expect(replaced).toEqual([]);
     expect(await rotated.phoneNumbers.getAccessToken(business.tenant.userId, id)).toBe(newToken);
   });
+
+  it('when webhook endpoint secrets (current and previous) are under the old key, then rotation re-encrypts both, the same secrets, and leaves lost ones named', async () => {
+    const business = await rotated.pipeline.createBusiness(pipeline.app);
+    const created = await request(pipeline.app).post('/v1/webhook-endpoints').set(business.tenant.auth).send({ url: 'http://127.0.0.1:9/hook', events: ['credits.low'] });
+    const lostEndpoint = await request(pipeline.app).post('/v1/webhook-endpoints').set(business.tenant.auth).send({ url: 'http://127.0.0.1:9/other', events: ['credits.low'] });
+    const id = created.body.id as string;
+    const context = `webhook_endpoints.secret:${id}`;
+    await db.query(
+      `UPDATE webhook_endpoints SET secret_encrypted = $2, previous_secret_encrypted = $3, previous_secret_expires_at = now() + interval '1 hour' WHERE id = $1`,
+      [id, encryptSecret('whsec_current', context, OLD_KEY), encryptSecret('whsec_previous', context, OLD_KEY)],
+    );
+    const lost = encryptSecret('whsec_lost', `webhook_endpoints.secret:${lostEndpoint.body.id}`, randomBytes(32));
+    await db.query('UPDATE webhook_endpoints SET secret_encrypted = $2 WHERE id = $1', [lostEndpoint.body.id, lost]);
+
+    const result = await rotated.rotation.rotateWebhookSecrets();
+
+    expect(result).toMatchObject({ rotated: 1, undecryptable: [lostEndpoint.body.id] });
+    const { rows } = await db.query<{ secret: string; previous: string }>(
+      'SELECT secret_encrypted AS secret, previous_secret_encrypted AS previous FROM webhook_endpoints WHERE id = $1',
+      [id],
+    );
+    expect(rotated.encryption.decryptSecret(rows[0]!.secret, context, [NEW_KEY])).toBe('whsec_current');
+    expect(rotated.encryption.decryptSecret(rows[0]!.previous, context, [NEW_KEY])).toBe('whsec_previous');
+    expect((await rotated.rotation.rotateWebhookSecrets()).rotated).toBe(0);
+  });
 });

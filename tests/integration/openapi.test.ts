@@ -37,24 +37,34 @@ const CONTRACT_ROUTES: Record<string, { required: string[]; optional: string[] }
   'DELETE /v1/phone-numbers/{id}/agent': null,
   'POST /v1/agents': {
     required: ['name', 'system_prompt'],
-    optional: ['model', 'temperature', 'max_tokens', 'history_limit', 'max_prompt_tokens', 'debounce_ms', 'lead_fields', 'fallback_message'],
+    optional: ['model', 'temperature', 'max_tokens', 'history_limit', 'max_prompt_tokens', 'debounce_ms', 'lead_fields', 'fallback_message',
+      'resume_after_minutes', 'handoff_keywords', 'opt_out_keywords', 'opt_in_keywords', 'opt_out_message'],
   },
   'GET /v1/agents': null,
   'GET /v1/agents/{id}': null,
   'PATCH /v1/agents/{id}': {
     required: [],
-    optional: ['name', 'system_prompt', 'model', 'temperature', 'max_tokens', 'history_limit', 'max_prompt_tokens', 'debounce_ms', 'lead_fields', 'fallback_message'],
+    optional: ['name', 'system_prompt', 'model', 'temperature', 'max_tokens', 'history_limit', 'max_prompt_tokens', 'debounce_ms', 'lead_fields', 'fallback_message',
+      'resume_after_minutes', 'handoff_keywords', 'opt_out_keywords', 'opt_in_keywords', 'opt_out_message'],
   },
   'POST /v1/agents/{id}/archive': null,
   'GET /v1/conversations': null,
   'GET /v1/conversations/{id}': null,
   'GET /v1/conversations/{id}/messages': null,
   'POST /v1/conversations/{id}/messages': { required: ['text'], optional: [] },
+  'POST /v1/conversations/{id}/template': { required: ['name', 'language'], optional: ['components'] },
   'POST /v1/conversations/{id}/pause': null,
   'POST /v1/conversations/{id}/resume': null,
   'GET /v1/extractions': null,
   'GET /v1/conversations/{id}/extraction': null,
   'POST /v1/conversations/{id}/extract': null,
+  // Tenant events
+  'POST /v1/webhook-endpoints': { required: ['url', 'events'], optional: [] },
+  'GET /v1/webhook-endpoints': null,
+  'DELETE /v1/webhook-endpoints/{id}': null,
+  'GET /v1/webhook-endpoints/{id}/deliveries': null,
+  'POST /v1/webhook-endpoints/{id}/deliveries/{deliveryId}/redeliver': null,
+  'POST /v1/webhook-endpoints/{id}/rotate-secret': null,
 };
 
 /** Query parameters the contract names for filters and paging. */
@@ -66,6 +76,8 @@ const CONTRACT_QUERIES: Record<string, string[]> = {
   'GET /v1/conversations': ['limit', 'cursor', 'phone_number_id', 'agent_id', 'is_active'],
   'GET /v1/conversations/{id}/messages': ['limit', 'cursor'],
   'GET /v1/extractions': ['limit', 'cursor', 'phone_number_id', 'since'],
+  'GET /v1/webhook-endpoints': ['limit', 'cursor'],
+  'GET /v1/webhook-endpoints/{id}/deliveries': ['limit', 'cursor'],
 };
 
 const METHODS = ['get', 'post', 'put', 'patch', 'delete'];

@@ -3,7 +3,7 @@
  * Graph; an attempt that dies or gets no answer leaves it so, and whoever finds it waits
  * SEND_IN_DOUBT_GRACE_MS for Meta to settle it (a WhatsApp status naming the part in
  * biz_opaque_callback_data, or our Instagram echo) before sending it again. The SQL rules
- * (claim_outbound_part, settle_part_by_status, settle_part_by_echo) first, then the whole way
+ * (claim_outbound_part, settle_part_by_status, record_part_sent and parked echoes) first, then the whole way
  * through the app and a worker, with the Graph stand-in playing Meta's webhooks back.
  */
 import http from 'node:http';
@@ -11,12 +11,12 @@ import type { AddressInfo } from 'node:net';
 import { randomUUID } from 'node:crypto';
 import request from 'supertest';
 import { db, withTransaction } from '../../src/utils/database';
-import { claimOutboundPart, recordPartSent } from '../../src/models/ReplyTurn';
+import { claimOutboundPart, recordPartSent, releasePart } from '../../src/models/ReplyTurn';
 import { ingestBusinessEcho } from '../../src/models/BusinessEcho';
 import { createGraphClient, partCallbackData } from '../../src/services/metaGraphService';
 import { setupTestDatabase, teardownTestDatabase } from '../fixtures/testDatabase';
 import { createTestTenant } from '../fixtures/tenants';
-import { createTestConversation, createTestPhoneNumber, insertTestMessages, type TestConversation } from '../fixtures/conversations';
+import { createTestAgent, createTestConversation, createTestPhoneNumber, insertTestMessages, type TestConversation } from '../fixtures/conversations';
 import { whatsappStatusBody } from '../fixtures/meta';
 import {
   createBusiness,
@@ -62,7 +62,9 @@ afterAll(async () => {
 
 async function queuedReply(channel: 'whatsapp' | 'instagram' = 'whatsapp', text = 'Our answer') {
   const { userId } = await createTestTenant();
-  const phoneNumber = await createTestPhoneNumber(userId, { channel });
+  // Linked to an agent: a bot reply is claimed only while the bot may still speak (guarantee 13).
+  const agent = await createTestAgent(userId);
+  const phoneNumber = await createTestPhoneNumber(userId, { channel, agentId: agent.id });
   const conversation = await createTestConversation(userId, { phoneNumber });
   const [reply] = await insertTestMessages(userId, conversation.id, [{ direction: 'outbound', author: 'agent', status: 'queued', text }]);
   return { userId, phoneNumber, conversation, replyId: reply!.id };
@@ -80,10 +82,10 @@ describe('claim_outbound_part', () => {
     const { userId, replyId } = await queuedReply();
     const token = randomUUID();
 
-    expect(await claimOutboundPart(userId, replyId, 0, 'Our answer', token, GRACE_MS)).toEqual({ outcome: 'claimed' });
+    expect(await claimOutboundPart(userId, replyId, 0, 'Our answer', token, GRACE_MS, 86_400)).toEqual({ outcome: 'claimed' });
     expect(await partOf(replyId)).toMatchObject({ status: 'sending', attempt_token: token, text: 'Our answer', channel: 'whatsapp', user_id: userId, external_id: null });
 
-    const again = await claimOutboundPart(userId, replyId, 0, 'Our answer', randomUUID(), GRACE_MS);
+    const again = await claimOutboundPart(userId, replyId, 0, 'Our answer', randomUUID(), GRACE_MS, 86_400);
     expect(again).toEqual({ outcome: 'in_doubt', waitMs: expect.any(Number) });
     expect((again as { waitMs: number }).waitMs).toBeGreaterThan(0);
     expect((again as { waitMs: number }).waitMs).toBeLessThanOrEqual(GRACE_MS);
@@ -92,21 +94,21 @@ describe('claim_outbound_part', () => {
 
   it('when the grace passed with nothing from Meta, then the next attempt takes it over once, to send it again', async () => {
     const { userId, replyId } = await queuedReply();
-    await claimOutboundPart(userId, replyId, 0, 'Our answer', randomUUID(), GRACE_MS);
+    await claimOutboundPart(userId, replyId, 0, 'Our answer', randomUUID(), GRACE_MS, 86_400);
     await sentAgo(replyId, GRACE_MS + 1);
     const taker = randomUUID();
 
-    expect(await claimOutboundPart(userId, replyId, 0, 'Our answer', taker, GRACE_MS)).toEqual({ outcome: 'resent_after_grace' });
+    expect(await claimOutboundPart(userId, replyId, 0, 'Our answer', taker, GRACE_MS, 86_400)).toEqual({ outcome: 'resent_after_grace' });
     expect(await partOf(replyId)).toMatchObject({ status: 'sending', attempt_token: taker, resends: 1 });
-    expect(await claimOutboundPart(userId, replyId, 0, 'Our answer', randomUUID(), GRACE_MS)).toMatchObject({ outcome: 'in_doubt' });
+    expect(await claimOutboundPart(userId, replyId, 0, 'Our answer', randomUUID(), GRACE_MS, 86_400)).toMatchObject({ outcome: 'in_doubt' });
   });
 
   it('when its worker recorded Graph\'s answer, then every later claim says settled with the id, and no doubt is reported', async () => {
     const { userId, replyId } = await queuedReply();
-    await claimOutboundPart(userId, replyId, 0, 'Our answer', randomUUID(), GRACE_MS);
+    await claimOutboundPart(userId, replyId, 0, 'Our answer', randomUUID(), GRACE_MS, 86_400);
     await recordPartSent(userId, replyId, 0, 'wamid.ANSWERED');
 
-    expect(await claimOutboundPart(userId, replyId, 0, 'Our answer', randomUUID(), GRACE_MS)).toEqual({ outcome: 'settled', externalId: 'wamid.ANSWERED' });
+    expect(await claimOutboundPart(userId, replyId, 0, 'Our answer', randomUUID(), GRACE_MS, 86_400)).toEqual({ outcome: 'settled', externalId: 'wamid.ANSWERED' });
     expect(await partOf(replyId)).toMatchObject({ status: 'sent', settled_by: 'answer' });
   });
 
@@ -114,7 +116,7 @@ describe('claim_outbound_part', () => {
     const { replyId } = await queuedReply();
     const { userId: stranger } = await createTestTenant();
 
-    await expect(claimOutboundPart(stranger, replyId, 0, 'x', randomUUID(), GRACE_MS)).rejects.toThrow(/no outbound message/);
+    await expect(claimOutboundPart(stranger, replyId, 0, 'x', randomUUID(), GRACE_MS, 86_400)).rejects.toThrow(/no outbound message/);
     expect(await partOf(replyId)).toBeUndefined();
   });
 });
@@ -125,19 +127,19 @@ describe('a WhatsApp status naming a part (settle_part_by_status, through the we
 
   it('when the part is in doubt, then the status settles it with Meta\'s id and status, and the next claim reports it once', async () => {
     const { userId, phoneNumber, replyId } = await queuedReply();
-    await claimOutboundPart(userId, replyId, 0, 'Our answer', randomUUID(), GRACE_MS);
+    await claimOutboundPart(userId, replyId, 0, 'Our answer', randomUUID(), GRACE_MS, 86_400);
 
     await statusFor(phoneNumber.externalId, 'wamid.FROM_META', 'sent', partCallbackData(replyId, 0));
     await statusFor(phoneNumber.externalId, 'wamid.FROM_META', 'delivered', partCallbackData(replyId, 0));
 
     expect(await partOf(replyId)).toMatchObject({ status: 'sent', external_id: 'wamid.FROM_META', settled_by: 'status', meta_status: 'delivered' });
-    expect(await claimOutboundPart(userId, replyId, 0, 'Our answer', randomUUID(), GRACE_MS)).toEqual({ outcome: 'settled_by_status', externalId: 'wamid.FROM_META' });
-    expect(await claimOutboundPart(userId, replyId, 0, 'Our answer', randomUUID(), GRACE_MS)).toEqual({ outcome: 'settled', externalId: 'wamid.FROM_META' });
+    expect(await claimOutboundPart(userId, replyId, 0, 'Our answer', randomUUID(), GRACE_MS, 86_400)).toEqual({ outcome: 'settled_by_status', externalId: 'wamid.FROM_META' });
+    expect(await claimOutboundPart(userId, replyId, 0, 'Our answer', randomUUID(), GRACE_MS, 86_400)).toEqual({ outcome: 'settled', externalId: 'wamid.FROM_META' });
   });
 
   it('when Meta failed the part, then it is settled as failed with Meta\'s error', async () => {
     const { userId, phoneNumber, replyId } = await queuedReply();
-    await claimOutboundPart(userId, replyId, 0, 'Our answer', randomUUID(), GRACE_MS);
+    await claimOutboundPart(userId, replyId, 0, 'Our answer', randomUUID(), GRACE_MS, 86_400);
 
     await statusFor(phoneNumber.externalId, 'wamid.FAILED', 'failed', partCallbackData(replyId, 0), 131026);
 
@@ -148,7 +150,7 @@ describe('a WhatsApp status naming a part (settle_part_by_status, through the we
     const { userId, replyId } = await queuedReply();
     const { userId: other } = await createTestTenant();
     const otherNumber = await createTestPhoneNumber(other);
-    await claimOutboundPart(userId, replyId, 0, 'Our answer', randomUUID(), GRACE_MS);
+    await claimOutboundPart(userId, replyId, 0, 'Our answer', randomUUID(), GRACE_MS, 86_400);
 
     await statusFor(otherNumber.externalId, 'wamid.FORGED', 'delivered', partCallbackData(replyId, 0));
 
@@ -157,7 +159,7 @@ describe('a WhatsApp status naming a part (settle_part_by_status, through the we
 
   it('when a late status names a part since sent again under another id, then nothing changes', async () => {
     const { userId, phoneNumber, replyId } = await queuedReply();
-    await claimOutboundPart(userId, replyId, 0, 'Our answer', randomUUID(), GRACE_MS);
+    await claimOutboundPart(userId, replyId, 0, 'Our answer', randomUUID(), GRACE_MS, 86_400);
     await recordPartSent(userId, replyId, 0, 'wamid.SECOND');
 
     await statusFor(phoneNumber.externalId, 'wamid.FIRST', 'delivered', partCallbackData(replyId, 0));
@@ -166,7 +168,7 @@ describe('a WhatsApp status naming a part (settle_part_by_status, through the we
   });
 });
 
-describe('an Instagram echo (settle_part_by_echo, through ingest_business_echo)', () => {
+describe('an Instagram echo (by the id Graph returned; parked while a part of ours is in flight)', () => {
   const echo = (conversation: TestConversation, accountId: string, text: string) => ({
     channel: 'instagram',
     account_id: accountId,
@@ -179,30 +181,42 @@ describe('an Instagram echo (settle_part_by_echo, through ingest_business_echo)'
   });
   const humansIn = async (conversationId: string) =>
     (await db.query<Row>(`SELECT text FROM messages WHERE conversation_id = $1 AND author = 'human'`, [conversationId])).rows.map((row: Row) => row.text);
+  const paused = async (conversationId: string) => (await db.query<Row>('SELECT bot_paused FROM conversations WHERE id = $1', [conversationId])).rows[0].bot_paused;
 
-  it('when it has the text of a part in doubt in its conversation, within the grace, then it is our own: the part is settled and the bot stays on', async () => {
+  it('when it comes before the sender stored Graph\'s id, then it is parked, and the sender storing that id makes it ours: no human message, the bot stays on', async () => {
     const { userId, phoneNumber, conversation, replyId } = await queuedReply('instagram');
-    await claimOutboundPart(userId, replyId, 0, 'Our answer', randomUUID(), GRACE_MS);
+    await claimOutboundPart(userId, replyId, 0, 'Our answer', randomUUID(), GRACE_MS, 86_400);
     const event = echo(conversation, phoneNumber.externalId, 'Our answer');
 
-    expect(await ingestBusinessEcho(event, GRACE_MS)).toMatchObject({ outcome: 'own_echo', messageId: replyId });
-    expect(await partOf(replyId)).toMatchObject({ status: 'sent', external_id: event.external_id, settled_by: 'echo' });
+    expect(await ingestBusinessEcho(event, GRACE_MS)).toMatchObject({ outcome: 'parked' });
+    await recordPartSent(userId, replyId, 0, event.external_id);
     expect(await humansIn(conversation.id)).toEqual([]);
+    expect(await paused(conversation.id)).toBe(false);
     // The same echo again is known by its id now.
     expect(await ingestBusinessEcho(event, GRACE_MS)).toMatchObject({ outcome: 'own_echo', messageId: replyId });
   });
 
+  it('when a human\'s echo with our reply\'s very text comes while our part is in flight, then Graph\'s id tells them apart: it is a human\'s message and the bot pauses', async () => {
+    const { userId, phoneNumber, conversation, replyId } = await queuedReply('instagram', 'Hi');
+    await claimOutboundPart(userId, replyId, 0, 'Hi', randomUUID(), GRACE_MS, 86_400);
+
+    expect(await ingestBusinessEcho(echo(conversation, phoneNumber.externalId, 'Hi'), GRACE_MS)).toMatchObject({ outcome: 'parked' });
+    await recordPartSent(userId, replyId, 0, `mid.${randomUUID()}`);
+    expect(await humansIn(conversation.id)).toEqual(['Hi']);
+    expect(await paused(conversation.id)).toBe(true);
+  });
+
   it('when the sending worker stores the same id while the echo is being matched, then the echo is still ours', async () => {
     const { userId, phoneNumber, conversation, replyId } = await queuedReply('instagram');
-    await claimOutboundPart(userId, replyId, 0, 'Our answer', randomUUID(), GRACE_MS);
+    await claimOutboundPart(userId, replyId, 0, 'Our answer', randomUUID(), GRACE_MS, 86_400);
     const event = echo(conversation, phoneNumber.externalId, 'Our answer');
 
     let echoed: Promise<unknown> = Promise.resolve();
     await withTransaction(async (tx) => {
-      // Graph answered the worker: it stores the id, and holds the part's row until it commits.
+      // Graph answered the worker: it stores the id, and holds the conversation's row until it commits.
       await recordPartSent(userId, replyId, 0, event.external_id, tx);
       echoed = ingestBusinessEcho(event, GRACE_MS);
-      await eventually(async () => (await db.query<Row>(`SELECT 1 FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'`)).rows.length > 0, 5_000, 'the echo waiting on the part');
+      await eventually(async () => (await db.query<Row>(`SELECT 1 FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'`)).rows.length > 0, 5_000, 'the echo waiting on the conversation');
     });
 
     expect(await echoed).toMatchObject({ outcome: 'own_echo', messageId: replyId });
@@ -218,19 +232,39 @@ describe('an Instagram echo (settle_part_by_echo, through ingest_business_echo)'
 
   it('when the part in doubt was sent longer ago than the grace, then the echo is a human\'s message and the part stays in doubt', async () => {
     const { userId, phoneNumber, conversation, replyId } = await queuedReply('instagram');
-    await claimOutboundPart(userId, replyId, 0, 'Our answer', randomUUID(), GRACE_MS);
+    await claimOutboundPart(userId, replyId, 0, 'Our answer', randomUUID(), GRACE_MS, 86_400);
     await sentAgo(replyId, GRACE_MS + 1);
 
     expect(await ingestBusinessEcho(echo(conversation, phoneNumber.externalId, 'Our answer'), GRACE_MS)).toMatchObject({ outcome: 'recorded' });
     expect(await partOf(replyId)).toMatchObject({ status: 'sending' });
   });
 
-  it('when the text differs, or the part is in doubt in another conversation, then the echo is a human\'s message', async () => {
+  it('when the sender died and an echo with the part\'s text was parked, then the next claim settles the part by it; one with other text becomes a human\'s', async () => {
     const { userId, phoneNumber, conversation, replyId } = await queuedReply('instagram');
-    await claimOutboundPart(userId, replyId, 0, 'Our answer', randomUUID(), GRACE_MS);
+    await claimOutboundPart(userId, replyId, 0, 'Our answer', randomUUID(), GRACE_MS, 86_400);
+    const ours = echo(conversation, phoneNumber.externalId, 'Our answer');
+    expect(await ingestBusinessEcho(echo(conversation, phoneNumber.externalId, 'Something else'), GRACE_MS)).toMatchObject({ outcome: 'parked' });
+    expect(await ingestBusinessEcho(ours, GRACE_MS)).toMatchObject({ outcome: 'parked' });
+
+    expect(await claimOutboundPart(userId, replyId, 0, 'Our answer', randomUUID(), GRACE_MS, 86_400)).toEqual({ outcome: 'settled_by_echo', externalId: ours.external_id });
+    expect(await humansIn(conversation.id)).toEqual(['Something else']);
+  });
+
+  it('when Graph refuses the part in flight, then an echo parked meanwhile was not it: a human\'s message', async () => {
+    const { userId, phoneNumber, conversation, replyId } = await queuedReply('instagram');
+    const token = randomUUID();
+    await claimOutboundPart(userId, replyId, 0, 'Our answer', token, GRACE_MS, 86_400);
+    expect(await ingestBusinessEcho(echo(conversation, phoneNumber.externalId, 'Our answer'), GRACE_MS)).toMatchObject({ outcome: 'parked' });
+
+    await releasePart(userId, replyId, 0, token);
+    expect(await humansIn(conversation.id)).toEqual(['Our answer']);
+  });
+
+  it('when the part is in flight in another conversation, then the echo is a human\'s message at once', async () => {
+    const { userId, phoneNumber, replyId } = await queuedReply('instagram');
+    await claimOutboundPart(userId, replyId, 0, 'Our answer', randomUUID(), GRACE_MS, 86_400);
     const elsewhere = await createTestConversation(userId, { phoneNumber });
 
-    expect(await ingestBusinessEcho(echo(conversation, phoneNumber.externalId, 'Our answer, edited'), GRACE_MS)).toMatchObject({ outcome: 'recorded' });
     expect(await ingestBusinessEcho(echo(elsewhere, phoneNumber.externalId, 'Our answer'), GRACE_MS)).toMatchObject({ outcome: 'recorded' });
     expect(await partOf(replyId)).toMatchObject({ status: 'sending' });
   });

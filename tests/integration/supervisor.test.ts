@@ -123,6 +123,7 @@ describe('npm start supervisor', () => {
       MESSAGE_WORKERS: '1',
       MESSAGE_WORKERS_MAX: '3',
       EXTRACTION_WORKERS: '0',
+      EVENT_WORKERS: '0',
       WORKER_CONCURRENCY: '2',
       SUPERVISOR_CHECK_MS: '200',
       WORKER_HEARTBEAT_MS: '500',
@@ -173,6 +174,7 @@ describe('npm start supervisor', () => {
       REDIS_KEY_PREFIX: `${config.REDIS_KEY_PREFIX}stuck:`,
       MESSAGE_WORKERS: '1',
       EXTRACTION_WORKERS: '0',
+      EVENT_WORKERS: '0',
       SUPERVISOR_CHECK_MS: '200',
       // Silent for 6 beats (1.8 s) is stuck.
       WORKER_HEARTBEAT_MS: '300',

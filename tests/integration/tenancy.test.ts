@@ -94,6 +94,7 @@ const ROUTES: Record<string, RouteCase> = {
   'GET /v1/conversations/{id}': { auth: 'tenant', params: { id: 'conversation' } },
   'GET /v1/conversations/{id}/messages': { auth: 'tenant', params: { id: 'conversation' } },
   'POST /v1/conversations/{id}/messages': { auth: 'tenant', params: { id: 'conversation' }, body: () => ({ text: 'A human here' }) },
+  'POST /v1/conversations/{id}/template': { auth: 'tenant', params: { id: 'conversation' }, body: () => ({ name: 'order_update', language: 'en_US' }) },
   'POST /v1/conversations/{id}/pause': { auth: 'tenant', params: { id: 'conversation' } },
   'POST /v1/conversations/{id}/resume': { auth: 'tenant', params: { id: 'conversation' } },
 

@@ -392,7 +392,7 @@ describe('Meta webhook', () => {
          RETURNING id`,
         [inbound.conversation_id, userId],
       );
-      await claimOutboundPart(userId, reply.id, 0, 'Hello! How can I help?', randomUUID(), config.SEND_IN_DOUBT_GRACE_MS);
+      await claimOutboundPart(userId, reply.id, 0, 'Hello! How can I help?', randomUUID(), config.SEND_IN_DOUBT_GRACE_MS, 86_400);
       await post(instagramMessageBody({ accountId: FIXTURE_IDS.instagramAccountId, igsid, text: 'Hello! How can I help?', echo: true }));
       expect(await messagesWhere(`author = 'human' AND conversation_id = $1`, [inbound.conversation_id])).toEqual([]);
       const { rows } = await db.query<Row>('SELECT bot_paused FROM conversations WHERE id = $1', [inbound.conversation_id]);

@@ -42,7 +42,7 @@ describe('mountRoutes', () => {
     expect(res.text).toContain('swagger-ui');
   });
 
-  it.each(['/v1/me', '/v1/users', '/v1/phone-numbers', '/v1/agents', '/v1/conversations', '/v1/extractions'])(
+  it.each(['/v1/me', '/v1/users', '/v1/phone-numbers', '/v1/agents', '/v1/conversations', '/v1/extractions', '/v1/webhook-endpoints'])(
     'when %s is called without a key, then its router answers 401 behind the rate limiter',
     async (path) => {
       const res = await api.get(path);
@@ -82,6 +82,7 @@ describe('GET /openapi.json', () => {
         '/v1/conversations/{id}/messages',
         '/v1/extractions',
         '/v1/conversations/{id}/extract',
+        '/v1/webhook-endpoints/{id}/deliveries',
       ]),
     );
   });

@@ -134,8 +134,11 @@ describe('loadConfig', () => {
   });
 
   it('when every section is composed, then each variable is read by exactly one section', async () => {
+    const { readdir } = await import('node:fs/promises');
+    // Every file beside index.ts and parsers.ts is a section, so a new one is checked by being there.
+    const files = (await readdir(require.resolve('../../../src/config').replace(/index\.ts$/, ''))).filter((file) => !['index.ts', 'parsers.ts'].includes(file));
     const sections = await Promise.all(
-      ['server', 'security', 'database', 'redis', 'meta', 'openai', 'workers', 'credits'].map(async (name) => Object.values(await import(`../../../src/config/${name}`)).find((value) => typeof value === 'object' && value !== null && 'shape' in value) as { shape: object }),
+      files.map((file) => file.replace(/\.ts$/, '')).map(async (name) => Object.values(await import(`../../../src/config/${name}`)).find((value) => typeof value === 'object' && value !== null && 'shape' in value) as { shape: object }),
     );
     const names = sections.flatMap((section) => Object.keys(section.shape));
     const { CONFIG_VARIABLES } = await import('../../../src/config');
@@ -168,4 +171,26 @@ describe('.env.example', () => {
       expect(() => loadConfig({ MODEL_PRICES: value })).toThrow(/MODEL_PRICES/);
     },
   );
+
+  // --- Tenant events (issue 17)
+  it('when EVENT_WORKERS is unset, then one event worker runs; a bad count is named', () => {
+    expect(loadConfig({}).EVENT_WORKERS).toBe(1);
+    expect(loadConfig({ EVENT_WORKERS: '3' }).EVENT_WORKERS).toBe(3);
+    expect(problemsOf({ EVENT_WORKERS: 'many' }).map((p) => p.split(':')[0])).toEqual(['EVENT_WORKERS']);
+  });
+
+  it('when WEBHOOK_ALLOW_PRIVATE_URLS is unset, then private endpoints are allowed in development and refused in production', () => {
+    const production = {
+      NODE_ENV: 'production',
+      ADMIN_API_KEY: PRODUCTION_ADMIN_KEY,
+      ENCRYPTION_KEY: 'ab'.repeat(32),
+      META_APP_SECRET: 'app-secret-1',
+      META_VERIFY_TOKEN: 'verify-token-1',
+    };
+    expect(loadConfig({}).WEBHOOK_ALLOW_PRIVATE_URLS).toBe(true);
+    expect(loadConfig(production).WEBHOOK_ALLOW_PRIVATE_URLS).toBe(false);
+    expect(loadConfig({ ...production, WEBHOOK_ALLOW_PRIVATE_URLS: 'true' }).WEBHOOK_ALLOW_PRIVATE_URLS).toBe(true);
+    expect(loadConfig({ WEBHOOK_ALLOW_PRIVATE_URLS: 'false' }).WEBHOOK_ALLOW_PRIVATE_URLS).toBe(false);
+    expect(problemsOf({ WEBHOOK_ALLOW_PRIVATE_URLS: 'maybe' }).map((p) => p.split(':')[0])).toEqual(['WEBHOOK_ALLOW_PRIVATE_URLS']);
+  });
 });

@@ -15,6 +15,9 @@ describe('workers config section', () => {
       WORKER_LEASE_MS: 30_000,
       SEND_IN_DOUBT_GRACE_MS: 15_000,
       MESSAGE_MAX_ATTEMPTS: 8,
+      STALE_MESSAGE_SECONDS: 86_400,
+      RETRY_BACKOFF_BASE_MS: 1_000,
+      RETRY_BACKOFF_MAX_MS: 60_000,
     });
     expect(config.WORKER_HEALTH_PORT).toBeUndefined();
   });

@@ -8,9 +8,9 @@ import { conversationsRouter } from '../../../src/controllers/conversations';
 import * as conversationService from '../../../src/services/conversationService';
 import * as messageService from '../../../src/services/messageService';
 import * as extractionQueryService from '../../../src/services/extractionQueryService';
-import { conflict, notFound } from '../../../src/utils/errors';
+import { conflict, notFound, validationError, windowClosed } from '../../../src/utils/errors';
 import { AS_OPERATOR, AS_TENANT, SOME_ID, TENANT, controllerApp, expectError } from '../../fixtures/controllerApp';
-import { AT, AGENT, NUMBER, CONVERSATION, conversationRow, messageRow } from '../../fixtures/rows';
+import { AT, AGENT, NUMBER, CONVERSATION, WINDOW_OPEN_UNTIL, conversationRow, messageRow } from '../../fixtures/rows';
 
 jest.mock('../../../src/middleware/auth', () => jest.requireActual('../../fixtures/controllerApp').fakeAuthModule());
 jest.mock('../../../src/services/conversationService', () => jest.requireActual('../../fixtures/controllerApp').functionsMocked('services/conversationService'));
@@ -32,10 +32,14 @@ const conversationJson = {
   customer: { external_id: '15550001111', name: 'Ana' },
   is_active: true,
   bot_paused: false,
+  paused_by: null,
+  resumes_at: null,
   last_message_at: at,
   created_at: at,
   archived_at: null,
   archive_reason: null,
+  opted_out: false,
+  window_expires_at: WINDOW_OPEN_UNTIL.toISOString(),
   extraction_status: 'none',
   extraction_postponed: null,
 };
@@ -192,6 +196,46 @@ describe('POST /v1/conversations/:id/messages', () => {
     const res = await api.post(`/v1/conversations/${CONVERSATION}/messages`).set(AS_TENANT).send({ text: 'hi' });
 
     expectError(res, 'conflict');
+  });
+
+  it('when the customer’s window is closed, then the service’s 409 window_closed', async () => {
+    messages.sendHumanMessage.mockRejectedValue(windowClosed());
+
+    const res = await api.post(`/v1/conversations/${CONVERSATION}/messages`).set(AS_TENANT).send({ text: 'hi' });
+
+    expect(res.status).toBe(409);
+    expectError(res, 'window_closed');
+  });
+});
+
+describe('POST /v1/conversations/:id/template', () => {
+  it('when a template is asked for, then 202 with the queued message and the service gets name, language and components', async () => {
+    messages.sendTemplate.mockResolvedValue(messageRow(1, { direction: 'outbound', author: 'human', type: 'template', status: 'queued', text: 'order_update', externalId: null }));
+    const components = [{ type: 'body', parameters: [{ type: 'text', text: 'Ana' }] }];
+
+    const res = await api.post(`/v1/conversations/${CONVERSATION}/template`).set(AS_TENANT).send({ name: 'order_update', language: 'en_US', components });
+
+    expect(res.status).toBe(202);
+    expect(res.body).toEqual({ ...messageJson, direction: 'outbound', author: 'human', type: 'template', status: 'queued', text: 'order_update', external_id: null });
+    expect(messages.sendTemplate).toHaveBeenCalledWith(TENANT, CONVERSATION, { name: 'order_update', language: 'en_US', components });
+  });
+
+  it.each([
+    ['no name', { language: 'en' }],
+    ['a name with capitals and spaces', { name: 'Order Update', language: 'en' }],
+    ['no language', { name: 'order_update' }],
+    ['a language that is not a code', { name: 'order_update', language: 'English' }],
+    ['components that are not objects with a type', { name: 'order_update', language: 'en', components: ['body'] }],
+    ['an unknown field', { name: 'order_update', language: 'en', to: '1555' }],
+  ])('when the body has %s, then 400 validation_error', async (_what, body) => {
+    expectError(await api.post(`/v1/conversations/${CONVERSATION}/template`).set(AS_TENANT).send(body), 'validation_error');
+    expect(messages.sendTemplate).not.toHaveBeenCalled();
+  });
+
+  it('when the conversation is on Instagram, then the service’s 400', async () => {
+    messages.sendTemplate.mockRejectedValue(validationError([{ path: 'name', message: 'templates are a WhatsApp feature' }]));
+
+    expectError(await api.post(`/v1/conversations/${CONVERSATION}/template`).set(AS_TENANT).send({ name: 'order_update', language: 'en' }), 'validation_error');
   });
 });
 

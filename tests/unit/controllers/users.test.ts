@@ -126,13 +126,13 @@ describe('POST /v1/users/:id/api-keys and DELETE /v1/users/:id/api-keys/:keyId',
 
 describe('POST /v1/users/:id/credits', () => {
   it('when topped up, then 201 with the new balance and the ledger entry', async () => {
-    credits.topUp.mockResolvedValue({ balance: 1500, entry: creditEntryRow() });
+    credits.topUpAndWake.mockResolvedValue({ balance: 1500, entry: creditEntryRow() });
 
     const res = await api.post(`/v1/users/${TENANT}/credits`).set(AS_OPERATOR).send({ amount: 500, reason: 'welcome' });
 
     expect(res.status).toBe(201);
     expect(res.body).toEqual({ credit_balance: 1500, entry: entryJson });
-    expect(credits.topUp).toHaveBeenCalledWith(TENANT, 500, 'welcome');
+    expect(credits.topUpAndWake).toHaveBeenCalledWith(TENANT, 500, 'welcome');
   });
 
   it.each([
@@ -144,11 +144,11 @@ describe('POST /v1/users/:id/credits', () => {
 
     expectError(res, 'validation_error');
     expect(res.body.error.details).toEqual([expect.objectContaining({ path: 'amount' })]);
-    expect(credits.topUp).not.toHaveBeenCalled();
+    expect(credits.topUpAndWake).not.toHaveBeenCalled();
   });
 
   it('when the tenant is unknown, then 404', async () => {
-    credits.topUp.mockRejectedValue(notFound('User'));
+    credits.topUpAndWake.mockRejectedValue(notFound('User'));
 
     expectError(await api.post(`/v1/users/${SOME_ID}/credits`).set(AS_OPERATOR).send({ amount: 1 }), 'not_found');
   });

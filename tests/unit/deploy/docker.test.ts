@@ -114,8 +114,8 @@ describe('.dockerignore', () => {
 });
 
 describe('docker-compose.yml', () => {
-  it('when read, then it runs Postgres, Redis, a migration, the API, message workers (replicas) and an extraction worker', () => {
-    expect(Object.keys(services).sort()).toEqual(['api', 'extraction-worker', 'message-worker', 'migrate', 'postgres', 'redis']);
+  it('when read, then it runs Postgres, Redis, a migration, the API, message workers (replicas), an extraction worker and an event worker', () => {
+    expect(Object.keys(services).sort()).toEqual(['api', 'event-worker', 'extraction-worker', 'message-worker', 'migrate', 'postgres', 'redis']);
     expect(services['message-worker']!.deploy?.replicas).toBeGreaterThanOrEqual(2);
   });
 
@@ -147,7 +147,7 @@ describe('docker-compose.yml', () => {
   });
 
   it("when a worker runs, then it sets WORKER_HEALTH_PORT, so the image's HEALTHCHECK has something to ask", () => {
-    for (const name of ['message-worker', 'extraction-worker']) {
+    for (const name of ['message-worker', 'extraction-worker', 'event-worker']) {
       expect(loadConfig(resolvedEnv(services[name]!)).WORKER_HEALTH_PORT).toBeGreaterThan(0);
     }
   });

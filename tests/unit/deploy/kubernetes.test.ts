@@ -44,9 +44,9 @@ describe('deploy/kubernetes', () => {
     expect([...kustomization.resources].sort()).toEqual(files.filter((f) => f !== 'kustomization.yaml' && f !== 'secret.example.yaml'));
   });
 
-  it('when listed, then there are the API (Deployment, Service, HPA), both workers, the migrate Job, a KEDA ScaledObject and a PDB per Deployment', () => {
+  it('when listed, then there are the API (Deployment, Service, HPA), the three workers, the migrate Job, a KEDA ScaledObject and a PDB per Deployment', () => {
     const names = (kind: string) => manifests.filter((m) => m.kind === kind).map((m) => m.metadata.name).sort();
-    expect(names('Deployment')).toEqual(['api', 'extraction-worker', 'message-worker']);
+    expect(names('Deployment')).toEqual(['api', 'event-worker', 'extraction-worker', 'message-worker']);
     expect(names('Service')).toEqual(['api']);
     expect(names('HorizontalPodAutoscaler')).toEqual(['api']);
     expect(names('ScaledObject')).toEqual(['message-worker']);
@@ -107,14 +107,14 @@ describe('deploy/kubernetes', () => {
     expect(container('api').resources.requests.cpu).toBeDefined();
   });
 
-  it.each(['message-worker', 'extraction-worker'])('when %s runs, then its liveness probe asks its heartbeat endpoint on WORKER_HEALTH_PORT', (name) => {
+  it.each(['message-worker', 'extraction-worker', 'event-worker'])('when %s runs, then its liveness probe asks its heartbeat endpoint on WORKER_HEALTH_PORT', (name) => {
     const worker = container(name);
     expect(settings.WORKER_HEALTH_PORT).toBeDefined();
     expect(worker.livenessProbe.httpGet.path).toBe('/healthz');
     expect(portNumber(worker, worker.livenessProbe.httpGet.port)).toBe(settings.WORKER_HEALTH_PORT);
   });
 
-  it.each(['api', 'message-worker', 'extraction-worker'])(
+  it.each(['api', 'message-worker', 'extraction-worker', 'event-worker'])(
     'when %s is terminated, then its grace period covers preStop and SHUTDOWN_TIMEOUT_MS, with a margin of 1 to 10 s',
     (name) => {
       const spec = podSpec(deployment(name));

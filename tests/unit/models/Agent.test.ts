@@ -23,6 +23,11 @@ const settings: NewAgent = {
   debounceMs: 1500,
   leadFields: [{ name: 'size', description: 'Shoe size', type: 'enum', values: ['38', '39'] }],
   fallbackMessage: 'Back soon',
+  resumeAfterMinutes: 30,
+  handoffKeywords: ['human'],
+  optOutKeywords: ['STOP'],
+  optInKeywords: ['START'],
+  optOutMessage: 'Bye',
 };
 
 /** A row as pg hands it over: numeric(3,2) as a string. */
@@ -55,7 +60,7 @@ describe('insertAgent', () => {
 
     const agent = await insertAgent(USER, settings);
 
-    expect(paramsOf(fake.db)).toEqual([USER, 'Shoes', 'You sell shoes.', 'gpt-test', 0.4, 300, 20, 1500, JSON.stringify(settings.leadFields), 'Back soon', 6000]);
+    expect(paramsOf(fake.db)).toEqual([USER, 'Shoes', 'You sell shoes.', 'gpt-test', 0.4, 300, 20, 1500, JSON.stringify(settings.leadFields), 'Back soon', 6000, 30, ['human'], ['STOP'], ['START'], 'Bye']);
     expect(agent).toEqual({ ...settings, id: AGENT, userId: USER, temperature: 0.4, archivedAt: null, createdAt: AT, updatedAt: AT });
   });
 

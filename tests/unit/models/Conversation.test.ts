@@ -9,7 +9,9 @@ import {
   listConversations,
   lockConversation,
   markExtractionRequested,
-  setBotPaused,
+  pauseBot,
+  resumeBot,
+  resumeDueConversations,
 } from '../../../src/models/Conversation';
 import * as database from '../../../src/utils/database';
 import { answer, fakeDatabaseOf, fakeQueryable, itScopesEveryStatementToTheTenant, paramsOf, resetFakeDatabase } from '../../fixtures/fakeDatabase';
@@ -28,7 +30,8 @@ describe('every statement', () => {
     { name: 'findConversation', call: (client) => findConversation(USER, CONVERSATION, client) },
     { name: 'lockConversation', call: (client) => lockConversation(USER, CONVERSATION, client) },
     { name: 'listConversations', call: (client) => listConversations(USER, { agentId: AGENT }, { limit: 5, afterId: CONVERSATION }, client) },
-    { name: 'setBotPaused', call: (client) => setBotPaused(USER, CONVERSATION, true, client) },
+    { name: 'pauseBot', call: (client) => pauseBot(USER, CONVERSATION, 'api', client) },
+    { name: 'resumeBot', call: (client) => resumeBot(USER, CONVERSATION, client) },
     { name: 'markExtractionRequested', call: (client) => markExtractionRequested(USER, CONVERSATION, client) },
     { name: 'archiveActiveConversations', call: (client) => archiveActiveConversations(USER, NUMBER, 'agent_relinked', client) },
   ]);
@@ -67,16 +70,33 @@ describe('listConversations', () => {
   });
 });
 
-describe('setBotPaused', () => {
-  it('when the bot is paused, then the flag is sent and the updated row comes back', async () => {
-    answer(fake.db, [{ ...conversation, botPaused: true }]);
+describe('pauseBot and resumeBot', () => {
+  it('when the bot is paused, then who paused it is sent and the row as it is now comes back', async () => {
+    answer(fake.db, [{ ...conversation, botPaused: true, pausedBy: 'api' }]);
 
-    await expect(setBotPaused(USER, CONVERSATION, true)).resolves.toMatchObject({ botPaused: true });
-    expect(paramsOf(fake.db)).toEqual([USER, CONVERSATION, true]);
+    await expect(pauseBot(USER, CONVERSATION, 'api')).resolves.toMatchObject({ botPaused: true, pausedBy: 'api' });
+    expect(paramsOf(fake.db)).toEqual([USER, CONVERSATION, 'api']);
   });
 
-  it('when the tenant has no such conversation, then it is null', async () => {
-    await expect(setBotPaused(USER, CONVERSATION, false)).resolves.toBeNull();
+  it('when resumed, then the row as it is now comes back', async () => {
+    answer(fake.db, [conversation]);
+
+    await expect(resumeBot(USER, CONVERSATION)).resolves.toEqual(conversation);
+    expect(paramsOf(fake.db)).toEqual([USER, CONVERSATION]);
+  });
+
+  it('when the tenant has no such conversation, then both are null', async () => {
+    await expect(pauseBot(USER, CONVERSATION, 'api')).resolves.toBeNull();
+    await expect(resumeBot(USER, CONVERSATION)).resolves.toBeNull();
+  });
+});
+
+describe('resumeDueConversations', () => {
+  it('when conversations are due, then each comes back with its tenant, and the batch limit is sent', async () => {
+    answer(fake.db, [{ userId: USER, conversationId: CONVERSATION }]);
+
+    await expect(resumeDueConversations(50)).resolves.toEqual([{ userId: USER, conversationId: CONVERSATION }]);
+    expect(paramsOf(fake.db)).toEqual([50]);
   });
 });
 

@@ -6,6 +6,7 @@
  */
 import {
   claimDueConversations,
+  clearNoCreditsPostponement,
   extendExtractionClaim,
   findExtractionStates,
   findLatestExtraction,
@@ -42,6 +43,7 @@ describe('every tenant-owned statement', () => {
     { name: 'settleExtraction', call: (client) => settleExtraction(USER, CONVERSATION, { token: claim.token, upToSequenceNo: 9 }, client) },
     { name: 'postponeExtraction', call: (client) => postponeExtraction(claim, { delayMs: 1000, countFailure: true }, client) },
     { name: 'releaseExtractionClaim', call: (client) => releaseExtractionClaim(claim, client) },
+    { name: 'clearNoCreditsPostponement', call: (client) => clearNoCreditsPostponement(USER, client) },
     { name: 'findExtractionStates', call: (client) => findExtractionStates(USER, [CONVERSATION], 60, client) },
   ]);
 });

@@ -4,7 +4,7 @@
  * conversation and Postgres' errors come back. What the statements do runs against Postgres in
  * tests/integration/conversationRules.test.ts and conversations.test.ts.
  */
-import { insertHumanMessage, insertMessage, listMessages } from '../../../src/models/Message';
+import { insertHumanMessage, insertMessage, listMessages, retryFailedMessages } from '../../../src/models/Message';
 import * as database from '../../../src/utils/database';
 import { AppError } from '../../../src/utils/errors';
 import { answer, fakeDatabaseOf, fakeQueryable, itScopesEveryStatementToTheTenant, paramsOf, resetFakeDatabase } from '../../fixtures/fakeDatabase';
@@ -23,6 +23,7 @@ describe('every statement', () => {
     { name: 'insertMessage', call: (client) => insertMessage(USER, CONVERSATION, { direction: 'inbound', author: 'customer', type: 'text', status: 'pending' }, client), rows: [message] },
     { name: 'insertHumanMessage', call: (client) => insertHumanMessage(USER, CONVERSATION, { type: 'text', text: 'hi', status: 'queued' }, client), rows: [message] },
     { name: 'listMessages', call: (client) => listMessages(USER, CONVERSATION, { limit: 10 }, client) },
+    { name: 'retryFailedMessages', call: (client) => retryFailedMessages(USER, CONVERSATION, client) },
   ]);
 });
 

@@ -7,6 +7,10 @@
 import {
   ANSWERED_ELSEWHERE,
   beginReplyAttempt,
+  cancelBotReply,
+  fallbackAlreadyQueued,
+  requeueInsufficientCredits,
+  undoReplyAttempt,
   failPendingInbound,
   findStaleConversations,
   listHistory,
@@ -18,7 +22,6 @@ import {
   holdCredits,
   releaseHold,
   recordPartSent,
-  recordLastPartSent,
   loadOwedConversation,
   findTurnAgent,
   findTurnNumber,
@@ -77,14 +80,17 @@ describe('every tenant-owned statement', () => {
     { name: 'markInboundStatus', call: (client) => markInboundStatus(USER, ['m'], 'ignored', null, client) },
     { name: 'failPendingInbound', call: (client) => failPendingInbound(USER, CONVERSATION, error, client) },
     { name: 'markOutboundSent', call: (client) => markOutboundSent(USER, 'm', ['wamid.1'], client) },
-    { name: 'claimOutboundPart', call: (client) => claimOutboundPart(USER, 'm', 0, 'hi', 'token', 15_000, client), rows: [{ outcome: 'claimed', externalId: null, waitMs: 0 }] },
+    { name: 'claimOutboundPart', call: (client) => claimOutboundPart(USER, 'm', 0, 'hi', 'token', 15_000, 86_400, client), rows: [{ outcome: 'claimed', externalId: null, waitMs: 0 }] },
     { name: 'recordPartSent', call: (client) => recordPartSent(USER, 'm', 0, 'wamid.1', client) },
-    { name: 'recordLastPartSent', call: (client) => recordLastPartSent(USER, 'm', 0, ['wamid.1'], client) },
     { name: 'loadOwedConversation', call: (client) => loadOwedConversation(USER, CONVERSATION, client) },
     { name: 'findTurnAgent', call: (client) => findTurnAgent(USER, AGENT, client) },
     { name: 'findTurnNumber', call: (client) => findTurnNumber(USER, NUMBER, client) },
     { name: 'releasePart', call: (client) => releasePart(USER, 'm', 0, 'token', client) },
     { name: 'markOutboundFailed', call: (client) => markOutboundFailed(USER, 'm', error, client) },
+    { name: 'cancelBotReply', call: (client) => cancelBotReply(USER, 'm', 'bot_paused', client), rows: [{ cancelled: true }] },
+    { name: 'requeueInsufficientCredits', call: (client) => requeueInsufficientCredits(USER, 86_400, client) },
+    { name: 'fallbackAlreadyQueued', call: (client) => fallbackAlreadyQueued(USER, ['m'], client) },
+    { name: 'undoReplyAttempt', call: (client) => undoReplyAttempt(USER, ['m'], client) },
   ]);
 });
 
@@ -133,12 +139,12 @@ describe('loadOwedWork', () => {
 describe('loadOwedConversation', () => {
   it('when the conversation owes messages, then the conversation, its number id and the reason come from the first row, and each row gives one owed message', async () => {
     const owed = [messageRow(3), messageRow(4, { direction: 'outbound', author: 'agent', status: 'queued' })];
-    const columns = { c_id: CONVERSATION, c_user_id: USER, c_channel: 'whatsapp', c_customer_external_id: '1555', c_is_active: true, c_bot_paused: false, c_agent_id: AGENT, c_phone_number_id: NUMBER, c_reason_not_to_answer: 'bot_paused' };
+    const columns = { c_id: CONVERSATION, c_user_id: USER, c_channel: 'whatsapp', c_customer_external_id: '1555', c_is_active: true, c_bot_paused: false, c_agent_id: AGENT, c_phone_number_id: NUMBER, c_reason_not_to_answer: 'bot_paused', c_window_open: true, c_opted_out: false };
     answer(fake.db, owed.map((m) => ({ ...columns, ...m })));
 
     expect(await loadOwedConversation(USER, CONVERSATION)).toEqual({
       reasonNotToAnswer: 'bot_paused',
-      conversation: { id: CONVERSATION, userId: USER, channel: 'whatsapp', customerExternalId: '1555', isActive: true, botPaused: false, agentId: AGENT },
+      conversation: { id: CONVERSATION, userId: USER, channel: 'whatsapp', customerExternalId: '1555', isActive: true, botPaused: false, agentId: AGENT, windowOpen: true, optedOut: false },
       phoneNumberId: NUMBER,
       owed,
     });
@@ -272,8 +278,8 @@ describe('claimOutboundPart', () => {
   it('when the claim is made, then the part, its text, the attempt token and the grace go to claim_outbound_part', async () => {
     answer(fake.db, [{ outcome: 'claimed', externalId: null, waitMs: 0 }]);
 
-    expect(await claimOutboundPart(USER, 'm', 2, 'part two', 'token-1', 15_000)).toEqual({ outcome: 'claimed' });
-    expect(paramsOf(fake.db)).toEqual([USER, 'm', 2, 'part two', 'token-1', 15_000]);
+    expect(await claimOutboundPart(USER, 'm', 2, 'part two', 'token-1', 15_000, 86_400)).toEqual({ outcome: 'claimed' });
+    expect(paramsOf(fake.db)).toEqual([USER, 'm', 2, 'part two', 'token-1', 15_000, 86_400]);
   });
 
   it.each([
@@ -285,7 +291,7 @@ describe('claimOutboundPart', () => {
   ])('when the database answers %o, then the claim reads %o', async (row, claim) => {
     answer(fake.db, [row]);
 
-    expect(await claimOutboundPart(USER, 'm', 0, 'hi', 'token', 15_000)).toEqual(claim);
+    expect(await claimOutboundPart(USER, 'm', 0, 'hi', 'token', 15_000, 86_400)).toEqual(claim);
   });
 });
 
@@ -296,14 +302,6 @@ describe('recordPartSent and releasePart', () => {
 
     await releasePart(USER, 'm', 1, 'token-9');
     expect(paramsOf(fake.db, 1)).toEqual([USER, 'm', 1, 'token-9']);
-  });
-});
-
-describe('recordLastPartSent', () => {
-  it('when the last part went out, then its id, the message\'s (the first part\'s) and all of them go in one statement', async () => {
-    await recordLastPartSent(USER, 'm', 2, ['wamid.1', 'wamid.2', 'wamid.3']);
-    expect(fake.db.query).toHaveBeenCalledTimes(1);
-    expect(paramsOf(fake.db)).toEqual([USER, 'm', 2, 'wamid.3', 'wamid.1', '["wamid.1","wamid.2","wamid.3"]']);
   });
 });
 

@@ -6,6 +6,7 @@ import {
   createAgent,
   effectiveLeadFields,
   getAgent,
+  keywordsSchema,
   leadFieldsSchema,
   listAgents,
   updateAgent,
@@ -87,6 +88,11 @@ describe('createAgent', () => {
       null,
       null,
       8000,
+      null,
+      [],
+      ['STOP', 'UNSUBSCRIBE'],
+      ['START'],
+      null,
     ]);
     expect(agent.temperature).toBe(0.7);
   });
@@ -244,5 +250,24 @@ describe('lead fields', () => {
     expect(effectiveLeadFields({ leadFields: null }).map((f) => f.name)).toEqual(['name', 'email', 'phone', 'intent', 'summary']);
     expect(effectiveLeadFields({ leadFields: [field() as never] })).toEqual([field()]);
     expect(DEFAULT_LEAD_FIELDS.every((f) => leadFieldsSchema.safeParse([f]).success)).toBe(true);
+  });
+});
+
+describe('keywordsSchema', () => {
+  it('when keywords have spaces around them, then they are kept trimmed', () => {
+    expect(keywordsSchema.parse(['  talk to a human ', 'STOP'])).toEqual(['talk to a human', 'STOP']);
+  });
+
+  it.each([
+    ['a blank keyword', ['  ']],
+    ['a keyword over 100 characters', ['x'.repeat(101)]],
+    ['the same keyword twice, in other case and spacing', ['Talk to  a human', 'talk to a HUMAN']],
+    ['more than 50 keywords', Array.from({ length: 51 }, (_, i) => `k${i}`)],
+  ])('when given %s, then it is refused', (_what, keywords) => {
+    expect(keywordsSchema.safeParse(keywords).success).toBe(false);
+  });
+
+  it('when empty, then it is accepted (no keywords)', () => {
+    expect(keywordsSchema.parse([])).toEqual([]);
   });
 });

@@ -108,7 +108,7 @@ describe("a turn's agent and number", () => {
   it('when a turn starts, then the conversation comes from Postgres and its agent, number and credits from the cache', async () => {
     jest.mocked(loadOwedConversation).mockResolvedValue({
       reasonNotToAnswer: null,
-      conversation: { id: CONVERSATION, userId: TENANT_A, channel: 'whatsapp', customerExternalId: 'c', isActive: true, botPaused: false, agentId: AGENT },
+      conversation: { id: CONVERSATION, userId: TENANT_A, channel: 'whatsapp', customerExternalId: 'c', isActive: true, botPaused: false, agentId: AGENT, windowOpen: true, optedOut: false },
       phoneNumberId: NUMBER,
       owed: [],
     });

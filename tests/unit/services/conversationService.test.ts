@@ -8,6 +8,7 @@ import {
   pauseConversation,
   requestExtraction,
   resumeConversation,
+  resumeDueConversations,
 } from '../../../src/services/conversationService';
 import { encodeCursor } from '../../../src/utils/pagination';
 
@@ -27,6 +28,10 @@ function conversation(overrides: Partial<Conversation> = {}): Conversation {
     customerName: 'Ada',
     isActive: true,
     botPaused: false,
+    pausedBy: null,
+    resumesAt: null,
+    optedOut: false,
+    windowExpiresAt: null,
     lastSequenceNo: 0,
     lastMessageAt: null,
     createdAt: new Date(),
@@ -86,25 +91,32 @@ describe('getConversation', () => {
 });
 
 describe('pause and resume', () => {
-  it('when paused, then the model sets bot_paused to true for this tenant', async () => {
-    const row = conversation({ botPaused: true });
-    model.setBotPaused.mockResolvedValue(row);
+  it('when paused, then the model pauses the bot for this tenant, by the API', async () => {
+    const row = conversation({ botPaused: true, pausedBy: 'api' });
+    model.pauseBot.mockResolvedValue(row);
     await expect(pauseConversation(USER, row.id)).resolves.toBe(row);
-    expect(model.setBotPaused).toHaveBeenCalledWith(USER, row.id, true);
+    expect(model.pauseBot).toHaveBeenCalledWith(USER, row.id, 'api');
   });
 
-  it('when resumed, then the model sets bot_paused to false', async () => {
+  it('when resumed, then the model resumes the bot', async () => {
     const row = conversation();
-    model.setBotPaused.mockResolvedValue(row);
-    await resumeConversation(USER, row.id);
-    expect(model.setBotPaused).toHaveBeenCalledWith(USER, row.id, false);
+    model.resumeBot.mockResolvedValue(row);
+    await expect(resumeConversation(USER, row.id)).resolves.toBe(row);
+    expect(model.resumeBot).toHaveBeenCalledWith(USER, row.id);
+  });
+
+  it('when the resume timer runs, then the model resumes a bounded batch of due conversations and the count comes back', async () => {
+    model.resumeDueConversations.mockResolvedValue([{ userId: USER, conversationId: randomUUID() }]);
+    await expect(resumeDueConversations()).resolves.toBe(1);
+    expect(model.resumeDueConversations).toHaveBeenCalledWith(expect.any(Number));
   });
 
   it.each([
     ['pause', pauseConversation],
     ['resume', resumeConversation],
   ])('when the conversation is not the tenant’s, then %s throws not_found', async (_name, fn) => {
-    model.setBotPaused.mockResolvedValue(null);
+    model.pauseBot.mockResolvedValue(null);
+    model.resumeBot.mockResolvedValue(null);
     await expect(fn(USER, randomUUID())).rejects.toMatchObject({ code: 'not_found' });
   });
 });

@@ -3,7 +3,11 @@
  * client it uses, and how rows become results. What the statements book and return against
  * real Postgres: tests/integration/creditLedger.test.ts and credits.test.ts.
  */
-import { allowedModels, charge, costForTokens, costForUsage, getBalance, hasCredits, holdTtlMs, listLedger, MAX_CREDIT_AMOUNT, priceOf, topUp } from '../../../src/services/creditService';
+import { allowedModels, charge, costForTokens, costForUsage, getBalance, hasCredits, holdTtlMs, listLedger, MAX_CREDIT_AMOUNT, priceOf, topUp, topUpAndWake } from '../../../src/services/creditService';
+import * as replyTurn from '../../../src/models/ReplyTurn';
+import * as extraction from '../../../src/models/Extraction';
+import * as queue from '../../../src/utils/queue';
+import { withTransaction } from '../../../src/utils/database';
 import { config } from '../../../src/config';
 import { db, type Queryable } from '../../../src/utils/database';
 import { encodeCursor } from '../../../src/utils/pagination';
@@ -15,6 +19,9 @@ jest.mock('../../../src/utils/database', () => ({
   db: { query: jest.fn() },
   withTransaction: jest.fn(),
 }));
+jest.mock('../../../src/models/ReplyTurn');
+jest.mock('../../../src/models/Extraction');
+jest.mock('../../../src/utils/queue');
 
 const query = db.query as jest.Mock;
 const USER = '11111111-1111-4111-8111-111111111111';
@@ -260,5 +267,52 @@ describe('model prices (MODEL_PRICES)', () => {
 
   it("then a hold outlives a lease and every retry of a live turn's model call", () => {
     expect(holdTtlMs()).toBeGreaterThan(config.WORKER_LEASE_MS + 3 * config.OPENAI_TIMEOUT_MS);
+  });
+});
+
+describe('topUpAndWake', () => {
+  const tx = { query: jest.fn() };
+  beforeEach(() => {
+    jest.mocked(withTransaction).mockReset().mockImplementation(async (fn) => fn(tx as unknown as Queryable));
+    tx.query.mockReset().mockResolvedValue({ rows: [writeRow('500', '500')], rowCount: 1 });
+    jest.mocked(replyTurn.requeueInsufficientCredits).mockReset();
+    jest.mocked(extraction.clearNoCreditsPostponement).mockReset().mockResolvedValue(1);
+    jest.mocked(queue.enqueueConversations).mockReset().mockResolvedValue(undefined);
+  });
+
+  it('when messages waited for credits, then the top-up, their requeue and the end of extraction postponements share one transaction, and their conversations are nudged', async () => {
+    jest.mocked(replyTurn.requeueInsufficientCredits).mockResolvedValue(['c-1', 'c-2']);
+
+    const result = await topUpAndWake(USER, 500, 'refill');
+
+    expect(result.balance).toBe(500);
+    expect(replyTurn.requeueInsufficientCredits).toHaveBeenCalledWith(USER, config.STALE_MESSAGE_SECONDS, tx);
+    expect(extraction.clearNoCreditsPostponement).toHaveBeenCalledWith(USER, tx);
+    expect(queue.enqueueConversations).toHaveBeenCalledWith([
+      { conversationId: 'c-1', userId: USER, requestId: 'top_up' },
+      { conversationId: 'c-2', userId: USER, requestId: 'top_up' },
+    ]);
+  });
+
+  it('when the top-up commits, then the cached "has credits" pre-check is forgotten before any conversation is nudged', async () => {
+    jest.mocked(replyTurn.requeueInsufficientCredits).mockResolvedValue(['c-1']);
+    const order: string[] = [];
+    jest.mocked(forgetCredits).mockReset().mockImplementation(async () => void order.push('forget'));
+    jest.mocked(queue.enqueueConversations).mockImplementation(async () => void order.push('nudge'));
+
+    await topUpAndWake(USER, 500);
+
+    expect(forgetCredits).toHaveBeenCalledWith(USER);
+    expect(order).toEqual(['forget', 'nudge']);
+  });
+
+  it('when nothing waited, then no nudge; when Redis refuses the nudge, the top-up still stands', async () => {
+    jest.mocked(replyTurn.requeueInsufficientCredits).mockResolvedValue([]);
+    await topUpAndWake(USER, 500);
+    expect(queue.enqueueConversations).not.toHaveBeenCalled();
+
+    jest.mocked(replyTurn.requeueInsufficientCredits).mockResolvedValue(['c-1']);
+    jest.mocked(queue.enqueueConversations).mockRejectedValue(new Error('redis down'));
+    await expect(topUpAndWake(USER, 500)).resolves.toMatchObject({ balance: 500 });
   });
 });

@@ -7,7 +7,7 @@
 import type Redis from 'ioredis';
 import * as inbox from '../../../src/models/Inbox';
 import * as replyTurn from '../../../src/models/ReplyTurn';
-import { deadLetter, isPoison, nudgeLog, renudgeLost } from '../../../src/services/deliveryPolicy';
+import { deadLetter, isPoison, nudgeLog, renudgeLost, retryBackoffMs } from '../../../src/services/deliveryPolicy';
 import { logger } from '../../../src/utils/logger';
 import { replyMetrics } from '../../../src/utils/metrics';
 import { nudgeFields, parseNudge, deadLetterStream, messageStream, type ConversationNudge, type InboxNudge } from '../../../src/utils/queue';
@@ -38,6 +38,24 @@ beforeEach(() => {
 });
 
 afterEach(() => closeRedisMock(redis));
+
+describe('retryBackoffMs (guarantee 12: transient failures back off, capped, with jitter)', () => {
+  const options = { baseMs: 1_000, maxMs: 60_000 };
+
+  it('when failures repeat, then the wait doubles from the base up to the cap, jittered between half and all of it', () => {
+    expect([1, 2, 3, 4].map((n) => retryBackoffMs(n, options, () => 1))).toEqual([1_000, 2_000, 4_000, 8_000]);
+    expect(retryBackoffMs(1, options, () => 0)).toBe(500);
+    expect(retryBackoffMs(40, options, () => 1)).toBe(60_000);
+    expect(retryBackoffMs(40, options, () => 0)).toBe(30_000);
+  });
+
+  it('when the provider gave a hint, then the wait is never shorter, even past the cap, up to an hour', () => {
+    expect(retryBackoffMs(1, { ...options, hintMs: 6_000 }, () => 1)).toBe(6_000);
+    expect(retryBackoffMs(1, { ...options, hintMs: 120_000 }, () => 1)).toBe(120_000);
+    expect(retryBackoffMs(1, { ...options, hintMs: 86_400_000 }, () => 1)).toBe(3_600_000);
+    expect(retryBackoffMs(5, { ...options, hintMs: 10 }, () => 1)).toBe(16_000);
+  });
+});
 
 describe('isPoison', () => {
   it('when an entry has been delivered as often as allowed or more, then it is poison, and before that it is not', () => {

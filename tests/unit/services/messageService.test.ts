@@ -10,12 +10,12 @@ import * as database from '../../../src/utils/database';
 import * as queue from '../../../src/utils/queue';
 import type { Conversation } from '../../../src/models/Conversation';
 import type { Message } from '../../../src/models/Message';
-import { listMessages, sendHumanMessage } from '../../../src/services/messageService';
+import { listMessages, retryFailed, sendHumanMessage, sendTemplate, windowOpen } from '../../../src/services/messageService';
 import { runWithContext } from '../../../src/utils/context';
 import { logger } from '../../../src/utils/logger';
 import { encodeCursor } from '../../../src/utils/pagination';
 import { fakeDatabaseOf, resetFakeDatabase } from '../../fixtures/fakeDatabase';
-import { CONVERSATION, MESSAGE, USER } from '../../fixtures/rows';
+import { CONVERSATION, MESSAGE, USER, WINDOW_OPEN_UNTIL } from '../../fixtures/rows';
 
 jest.mock('../../../src/models/Conversation');
 jest.mock('../../../src/models/Message');
@@ -26,7 +26,8 @@ const model = { ...jest.mocked(conversations), ...jest.mocked(messages) };
 const enqueue = jest.mocked(queue.enqueueConversations);
 const fake = fakeDatabaseOf(database);
 
-const conversation = (isActive = true) => ({ id: CONVERSATION, userId: USER, isActive }) as Conversation;
+const conversation = (isActive = true, overrides: Partial<Conversation> = {}) =>
+  ({ id: CONVERSATION, userId: USER, isActive, channel: 'whatsapp', windowExpiresAt: WINDOW_OPEN_UNTIL, optedOut: false, ...overrides }) as Conversation;
 const message = (sequenceNo: number) => ({ id: `${MESSAGE}-${sequenceNo}`, sequenceNo }) as unknown as Message;
 
 beforeEach(() => {
@@ -131,5 +132,120 @@ describe('sendHumanMessage', () => {
     await sendHumanMessage(USER, CONVERSATION, 'hi');
 
     expect(enqueue).toHaveBeenCalledWith([expect.objectContaining({ requestId: undefined })]);
+  });
+});
+
+describe('windowOpen', () => {
+  const now = Date.parse('2025-03-04T12:00:00Z');
+  it.each([
+    ['no customer message yet', null, false],
+    ['a window that ended a second ago', new Date(now - 1000), false],
+    ['a window that ends exactly now', new Date(now), false],
+    ['a window that ends in a minute', new Date(now + 60_000), true],
+  ])('when the conversation has %s, then %s', (_what, windowExpiresAt, open) => {
+    expect(windowOpen({ windowExpiresAt }, now)).toBe(open);
+  });
+});
+
+describe('sendHumanMessage outside the window', () => {
+  it.each([
+    ['closed', new Date(Date.now() - 1000)],
+    ['never opened', null],
+  ])('when the window is %s, then window_closed and nothing is stored or nudged', async (_what, windowExpiresAt) => {
+    model.lockConversation.mockResolvedValue(conversation(true, { windowExpiresAt }));
+
+    await expect(sendHumanMessage(USER, CONVERSATION, 'hi')).rejects.toMatchObject({ code: 'window_closed', status: 409 });
+    expect(model.insertHumanMessage).not.toHaveBeenCalled();
+    expect(enqueue).not.toHaveBeenCalled();
+  });
+});
+
+describe('sending to a customer who opted out', () => {
+  it('when a human writes, then opted_out (even inside the window) and nothing is stored or nudged', async () => {
+    model.lockConversation.mockResolvedValue(conversation(true, { optedOut: true }));
+
+    await expect(sendHumanMessage(USER, CONVERSATION, 'hi')).rejects.toMatchObject({ code: 'opted_out', status: 409 });
+    expect(model.insertHumanMessage).not.toHaveBeenCalled();
+    expect(enqueue).not.toHaveBeenCalled();
+  });
+
+  it('when a template is asked for, then opted_out and nothing is stored', async () => {
+    model.lockConversation.mockResolvedValue(conversation(true, { optedOut: true }));
+
+    await expect(sendTemplate(USER, CONVERSATION, { name: 'order_update', language: 'en' })).rejects.toMatchObject({ code: 'opted_out' });
+    expect(model.insertMessage).not.toHaveBeenCalled();
+  });
+});
+
+describe('sendTemplate', () => {
+  const template = { name: 'order_update', language: 'en_US', components: [{ type: 'body' }] };
+
+  it('when the conversation is on WhatsApp, then the template is stored queued as the business\'s (no pause: not a takeover) and nudged, even outside the window', async () => {
+    model.lockConversation.mockResolvedValue(conversation(true, { windowExpiresAt: new Date(Date.now() - 1000) }));
+    model.insertMessage.mockResolvedValue(message(5));
+
+    await expect(sendTemplate(USER, CONVERSATION, template)).resolves.toEqual(message(5));
+    expect(model.insertMessage).toHaveBeenCalledWith(
+      USER,
+      CONVERSATION,
+      {
+        direction: 'outbound',
+        author: 'human',
+        type: 'template',
+        text: 'order_update',
+        payload: { template: { name: 'order_update', language: { code: 'en_US' }, components: [{ type: 'body' }] } },
+        status: 'queued',
+      },
+      fake.transaction,
+    );
+    expect(model.insertHumanMessage).not.toHaveBeenCalled();
+    expect(enqueue).toHaveBeenCalledWith([expect.objectContaining({ conversationId: CONVERSATION, userId: USER, messageId: message(5).id })]);
+  });
+
+  it.each([
+    ['on Instagram', conversation(true, { channel: 'instagram' }), 'validation_error'],
+    ['archived', conversation(false), 'conflict'],
+    ['not the tenant\'s', null, 'not_found'],
+  ])('when the conversation is %s, then %s and nothing is stored', async (_what, found, code) => {
+    model.lockConversation.mockResolvedValue(found);
+
+    await expect(sendTemplate(USER, CONVERSATION, template)).rejects.toMatchObject({ code });
+    expect(model.insertMessage).not.toHaveBeenCalled();
+  });
+});
+
+describe('retryFailed', () => {
+  it('when failed messages go back, then it happens under the conversation\'s lock and the conversation is nudged after the commit', async () => {
+    model.lockConversation.mockResolvedValue(conversation());
+    model.retryFailedMessages.mockResolvedValue([message(1), message(2)]);
+
+    await expect(retryFailed(USER, CONVERSATION)).resolves.toEqual([message(1), message(2)]);
+
+    expect(model.lockConversation).toHaveBeenCalledWith(USER, CONVERSATION, fake.transaction);
+    expect(model.retryFailedMessages).toHaveBeenCalledWith(USER, CONVERSATION, fake.transaction);
+    expect(enqueue).toHaveBeenCalledWith([expect.objectContaining({ conversationId: CONVERSATION, userId: USER })]);
+  });
+
+  it('when nothing failed, then conflict and no nudge', async () => {
+    model.lockConversation.mockResolvedValue(conversation());
+    model.retryFailedMessages.mockResolvedValue([]);
+
+    await expect(retryFailed(USER, CONVERSATION)).rejects.toMatchObject({ code: 'conflict', status: 409 });
+    expect(enqueue).not.toHaveBeenCalled();
+  });
+
+  it('when the conversation is not the tenant\'s, then not_found and nothing is touched', async () => {
+    model.lockConversation.mockResolvedValue(null);
+
+    await expect(retryFailed(USER, CONVERSATION)).rejects.toMatchObject({ code: 'not_found' });
+    expect(model.retryFailedMessages).not.toHaveBeenCalled();
+  });
+
+  it('when Redis cannot take the nudge, then the retry still stands (the sweeper nudges)', async () => {
+    model.lockConversation.mockResolvedValue(conversation());
+    model.retryFailedMessages.mockResolvedValue([message(1)]);
+    enqueue.mockRejectedValue(new Error('redis down'));
+
+    await expect(retryFailed(USER, CONVERSATION)).resolves.toEqual([message(1)]);
   });
 });

@@ -126,6 +126,37 @@ describe('sending one part at a time, with callback data', () => {
   });
 });
 
+describe('sendTemplate', () => {
+  const template = { name: 'order_update', language: { code: 'en_US' }, components: [{ type: 'body', parameters: [{ type: 'text', text: 'Ana' }] }] };
+
+  it("when a template is sent on WhatsApp, then one call carries Meta's type template with name, language.code, components and the callback data", async () => {
+    const result = await client.sendTemplate({ channel: 'whatsapp', accountId: WA_ACCOUNT, accessToken: TOKEN, to: WA_CUSTOMER, template, callbackData: 'out:x:0' });
+
+    expect(graph.sends).toHaveLength(1);
+    expect(graph.sends[0]!.body).toEqual({
+      messaging_product: 'whatsapp',
+      recipient_type: 'individual',
+      to: WA_CUSTOMER,
+      type: 'template',
+      template,
+      biz_opaque_callback_data: 'out:x:0',
+    });
+    expect(result).toEqual({ externalId: graph.sends[0]!.externalId });
+  });
+
+  it('when Meta refuses the template, then a permanent GraphError with its code', async () => {
+    graph.setFault({ code: 132001, kind: 'template' });
+    const error = await failure(client.sendTemplate({ channel: 'whatsapp', accountId: WA_ACCOUNT, accessToken: TOKEN, to: WA_CUSTOMER, template }));
+    expect(error).toMatchObject({ code: 132001, retryable: false, mayBeAccepted: false });
+  });
+
+  it('when asked on Instagram, then invalid_request and nothing is posted', async () => {
+    const error = await failure(client.sendTemplate({ channel: 'instagram', accountId: IG_ACCOUNT, accessToken: TOKEN, to: IG_CUSTOMER, template }));
+    expect(error.kind).toBe('invalid_request');
+    expect(graph.sends).toEqual([]);
+  });
+});
+
 describe('sendText on Instagram', () => {
   it('when a reply is sent, then it goes to /{version}/{ig_account_id}/messages as recipient + message.text', async () => {
     const result = await igText('Olá! Em que posso ajudar? 😊', { replyToExternalId: 'mid.ignored' });

@@ -18,7 +18,7 @@ import { fakeDatabaseOf, resetFakeDatabase } from '../../fixtures/fakeDatabase';
 import type { CompletionResult, OpenAIService } from '../../../src/services/openaiService';
 import { ModelError } from '../../../src/services/modelErrors';
 import { GraphError, partCallbackData, splitForChannel, type GraphClient, type SendTextResult } from '../../../src/services/metaGraphService';
-import { renderForModel, RetryLater, sendMessages, serveConversation, WaitForCircuit, type ReplyContext, type ReplyDeps } from '../../../src/services/replyService';
+import { isOptOutConfirmation, renderForModel, RetryLater, sendMessages, serveConversation, WaitForCircuit, type ReplyContext, type ReplyDeps } from '../../../src/services/replyService';
 import { config } from '../../../src/config';
 import { logger } from '../../../src/utils/logger';
 import { replyMetrics } from '../../../src/utils/metrics';
@@ -84,6 +84,8 @@ function context(
       isActive: true,
       botPaused: false,
       agentId: AGENT,
+      windowOpen: true,
+      optedOut: false,
       ...overrides.conversation,
     },
     agent:
@@ -127,7 +129,7 @@ function message(overrides: Partial<Message> = {}): Message {
     errorMessage: null,
     attempts: 0,
     externalTimestamp: null,
-    createdAt: new Date(0),
+    createdAt: new Date(Date.now() - 60_000),
     updatedAt: new Date(0),
     ...overrides,
   };
@@ -263,11 +265,6 @@ function installStore(...messages: Message[]): void {
   model.recordPartSent.mockImplementation(async (_user, messageId, partNo, externalId) => {
     Object.assign(store.parts.get(`${messageId}:${partNo}`)!, { status: 'sent', externalId, settledBy: 'answer', reported: true });
   });
-  // The last part's record marks the message sent in the same statement: the two updates above, together.
-  model.recordLastPartSent.mockImplementation(async (user, messageId, partNo, externalIds) => {
-    await model.recordPartSent(user, messageId, partNo, externalIds.at(-1)!);
-    await model.markOutboundSent(user, messageId, externalIds);
-  });
   model.releasePart.mockImplementation(async (_user, messageId, partNo, token) => {
     const key = `${messageId}:${partNo}`;
     if (store.parts.get(key)?.token === token && store.parts.get(key)?.status === 'sending') store.parts.delete(key);
@@ -299,7 +296,11 @@ const completion = (overrides: Partial<CompletionResult> = {}): CompletionResult
 });
 
 let openai: { complete: jest.Mock; extractStructured: jest.Mock; circuitState: 'closed'; circuitStateFor: jest.Mock; breakerOpen: jest.Mock; circuitRetryAfterMs: jest.Mock };
-let graph: { sendText: jest.MockedFunction<GraphClient['sendText']>; markRead: jest.MockedFunction<GraphClient['markRead']> };
+let graph: {
+  sendText: jest.MockedFunction<GraphClient['sendText']>;
+  sendTemplate: jest.MockedFunction<GraphClient['sendTemplate']>;
+  markRead: jest.MockedFunction<GraphClient['markRead']>;
+};
 let controller: AbortController;
 let wamid = 0;
 
@@ -325,6 +326,7 @@ beforeEach(() => {
   openai = { complete: jest.fn().mockResolvedValue(completion()), extractStructured: jest.fn(), circuitState: 'closed', circuitStateFor: jest.fn().mockReturnValue('closed'), breakerOpen: jest.fn().mockReturnValue(false), circuitRetryAfterMs: jest.fn().mockReturnValue(0) };
   graph = {
     sendText: jest.fn<Promise<SendTextResult>, Parameters<GraphClient['sendText']>>(async () => sent(`wamid.OUT${++wamid}`)),
+    sendTemplate: jest.fn<Promise<{ externalId: string }>, Parameters<GraphClient['sendTemplate']>>(async () => ({ externalId: `wamid.TPL${++wamid}` })),
     markRead: jest.fn().mockResolvedValue(undefined),
   };
 });
@@ -434,6 +436,18 @@ describe('serveConversation', () => {
       callbackData: expect.any(Function),
     });
     expect(reply).toMatchObject({ status: 'sent', externalId: 'wamid.OUT1' });
+  });
+
+  it('when a pending message is older than STALE_MESSAGE_SECONDS by Meta\'s timestamp, then it is marked stale with no model call; the fresh one is answered', async () => {
+    const old = message({ externalTimestamp: new Date(Date.now() - (config.STALE_MESSAGE_SECONDS + 60) * 1000), createdAt: new Date() });
+    const fresh = message();
+    installStore(old, fresh);
+
+    await serveConversation(USER, CONVERSATION, deps());
+
+    expect(model.markInboundStatus).toHaveBeenCalledWith(USER, [old.id], 'stale', expect.objectContaining({ code: 'stale' }));
+    expect(openai.complete).toHaveBeenCalledTimes(1);
+    expect(model.recordReply).toHaveBeenCalledWith(USER, CONVERSATION, expect.objectContaining({ answered: [fresh.id] }));
   });
 
   it('when several messages are pending, then one reply answers them all and quotes the newest', async () => {
@@ -801,7 +815,7 @@ describe('serveConversation', () => {
       expect(pendingMessage).toMatchObject({ status: 'pending', attempts: 0 });
     });
 
-    it('when requests reached the provider before the circuit refused the rest, then the attempt counts', async () => {
+    it('when requests reached the provider before the circuit refused the rest, then it is a transient failure: RetryLater, and the attempt is taken back (guarantee 12)', async () => {
       const pendingMessage = message();
       installStore(pendingMessage);
       openai.complete.mockRejectedValue(new ModelError('circuit_open', 'model_circuit_open', 'The AI provider is failing; waiting'));
@@ -810,8 +824,20 @@ describe('serveConversation', () => {
 
       expect(thrown).toBeInstanceOf(RetryLater);
       expect(thrown).not.toBeInstanceOf(WaitForCircuit);
-      expect(model.undoReplyAttempt).not.toHaveBeenCalled();
-      expect(pendingMessage.attempts).toBe(1);
+      expect(model.undoReplyAttempt).toHaveBeenCalledWith(USER, [pendingMessage.id]);
+    });
+
+    it('when the provider throttles with a Retry-After, then RetryLater carries the hint and the attempt is taken back', async () => {
+      const pendingMessage = message();
+      installStore(pendingMessage);
+      openai.complete.mockRejectedValue(new ModelError('retryable', 'model_rate_limited', 'slow down', { retryAfterMs: 7_000 }));
+
+      const thrown = await serveConversation(USER, CONVERSATION, deps()).catch((e: unknown) => e);
+
+      expect(thrown).toBeInstanceOf(RetryLater);
+      expect((thrown as RetryLater).retryAfterMs).toBe(7_000);
+      expect(model.undoReplyAttempt).toHaveBeenCalledWith(USER, [pendingMessage.id]);
+      expect(model.markInboundStatus).not.toHaveBeenCalledWith(USER, expect.anything(), 'failed', expect.anything());
     });
 
     it('when the lease is lost while the model answers, then RetryLater and the answer is not recorded', async () => {
@@ -887,6 +913,58 @@ describe('sendMessages', () => {
     });
   });
 
+  it('when a template is queued, then it goes to Graph as a template in one claimed part with its callback data, and is marked sent', async () => {
+    const template = { name: 'order_update', language: { code: 'en_US' }, components: [{ type: 'body' }] };
+    const message = outbound({ author: 'human', type: 'template', text: 'order_update', payload: { template } });
+    installStore(message);
+
+    // Templates are the one send allowed with the window closed.
+    await send(context({ conversation: { windowOpen: false } }));
+
+    expect(graph.sendText).not.toHaveBeenCalled();
+    expect(graph.sendTemplate).toHaveBeenCalledWith({
+      channel: 'whatsapp',
+      accountId: 'PNID-1',
+      accessToken: TOKEN,
+      to: '15550001111',
+      template,
+      callbackData: `out:${message.id}:0`,
+    });
+    expect(model.claimOutboundPart.mock.calls.map(([, id, part, text]) => [id, part, text])).toEqual([[message.id, 0, 'order_update']]);
+    expect(model.markOutboundSent).toHaveBeenCalledWith(USER, message.id, ['wamid.TPL1']);
+  });
+
+  it('when the customer opted out while a message waited, then it fails with opted_out; the opt-out confirmation alone still goes', async () => {
+    const reply = outbound({ text: 'Here is your answer' });
+    const confirmation = outbound({ sequenceNo: 9, text: 'You are unsubscribed', payload: { opt_out_confirmation: true } });
+    installStore(reply, confirmation);
+
+    await send(context({ conversation: { optedOut: true } }));
+
+    expect(byId(reply.id)).toMatchObject({ status: 'failed', errorCode: 'opted_out' });
+    expect(graph.sendText).toHaveBeenCalledTimes(1);
+    expect(graph.sendText.mock.calls[0]![0].text).toBe('You are unsubscribed');
+  });
+
+  it.each([
+    ['the agent’s confirmation', { author: 'agent' as const, payload: { opt_out_confirmation: true } }, true],
+    ['a human message claiming to be one', { author: 'human' as const, payload: { opt_out_confirmation: true } }, false],
+    ['an ordinary reply', { author: 'agent' as const, payload: null }, false],
+  ])('when asked whether %s is the opt-out confirmation, then %s', (_what, message, expected) => {
+    expect(isOptOutConfirmation(message)).toBe(expected);
+  });
+
+  it('when the customer window closed while free text waited, then it fails with window_closed and never reaches Graph', async () => {
+    const reply = outbound({ text: 'Here is your answer' });
+    installStore(reply);
+
+    await send(context({ conversation: { windowOpen: false } }));
+
+    expect(graph.sendText).not.toHaveBeenCalled();
+    expect(model.claimOutboundPart).not.toHaveBeenCalled();
+    expect(byId(reply.id)).toMatchObject({ status: 'failed', errorCode: 'window_closed' });
+  });
+
   it('when a split message is accepted, then each part is claimed and sent alone, in order, and the message is marked sent with every id', async () => {
     const reply = outbound({ channel: 'instagram', text: longText });
     installStore(reply);
@@ -903,10 +981,6 @@ describe('sendMessages', () => {
     ]);
     expect(model.recordPartSent.mock.calls.map(([, , part, id]) => [part, id])).toEqual([[0, 'wamid.OUT1'], [1, 'wamid.OUT2'], [2, 'wamid.OUT3']]);
     expect(model.markOutboundSent).toHaveBeenCalledWith(USER, reply.id, ['wamid.OUT1', 'wamid.OUT2', 'wamid.OUT3']);
-    // The last part's record and the message's "sent" are one statement (one round trip fewer).
-    expect(model.recordLastPartSent).toHaveBeenCalledTimes(1);
-    expect(model.recordLastPartSent).toHaveBeenCalledWith(USER, reply.id, 2, ['wamid.OUT1', 'wamid.OUT2', 'wamid.OUT3']);
-    expect(model.markOutboundSent).toHaveBeenCalledTimes(1);
   });
 
   it('when a part goes to WhatsApp, then its callback data names the message and that part', async () => {
@@ -1182,9 +1256,10 @@ describe('sendMessages', () => {
     });
   });
 
-  it('when the number was deleted, then every queued message fails with number_unavailable and Graph is not called', async () => {
-    const [a, b] = [outbound(), outbound()];
-    installStore(a, b);
+  it('when the number was deleted, then a human\'s queued message fails with number_unavailable, a bot reply is cancelled and refunded, and Graph is not called', async () => {
+    const [a, b] = [outbound({ author: 'human' }), outbound({ author: 'human' })];
+    const reply = outbound();
+    installStore(a, b, reply);
 
     await send(context({ phoneNumber: null }));
 
@@ -1194,7 +1269,19 @@ describe('sendMessages', () => {
         message: 'The number was deleted before this message could be sent',
       });
     }
+    expect(model.cancelBotReply).toHaveBeenCalledWith(USER, reply.id, 'number_unavailable');
+    expect(model.markOutboundFailed).not.toHaveBeenCalledWith(USER, reply.id, expect.anything());
     expect(graph.sendText).not.toHaveBeenCalled();
+  });
+
+  it('when a bot reply is cancelled and refunded, then the cached credits pre-check is forgotten (a refund may lift an empty balance)', async () => {
+    const reply = outbound();
+    installStore(reply);
+    model.cancelBotReply.mockResolvedValue(true);
+
+    await send(context({ phoneNumber: null }));
+
+    expect(forgetCredits).toHaveBeenCalledWith(USER);
   });
 
 });
