@@ -254,19 +254,19 @@ export async function listAccessTokensNotUnder(
 /**
  * Replaces each token whose row still holds exactly `encrypted` (compare-and-set, one
  * statement): a token changed since it was read (a PATCH) is left as its writer wrote it.
- * Returns the ids replaced.
+ * Returns the numbers replaced, with their tenants (whose cached entries hold the old value).
  */
 export async function replaceAccessTokens(
   replacements: { id: string; encrypted: string; reencrypted: string }[],
   client: Queryable = db,
-): Promise<string[]> {
+): Promise<{ id: string; userId: string }[]> {
   if (replacements.length === 0) return [];
-  const { rows } = await client.query<{ id: string }>(
+  const { rows } = await client.query<{ id: string; userId: string }>(
     `UPDATE phone_numbers p SET access_token_encrypted = r.reencrypted
      FROM unnest($1::uuid[], $2::text[], $3::text[]) AS r (id, encrypted, reencrypted)
      WHERE p.id = r.id AND p.access_token_encrypted = r.encrypted
-     RETURNING p.id`,
+     RETURNING p.id, p.user_id AS "userId"`,
     [replacements.map((r) => r.id), replacements.map((r) => r.encrypted), replacements.map((r) => r.reencrypted)],
   );
-  return rows.map((row) => row.id);
+  return rows;
 }

@@ -57,6 +57,12 @@ export async function forgetNumbers(numbers: readonly NumberIdentity[]): Promise
   await invalidate(...numbers.flatMap((n) => [cacheKeys.account(n.channel, n.externalId), cacheKeys.tenant(n.userId, 'number', n.id)]));
 }
 
+/** After committed token changes that leave routes alone (key rotation): the turn entries only. */
+export async function forgetTurnNumbers(numbers: readonly { id: string; userId: string }[]): Promise<void> {
+  if (numbers.length === 0) return;
+  await invalidate(...numbers.map((n) => cacheKeys.tenant(n.userId, 'number', n.id)));
+}
+
 /** The tenant's agent as a turn reads it, or null. */
 export async function findCachedTurnAgent(userId: string, agentId: string): Promise<TurnAgent | null> {
   const agent = await getOrLoad(cacheKeys.tenant(userId, 'agent', agentId), () => findTurnAgent(userId, agentId), { cacheNull: true });

@@ -7,6 +7,7 @@ import {
   forgetAgent,
   forgetCredits,
   forgetNumbers,
+  forgetTurnNumbers,
   hasCreditsCached,
   loadTurnWork,
 } from '../../../src/services/cachedLookups';
@@ -103,6 +104,14 @@ describe("a turn's agent and number", () => {
     await expect(findCachedTurnNumber(TENANT_A, NUMBER)).resolves.toMatchObject({ id: NUMBER });
     await forgetNumbers([{ id: NUMBER, userId: TENANT_A, channel: 'whatsapp', externalId: '1555' }]);
     await expect(findCachedTurnNumber(TENANT_A, NUMBER)).resolves.toBeNull();
+  });
+
+  it('when numbers are forgotten after a key rotation, then their turn entries are read again', async () => {
+    jest.mocked(findTurnNumber).mockResolvedValueOnce({ id: NUMBER, externalId: '1555', agentId: null, accessTokenEncrypted: 'v2:old' }).mockResolvedValueOnce({ id: NUMBER, externalId: '1555', agentId: null, accessTokenEncrypted: 'v2:new' });
+    await findCachedTurnNumber(TENANT_A, NUMBER);
+    await forgetTurnNumbers([{ id: NUMBER, userId: TENANT_A }]);
+    await expect(findCachedTurnNumber(TENANT_A, NUMBER)).resolves.toMatchObject({ accessTokenEncrypted: 'v2:new' });
+    await forgetTurnNumbers([]);
   });
 
   it('when a turn starts, then the conversation comes from Postgres and its agent, number and credits from the cache', async () => {
