@@ -159,17 +159,22 @@ export async function setPhoneNumberAgent(
 }
 
 /**
- * Unlinks an agent from every number of the tenant it is linked to; returns those numbers' ids.
- * Each updated row is locked until the transaction ends.
+ * Unlinks an agent from every number of the tenant it is linked to; returns those numbers (id,
+ * channel and account, what their cached routes are named by). Each updated row is locked until
+ * the transaction ends.
  */
-export async function unlinkAgentEverywhere(userId: string, agentId: string, client: Queryable = db): Promise<string[]> {
-  const { rows } = await client.query<{ id: string }>(
+export async function unlinkAgentEverywhere(
+  userId: string,
+  agentId: string,
+  client: Queryable = db,
+): Promise<{ id: string; channel: Channel; externalId: string }[]> {
+  const { rows } = await client.query<{ id: string; channel: Channel; externalId: string }>(
     `UPDATE phone_numbers SET agent_id = NULL, updated_at = now()
      WHERE user_id = $1 AND agent_id = $2
-     RETURNING id`,
+     RETURNING id, channel, external_id AS "externalId"`,
     [userId, agentId],
   );
-  return rows.map((row) => row.id);
+  return rows;
 }
 
 /**
@@ -249,19 +254,19 @@ export async function listAccessTokensNotUnder(
 /**
  * Replaces each token whose row still holds exactly `encrypted` (compare-and-set, one
  * statement): a token changed since it was read (a PATCH) is left as its writer wrote it.
- * Returns the ids replaced.
+ * Returns the numbers replaced, with their tenants (whose cached entries hold the old value).
  */
 export async function replaceAccessTokens(
   replacements: { id: string; encrypted: string; reencrypted: string }[],
   client: Queryable = db,
-): Promise<string[]> {
+): Promise<{ id: string; userId: string }[]> {
   if (replacements.length === 0) return [];
-  const { rows } = await client.query<{ id: string }>(
+  const { rows } = await client.query<{ id: string; userId: string }>(
     `UPDATE phone_numbers p SET access_token_encrypted = r.reencrypted
      FROM unnest($1::uuid[], $2::text[], $3::text[]) AS r (id, encrypted, reencrypted)
      WHERE p.id = r.id AND p.access_token_encrypted = r.encrypted
-     RETURNING p.id`,
+     RETURNING p.id, p.user_id AS "userId"`,
     [replacements.map((r) => r.id), replacements.map((r) => r.encrypted), replacements.map((r) => r.reencrypted)],
   );
-  return rows.map((row) => row.id);
+  return rows;
 }

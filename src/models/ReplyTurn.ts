@@ -112,6 +112,87 @@ export async function loadOwedWork(userId: string, conversationId: string, clien
 /** The context's columns in loadOwedWork's rows; the rest are the owed message's. */
 const CONTEXT_KEY = /^[cap]_/;
 
+/** The agent of a turn, as a worker reads it (see StoredReplyContext). */
+export type TurnAgent = NonNullable<StoredReplyContext['agent']>;
+/** The live number of a turn, its access token as stored (encrypted). */
+export type TurnNumber = NonNullable<StoredReplyContext['phoneNumber']>;
+
+/** The conversation side of a turn: loadOwedWork without the agent and the number, which the caller has (cached). */
+export interface OwedConversation {
+  reasonNotToAnswer: string | null;
+  conversation: StoredReplyContext['conversation'];
+  phoneNumberId: string;
+  owed: Message[];
+}
+
+/**
+ * The conversation, why not to answer it (the same SQL verdict as loadOwedWork's), and what it
+ * owes, in one query; the agent and number come from the cache (services/cachedLookups.ts).
+ * Null when the conversation is not the tenant's.
+ */
+export async function loadOwedConversation(userId: string, conversationId: string, client: Queryable = db): Promise<OwedConversation | null> {
+  const { rows } = await client.query<Record<string, unknown> & Message>(
+    `SELECT c.id AS c_id, c.user_id AS c_user_id, c.channel AS c_channel, c.customer_external_id AS c_customer_external_id,
+            c.is_active AS c_is_active, c.bot_paused AS c_bot_paused, c.agent_id AS c_agent_id,
+            c.phone_number_id AS c_phone_number_id, reason_not_to_answer(c) AS c_reason_not_to_answer,
+            COALESCE(c.last_customer_message_at + ${CUSTOMER_WINDOW} > now(), false) AS c_window_open,
+            customer_opted_out(c) AS c_opted_out,
+            owed.*
+       FROM conversations c
+       LEFT JOIN LATERAL (
+         SELECT ${MESSAGE_COLUMNS} FROM messages
+          WHERE user_id = c.user_id AND conversation_id = c.id
+            AND ((direction = 'inbound' AND status = 'pending') OR (direction = 'outbound' AND status = 'queued'))
+       ) owed ON true
+      WHERE c.user_id = $1 AND c.id = $2
+      ORDER BY owed."sequenceNo"`,
+    [userId, conversationId],
+  );
+  const row = rows[0];
+  if (!row) return null;
+  return {
+    reasonNotToAnswer: row.c_reason_not_to_answer as string | null,
+    conversation: {
+      id: row.c_id as string,
+      userId: row.c_user_id as string,
+      channel: row.c_channel as Channel,
+      customerExternalId: row.c_customer_external_id as string,
+      isActive: row.c_is_active as boolean,
+      botPaused: row.c_bot_paused as boolean,
+      agentId: row.c_agent_id as string | null,
+      windowOpen: row.c_window_open as boolean,
+      optedOut: row.c_opted_out as boolean,
+    },
+    phoneNumberId: row.c_phone_number_id as string,
+    owed: rows
+      .filter((r) => r.id !== null)
+      .map((r) => Object.fromEntries(Object.entries(r).filter(([key]) => !CONTEXT_KEY.test(key))) as unknown as Message),
+  };
+}
+
+/** The tenant's agent as a turn reads it, archived or not; null when it is not the tenant's. */
+export async function findTurnAgent(userId: string, agentId: string, client: Queryable = db): Promise<TurnAgent | null> {
+  const { rows } = await client.query<TurnAgent>(
+    `SELECT id, system_prompt AS "systemPrompt", model, temperature::float8 AS temperature, max_tokens AS "maxTokens",
+            history_limit AS "historyLimit", max_prompt_tokens AS "maxPromptTokens", debounce_ms AS "debounceMs",
+            fallback_message AS "fallbackMessage", archived_at AS "archivedAt"
+       FROM agents WHERE user_id = $1 AND id = $2`,
+    [userId, agentId],
+  );
+  return rows[0] ?? null;
+}
+
+/** The tenant's live number as a turn reads it (token encrypted); null when deleted or not the tenant's. */
+export async function findTurnNumber(userId: string, phoneNumberId: string, client: Queryable = db): Promise<TurnNumber | null> {
+  const { rows } = await client.query<TurnNumber>(
+    `SELECT id, external_id AS "externalId", agent_id AS "agentId", access_token_encrypted AS "accessTokenEncrypted"
+       FROM phone_numbers WHERE user_id = $1 AND id = $2 AND deleted_at IS NULL`,
+    [userId, phoneNumberId],
+  );
+  return rows[0] ?? null;
+}
+
+
 /**
  * Conversations owed something (a pending customer message or a queued outbound one) that no
  * worker has touched for `idleMs`. Spans tenants on purpose: it is the system's own repair job,

@@ -14,6 +14,7 @@ import * as Agents from '../models/Agent';
 import type { Agent, AgentChanges, LeadField } from '../models/Agent';
 import { unlinkAgentEverywhere } from '../models/PhoneNumber';
 import { archiveActiveConversations } from '../models/Conversation';
+import { forgetAgent, forgetNumbers } from './cachedLookups';
 
 /** Mirrors the column defaults of `agents` (src/migrations/B008_baseline.sql, 010); `model` comes from config. */
 export const AGENT_DEFAULTS = Object.freeze({
@@ -179,7 +180,11 @@ export async function getAgent(userId: string, agentId: string): Promise<Agent> 
 export async function updateAgent(userId: string, agentId: string, changes: AgentChanges): Promise<Agent> {
   if (changes.model !== undefined) requireAllowedModel(changes.model);
   const updated = await Agents.updateAgent(userId, agentId, changes);
-  if (updated) return updated;
+  if (updated) {
+    // Committed: turns in every process read the changed agent from now on.
+    await forgetAgent(userId, agentId);
+    return updated;
+  }
   // The UPDATE only touches unarchived agents; tell the two failures apart afterwards.
   const existing = await Agents.findAgent(userId, agentId);
   if (!existing) throw notFound('Agent');
@@ -199,7 +204,12 @@ export interface ArchiveAgentResult {
  * changes nothing and returns it (idempotent); 404 for an unknown agent.
  */
 export async function archiveAgent(userId: string, agentId: string): Promise<ArchiveAgentResult> {
-  return withTransaction(async (tx) => {
+  const result = ({ agent, unlinked, archivedConversations }: { agent: Agent; unlinked: { id: string }[]; archivedConversations: number }) => ({
+    agent,
+    unlinkedPhoneNumberIds: unlinked.map((number) => number.id),
+    archivedConversations,
+  });
+  const archived = await withTransaction(async (tx) => {
     // Taking the agent's row lock first (lock order: agent → number → conversations) makes a
     // concurrent link either finish before us, so we unlink it below, or wait and then see
     // the agent archived.
@@ -207,13 +217,18 @@ export async function archiveAgent(userId: string, agentId: string): Promise<Arc
     if (!agent) {
       const existing = await Agents.findAgent(userId, agentId, tx);
       if (!existing) throw notFound('Agent');
-      return { agent: existing, unlinkedPhoneNumberIds: [], archivedConversations: 0 };
+      return { agent: existing, unlinked: [], archivedConversations: 0 };
     }
-    const unlinkedPhoneNumberIds = await unlinkAgentEverywhere(userId, agentId, tx);
+    const unlinked = await unlinkAgentEverywhere(userId, agentId, tx);
     let archivedConversations = 0;
-    for (const phoneNumberId of unlinkedPhoneNumberIds) {
-      archivedConversations += await archiveActiveConversations(userId, phoneNumberId, 'agent_archived', tx);
+    for (const { id } of unlinked) {
+      archivedConversations += await archiveActiveConversations(userId, id, 'agent_archived', tx);
     }
-    return { agent, unlinkedPhoneNumberIds, archivedConversations };
+    return { agent, unlinked, archivedConversations };
   });
+  // Committed: the agent and the numbers it left are forgotten by every process's cache (the
+  // agent even when it was archived already: a retry after a 503 forgets it again).
+  await forgetAgent(userId, agentId);
+  await forgetNumbers(archived.unlinked.map((number) => ({ ...number, userId })));
+  return result(archived);
 }

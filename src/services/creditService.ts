@@ -17,6 +17,7 @@ import { enqueueConversations } from '../utils/queue';
 import { requeueInsufficientCredits } from '../models/ReplyTurn';
 import { clearNoCreditsPostponement } from '../models/Extraction';
 import { notFound } from '../utils/errors';
+import { forgetCredits } from './cachedLookups';
 import { decodeCursor, toPage, type Page, type PageRequest } from '../utils/pagination';
 import {
   findBalance,
@@ -64,6 +65,9 @@ function assertWholeCredits(name: string, value: number, min: number): void {
 
 /**
  * Adds `amount` credits to the tenant as one `top_up` entry. 404 when the user does not exist.
+ * Committed on its own (no `client`), the cached "has credits" pre-check is forgotten in every
+ * process before this returns (503 when Redis cannot be told; the top-up stands). A caller
+ * passing its transaction forgets it after its commit, unless the tenant is new (nothing cached).
  * @param description free text kept on the entry (≤ 500 characters, the column's limit)
  */
 export async function topUp(userId: string, amount: number, description?: string | null, client: Queryable = db): Promise<TopUpResult> {
@@ -71,6 +75,7 @@ export async function topUp(userId: string, amount: number, description?: string
   if (amount > MAX_CREDIT_AMOUNT) throw new RangeError(`amount must be at most ${MAX_CREDIT_AMOUNT}`);
   const written = await insertTopUp(userId, amount, description ?? null, client);
   if (!written) throw notFound('User');
+  if (client === db) await forgetCredits(userId);
   return written;
 }
 
@@ -88,6 +93,9 @@ export async function topUpAndWake(userId: string, amount: number, description?:
     await clearNoCreditsPostponement(userId, tx);
     return { result: written, conversations: woken };
   });
+  // Committed: the cached "has credits" pre-check is forgotten in every process before the woken
+  // conversations are nudged, so their turns see the credits (503 when Redis cannot be told).
+  await forgetCredits(userId);
   if (conversations.length > 0) {
     await enqueueConversations(conversations.map((conversationId) => ({ conversationId, userId, requestId: 'top_up' }))).catch((error: unknown) =>
       logger.warn({ err: { message: (error as Error).message }, user_id: userId }, 'nudging after a top-up failed; the sweeper will'),
@@ -112,6 +120,9 @@ export async function charge(userId: string, cost: number, what: ChargeFor, clie
   const written = await insertClampedCharge(userId, cost, what, client);
   if (!written) throw notFound('User');
   const { entry, balance } = written;
+  // Emptied: the cached pre-check says so from now on. Best effort: a stale "has credits" costs
+  // one hold that Postgres refuses, never a model call.
+  if (balance === 0) await forgetCredits(userId).catch(() => undefined);
   // `0 - amount`, not `-amount`: a clamped zero charge must not come back as -0.
   return { charged: entry ? 0 - entry.amount : 0, balance, entryId: entry?.id ?? null, alreadyCharged: entry === null };
 }

@@ -13,6 +13,7 @@
 import { currentPrefix, decryptSecret, encryptSecret, SecretDecryptionError } from '../utils/encryption';
 import { accessTokenContext, listAccessTokensNotUnder, replaceAccessTokens } from '../models/PhoneNumber';
 import { listSecretsNotUnder, replaceSecrets } from '../models/WebhookEndpoint';
+import { forgetTurnNumbers } from './cachedLookups';
 
 export interface RotationProgress {
   /** Rows read that were not under the current key. */
@@ -52,6 +53,9 @@ export async function rotateAccessTokens(options: RotationOptions = {}): Promise
       }
     }
     const replaced = await replaceAccessTokens(replacements);
+    // Turns read numbers (their tokens as stored) from the cache: the old ciphertext must not
+    // outlive the rotation there, or retiring the old key would break sends until the TTL.
+    await forgetTurnNumbers(replaced);
     progress.scanned += batch.length;
     progress.rotated += replaced.length;
     progress.changedMeanwhile += replacements.length - replaced.length;

@@ -19,6 +19,7 @@ import type { Channel } from '../models/types';
 import { findAgent } from '../models/Agent';
 import { archiveActiveConversations } from '../models/Conversation';
 import { verifyAccount, type AccountVerifier } from './metaGraphService';
+import { forgetNumbers } from './cachedLookups';
 
 export interface CreatePhoneNumberInput {
   channel: Channel;
@@ -58,8 +59,10 @@ async function requireOwnership(channel: Channel, externalId: string, accessToke
 export async function createPhoneNumber(userId: string, input: CreatePhoneNumberInput, verify: AccountVerifier = verifyAccount): Promise<PhoneNumber> {
   await requireOwnership(input.channel, input.externalId, input.accessToken, verify);
   const id = randomUUID();
+  const identity = { id, userId, channel: input.channel, externalId: input.externalId };
+  let created: PhoneNumber;
   try {
-    return await PhoneNumbers.insertPhoneNumber(userId, {
+    created = await PhoneNumbers.insertPhoneNumber(userId, {
       id,
       channel: input.channel,
       externalId: input.externalId,
@@ -69,10 +72,16 @@ export async function createPhoneNumber(userId: string, input: CreatePhoneNumber
   } catch (error) {
     // The unique index decides, not a prior SELECT: two tenants racing for one account cannot both win.
     if (isUniqueViolation(error, PhoneNumbers.EXTERNAL_ID_UNIQUE_INDEX)) {
+      // A retry after a 503 below lands here: forget the account's route again, best effort, so
+      // a webhook never keeps finding it unknown until the TTL.
+      await forgetNumbers([identity]).catch(() => undefined);
       throw conflict(`This ${input.channel} account is already registered`);
     }
     throw error;
   }
+  // Committed: webhooks for the account, which may have been cached as unknown, route to it now.
+  await forgetNumbers([identity]);
+  return created;
 }
 
 /** A page of the tenant's live numbers, newest first. */
@@ -116,6 +125,8 @@ export async function updatePhoneNumber(
       : {}),
   });
   if (!updated) throw notFound('Phone number');
+  // A new token: turns in every process send with it from now on.
+  if (input.accessToken !== undefined) await forgetNumbers([updated]);
   return updated;
 }
 
@@ -124,12 +135,15 @@ export async function updatePhoneNumber(
  * conversations are archived (`phone_number_deleted`) but stay readable. 404 when not live.
  */
 export async function deletePhoneNumber(userId: string, phoneNumberId: string): Promise<void> {
-  await withTransaction(async (tx) => {
+  const deleted = await withTransaction(async (tx) => {
     const locked = await PhoneNumbers.findPhoneNumber(userId, phoneNumberId, tx, { lock: 'update' });
     if (!locked) throw notFound('Phone number');
     await archiveActiveConversations(userId, phoneNumberId, 'phone_number_deleted', tx);
     await PhoneNumbers.softDeletePhoneNumber(userId, phoneNumberId, tx);
+    return locked;
   });
+  // Committed: no process routes the account to it or sends from it any more.
+  await forgetNumbers([deleted]);
 }
 
 /** The outcome of a link change. */
@@ -152,7 +166,7 @@ export interface LinkResult {
  * it either completes before (we see it archived) or waits and then unlinks what we linked.
  */
 export async function linkAgent(userId: string, phoneNumberId: string, agentId: string): Promise<LinkResult> {
-  return withTransaction(async (tx) => {
+  return forgettingChange(await withTransaction(async (tx): Promise<LinkResult> => {
     // Unlocked first look, only so a missing number is reported before a missing agent.
     if (!(await PhoneNumbers.findPhoneNumber(userId, phoneNumberId, tx))) throw notFound('Phone number');
     const agent = await findAgent(userId, agentId, tx, { lock: 'share' });
@@ -167,7 +181,16 @@ export async function linkAgent(userId: string, phoneNumberId: string, agentId: 
     const archivedConversations = await archiveActiveConversations(userId, phoneNumberId, 'agent_relinked', tx);
     const phoneNumber = await PhoneNumbers.setPhoneNumberAgent(userId, phoneNumberId, agentId, tx);
     return { phoneNumber: phoneNumber!, changed: true, archivedConversations };
-  });
+  }));
+}
+
+/**
+ * After a committed link change: the number's route and turn entry are forgotten everywhere.
+ * Also when nothing changed: that is how a retry after a 503 (Redis not told) repairs it.
+ */
+async function forgettingChange(result: LinkResult): Promise<LinkResult> {
+  await forgetNumbers([result.phoneNumber]);
+  return result;
 }
 
 /**
@@ -176,7 +199,7 @@ export async function linkAgent(userId: string, phoneNumberId: string, agentId: 
  * number without an agent is a no-op; 404 when the number is not the tenant's.
  */
 export async function unlinkAgent(userId: string, phoneNumberId: string): Promise<LinkResult> {
-  return withTransaction(async (tx) => {
+  return forgettingChange(await withTransaction(async (tx): Promise<LinkResult> => {
     const locked = await PhoneNumbers.findPhoneNumber(userId, phoneNumberId, tx, { lock: 'update' });
     if (!locked) throw notFound('Phone number');
     if (locked.agentId === null) return { phoneNumber: locked, changed: false, archivedConversations: 0 };
@@ -184,5 +207,5 @@ export async function unlinkAgent(userId: string, phoneNumberId: string): Promis
     const archivedConversations = await archiveActiveConversations(userId, phoneNumberId, 'agent_unlinked', tx);
     const phoneNumber = await PhoneNumbers.setPhoneNumberAgent(userId, phoneNumberId, null, tx);
     return { phoneNumber: phoneNumber!, changed: true, archivedConversations };
-  });
+  }));
 }

@@ -30,7 +30,6 @@ import {
   undoReplyAttempt,
   claimOutboundPart,
   holdCredits,
-  loadOwedWork,
   markInboundStatus,
   markOutboundFailed,
   markOutboundSent,
@@ -42,6 +41,7 @@ import {
   type StoredReplyContext,
 } from '../models/ReplyTurn';
 import { decryptAccessToken } from './accessTokens';
+import { forgetCredits, loadTurnWork } from './cachedLookups';
 import { replyMetrics } from '../utils/metrics';
 import type { SendRateLimiter } from '../utils/sendRate';
 
@@ -126,7 +126,7 @@ export async function serveConversation(userId: string, conversationId: string, 
   const log = logger.child({ conversation_id: conversationId, user_id: userId });
   for (;;) {
     if (deps.signal.aborted) throw new RetryLater('lease lost or shutting down');
-    const work = await loadOwedWork(userId, conversationId);
+    const work = await loadTurnWork(userId, conversationId);
     if (!work || work.owed.length === 0) return;
     const { owed } = work;
     const context = withAccessToken(work.context);
@@ -169,6 +169,11 @@ export async function serveConversation(userId: string, conversationId: string, 
       continue;
     }
 
+    // The cached pre-check: a tenant known to have nothing spends no attempt, history read or hold.
+    if (!work.hasCredits) {
+      await answerWithoutCredits(context, pending, log);
+      continue;
+    }
     // A call the tenant's open circuit would refuse is no attempt: wait without counting it.
     if (deps.openai.breakerOpen(agent.model, userId)) {
       replyMetrics.failures.inc({ reason: 'model_circuit_open' });
@@ -226,6 +231,7 @@ export async function serveConversation(userId: string, conversationId: string, 
     let settled = false;
     let recorded: RecordedReply;
     let tokens: number;
+    let cost: number;
     try {
       let completion;
       const modelTimer = replyMetrics.modelLatency.startTimer();
@@ -265,7 +271,7 @@ export async function serveConversation(userId: string, conversationId: string, 
       if (deps.signal.aborted) throw new RetryLater('lease lost during the model call');
       tokens = completion.promptTokens + completion.completionTokens;
       // Priced at the model the agent asked for (the one held for), by input and output tokens.
-      const cost = costForUsage(agent.model, completion.promptTokens, completion.completionTokens);
+      cost = costForUsage(agent.model, completion.promptTokens, completion.completionTokens);
       // A human may have taken over (API message, Instagram echo) or the number been relinked
       // while the model was thinking: then no reply and no charge; the next round marks the
       // messages ignored. If another worker answered them first (a lease that lapsed), nothing
@@ -287,6 +293,9 @@ export async function serveConversation(userId: string, conversationId: string, 
     }
     deps.onProgress?.();
     replyMetrics.creditsCharged.inc(recorded.charged);
+    // A clamped charge emptied the balance: the cached pre-check must say so (best effort; a
+    // stale yes costs one refused hold).
+    if (recorded.charged < cost) await forgetCredits(userId).catch(() => undefined);
     log.info({ message_id: recorded.reply.id, tokens, charged: recorded.charged, answered: ids.length }, 'reply recorded');
     await sendMessages(context, [recorded.reply], deps, log);
     // Done: whatever arrived meanwhile nudged the conversation, and a nudge that finds the
@@ -359,7 +368,10 @@ export async function sendMessages(
   for (const message of queued) {
     if (!phoneNumber) {
       // A bot reply is given back (guarantee 13); a human's message says it could not go.
-      if (message.author === 'agent') await cancelBotReply(userId, message.id, 'number_unavailable');
+      if (message.author === 'agent') {
+        // Refunded: the cached pre-check is forgotten, since a refund may lift an empty balance.
+        if (await cancelBotReply(userId, message.id, 'number_unavailable')) await forgetCredits(userId).catch(() => undefined);
+      }
       else await markOutboundFailed(userId, message.id, { code: 'number_unavailable', message: 'The number was deleted before this message could be sent' });
       continue;
     }
@@ -531,6 +543,8 @@ async function claimPart(
       case 'cancelled':
         replyMetrics.failures.inc({ reason: 'reply_cancelled' });
         log.info({ message_id: message.id }, 'bot reply cancelled before it went out (takeover or stale); refunded');
+        // A refund may lift an empty balance: the cached pre-check must not keep saying none.
+        await forgetCredits(userId).catch(() => undefined);
         return CANCELLED;
       case 'settled':
         return claim.externalId;

@@ -22,6 +22,8 @@ import {
 import { ingestBusinessEcho, type BusinessEchoFields, type IngestResult } from '../models/BusinessEcho';
 import { applyOutboundStatus, settlePartByStatus } from '../models/OutboundStatus';
 import { parsePartCallbackData } from './metaGraphService';
+import { findAccountRoute } from './cachedLookups';
+import type { Channel } from '../models/types';
 
 /** Message types the agent can say something useful to; the rest are stored only. */
 const UNANSWERABLE_TYPES = new Set(['reaction', 'unsupported', 'system', 'deleted', 'ephemeral', 'unknown']);
@@ -97,6 +99,10 @@ async function recordOther(event: NormalizedEvent, summary: IngestSummary) {
     case 'message':
       if (event.isDeleted) await markUnsentByCustomer(event.channel, event.externalId);
       else if (event.isEcho) {
+        if (!(await findAccountRoute(event.channel, event.accountId))) {
+          noteUnknownAccount(event.channel, event.accountId, summary);
+          return;
+        }
         const result = await ingestBusinessEcho(messageFields(event), config.SEND_IN_DOUBT_GRACE_MS);
         noteEcho(result, event.channel, event.accountId, summary);
       }
@@ -148,7 +154,14 @@ async function recordOther(event: NormalizedEvent, summary: IngestSummary) {
  * is queued for them.
  */
 async function recordCustomerMessages(events: NormalizedEvent[], summary: IngestSummary, nudges: Nudge[], requestId: string) {
-  const rows = events.map(customerFields).filter((fields): fields is InboxEvent => fields !== null);
+  const candidates = events.map(customerFields).filter((fields): fields is InboxEvent => fields !== null);
+  const known = await knownAccounts(candidates);
+  const rows: InboxEvent[] = [];
+  for (const row of candidates) {
+    if (known.has(accountOf(row))) rows.push(row);
+    else noteUnknownAccount(row.channel, row.account_id, summary);
+  }
+  if (rows.length === 0) return;
   const results = await customerMessages.submit(rows);
   const customers = new Map<string, { key: InboxKey; hasAgent: boolean }>();
   results.forEach((result, i) => {
@@ -166,6 +179,25 @@ async function recordCustomerMessages(events: NormalizedEvent[], summary: Ingest
     if (hasAgent) nudges.push({ ...key, requestId });
     else await fileWithoutAgent(key);
   }
+}
+
+const accountOf = (row: { channel: string; account_id: string }) => `${row.channel}\u0000${row.account_id}`;
+
+/**
+ * The accounts among `rows` that some tenant has registered, from the cached routes (Postgres
+ * when Redis is away): messages for the others stop here, without a write. Only a filter: the
+ * statement that accepts a message still routes it by account itself, so it is filed under the
+ * tenant that has the account at that moment (guarantee 10), whatever the cache holds.
+ */
+async function knownAccounts(rows: { channel: string; account_id: string }[]): Promise<Set<string>> {
+  const accounts = new Map(rows.map((row) => [accountOf(row), row]));
+  const known = new Set<string>();
+  await Promise.all(
+    [...accounts].map(async ([account, row]) => {
+      if (await findAccountRoute(row.channel as Channel, row.account_id)) known.add(account);
+    }),
+  );
+  return known;
 }
 
 /** Accepted is stored: if filing fails now, the sweeper files the rows later. */

@@ -12,6 +12,10 @@
  *     BENCH_B_MODEL_MS (1000), a fresh worker with WORKER_CONCURRENCY = BENCH_WORKER_CONCURRENCY
  *     (50). Replies/s over the run (target ≥ 0.8 × WORKER_CONCURRENCY) and the worker's peak RSS
  *     (VmRSS every 100 ms; target < 200 MB).
+ * (d) bursts: BENCH_D_CUSTOMERS (400) customers each writing BENCH_D_BURST (5) messages at once
+ *     (a customer's messages are posted one after another, as people chat), model latency 0, the
+ *     same closed loop; answered/s next to pgbench TPS measured right after (a) and right after
+ *     (d) (their mean). Target: answered/s ≥ 0.06 × TPS.
  * (c) overhead: a light run, BENCH_C_MESSAGES (300) at BENCH_C_RATE (20)/s open loop, model
  *     latency BENCH_C_MODEL_MS (200): per message, webhook POST written → Graph stand-in got the
  *     text send, minus the model call as the OpenAI stand-in timed it. Targets p50 < 20 ms,
@@ -92,14 +96,18 @@ const C_RATE = envInt('BENCH_C_RATE', 20, 1, 10_000);
 const C_MODEL_MS = envInt('BENCH_C_MODEL_MS', 200, 0, 60_000);
 const PGBENCH_SECONDS = envInt('BENCH_PGBENCH_SECONDS', 15, 1, 600);
 const PGBENCH_SCALE = envInt('BENCH_PGBENCH_SCALE', 10, 1, 1000);
-const PHASES = new Set((process.env.BENCH_PHASES ?? 'a,b,c').split(',').map((p) => p.trim()).filter(Boolean));
+const PHASES = new Set((process.env.BENCH_PHASES ?? 'a,d,b,c').split(',').map((p) => p.trim()).filter(Boolean));
 const APP_LOG_LEVEL = process.env.BENCH_APP_LOG_LEVEL ?? 'warn';
 const APP_NODE_ARGS = (process.env.BENCH_APP_NODE_ARGS ?? '').split(/\s+/).filter(Boolean);
 const WORKER_NODE_ARGS = (process.env.BENCH_WORKER_NODE_ARGS ?? '').split(/\s+/).filter(Boolean);
 /** Logical database 12, keys under a unique prefix: test suites FLUSHDB database 0. */
 const REDIS_URL = process.env.BENCH_REDIS_URL ?? 'redis://127.0.0.1:6379/12';
 
-const TARGET_RATIO = 0.05;
+const D_CUSTOMERS = envInt('BENCH_D_CUSTOMERS', 400);
+const D_BURST = envInt('BENCH_D_BURST', 5, 1, 100);
+
+const TARGET_RATIO = 0.08;
+const TARGET_D_RATIO = 0.06;
 const TARGET_REPLIES_SHARE = 0.8;
 const TARGET_RSS_MB = 200;
 const TARGET_P50_MS = 20;
@@ -121,15 +129,20 @@ const TEXTS = [
 ];
 const NAMES = ['José García', 'Anh Nguyễn', 'Chloé Martin', 'Priya Sharma', 'Lukas Müller', 'Sakura 田中'];
 /** Every message carries `[<phase>-<index>]`; the stand-in's echo reply repeats it. */
-const TOKEN = /\[([wabc]-\d+)\]/g;
+const TOKEN = /\[([wabcd]-\d+)\]/g;
 
-type PhaseKey = 'w' | 'a' | 'b' | 'c';
+type PhaseKey = 'w' | 'a' | 'b' | 'c' | 'd';
 
 interface PhaseSpec {
   key: PhaseKey;
   label: string;
   messages: number;
   customers: number;
+  /**
+   * Set: each customer's messages are consecutive, this many each (a burst written at once).
+   * Unset: every customer writes once first, then the first ones again.
+   */
+  burst?: number;
   modelMs: number;
   /** POSTs in flight at most. */
   connections: number;
@@ -212,11 +225,12 @@ interface Context {
 const sorted = (values: number[]) => Float64Array.from(values).sort();
 
 function buildMessages(ctx: Context, spec: PhaseSpec): Tracked[] {
-  const base = { w: 15551000000, a: 15552000000, b: 15553000000, c: 15554000000 }[spec.key];
+  const base = { w: 15551000000, a: 15552000000, b: 15553000000, c: 15554000000, d: 15555000000 }[spec.key];
   const tracked: Tracked[] = [];
   for (let i = 0; i < spec.messages; i++) {
-    // First one message from every customer, then second messages from the first ones.
-    const customer = i % spec.customers;
+    // A burst: each customer's messages one after another. Otherwise first one message from
+    // every customer, then second messages from the first ones.
+    const customer = spec.burst ? Math.floor(i / spec.burst) : i % spec.customers;
     const from = String(base + customer);
     const token = `${spec.key}-${i}`;
     const body = whatsappTextBody({
@@ -727,17 +741,22 @@ async function main(): Promise<number> {
 
     // ---- (a) throughput, between two pgbench runs -------------------------------------------
     const pgbench: PgbenchRun[] = [];
-    let phaseA: PhaseResult | undefined;
-    if (PHASES.has('a')) {
-      const scratch = await createScratchDatabase('mca_bench_pgbench');
-      cleanup.add(`drop database ${scratch.name}`, () => scratch.drop());
-      await runPgbench(scratch.url, ['-i', '-q', '-s', String(PGBENCH_SCALE)], 300_000);
+    let scratch: Awaited<ReturnType<typeof createScratchDatabase>> | undefined;
+    if (PHASES.has('a') || PHASES.has('d')) {
+      const created = await createScratchDatabase('mca_bench_pgbench');
+      scratch = created;
+      cleanup.add(`drop database ${created.name}`, () => created.drop());
+      await runPgbench(created.url, ['-i', '-q', '-s', String(PGBENCH_SCALE)], 300_000);
+    }
+    const pg = async (when: string) => {
       const reference = ['-N', '-c', '10', '-j', '2', '-T', String(PGBENCH_SECONDS)];
-      const pg = async (when: string) => {
-        const result = await runPgbench(scratch.url, reference, PGBENCH_SECONDS * 1000 + 60_000);
-        pgbench.push(result);
-        process.stdout.write(`  pgbench ${when}: ${fixed(result.tps, 0)} TPS (${result.failed} failed, latency ${fixed(result.latencyMs, 2)} ms)\n`);
-      };
+      const result = await runPgbench(scratch!.url, reference, PGBENCH_SECONDS * 1000 + 60_000);
+      pgbench.push(result);
+      process.stdout.write(`  pgbench ${when}: ${fixed(result.tps, 0)} TPS (${result.failed} failed, latency ${fixed(result.latencyMs, 2)} ms)\n`);
+    };
+    let phaseA: PhaseResult | undefined;
+    let pgbenchA: PgbenchRun[] = [];
+    if (PHASES.has('a')) {
       await pg('before (a)');
       phaseA = await run({
         key: 'a',
@@ -750,8 +769,30 @@ async function main(): Promise<number> {
       });
       results.push(phaseA);
       await pg('after (a)');
-      await scratch.drop();
+      pgbenchA = pgbench.slice(-2);
     }
+
+    // ---- (d) bursts: several messages per customer at once, then pgbench again ------------------
+    let phaseD: PhaseResult | undefined;
+    let pgbenchD: PgbenchRun[] = [];
+    if (PHASES.has('d')) {
+      if (!PHASES.has('a')) await pg('before (d)');
+      phaseD = await run({
+        key: 'd',
+        label: `(d) bursts ${D_CUSTOMERS}×${D_BURST}`,
+        messages: D_CUSTOMERS * D_BURST,
+        customers: D_CUSTOMERS,
+        burst: D_BURST,
+        modelMs: 0,
+        connections: CONNECTIONS,
+        timeoutMs: 120_000 + D_CUSTOMERS * D_BURST * 100,
+      });
+      results.push(phaseD);
+      await pg('after (d)');
+      // The runs on either side of (d): the last before it and the one after.
+      pgbenchD = pgbench.slice(-2);
+    }
+    await scratch?.drop();
 
     // ---- (c) overhead at a light load ----------------------------------------------------------
     let phaseC: PhaseResult | undefined;
@@ -835,6 +876,17 @@ async function main(): Promise<number> {
         }),
       ),
     );
+    console.log('');
+    console.log('CPU ms per answered message (a reply may answer several of a customer\'s messages):');
+    console.log(
+      formatTable(
+        ['phase', ...Object.keys(results[0]?.cpu ?? {}), 'total', 'PG xacts/answered'],
+        results.map((r) => {
+          const total = Object.values(r.cpu).reduce((x, y) => x + y, 0);
+          return [r.spec.label, ...Object.values(r.cpu).map((ms) => fixed(ms / r.answered, 2)), fixed(total / r.answered, 2), fixed(r.xacts / r.answered, 1)];
+        }),
+      ),
+    );
 
     const slotRows = results.filter((r) => r.spec.key === 'b' && r.slots);
     for (const r of slotRows) {
@@ -863,16 +915,19 @@ async function main(): Promise<number> {
 
     console.log('');
     const targets: Array<Array<string | number>> = [];
-    if (phaseA && pgbench.length > 0) {
-      const answeredPerSecond = (phaseA.answered * 1000) / phaseA.elapsedMs;
-      const repliesPerSecond = (phaseA.turns * 1000) / phaseA.elapsedMs;
-      const tps = pgbench.reduce((sum, r) => sum + r.tps, 0) / pgbench.length;
+    const againstPgbench = (key: string, phase: PhaseResult, runs: PgbenchRun[], target: number) => {
+      if (runs.length === 0) return;
+      const answeredPerSecond = (phase.answered * 1000) / phase.elapsedMs;
+      const repliesPerSecond = (phase.turns * 1000) / phase.elapsedMs;
+      const tps = runs.reduce((sum, r) => sum + r.tps, 0) / runs.length;
       const ratio = answeredPerSecond / tps;
-      targets.push(['(a) messages answered/s', fixed(answeredPerSecond, 1), '', '']);
-      targets.push([`(a) pgbench -N -c 10 -j 2 -T ${PGBENCH_SECONDS} TPS (mean of ${pgbench.map((r) => fixed(r.tps, 0)).join(', ')})`, fixed(tps, 0), '', '']);
-      targets.push(['(a) answered/s ÷ pgbench TPS', fixed(ratio, 4), `≥ ${TARGET_RATIO}`, mark(ratio >= TARGET_RATIO)]);
-      targets.push(['(a) replies/s ÷ pgbench TPS (info: replies, not messages)', fixed(repliesPerSecond / tps, 4), '', '']);
-    }
+      targets.push([`${key} messages answered/s`, fixed(answeredPerSecond, 1), '', '']);
+      targets.push([`${key} pgbench -N -c 10 -j 2 -T ${PGBENCH_SECONDS} TPS (mean of ${runs.map((r) => fixed(r.tps, 0)).join(', ')})`, fixed(tps, 0), '', '']);
+      targets.push([`${key} answered/s ÷ pgbench TPS`, fixed(ratio, 4), `≥ ${target}`, mark(ratio >= target)]);
+      targets.push([`${key} replies/s ÷ pgbench TPS (info: replies, not messages)`, fixed(repliesPerSecond / tps, 4), '', '']);
+    };
+    if (phaseA) againstPgbench('(a)', phaseA, pgbenchA, TARGET_RATIO);
+    if (phaseD) againstPgbench('(d)', phaseD, pgbenchD, TARGET_D_RATIO);
     if (phaseB) {
       const repliesPerSecond = (phaseB.turns * 1000) / phaseB.elapsedMs;
       const target = TARGET_REPLIES_SHARE * WORKER_CONCURRENCY;

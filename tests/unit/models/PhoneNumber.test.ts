@@ -135,10 +135,14 @@ describe('setPhoneNumberAgent', () => {
 });
 
 describe('unlinkAgentEverywhere', () => {
-  it('when the agent was linked to numbers, then their ids come back', async () => {
-    answer(fake.db, [{ id: NUMBER }, { id: 'other' }]);
+  it('when the agent was linked to numbers, then those numbers come back with their accounts', async () => {
+    const rows = [
+      { id: NUMBER, channel: 'whatsapp', externalId: '1555' },
+      { id: 'other', channel: 'instagram', externalId: '1789' },
+    ];
+    answer(fake.db, rows);
 
-    await expect(unlinkAgentEverywhere(USER, AGENT)).resolves.toEqual([NUMBER, 'other']);
+    await expect(unlinkAgentEverywhere(USER, AGENT)).resolves.toEqual(rows);
     expect(paramsOf(fake.db)).toEqual([USER, AGENT]);
   });
 });

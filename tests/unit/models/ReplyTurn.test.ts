@@ -22,6 +22,9 @@ import {
   holdCredits,
   releaseHold,
   recordPartSent,
+  loadOwedConversation,
+  findTurnAgent,
+  findTurnNumber,
   recordReply,
   releasePart,
 } from '../../../src/models/ReplyTurn';
@@ -79,6 +82,9 @@ describe('every tenant-owned statement', () => {
     { name: 'markOutboundSent', call: (client) => markOutboundSent(USER, 'm', ['wamid.1'], client) },
     { name: 'claimOutboundPart', call: (client) => claimOutboundPart(USER, 'm', 0, 'hi', 'token', 15_000, 86_400, client), rows: [{ outcome: 'claimed', externalId: null, waitMs: 0 }] },
     { name: 'recordPartSent', call: (client) => recordPartSent(USER, 'm', 0, 'wamid.1', client) },
+    { name: 'loadOwedConversation', call: (client) => loadOwedConversation(USER, CONVERSATION, client) },
+    { name: 'findTurnAgent', call: (client) => findTurnAgent(USER, AGENT, client) },
+    { name: 'findTurnNumber', call: (client) => findTurnNumber(USER, NUMBER, client) },
     { name: 'releasePart', call: (client) => releasePart(USER, 'm', 0, 'token', client) },
     { name: 'markOutboundFailed', call: (client) => markOutboundFailed(USER, 'm', error, client) },
     { name: 'cancelBotReply', call: (client) => cancelBotReply(USER, 'm', 'bot_paused', client), rows: [{ cancelled: true }] },
@@ -127,6 +133,38 @@ describe('loadOwedWork', () => {
 
   it('when the conversation is not the tenant\'s, then it is null', async () => {
     await expect(loadOwedWork(USER, CONVERSATION)).resolves.toBeNull();
+  });
+});
+
+describe('loadOwedConversation', () => {
+  it('when the conversation owes messages, then the conversation, its number id and the reason come from the first row, and each row gives one owed message', async () => {
+    const owed = [messageRow(3), messageRow(4, { direction: 'outbound', author: 'agent', status: 'queued' })];
+    const columns = { c_id: CONVERSATION, c_user_id: USER, c_channel: 'whatsapp', c_customer_external_id: '1555', c_is_active: true, c_bot_paused: false, c_agent_id: AGENT, c_phone_number_id: NUMBER, c_reason_not_to_answer: 'bot_paused', c_window_open: true, c_opted_out: false };
+    answer(fake.db, owed.map((m) => ({ ...columns, ...m })));
+
+    expect(await loadOwedConversation(USER, CONVERSATION)).toEqual({
+      reasonNotToAnswer: 'bot_paused',
+      conversation: { id: CONVERSATION, userId: USER, channel: 'whatsapp', customerExternalId: '1555', isActive: true, botPaused: false, agentId: AGENT, windowOpen: true, optedOut: false },
+      phoneNumberId: NUMBER,
+      owed,
+    });
+    expect(paramsOf(fake.db)).toEqual([USER, CONVERSATION]);
+  });
+
+  it('when nothing is owed, then owed is empty; when the conversation is not the tenant\'s, then null', async () => {
+    answer(fake.db, [{ c_id: CONVERSATION, c_user_id: USER, c_phone_number_id: NUMBER, ...noMessage() }]);
+    await expect(loadOwedConversation(USER, CONVERSATION)).resolves.toMatchObject({ owed: [] });
+    await expect(loadOwedConversation(USER, CONVERSATION)).resolves.toBeNull();
+  });
+});
+
+describe('findTurnAgent / findTurnNumber', () => {
+  it('when found, then the row is the answer, tenant first; when not, null', async () => {
+    answer(fake.db, [{ id: AGENT }]);
+    await expect(findTurnAgent(USER, AGENT)).resolves.toEqual({ id: AGENT });
+    expect(paramsOf(fake.db)).toEqual([USER, AGENT]);
+    await expect(findTurnNumber(USER, NUMBER)).resolves.toBeNull();
+    expect(paramsOf(fake.db, 1)).toEqual([USER, NUMBER]);
   });
 });
 

@@ -12,6 +12,10 @@ import {
   updateAgent,
 } from '../../../src/services/agentService';
 import { encodeCursor } from '../../../src/utils/pagination';
+import { forgetAgent, forgetNumbers } from '../../../src/services/cachedLookups';
+
+// The cache's edge: what each committed write makes every process forget.
+jest.mock('../../../src/services/cachedLookups', () => ({ forgetAgent: jest.fn(async () => undefined), forgetNumbers: jest.fn(async () => undefined) }));
 
 interface Call {
   via: 'db' | 'tx';
@@ -161,7 +165,7 @@ describe('archiveAgent', () => {
     const numbers = ['n1', 'n2'];
     mockDb.handler = (text, params) => {
       if (/UPDATE agents SET archived_at/.test(text)) return { rows: [agentRow({ archivedAt: new Date() })] };
-      if (/UPDATE phone_numbers SET agent_id = NULL/.test(text)) return { rows: numbers.map((id) => ({ id })) };
+      if (/UPDATE phone_numbers SET agent_id = NULL/.test(text)) return { rows: numbers.map((id) => ({ id, channel: 'whatsapp', externalId: `acct-${id}` })) };
       if (/UPDATE conversations/.test(text)) return { rows: [], rowCount: params[1] === 'n1' ? 2 : 1 };
       return undefined;
     };
@@ -179,6 +183,23 @@ describe('archiveAgent', () => {
       [USER, 'n1', 'agent_archived'],
       [USER, 'n2', 'agent_archived'],
     ]);
+    // Committed: the agent, and the numbers (routes, turn entries) it left, are forgotten everywhere.
+    expect(forgetAgent).toHaveBeenCalledWith(USER, AGENT);
+    expect(forgetNumbers).toHaveBeenCalledWith([
+      { id: 'n1', userId: USER, channel: 'whatsapp', externalId: 'acct-n1' },
+      { id: 'n2', userId: USER, channel: 'whatsapp', externalId: 'acct-n2' },
+    ]);
+  });
+
+  it('when an agent is changed, then it is forgotten after the write; a refused change forgets nothing', async () => {
+    jest.mocked(forgetAgent).mockClear();
+    mockDb.handler = (text) => (/UPDATE agents/.test(text) ? { rows: [agentRow({ systemPrompt: 'New.' })] } : undefined);
+    await updateAgent(USER, AGENT, { systemPrompt: 'New.' });
+    expect(forgetAgent).toHaveBeenCalledWith(USER, AGENT);
+    jest.mocked(forgetAgent).mockClear();
+    mockDb.handler = () => undefined;
+    await expect(updateAgent(USER, AGENT, { systemPrompt: 'New.' })).rejects.toMatchObject({ code: 'not_found' });
+    expect(forgetAgent).not.toHaveBeenCalled();
   });
 
   it('when the agent is already archived, then it is returned unchanged and nothing else is written', async () => {

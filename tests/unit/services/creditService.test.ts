@@ -12,7 +12,9 @@ import { config } from '../../../src/config';
 import { db, type Queryable } from '../../../src/utils/database';
 import { encodeCursor } from '../../../src/utils/pagination';
 import { AppError } from '../../../src/utils/errors';
+import { forgetCredits } from '../../../src/services/cachedLookups';
 
+jest.mock('../../../src/services/cachedLookups', () => ({ forgetCredits: jest.fn(async () => undefined) }));
 jest.mock('../../../src/utils/database', () => ({
   db: { query: jest.fn() },
   withTransaction: jest.fn(),
@@ -86,6 +88,37 @@ describe('topUp', () => {
     await topUp(USER, 5, 'x', tx);
     expect(tx.query).toHaveBeenCalledTimes(1);
     expect(query).not.toHaveBeenCalled();
+  });
+});
+
+describe('the cached "has credits" pre-check', () => {
+  beforeEach(() => jest.mocked(forgetCredits).mockClear());
+
+  it('when a top-up commits on its own, then the pre-check is forgotten everywhere; inside a caller\'s transaction, the caller does it', async () => {
+    query.mockResolvedValueOnce({ rows: [writeRow('250', '250')], rowCount: 1 });
+    await topUp(USER, 250);
+    expect(forgetCredits).toHaveBeenCalledWith(USER);
+
+    jest.mocked(forgetCredits).mockClear();
+    const tx = { query: jest.fn().mockResolvedValue({ rows: [writeRow('250', '250')], rowCount: 1 }) } as unknown as Queryable;
+    await topUp(USER, 250, null, tx);
+    expect(forgetCredits).not.toHaveBeenCalled();
+  });
+
+  it('when Redis cannot be told after a top-up, then unavailable (the top-up stands)', async () => {
+    query.mockResolvedValueOnce({ rows: [writeRow('250', '250')], rowCount: 1 });
+    jest.mocked(forgetCredits).mockRejectedValueOnce(new AppError('unavailable', 'x'));
+    await expect(topUp(USER, 250)).rejects.toMatchObject({ code: 'unavailable' });
+  });
+
+  it('when a charge empties the balance, then the pre-check is forgotten (best effort); a charge that leaves some does not', async () => {
+    query.mockResolvedValueOnce({ rows: [writeRow('-40', '60', { reason: 'extraction' })], rowCount: 1 });
+    await charge(USER, 40, { reason: 'extraction' });
+    expect(forgetCredits).not.toHaveBeenCalled();
+    query.mockResolvedValueOnce({ rows: [writeRow('-15', '0', { reason: 'extraction' })], rowCount: 1 });
+    jest.mocked(forgetCredits).mockRejectedValueOnce(new Error('down'));
+    await expect(charge(USER, 100, { reason: 'extraction' })).resolves.toMatchObject({ balance: 0 });
+    expect(forgetCredits).toHaveBeenCalledWith(USER);
   });
 });
 
@@ -259,6 +292,18 @@ describe('topUpAndWake', () => {
       { conversationId: 'c-1', userId: USER, requestId: 'top_up' },
       { conversationId: 'c-2', userId: USER, requestId: 'top_up' },
     ]);
+  });
+
+  it('when the top-up commits, then the cached "has credits" pre-check is forgotten before any conversation is nudged', async () => {
+    jest.mocked(replyTurn.requeueInsufficientCredits).mockResolvedValue(['c-1']);
+    const order: string[] = [];
+    jest.mocked(forgetCredits).mockReset().mockImplementation(async () => void order.push('forget'));
+    jest.mocked(queue.enqueueConversations).mockImplementation(async () => void order.push('nudge'));
+
+    await topUpAndWake(USER, 500);
+
+    expect(forgetCredits).toHaveBeenCalledWith(USER);
+    expect(order).toEqual(['forget', 'nudge']);
   });
 
   it('when nothing waited, then no nudge; when Redis refuses the nudge, the top-up still stands', async () => {

@@ -12,6 +12,8 @@ import { loadWithEnv } from '../../fixtures/isolatedModules';
 import type { FakeDatabase } from '../../fixtures/fakeDatabase';
 
 jest.mock('../../../src/utils/database', () => jest.requireActual('../../fixtures/fakeDatabase').fakeDatabaseModule());
+// Each rotated number's cached turn entry is forgotten (the cache's edge; tests/unit/services/cachedLookups.test.ts).
+jest.mock('../../../src/services/cachedLookups', () => ({ forgetTurnNumbers: jest.fn(async () => undefined) }));
 
 const OLD_KEY = randomBytes(32);
 const NEW_KEY = randomBytes(32);
@@ -23,6 +25,7 @@ const rotated = loadWithEnv({ ENCRYPTION_KEY: NEW_KEY.toString('hex'), ENCRYPTIO
   encryption: require('../../../src/utils/encryption') as typeof import('../../../src/utils/encryption'),
   phoneNumbers: require('../../../src/models/PhoneNumber') as typeof import('../../../src/models/PhoneNumber'),
   database: require('../../../src/utils/database') as FakeDatabase,
+  lookups: require('../../../src/services/cachedLookups') as { forgetTurnNumbers: jest.Mock },
 }));
 /* eslint-enable @typescript-eslint/no-require-imports */
 
@@ -65,7 +68,7 @@ function serveTable(_text: string, params: unknown[] = []): Promise<{ rows: unkn
       table.set(id, replacements[i]!);
       return true;
     });
-    return Promise.resolve({ rows: replaced.map((id) => ({ id })), rowCount: replaced.length });
+    return Promise.resolve({ rows: replaced.map((id) => ({ id, userId: `tenant-of-${id}` })), rowCount: replaced.length });
   }
   const [afterId, prefix, limit] = params as [string | null, string, number];
   listingLimits.push(limit);
@@ -100,6 +103,16 @@ describe('rotateAccessTokens', () => {
     expect(ids.slice(0, 3).map(plainOf)).toEqual(['token-zero', 'token-one', 'token-two']);
     // Bound to its row: the value fails in another row's place.
     expect(() => decryptSecret(table.get(ids[0]!)!, accessTokenContext(ids[1]!), [NEW_KEY])).toThrow(rotated.encryption.SecretDecryptionError);
+  });
+
+  it('when tokens are rotated, then each rotated number\'s cached turn entry is forgotten, batch by batch', async () => {
+    rotated.lookups.forgetTurnNumbers.mockClear();
+    table.set(ids[0]!, underOld(ids[0]!, 'a'));
+    table.set(ids[1]!, underNew(ids[1]!, 'b'));
+
+    await rotateAccessTokens();
+
+    expect(rotated.lookups.forgetTurnNumbers).toHaveBeenCalledWith([{ id: ids[0], userId: `tenant-of-${ids[0]}` }]);
   });
 
   it('when a token is already under the current key, then it is left exactly as stored and not counted', async () => {

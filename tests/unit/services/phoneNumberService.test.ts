@@ -10,6 +10,11 @@ import {
 import { decryptSecret } from '../../../src/utils/encryption';
 import { accessTokenContext } from '../../../src/models/PhoneNumber';
 import { GraphError, type AccountVerifier, type VerifyAccountInput } from '../../../src/services/metaGraphService';
+import { forgetNumbers } from '../../../src/services/cachedLookups';
+
+// The cache's edge: which numbers each write makes every process forget (routes and turn entries).
+jest.mock('../../../src/services/cachedLookups', () => ({ forgetNumbers: jest.fn(async () => undefined) }));
+const forgotten = jest.mocked(forgetNumbers);
 
 /** Graph's side is faked too: what it was asked, and its verdict. */
 const asked: VerifyAccountInput[] = [];
@@ -99,6 +104,7 @@ function linkWorld(options: { current: string | null; agent?: Record<string, unk
 }
 
 beforeEach(() => {
+  forgotten.mockClear();
   mockDb.calls = [];
   mockDb.handler = () => undefined;
   asked.length = 0;
@@ -151,6 +157,61 @@ describe('createPhoneNumber: the token is verified first', () => {
     expect(error).toMatchObject({ code: 'unavailable', status: 503 });
     expect((error as Error).message).not.toContain('EAAG-secret');
     expect(mockDb.calls).toEqual([]);
+  });
+});
+
+describe('cache invalidation after each committed write', () => {
+  const identity = { id: NUMBER, userId: USER, channel: 'whatsapp', externalId: '1234567890' };
+
+  it('when a number is registered, then its account (maybe cached as unknown) is forgotten; on a 409 too, so a retry after a 503 repairs it', async () => {
+    mockDb.handler = () => ({ rows: [numberRow()] });
+    await createPhoneNumber(USER, { channel: 'whatsapp', externalId: '1234567890', accessToken: 't' }, verify);
+    expect(forgotten).toHaveBeenCalledWith([expect.objectContaining({ userId: USER, channel: 'whatsapp', externalId: '1234567890' })]);
+
+    forgotten.mockClear();
+    mockDb.handler = () => uniqueViolation('phone_numbers_external_key') as never;
+    await expect(createPhoneNumber(USER, { channel: 'whatsapp', externalId: '1234567890', accessToken: 't' }, verify)).rejects.toMatchObject({ status: 409 });
+    expect(forgotten).toHaveBeenCalledTimes(1);
+  });
+
+  it('when Redis cannot be told after a registration, then unavailable (the number stands)', async () => {
+    mockDb.handler = () => ({ rows: [numberRow()] });
+    forgotten.mockRejectedValueOnce(Object.assign(new Error('down'), { code: 'unavailable' }));
+    await expect(createPhoneNumber(USER, { channel: 'whatsapp', externalId: '1234567890', accessToken: 't' }, verify)).rejects.toMatchObject({ code: 'unavailable' });
+    expect(sql(/INSERT INTO phone_numbers/)).toHaveLength(1);
+  });
+
+  it('when a token is replaced, then the number is forgotten; a display name alone changes nothing cached', async () => {
+    mockDb.handler = () => ({ rows: [numberRow()] });
+    await updatePhoneNumber(USER, NUMBER, { accessToken: 'new-token' }, verify);
+    expect(forgotten).toHaveBeenCalledWith([expect.objectContaining(identity)]);
+    forgotten.mockClear();
+    await updatePhoneNumber(USER, NUMBER, { displayName: 'Shop' }, verify);
+    expect(forgotten).not.toHaveBeenCalled();
+  });
+
+  it('when a number is deleted, then it is forgotten after the transaction; a 404 forgets nothing', async () => {
+    mockDb.handler = (text) => (/^\s*SELECT/.test(text) ? { rows: [numberRow({ agentId: AGENT })] } : { rows: [], rowCount: 1 });
+    await deletePhoneNumber(USER, NUMBER);
+    expect(forgotten).toHaveBeenCalledWith([expect.objectContaining(identity)]);
+    forgotten.mockClear();
+    mockDb.handler = () => undefined;
+    await expect(deletePhoneNumber(USER, NUMBER)).rejects.toMatchObject({ code: 'not_found' });
+    expect(forgotten).not.toHaveBeenCalled();
+  });
+
+  it('when an agent is linked or unlinked, then the number is forgotten (also when nothing changed: a retry repairs a 503)', async () => {
+    linkWorld({ current: OTHER_AGENT });
+    await linkAgent(USER, NUMBER, AGENT);
+    expect(forgotten).toHaveBeenCalledWith([expect.objectContaining(identity)]);
+    forgotten.mockClear();
+    linkWorld({ current: AGENT });
+    await unlinkAgent(USER, NUMBER);
+    expect(forgotten).toHaveBeenCalledTimes(1);
+    forgotten.mockClear();
+    linkWorld({ current: AGENT });
+    await linkAgent(USER, NUMBER, AGENT);
+    expect(forgotten).toHaveBeenCalledTimes(1);
   });
 });
 

@@ -22,6 +22,7 @@ import { isOptOutConfirmation, renderForModel, RetryLater, sendMessages, serveCo
 import { config } from '../../../src/config';
 import { logger } from '../../../src/utils/logger';
 import { replyMetrics } from '../../../src/utils/metrics';
+import * as cachedLookups from '../../../src/services/cachedLookups';
 
 jest.mock('../../../src/models/Message');
 jest.mock('../../../src/models/ReplyTurn', () => ({
@@ -29,6 +30,8 @@ jest.mock('../../../src/models/ReplyTurn', () => ({
   ANSWERED_ELSEWHERE: 'MC001',
 }));
 jest.mock('../../../src/utils/database', () => jest.requireActual('../../fixtures/fakeDatabase').fakeDatabaseModule());
+// The turn's start (Postgres for the conversation, the cache for agent, number and credits) comes from the store.
+jest.mock('../../../src/services/cachedLookups', () => ({ loadTurnWork: jest.fn(), forgetCredits: jest.fn(async () => undefined) }));
 // Real sleeps by default; the send-retry tests make them instant and read the requested waits.
 jest.mock('../../../src/utils/retry', () => {
   const actual = jest.requireActual('../../../src/utils/retry');
@@ -36,8 +39,9 @@ jest.mock('../../../src/utils/retry', () => {
 });
 
 const model = { ...jest.mocked(messageModel), ...jest.mocked(replyTurnModel) };
-const loadOwedWork = model.loadOwedWork;
-/** The context part of loadOwedWork, as a turn sees it (token decrypted); what is owed comes from the store. */
+const loadTurnWork = jest.mocked(cachedLookups.loadTurnWork);
+const forgetCredits = jest.mocked(cachedLookups.forgetCredits);
+/** The context part of loadTurnWork, as a turn sees it (token decrypted); what is owed comes from the store. */
 const loadReplyContext = jest.fn<Promise<ReplyContext | null>, []>();
 const fakeDb = fakeDatabaseOf(database);
 const withTransaction = fakeDb.withTransaction;
@@ -152,6 +156,8 @@ interface Store {
   history: Message[] | null;
   /** The tenant's credit balance, as beginReplyAttempt reads it. */
   balance: number;
+  /** What the cached pre-check says; by default whether the balance is above zero. */
+  cachedHasCredits?: boolean;
   /** Credit holds by id (hold_credits), what each holds. */
   held: Map<string, number>;
   /** outbound_parts by `<message id>:<part>`. */
@@ -167,10 +173,14 @@ const byId = (id: string) => store.messages.find((m) => m.id === id);
 
 function installStore(...messages: Message[]): void {
   store = { messages: [...messages], history: null, balance: 1_000, held: new Map(), parts: new Map(), clock: 0 };
-  loadOwedWork.mockImplementation(async () => {
+  loadTurnWork.mockImplementation(async () => {
     const context = await loadReplyContext();
     if (!context) return null;
-    return { context: stored(context), owed: [...pending(), ...queued()].sort((x, y) => x.sequenceNo - y.sequenceNo).map((m) => ({ ...m })) };
+    return {
+      context: stored(context),
+      owed: [...pending(), ...queued()].sort((x, y) => x.sequenceNo - y.sequenceNo).map((m) => ({ ...m })),
+      hasCredits: store.cachedHasCredits ?? store.balance > 0,
+    };
   });
   const historyUpTo = (limit: number, upto: number) => (store.history ?? store.messages.filter((m) => m.sequenceNo <= upto)).slice(-limit);
   model.markInboundStatus.mockImplementation(async (_user, ids, status, error = null) => {
@@ -311,6 +321,7 @@ beforeEach(() => {
   controller = new AbortController();
   installStore();
   loadReplyContext.mockResolvedValue(context());
+  forgetCredits.mockResolvedValue(undefined);
   resetFakeDatabase(fakeDb);
   sleep.mockImplementation(realSleep);
   openai = { complete: jest.fn().mockResolvedValue(completion()), extractStructured: jest.fn(), circuitState: 'closed', circuitStateFor: jest.fn().mockReturnValue('closed'), breakerOpen: jest.fn().mockReturnValue(false), circuitRetryAfterMs: jest.fn().mockReturnValue(0) };
@@ -347,8 +358,8 @@ describe('serveConversation', () => {
   it('when nothing is owed, then one read and nothing else', async () => {
     await serveConversation(USER, CONVERSATION, deps());
 
-    expect(loadOwedWork).toHaveBeenCalledTimes(1);
-    expect(loadOwedWork).toHaveBeenCalledWith(USER, CONVERSATION);
+    expect(loadTurnWork).toHaveBeenCalledTimes(1);
+    expect(loadTurnWork).toHaveBeenCalledWith(USER, CONVERSATION);
     expect(model.beginReplyAttempt).not.toHaveBeenCalled();
     expect(graph.markRead).not.toHaveBeenCalled();
     expect(graph.sendText).not.toHaveBeenCalled();
@@ -368,7 +379,7 @@ describe('serveConversation', () => {
   it('when nothing is pending, then it returns without calling the model', async () => {
     await serveConversation(USER, CONVERSATION, deps());
 
-    expect(loadOwedWork).toHaveBeenCalledWith(USER, CONVERSATION);
+    expect(loadTurnWork).toHaveBeenCalledWith(USER, CONVERSATION);
     expect(openai.complete).not.toHaveBeenCalled();
     expect(model.beginReplyAttempt).not.toHaveBeenCalled();
   });
@@ -555,7 +566,7 @@ describe('serveConversation', () => {
       expect(sleep.mock.calls[0]?.[0]).toBeGreaterThan(0);
       expect(sleep.mock.calls[0]?.[0]).toBeLessThanOrEqual(60);
       // Look, wait, look and answer; the turn ends with the send (what arrives later nudges anew).
-      expect(loadOwedWork).toHaveBeenCalledTimes(2);
+      expect(loadTurnWork).toHaveBeenCalledTimes(2);
       expect(openai.complete).toHaveBeenCalledTimes(1);
     });
 
@@ -601,6 +612,35 @@ describe('serveConversation', () => {
   });
 
   describe('credits', () => {
+    it('when the cached pre-check still says yes but Postgres says the balance is 0, then Postgres decides: insufficient_credits, no model call', async () => {
+      const [a] = [message()];
+      installStore(a);
+      store.balance = 0;
+      store.cachedHasCredits = true;
+
+      await serveConversation(USER, CONVERSATION, deps());
+
+      expect(model.beginReplyAttempt).toHaveBeenCalledWith(USER, CONVERSATION, [a.id], 20, a.sequenceNo);
+      expect(model.markInboundStatus).toHaveBeenCalledWith(USER, [a.id], 'insufficient_credits', null, tx);
+      expect(openai.complete).not.toHaveBeenCalled();
+    });
+
+    it('when a charge is clamped (the balance ran out), then the cached pre-check is forgotten; a full charge forgets nothing', async () => {
+      installStore(message());
+      await serveConversation(USER, CONVERSATION, deps());
+      expect(forgetCredits).not.toHaveBeenCalled();
+
+      installStore(message());
+      model.recordReply.mockImplementationOnce(async (_user, conversationId, reply) => {
+        const row = outbound({ conversationId, text: reply.text, replyToMessageId: reply.replyToMessageId });
+        store.messages.push(row);
+        for (const id of reply.answered) Object.assign(byId(id)!, { status: 'answered' });
+        return { outcome: 'recorded', reply: { ...row }, charged: reply.cost - 1 };
+      });
+      await serveConversation(USER, CONVERSATION, deps());
+      expect(forgetCredits).toHaveBeenCalledWith(USER);
+    });
+
     it('when the tenant has no credits and no fallback, then the messages are marked insufficient_credits and nothing is queued', async () => {
       const [a, b] = [message(), message()];
       installStore(a, b);
@@ -608,7 +648,9 @@ describe('serveConversation', () => {
 
       await serveConversation(USER, CONVERSATION, deps());
 
-      expect(model.beginReplyAttempt).toHaveBeenCalledWith(USER, CONVERSATION, [a.id, b.id], 20, b.sequenceNo);
+      // The cached pre-check knows: no attempt is counted, no history read, no hold tried.
+      expect(model.beginReplyAttempt).not.toHaveBeenCalled();
+      expect(model.holdCredits).not.toHaveBeenCalled();
       expect(model.markInboundStatus).toHaveBeenCalledWith(USER, [a.id, b.id], 'insufficient_credits', null, tx);
       expect(model.insertMessage).not.toHaveBeenCalled();
       expect(openai.complete).not.toHaveBeenCalled();
@@ -1258,6 +1300,16 @@ describe('sendMessages', () => {
     expect(model.cancelBotReply).toHaveBeenCalledWith(USER, reply.id, 'number_unavailable');
     expect(model.markOutboundFailed).not.toHaveBeenCalledWith(USER, reply.id, expect.anything());
     expect(graph.sendText).not.toHaveBeenCalled();
+  });
+
+  it('when a bot reply is cancelled and refunded, then the cached credits pre-check is forgotten (a refund may lift an empty balance)', async () => {
+    const reply = outbound();
+    installStore(reply);
+    model.cancelBotReply.mockResolvedValue(true);
+
+    await send(context({ phoneNumber: null }));
+
+    expect(forgetCredits).toHaveBeenCalledWith(USER);
   });
 
 });

@@ -11,6 +11,7 @@ import { partCallbackData } from '../../../src/services/metaGraphService';
 import { config } from '../../../src/config';
 import { enqueueConversations } from '../../../src/utils/queue';
 import { AppError } from '../../../src/utils/errors';
+import { findAccountRoute } from '../../../src/services/cachedLookups';
 import type {
   MetaError,
   NormalizedError,
@@ -29,6 +30,7 @@ jest.mock('../../../src/models/Inbox', () => ({
 jest.mock('../../../src/models/BusinessEcho', () => ({ ingestBusinessEcho: jest.fn() }));
 jest.mock('../../../src/models/OutboundStatus', () => ({ applyOutboundStatus: jest.fn(), settlePartByStatus: jest.fn() }));
 jest.mock('../../../src/utils/queue', () => ({ enqueueConversations: jest.fn() }));
+jest.mock('../../../src/services/cachedLookups', () => ({ findAccountRoute: jest.fn() }));
 
 /** What acceptance says of each item: the batch mock below asks it once per item. */
 const ingestCustomer = jest.fn<Promise<AcceptResult>, [InboxEvent]>();
@@ -37,6 +39,7 @@ const applyStatus = applyOutboundStatus as jest.MockedFunction<typeof applyOutbo
 const settlePart = settlePartByStatus as jest.MockedFunction<typeof settlePartByStatus>;
 const markUnsent = markUnsentByCustomer as jest.MockedFunction<typeof markUnsentByCustomer>;
 const enqueue = enqueueConversations as jest.MockedFunction<typeof enqueueConversations>;
+const route = jest.mocked(findAccountRoute);
 
 const REQUEST_ID = 'req-123';
 const USER = '11111111-1111-4111-8111-111111111111';
@@ -163,6 +166,8 @@ beforeEach(() => {
   applyStatus.mockResolvedValue(true);
   markUnsent.mockResolvedValue(true);
   enqueue.mockResolvedValue(undefined);
+  // Every account is registered unless a test says otherwise (the cached route, services/cachedLookups.ts).
+  route.mockImplementation(async () => ({ userId: USER, phoneNumberId: NUMBER, agentId: null }));
 });
 
 describe('customer messages', () => {
@@ -406,6 +411,28 @@ describe('errors and ignored items', () => {
 });
 
 describe('outcomes', () => {
+  it('when the cached route says no tenant has the account, then its messages and echoes are ignored without a write', async () => {
+    route.mockImplementation(async (_channel, account) => (account === 'PNID-1' ? null : { userId: USER, phoneNumberId: NUMBER, agentId: null }));
+
+    const summary = await ingestWebhookEvents(
+      [message(), message({ isEcho: true, externalId: 'wamid.E' }), message({ accountId: 'PNID-2', externalId: 'wamid.B' })],
+      REQUEST_ID,
+    );
+
+    expect(summary).toMatchObject({ recorded: 1, ignored: 2 });
+    expect(ingestCustomer).toHaveBeenCalledTimes(1);
+    expect(ingestCustomer).toHaveBeenCalledWith(expect.objectContaining({ account_id: 'PNID-2' }));
+    expect(ingestEcho).not.toHaveBeenCalled();
+    // One lookup per account of the body, not per message.
+    expect(route.mock.calls.filter(([, account]) => account === 'PNID-1').length).toBeLessThanOrEqual(2);
+  });
+
+  it('when the route cannot be looked up at all (Redis and Postgres away), then the webhook is unavailable (Meta retries)', async () => {
+    route.mockRejectedValue(new Error('connection refused'));
+    await expect(ingestWebhookEvents([message()], REQUEST_ID)).rejects.toMatchObject({ code: 'unavailable' });
+    expect(ingestCustomer).not.toHaveBeenCalled();
+  });
+
   it('when the account is unknown, then it is counted as ignored and not nudged', async () => {
     ingestCustomer.mockResolvedValue({ outcome: 'unknown_account', key: null, hasAgent: false });
 
