@@ -175,7 +175,7 @@ export async function findTurnAgent(userId: string, agentId: string, client: Que
   const { rows } = await client.query<TurnAgent>(
     `SELECT id, system_prompt AS "systemPrompt", model, temperature::float8 AS temperature, max_tokens AS "maxTokens",
             history_limit AS "historyLimit", max_prompt_tokens AS "maxPromptTokens", debounce_ms AS "debounceMs",
-            fallback_message AS "fallbackMessage", archived_at AS "archivedAt"
+            fallback_message AS "fallbackMessage", archived_at AS "archivedAt", vision
        FROM agents WHERE user_id = $1 AND id = $2`,
     [userId, agentId],
   );

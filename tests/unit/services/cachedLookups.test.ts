@@ -42,6 +42,7 @@ const agent = (systemPrompt: string, archivedAt: Date | null = null): TurnAgent 
   debounceMs: 0,
   fallbackMessage: null,
   archivedAt,
+  vision: true,
 });
 
 beforeEach(async () => {
