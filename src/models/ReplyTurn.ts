@@ -35,81 +35,7 @@ export interface OwedWork {
   owed: Message[];
 }
 
-/**
- * The start of a turn, in one query: the conversation with its agent and number, and what it
- * owes. Null when the conversation is not the tenant's.
- */
-export async function loadOwedWork(userId: string, conversationId: string, client: Queryable = db): Promise<OwedWork | null> {
-  const { rows } = await client.query<Record<string, unknown> & Message>(
-    `SELECT c.id AS c_id, c.user_id AS c_user_id, c.channel AS c_channel, c.customer_external_id AS c_customer_external_id,
-            c.is_active AS c_is_active, c.bot_paused AS c_bot_paused, c.agent_id AS c_agent_id,
-            reason_not_to_answer(c) AS c_reason_not_to_answer,
-            COALESCE(c.last_customer_message_at + ${CUSTOMER_WINDOW} > now(), false) AS c_window_open,
-            customer_opted_out(c) AS c_opted_out,
-            a.id AS a_id, a.system_prompt AS a_system_prompt, a.model AS a_model, a.temperature::float8 AS a_temperature,
-            a.max_tokens AS a_max_tokens, a.history_limit AS a_history_limit, a.debounce_ms AS a_debounce_ms,
-            a.max_prompt_tokens AS a_max_prompt_tokens,
-            a.fallback_message AS a_fallback_message, a.archived_at AS a_archived_at, a.vision AS a_vision,
-            p.id AS p_id, p.external_id AS p_external_id, p.agent_id AS p_agent_id, p.access_token_encrypted AS p_token,
-            owed.*
-       FROM conversations c
-       LEFT JOIN agents a ON a.id = c.agent_id AND a.user_id = c.user_id
-       LEFT JOIN phone_numbers p ON p.id = c.phone_number_id AND p.user_id = c.user_id AND p.deleted_at IS NULL
-       LEFT JOIN LATERAL (
-         SELECT ${MESSAGE_COLUMNS} FROM messages
-          WHERE user_id = c.user_id AND conversation_id = c.id
-            AND ((direction = 'inbound' AND status = 'pending') OR (direction = 'outbound' AND status = 'queued'))
-       ) owed ON true
-      WHERE c.user_id = $1 AND c.id = $2
-      ORDER BY owed."sequenceNo"`,
-    [userId, conversationId],
-  );
-  const row = rows[0];
-  if (!row) return null;
-  const context: StoredReplyContext = {
-    reasonNotToAnswer: row.c_reason_not_to_answer as string | null,
-    conversation: {
-      id: row.c_id as string,
-      userId: row.c_user_id as string,
-      channel: row.c_channel as Channel,
-      customerExternalId: row.c_customer_external_id as string,
-      isActive: row.c_is_active as boolean,
-      botPaused: row.c_bot_paused as boolean,
-      agentId: row.c_agent_id as string | null,
-      windowOpen: row.c_window_open as boolean,
-      optedOut: row.c_opted_out as boolean,
-    },
-    agent: row.a_id
-      ? {
-          id: row.a_id as string,
-          systemPrompt: row.a_system_prompt as string,
-          model: row.a_model as string,
-          temperature: row.a_temperature as number,
-          maxTokens: row.a_max_tokens as number,
-          historyLimit: row.a_history_limit as number,
-          maxPromptTokens: row.a_max_prompt_tokens as number,
-          debounceMs: row.a_debounce_ms as number,
-          fallbackMessage: row.a_fallback_message as string | null,
-          archivedAt: row.a_archived_at as Date | null,
-          vision: row.a_vision as boolean,
-        }
-      : null,
-    phoneNumber: row.p_id
-      ? {
-          id: row.p_id as string,
-          externalId: row.p_external_id as string,
-          agentId: row.p_agent_id as string | null,
-          accessTokenEncrypted: row.p_token as string,
-        }
-      : null,
-  };
-  const owed = rows
-    .filter((r) => r.id !== null)
-    .map((r) => Object.fromEntries(Object.entries(r).filter(([key]) => !CONTEXT_KEY.test(key))) as unknown as Message);
-  return { context, owed };
-}
-
-/** The context's columns in loadOwedWork's rows; the rest are the owed message's. */
+/** The conversation's columns in loadOwedConversation's rows; the rest are the owed message's. */
 const CONTEXT_KEY = /^[cap]_/;
 
 /** The agent of a turn, as a worker reads it (see StoredReplyContext). */
@@ -117,7 +43,7 @@ export type TurnAgent = NonNullable<StoredReplyContext['agent']>;
 /** The live number of a turn, its access token as stored (encrypted). */
 export type TurnNumber = NonNullable<StoredReplyContext['phoneNumber']>;
 
-/** The conversation side of a turn: loadOwedWork without the agent and the number, which the caller has (cached). */
+/** The conversation side of a turn; the agent and the number come from the cache. */
 export interface OwedConversation {
   reasonNotToAnswer: string | null;
   conversation: StoredReplyContext['conversation'];
@@ -126,7 +52,7 @@ export interface OwedConversation {
 }
 
 /**
- * The conversation, why not to answer it (the same SQL verdict as loadOwedWork's), and what it
+ * The conversation, why not to answer it (SQL reason_not_to_answer), and what it
  * owes, in one query; the agent and number come from the cache (services/cachedLookups.ts).
  * Null when the conversation is not the tenant's.
  */

@@ -96,7 +96,7 @@ export async function forgetCredits(userId: string): Promise<void> {
   await invalidate(cacheKeys.tenant(userId, 'credits', 'positive'));
 }
 
-/** What a turn starts from: loadOwedWork's answer, and whether the tenant has credits (cached). */
+/** What a turn starts from: its context and what it owes, and whether the tenant has credits (cached). */
 export interface TurnWork extends OwedWork {
   hasCredits: boolean;
 }

@@ -14,7 +14,6 @@ import {
   failPendingInbound,
   findStaleConversations,
   listHistory,
-  loadOwedWork,
   markInboundStatus,
   markOutboundFailed,
   markOutboundSent,
@@ -40,38 +39,11 @@ const error = { code: 'poison', message: 'Processing kept failing' };
 /** A message's columns all null: what the LEFT JOIN gives when nothing is owed. */
 const noMessage = () => allNull(messageRow(0));
 
-/** The context columns of loadOwedWork's rows; agent and number present unless nulled. */
-const contextColumns = (overrides: Record<string, unknown> = {}) => ({
-  c_id: CONVERSATION,
-  c_user_id: USER,
-  c_channel: 'whatsapp',
-  c_customer_external_id: '15550001111',
-  c_is_active: true,
-  c_bot_paused: false,
-  c_agent_id: AGENT,
-  c_reason_not_to_answer: null,
-  a_id: AGENT,
-  a_system_prompt: 'You sell shoes.',
-  a_model: 'gpt-test',
-  a_temperature: 0.4,
-  a_max_tokens: 300,
-  a_history_limit: 20,
-  a_debounce_ms: 0,
-  a_fallback_message: 'Back soon',
-  a_archived_at: null,
-  p_id: NUMBER,
-  p_external_id: 'PNID-1',
-  p_agent_id: AGENT,
-  p_token: 'v1:encrypted',
-  ...overrides,
-});
-
 beforeEach(() => resetFakeDatabase(fake));
 
 describe('every tenant-owned statement', () => {
   const recorded = { outcome: 'paused_or_archived', charged: null };
   itScopesEveryStatementToTheTenant(fake.db, USER, [
-    { name: 'loadOwedWork', call: (client) => loadOwedWork(USER, CONVERSATION, client) },
     { name: 'listHistory', call: (client) => listHistory(USER, CONVERSATION, 20, 5, client) },
     { name: 'beginReplyAttempt', call: (client) => beginReplyAttempt(USER, CONVERSATION, ['m'], 20, 5, client) },
     { name: 'recordReply', call: (client) => recordReply(USER, CONVERSATION, { answered: ['m'], text: 'hi', replyToMessageId: 'm', cost: 1, tokens: 9 }, client), rows: [recorded] },
@@ -92,48 +64,6 @@ describe('every tenant-owned statement', () => {
     { name: 'fallbackAlreadyQueued', call: (client) => fallbackAlreadyQueued(USER, ['m'], client) },
     { name: 'undoReplyAttempt', call: (client) => undoReplyAttempt(USER, ['m'], client) },
   ]);
-});
-
-describe('loadOwedWork', () => {
-  it('when the conversation owes messages, then the context is read from the first row and each row gives one owed message, without the context columns', async () => {
-    const owed = [messageRow(3), messageRow(4, { direction: 'outbound', author: 'agent', status: 'queued' })];
-    answer(fake.db, owed.map((m) => ({ ...contextColumns(), ...m })));
-
-    const work = await loadOwedWork(USER, CONVERSATION);
-
-    expect(paramsOf(fake.db)).toEqual([USER, CONVERSATION]);
-    expect(work).toEqual({
-      context: {
-        reasonNotToAnswer: null,
-        conversation: { id: CONVERSATION, userId: USER, channel: 'whatsapp', customerExternalId: '15550001111', isActive: true, botPaused: false, agentId: AGENT },
-        agent: {
-          id: AGENT,
-          systemPrompt: 'You sell shoes.',
-          model: 'gpt-test',
-          temperature: 0.4,
-          maxTokens: 300,
-          historyLimit: 20,
-          debounceMs: 0,
-          fallbackMessage: 'Back soon',
-          archivedAt: null,
-        },
-        phoneNumber: { id: NUMBER, externalId: 'PNID-1', agentId: AGENT, accessTokenEncrypted: 'v1:encrypted' },
-      },
-      owed,
-    });
-  });
-
-  it('when nothing is owed and the agent and number are gone, then owed is empty, agent and number null, and the reason comes through', async () => {
-    answer(fake.db, [{ ...contextColumns({ a_id: null, p_id: null, c_agent_id: null, c_reason_not_to_answer: 'no_agent' }), ...noMessage() }]);
-
-    const work = await loadOwedWork(USER, CONVERSATION);
-
-    expect(work).toMatchObject({ context: { reasonNotToAnswer: 'no_agent', agent: null, phoneNumber: null }, owed: [] });
-  });
-
-  it('when the conversation is not the tenant\'s, then it is null', async () => {
-    await expect(loadOwedWork(USER, CONVERSATION)).resolves.toBeNull();
-  });
 });
 
 describe('loadOwedConversation', () => {
