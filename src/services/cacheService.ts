@@ -2,11 +2,11 @@
  * Redis caching operations: get-or-load with a TTL, keys scoped so no entry can answer for
  * another tenant (CONTRACT guarantee 5), explicit invalidation, single-flight loading.
  *
- * - **Keys.** Every entry is named by its scope: a tenant's own data under `cache:t:<user id>:…`;
+ * - **Keys.** Every entry is named by its scope: a tenant's own data under `cache:{t:<user id>:…}`;
  *   the lookups that *find* the tenant are scoped by what they are looked up by, which belongs to
- *   exactly one tenant: an API key's hash (`cache:apikey:<sha-256>`) and a channel's account
- *   (`cache:acct:<channel>:<account id>`). Parts are URI-encoded, so no id can forge another
- *   scope's key with a colon.
+ *   exactly one tenant: an API key's hash (`cache:{apikey:<sha-256>}`) and a channel's account
+ *   (`cache:{acct:<channel>:<account id>}`). Parts are URI-encoded, so no id can forge another
+ *   scope's key with a colon or move its hash tag with a brace.
  * - **TTL.** `CACHE_TTL_SECONDS` (300 by default); Redis expires the entry, nothing here keeps a
  *   copy in memory, so no process can serve an entry past its TTL.
  * - **Invalidation.** Whoever changes cached data in Postgres calls `invalidate` after the
@@ -41,14 +41,18 @@ return 1`;
 
 const part = (value: string) => encodeURIComponent(value);
 
-/** Cache keys, one builder per scope. */
+/**
+ * Cache keys, one builder per scope. Each entry's name is a hash tag (`{…}`), so on a Redis
+ * Cluster an entry and its generation live in one slot and one script or transaction can touch
+ * both (URI-encoding turns any brace inside an id into %7B/%7D, so no id can move the tag).
+ */
 export const cacheKeys = {
   /** Data of one tenant: `kind` names what it is, `id` which one. */
-  tenant: (userId: string, kind: string, id: string) => `cache:t:${part(userId)}:${part(kind)}:${part(id)}`,
+  tenant: (userId: string, kind: string, id: string) => `cache:{t:${part(userId)}:${part(kind)}:${part(id)}}`,
   /** The live key behind an API key's hash (and so its tenant). */
-  apiKey: (keyHash: string) => `cache:apikey:${part(keyHash)}`,
+  apiKey: (keyHash: string) => `cache:{apikey:${part(keyHash)}}`,
   /** What a channel's account routes to (tenant, number, agent). */
-  account: (channel: string, accountId: string) => `cache:acct:${part(channel)}:${part(accountId)}`,
+  account: (channel: string, accountId: string) => `cache:{acct:${part(channel)}:${part(accountId)}}`,
 };
 
 const generationKey = (key: string) => `${key}:gen`;
@@ -121,12 +125,14 @@ export async function invalidate(...keys: string[]): Promise<void> {
   // Loads of this process that started before the write must not be joined any more.
   for (const key of keys) inflight.delete(key);
   const fenceSeconds = config.CACHE_TTL_SECONDS + 60;
-  const multi = getRedis().multi();
-  for (const key of keys) multi.set(generationKey(key), randomUUID(), 'EX', fenceSeconds).del(key);
-  try {
-    const results = await multi.exec();
+  // One transaction per entry (an entry and its generation share a slot; entries need not).
+  const fence = async (key: string) => {
+    const results = await getRedis().multi().set(generationKey(key), randomUUID(), 'EX', fenceSeconds).del(key).exec();
     const failed = results?.find(([error]) => error);
     if (!results || failed) throw failed?.[0] ?? new Error('transaction discarded');
+  };
+  try {
+    await Promise.all(keys.map(fence));
   } catch (error) {
     logger.error({ err: { message: (error as Error).message }, keys: keys.length }, 'cache invalidation failed');
     throw new AppError('unavailable', 'The change is saved but could not yet reach every server; retry the request');

@@ -8,7 +8,7 @@
  * spares lookups, or stops early what Postgres would refuse anyway.
  *
  * Keys (cacheService.cacheKeys): the account's route is scoped by channel and account, the one
- * lookup that finds a tenant; everything else is under its tenant (`cache:t:<user id>:…`), so
+ * lookup that finds a tenant; everything else is under its tenant (`cache:{t:<user id>:…}`), so
  * one tenant's entry can never answer for another's, even for the same id.
  */
 import { cacheKeys, getOrLoad, invalidate } from './cacheService';

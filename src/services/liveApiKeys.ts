@@ -1,7 +1,7 @@
 /**
  * Live API keys, in two forms kept in Redis:
  *
- * - **The key → tenant lookup**, through the cache (cacheService: `cache:apikey:<hash>`, for
+ * - **The key → tenant lookup**, through the cache (cacheService: `cache:{apikey:<hash>}`, for
  *   `CACHE_TTL_SECONDS`), so a request authenticates without Postgres while its key is cached.
  *   Revoking invalidates it in every process before the revoke answers (`forgetApiKey`).
  * - **A "seen live" hint** for the rate limiter: once an address has spent its budget on unknown

@@ -5,6 +5,7 @@
  * multi-key script or command would fail with CROSSSLOT here if its keys did not share a slot.
  * The app and workers are loaded in a registry of their own, with REDIS_CLUSTER_NODES set.
  */
+import request from 'supertest';
 import { loadWithEnv } from '../fixtures/isolatedModules';
 import { startRedisCluster, slotOf, type RedisCluster } from '../fixtures/redisCluster';
 
@@ -20,6 +21,7 @@ type Modules = {
   heartbeat: typeof import('../../src/workers/heartbeat');
   config: typeof import('../../src/config');
   apiKey: typeof import('../../src/models/ApiKey');
+  cache: typeof import('../../src/services/cacheService');
 };
 
 let cluster: RedisCluster;
@@ -40,6 +42,7 @@ beforeAll(async () => {
     heartbeat: require('../../src/workers/heartbeat') as Modules['heartbeat'],
     config: require('../../src/config') as Modules['config'],
     apiKey: require('../../src/models/ApiKey') as Modules['apiKey'],
+    cache: require('../../src/services/cacheService') as Modules['cache'],
   }));
   await m.testDatabase.setupTestDatabase();
   pipeline = await m.pipeline.startPipeline();
@@ -139,6 +142,18 @@ describe('on a Redis Cluster with the message stream in shards', () => {
     const hits = await m.redis.getRedis().get(`ratelimit:key:${m.apiKey.hashApiKey(apiKey)}`);
 
     expect(Number(hits)).toBeGreaterThanOrEqual(3);
+  });
+
+  it('when a tenant is looked up and a number changes, then the cache is filled and invalidated on the cluster (entry and generation in one slot)', async () => {
+    const business = await m.pipeline.createBusiness(pipeline.app);
+    const apiKey = business.tenant.auth.Authorization.slice('Bearer '.length);
+    const cached = m.cache.cacheKeys.apiKey(m.apiKey.hashApiKey(apiKey));
+    expect(await m.redis.getRedis().exists(cached)).toBe(1);
+
+    const renamed = await request(pipeline.app).patch(`/v1/phone-numbers/${business.whatsapp.id}`).set(business.tenant.auth).send({ display_name: 'Renamed' });
+    expect(renamed.status).toBe(200);
+    await m.cache.invalidate(cached, m.cache.cacheKeys.account('whatsapp', business.whatsapp.externalId));
+    expect(await m.redis.getRedis().exists(cached)).toBe(0);
   });
 
   it('when a worker beats, then its heartbeat and metrics are written together and read back', async () => {

@@ -28,8 +28,14 @@ describe('cacheKeys', () => {
 
   it('when an id carries a colon, then it cannot forge another scope or tenant', () => {
     expect(cacheKeys.tenant(TENANT_A, 'agent', `x:t:${TENANT_B}`)).not.toContain(`:t:${TENANT_B}`);
-    expect(cacheKeys.account('whatsapp', 'a:b')).toBe('cache:acct:whatsapp:a%3Ab');
+    expect(cacheKeys.account('whatsapp', 'a:b')).toBe('cache:{acct:whatsapp:a%3Ab}');
     expect(cacheKeys.account('whatsapp', 'a:b')).not.toBe(cacheKeys.account('whatsapp:a', 'b'));
+  });
+
+  it('when an id carries braces, then the key keeps one hash tag: the whole entry name (entry and generation share a cluster slot)', () => {
+    const key = cacheKeys.tenant(TENANT_A, 'agent', '}{x');
+    expect(key.match(/[{}]/g)).toEqual(['{', '}']);
+    expect(key.endsWith('}')).toBe(true);
   });
 });
 
