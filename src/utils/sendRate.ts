@@ -18,11 +18,12 @@ import { getRedis, type RedisClient } from './redis';
 
 // KEYS[1]: the account's bucket. ARGV[1]: microseconds between sends. Returns {1, granted at (µs)}
 // or {0, wait (µs)}. Numbers travel as strings: Redis truncates Lua numbers, and µs since the
-// epoch need all their digits.
+// epoch need all their digits. The arithmetic is floating point (1e6, not 1000000): a Lua with
+// integers (5.3, or the 32-bit ones of ioredis-mock's fengari) would overflow µs since the epoch.
 const TAKE = `
 local interval = tonumber(ARGV[1])
 local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
+local now = tonumber(t[1]) * 1e6 + tonumber(t[2])
 local due = tonumber(redis.call('GET', KEYS[1]) or '0')
 if due > now then
   return {0, string.format('%.0f', due - now)}
