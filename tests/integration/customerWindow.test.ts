@@ -6,8 +6,6 @@
  * Through the real webhook, API and message worker, with the Graph stand-in posting Meta's
  * status webhooks to the app.
  */
-import http from 'node:http';
-import type { AddressInfo } from 'node:net';
 import request from 'supertest';
 import { db } from '../../src/utils/database';
 import { setupTestDatabase, teardownTestDatabase } from '../fixtures/testDatabase';
@@ -26,28 +24,17 @@ import {
 } from '../fixtures/pipeline';
 
 let pipeline: Pipeline;
-let server: http.Server;
 let customerSeq = 0;
 const newCustomer = () => `1556${String(process.pid).slice(-3)}${String(++customerSeq).padStart(4, '0')}`;
 
 beforeAll(async () => {
   await setupTestDatabase();
   pipeline = await startPipeline();
-  // Meta's status webhooks need the app on a real port: the stand-in posts them as Meta would.
-  server = http.createServer(pipeline.app);
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  pipeline.graph.setWebhooks({ url: `http://127.0.0.1:${(server.address() as AddressInfo).port}/webhooks/meta`, delayMs: 10 });
+  // Meta's status webhooks and echoes come back to the app, as Meta would post them.
+  await pipeline.serveMetaWebhooks(10);
 });
-afterEach(async () => {
-  await pipeline.stopWorkers();
-  pipeline.openai.reset();
-  pipeline.graph.reset();
-});
+afterEach(() => pipeline.reset());
 afterAll(async () => {
-  await new Promise<void>((resolve) => {
-    server.close(() => resolve());
-    server.closeAllConnections();
-  });
   await pipeline.close();
   await teardownTestDatabase();
 });

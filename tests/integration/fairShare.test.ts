@@ -11,11 +11,7 @@ const pipeline = pipelineForFile();
 let customerSeq = 0;
 const newCustomer = () => `1556${String(process.pid).slice(-3)}${String(++customerSeq).padStart(4, '0')}`;
 
-afterEach(async () => {
-  await pipeline().stopWorkers();
-  pipeline().openai.reset();
-  pipeline().graph.reset();
-});
+afterEach(() => pipeline().reset());
 
 const textsTo = (customers: string[]) => pipeline().graph.sends.filter((s) => s.kind === 'text' && customers.includes(s.to!));
 

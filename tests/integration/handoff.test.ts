@@ -6,28 +6,15 @@
  */
 import request from 'supertest';
 import { db } from '../../src/utils/database';
-import { setupTestDatabase, teardownTestDatabase } from '../fixtures/testDatabase';
-import { createBusiness, customerWrites, eventually, messagesOf, startPipeline, type Business, type Pipeline, type Row } from '../fixtures/pipeline';
+import { createBusiness, customerWrites, eventually, messagesOf, pipelineForFile, type Business, type Row } from '../fixtures/pipeline';
 
-let pipeline: Pipeline;
+const pipeline = pipelineForFile();
 let customerSeq = 0;
 const newCustomer = () => `1557${String(process.pid).slice(-3)}${String(++customerSeq).padStart(4, '0')}`;
 
-beforeAll(async () => {
-  await setupTestDatabase();
-  pipeline = await startPipeline();
-});
-afterEach(async () => {
-  await pipeline.stopWorkers();
-  pipeline.openai.reset();
-  pipeline.graph.reset();
-});
-afterAll(async () => {
-  await pipeline.close();
-  await teardownTestDatabase();
-});
+afterEach(() => pipeline().reset());
 
-const api = () => request(pipeline.app);
+const api = () => request(pipeline().app);
 
 async function conversationOf(business: Business, customer: string): Promise<Row> {
   const res = await api().get('/v1/conversations').set(business.tenant.auth);
@@ -49,8 +36,8 @@ async function settled(business: Business, customer: string, text: string): Prom
 /** A customer who wrote and got the bot's reply: the conversation is open and the bot running. */
 async function answeredCustomer(business: Business): Promise<{ customer: string; conversation: Row }> {
   const customer = newCustomer();
-  await customerWrites(pipeline.app, business, customer, 'Hi, I have a question');
-  await pipeline.graph.waitFor((sends) => sends.some((s) => s.kind === 'text' && s.to === customer));
+  await customerWrites(pipeline().app, business, customer, 'Hi, I have a question');
+  await pipeline().graph.waitFor((sends) => sends.some((s) => s.kind === 'text' && s.to === customer));
   return { customer, conversation: await conversationOf(business, customer) };
 }
 
@@ -66,49 +53,49 @@ async function timeRunsOut(conversationId: string): Promise<void> {
 
 describe('handoff keywords', () => {
   it('when a customer sends a handoff keyword (any case, surrounding spaces), then the bot pauses by keyword and answers neither it nor what follows', async () => {
-    const business = await createBusiness(pipeline.app, { agent: { handoff_keywords: ['human', 'Talk to a person'] } });
-    await pipeline.startWorker();
+    const business = await createBusiness(pipeline().app, { agent: { handoff_keywords: ['human', 'Talk to a person'] } });
+    await pipeline().startWorker();
     const { customer, conversation } = await answeredCustomer(business);
 
-    await customerWrites(pipeline.app, business, customer, '  talk to a PERSON \n');
+    await customerWrites(pipeline().app, business, customer, '  talk to a PERSON \n');
     expect((await settled(business, customer, '  talk to a PERSON \n')).status).toBe('ignored');
     const paused = await getConversation(business, conversation.id);
     expect(paused).toMatchObject({ bot_paused: true, paused_by: 'keyword', resumes_at: null });
 
-    await customerWrites(pipeline.app, business, customer, 'Hello? Anyone?');
+    await customerWrites(pipeline().app, business, customer, 'Hello? Anyone?');
     expect((await settled(business, customer, 'Hello? Anyone?')).status).toBe('ignored');
-    expect(pipeline.graph.texts(customer)).toHaveLength(1);
-    expect(pipeline.openai.completions()).toHaveLength(1);
+    expect(pipeline().graph.texts(customer)).toHaveLength(1);
+    expect(pipeline().openai.completions()).toHaveLength(1);
   });
 
   it('when a message only contains a keyword among other words, then it is an ordinary message and is answered', async () => {
-    const business = await createBusiness(pipeline.app, { agent: { handoff_keywords: ['human'] } });
-    await pipeline.startWorker();
+    const business = await createBusiness(pipeline().app, { agent: { handoff_keywords: ['human'] } });
+    await pipeline().startWorker();
     const customer = newCustomer();
-    await customerWrites(pipeline.app, business, customer, 'Are you a human?');
-    await pipeline.graph.waitFor((sends) => sends.some((s) => s.kind === 'text' && s.to === customer));
+    await customerWrites(pipeline().app, business, customer, 'Are you a human?');
+    await pipeline().graph.waitFor((sends) => sends.some((s) => s.kind === 'text' && s.to === customer));
     expect((await conversationOf(business, customer))).toMatchObject({ bot_paused: false, paused_by: null });
   });
 
   it('when the API resumes a keyword handoff, then the bot answers the next message', async () => {
-    const business = await createBusiness(pipeline.app, { agent: { handoff_keywords: ['agent'] } });
-    await pipeline.startWorker();
+    const business = await createBusiness(pipeline().app, { agent: { handoff_keywords: ['agent'] } });
+    await pipeline().startWorker();
     const { customer, conversation } = await answeredCustomer(business);
-    await customerWrites(pipeline.app, business, customer, 'AGENT');
+    await customerWrites(pipeline().app, business, customer, 'AGENT');
     await settled(business, customer, 'AGENT');
 
     const resumed = await api().post(`/v1/conversations/${conversation.id}/resume`).set(business.tenant.auth);
     expect(resumed.body).toMatchObject({ bot_paused: false, paused_by: null, resumes_at: null });
-    await customerWrites(pipeline.app, business, customer, 'Back to the bot');
-    await pipeline.graph.waitFor((sends) => sends.filter((s) => s.kind === 'text' && s.to === customer).length === 2);
-    expect(pipeline.graph.texts(customer)[1]!.text).toContain('Back to the bot');
+    await customerWrites(pipeline().app, business, customer, 'Back to the bot');
+    await pipeline().graph.waitFor((sends) => sends.filter((s) => s.kind === 'text' && s.to === customer).length === 2);
+    expect(pipeline().graph.texts(customer)[1]!.text).toContain('Back to the bot');
   });
 });
 
 describe('who paused, and the resume timer', () => {
   it('when a human writes and the agent has resume_after_minutes, then paused_by is human and resumes_at that long after; a second human message restarts the clock', async () => {
-    const business = await createBusiness(pipeline.app, { agent: { resume_after_minutes: 30 } });
-    await pipeline.startWorker();
+    const business = await createBusiness(pipeline().app, { agent: { resume_after_minutes: 30 } });
+    await pipeline().startWorker();
     const { conversation } = await answeredCustomer(business);
 
     const before = Date.now();
@@ -128,11 +115,11 @@ describe('who paused, and the resume timer', () => {
   });
 
   it('when no human wrote for resume_after_minutes, then a worker resumes the conversation and the bot answers the next message', async () => {
-    const business = await createBusiness(pipeline.app, { agent: { resume_after_minutes: 5 } });
-    await pipeline.startWorker();
+    const business = await createBusiness(pipeline().app, { agent: { resume_after_minutes: 5 } });
+    await pipeline().startWorker();
     const { customer, conversation } = await answeredCustomer(business);
     await humanWrites(business, conversation.id, 'Let me check that for you');
-    await customerWrites(pipeline.app, business, customer, 'Thanks, waiting');
+    await customerWrites(pipeline().app, business, customer, 'Thanks, waiting');
     expect((await settled(business, customer, 'Thanks, waiting')).status).toBe('ignored');
 
     await timeRunsOut(conversation.id);
@@ -142,13 +129,13 @@ describe('who paused, and the resume timer', () => {
     }, 10_000, 'the timer resumed the conversation');
     expect(resumed).toMatchObject({ bot_paused: false, paused_by: null, resumes_at: null });
 
-    await customerWrites(pipeline.app, business, customer, 'Anything new?');
-    await pipeline.graph.waitFor((sends) => sends.some((s) => s.kind === 'text' && s.to === customer && (s.text ?? '').includes('Anything new?')));
+    await customerWrites(pipeline().app, business, customer, 'Anything new?');
+    await pipeline().graph.waitFor((sends) => sends.some((s) => s.kind === 'text' && s.to === customer && (s.text ?? '').includes('Anything new?')));
   });
 
   it('when many workers run and many conversations are due at once, then every one is resumed', async () => {
-    const business = await createBusiness(pipeline.app, { agent: { resume_after_minutes: 1 } });
-    await Promise.all([pipeline.startWorker(), pipeline.startWorker(), pipeline.startWorker()]);
+    const business = await createBusiness(pipeline().app, { agent: { resume_after_minutes: 1 } });
+    await Promise.all([pipeline().startWorker(), pipeline().startWorker(), pipeline().startWorker()]);
     const conversations: Row[] = [];
     for (let i = 0; i < 4; i++) {
       const { conversation } = await answeredCustomer(business);
@@ -165,16 +152,16 @@ describe('who paused, and the resume timer', () => {
   });
 
   it('when the agent has no resume_after_minutes, then a human pause has no resumes_at and stays', async () => {
-    const business = await createBusiness(pipeline.app);
-    await pipeline.startWorker();
+    const business = await createBusiness(pipeline().app);
+    await pipeline().startWorker();
     const { conversation } = await answeredCustomer(business);
     await humanWrites(business, conversation.id, 'Human takes over');
     expect(await getConversation(business, conversation.id)).toMatchObject({ bot_paused: true, paused_by: 'human', resumes_at: null });
   });
 
   it('when the API paused the conversation, then a human message keeps paused_by api with no timer, and the API resumes it', async () => {
-    const business = await createBusiness(pipeline.app, { agent: { resume_after_minutes: 5 } });
-    await pipeline.startWorker();
+    const business = await createBusiness(pipeline().app, { agent: { resume_after_minutes: 5 } });
+    await pipeline().startWorker();
     const { conversation } = await answeredCustomer(business);
 
     const paused = await api().post(`/v1/conversations/${conversation.id}/pause`).set(business.tenant.auth);
@@ -187,10 +174,10 @@ describe('who paused, and the resume timer', () => {
   });
 
   it('when a human answers a keyword handoff, then the pause becomes the human’s and its clock starts', async () => {
-    const business = await createBusiness(pipeline.app, { agent: { handoff_keywords: ['operator'], resume_after_minutes: 10 } });
-    await pipeline.startWorker();
+    const business = await createBusiness(pipeline().app, { agent: { handoff_keywords: ['operator'], resume_after_minutes: 10 } });
+    await pipeline().startWorker();
     const { customer, conversation } = await answeredCustomer(business);
-    await customerWrites(pipeline.app, business, customer, 'Operator');
+    await customerWrites(pipeline().app, business, customer, 'Operator');
     await settled(business, customer, 'Operator');
     expect(await getConversation(business, conversation.id)).toMatchObject({ paused_by: 'keyword', resumes_at: null });
 
@@ -203,7 +190,7 @@ describe('who paused, and the resume timer', () => {
 
 describe('agent settings', () => {
   it('when an agent is created without them, then resume_after_minutes is null and handoff_keywords empty; both can be set and cleared', async () => {
-    const business = await createBusiness(pipeline.app);
+    const business = await createBusiness(pipeline().app);
     const agent = await api().get(`/v1/agents/${business.agentId}`).set(business.tenant.auth);
     expect(agent.body).toMatchObject({ resume_after_minutes: null, handoff_keywords: [] });
 
@@ -221,7 +208,7 @@ describe('agent settings', () => {
     ['an empty keyword', { handoff_keywords: ['  '] }],
     ['a keyword listed twice', { handoff_keywords: ['Human', 'human'] }],
   ])('when an agent is given %s, then 400', async (_what, body) => {
-    const business = await createBusiness(pipeline.app);
+    const business = await createBusiness(pipeline().app);
     const res = await api().patch(`/v1/agents/${business.agentId}`).set(business.tenant.auth).send(body);
     expect(res.status).toBe(400);
   });

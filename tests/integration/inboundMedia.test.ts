@@ -18,11 +18,7 @@ let customerSeq = 0;
 const newCustomer = () => `1557${String(process.pid).slice(-3)}${String(++customerSeq).padStart(4, '0')}`;
 const newIgsid = () => `68${String(process.pid).slice(-3)}${++customerSeq}`;
 
-afterEach(async () => {
-  await pipeline().stopWorkers();
-  pipeline().openai.reset();
-  pipeline().graph.reset();
-});
+afterEach(() => pipeline().reset());
 
 /** Audio the OpenAI stand-in hears as `words`, padded to `bytes` (its length in seconds follows the size). */
 function voice(words: string, bytes = 0): Buffer {

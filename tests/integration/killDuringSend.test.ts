@@ -10,8 +10,6 @@
  * customer message answered, every reply accepted by Graph exactly once, in order.
  */
 import { appendFileSync } from 'node:fs';
-import http from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { config } from '../../src/config';
 import { setupTestDatabase, teardownTestDatabase } from '../fixtures/testDatabase';
 import { runEntryPoint, type RunningProcess } from '../fixtures/processes';
@@ -30,7 +28,6 @@ import type { RecordedSend } from '../fixtures/standins/graphStandin';
 jest.setTimeout(180_000);
 
 let pipeline: Pipeline;
-let server: http.Server;
 const alive = new Set<RunningProcess>();
 /** Every worker of the file, dead or alive, for what their logs say. */
 const started: RunningProcess[] = [];
@@ -69,20 +66,13 @@ async function kill(worker: RunningProcess): Promise<void> {
 beforeAll(async () => {
   await setupTestDatabase();
   pipeline = await startPipeline();
-  // Meta's webhooks need the app on a real port: the stand-in posts them as Meta would.
-  server = http.createServer(pipeline.app);
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  pipeline.graph.setWebhooks({ url: `http://127.0.0.1:${(server.address() as AddressInfo).port}/webhooks/meta`, delayMs: 30 });
+  // Meta's status webhooks and echoes come back to the app, as Meta would post them.
+  await pipeline.serveMetaWebhooks(30);
 });
 afterEach(async () => {
   await Promise.all([...alive].map(kill));
 });
 afterAll(async () => {
-  await new Promise<void>((resolve) => {
-    server.close(() => resolve());
-    // The stand-in's webhook posts keep idle connections open.
-    server.closeAllConnections();
-  });
   await pipeline.close();
   await teardownTestDatabase();
 });

@@ -27,11 +27,7 @@ afterAll(async () => {
   await pipeline.close();
   await teardownTestDatabase();
 });
-afterEach(async () => {
-  await pipeline.stopWorkers();
-  pipeline.openai.reset();
-  pipeline.graph.reset();
-});
+afterEach(() => pipeline.reset());
 
 describe('message workers (CONTRACT §4)', () => {
   it('when a customer writes, then exactly one reply goes out from that number to that customer with its token, charged once', async () => {

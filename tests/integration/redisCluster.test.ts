@@ -54,11 +54,7 @@ afterAll(async () => {
   await cluster?.stop();
 });
 
-afterEach(async () => {
-  await pipeline.stopWorkers();
-  pipeline.openai.reset();
-  pipeline.graph.reset();
-});
+afterEach(() => pipeline.reset());
 
 describe('on a Redis Cluster with the message stream in shards', () => {
   it('when the app runs on the cluster, then its connections are Cluster clients and the shards sit in different slots', () => {

@@ -7,11 +7,7 @@ import { createBusiness, customerWrites, eventually, ledgerOf, messagesOf, pipel
 
 const pipeline = pipelineForFile();
 
-afterEach(async () => {
-  await pipeline().stopWorkers();
-  pipeline().openai.reset();
-  pipeline().graph.reset();
-});
+afterEach(() => pipeline().reset());
 
 describe('POST /v1/conversations/:id/retry', () => {
   it('when a customer message failed and the cause is gone, then retry puts it back to pending and it is answered once', async () => {

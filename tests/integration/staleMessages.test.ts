@@ -16,11 +16,7 @@ import { createTestTenant } from '../fixtures/tenants';
 const pipeline = pipelineForFile();
 const DAY_S = 86_400;
 
-afterEach(async () => {
-  await pipeline().stopWorkers();
-  pipeline().openai.reset();
-  pipeline().graph.reset();
-});
+afterEach(() => pipeline().reset());
 
 describe('stale cut-off', () => {
   it('when Meta delivers a message sent two days ago (a backlog after an outage), then it is kept stale, not answered, not charged; a fresh one is answered', async () => {

@@ -10,11 +10,7 @@ const pipeline = pipelineForFile();
 let customerSeq = 0;
 const newCustomer = () => `1556${String(process.pid).slice(-3)}${String(++customerSeq).padStart(4, '0')}`;
 
-afterEach(async () => {
-  await pipeline().stopWorkers();
-  pipeline().openai.reset();
-  pipeline().graph.reset();
-});
+afterEach(() => pipeline().reset());
 
 /** A bot reply recorded and charged while Graph refuses every text send to the business's number. */
 async function replyStuckBehindGraph(business: Business, customer: string): Promise<{ conversationId: string; reply: Row }> {

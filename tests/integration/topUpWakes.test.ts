@@ -10,11 +10,7 @@ import { createBusiness, customerWrites, eventually, ledgerOf, messagesOf, pipel
 
 const pipeline = pipelineForFile();
 
-afterEach(async () => {
-  await pipeline().stopWorkers();
-  pipeline().openai.reset();
-  pipeline().graph.reset();
-});
+afterEach(() => pipeline().reset());
 
 describe('a top-up wakes the waiting', () => {
   it('when a tenant without credits tops up, then the message kept insufficient_credits is answered, after the fallback that already went and without a second one', async () => {

@@ -16,11 +16,7 @@ const pipeline = pipelineForFile();
 let customerSeq = 0;
 const newCustomer = () => `1556${String(process.pid).slice(-3)}${String(++customerSeq).padStart(4, '0')}`;
 
-afterEach(async () => {
-  await pipeline().stopWorkers();
-  pipeline().openai.reset();
-  pipeline().graph.reset();
-});
+afterEach(() => pipeline().reset());
 
 describe('typing indicator at the start of a turn', () => {
   it('when a WhatsApp customer writes, then one call marks the message read with a typing indicator, before the reply', async () => {
