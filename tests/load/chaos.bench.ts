@@ -27,12 +27,11 @@
  */
 import http from 'node:http';
 import { sign, uniqueWamid, whatsappTextBody } from '../fixtures/meta';
-import { startOpenAIStandin } from '../fixtures/standins/openaiStandin';
-import { standinAccessToken, startGraphStandin, type GraphFault } from '../fixtures/standins/graphStandin';
+import type { OpenAIStandin } from '../fixtures/standins/openaiStandin';
+import { standinAccessToken, type GraphFault } from '../fixtures/standins/graphStandin';
 import {
-  benchRedis,
   Cleanup,
-  createBenchDatabase,
+  type BenchDatabase,
   deleteKeysWithPrefix,
   envInt,
   formatTable,
@@ -46,6 +45,7 @@ import {
   startServer,
   type ManagedProcess,
 } from './lib';
+import { startBenchStage } from './stage';
 
 const DURATION_S = envInt('CHAOS_DURATION_S', 150, 10, 3_600);
 const CONVERSATIONS = envInt('CHAOS_CONVERSATIONS', 300, 1, 100_000);
@@ -139,7 +139,7 @@ async function seedTenant(base: string, adminKey: string, t: number): Promise<Te
 }
 
 /** The faults of the run: short stretches of each kind, and one outage longer than 10 leases. */
-function planFaults(openai: { setFault: (f: Parameters<Awaited<ReturnType<typeof startOpenAIStandin>>['setFault']>[0]) => void }, graph: { setFault: (f: GraphFault | null) => void }): Fault[] {
+function planFaults(openai: { setFault: (f: Parameters<OpenAIStandin['setFault']>[0]) => void }, graph: { setFault: (f: GraphFault | null) => void }): Fault[] {
   const span = DURATION_S * 0.8;
   const stretch = () => between(2, 6);
   const at = () => between(DURATION_S * 0.05, span);
@@ -195,21 +195,9 @@ async function main(): Promise<number> {
   const cleanup = new Cleanup();
   cleanup.exitOnSignals();
   try {
-    const prefix = `bench:${randomTag()}:`;
-    const appPrefix = `${prefix}app:`;
+    const { prefix, appPrefix, database, redis, openai, graph } = await startBenchStage(cleanup, 'mca_chaos', REDIS_URL);
     const secret = `chaos-secret-${randomTag(8)}`;
     const adminKey = `chaos-admin-${randomTag(8)}`;
-
-    const database = await createBenchDatabase('mca_chaos');
-    cleanup.add(`drop database ${database.name}`, () => database.drop());
-    const redis = benchRedis(REDIS_URL);
-    cleanup.add('close Redis', () => redis.quit());
-    cleanup.add(`delete Redis keys ${prefix}*`, () => deleteKeysWithPrefix(redis, prefix));
-
-    const openai = await startOpenAIStandin();
-    cleanup.add('close the OpenAI stand-in', () => openai.close());
-    const graph = await startGraphStandin();
-    cleanup.add('close the Graph stand-in', () => graph.close());
 
     const port = await freePort();
     const base = `http://${LOCALHOST}:${port}`;
@@ -437,7 +425,7 @@ async function main(): Promise<number> {
 
 /** The checks, from Postgres and the sends the Graph stand-in accepted (in acceptance order). */
 async function check(
-  client: Awaited<ReturnType<typeof createBenchDatabase>>['client'],
+  client: BenchDatabase['client'],
   conversations: Conversation[],
   accepted: Array<{ to: string; text: string; seq: number }>,
 ): Promise<Verdict> {

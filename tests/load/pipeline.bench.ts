@@ -35,18 +35,16 @@ import http from 'node:http';
 import os from 'node:os';
 import { Client } from 'pg';
 import { sign, uniqueWamid, whatsappTextBody } from '../fixtures/meta';
-import { startOpenAIStandin, type OpenAIStandin, type RecordedRequest } from '../fixtures/standins/openaiStandin';
-import { standinAccessToken, startGraphStandin, type GraphStandin, type RecordedSend } from '../fixtures/standins/graphStandin';
+import { type OpenAIStandin, type RecordedRequest } from '../fixtures/standins/openaiStandin';
+import { standinAccessToken, type GraphStandin, type RecordedSend } from '../fixtures/standins/graphStandin';
 import {
   benchRedis,
   Cleanup,
   cpuDelta,
   cpuSnapshot,
-  createBenchDatabase,
   createScratchDatabase,
   databaseTransactions,
   DEFAULT_DATABASE_URL,
-  deleteKeysWithPrefix,
   envInt,
   fixed,
   formatTable,
@@ -72,6 +70,7 @@ import {
   type PgbenchRun,
   type PostResult,
 } from './lib';
+import { startBenchStage } from './stage';
 
 const MESSAGES = envInt('BENCH_MESSAGES', 4000);
 const CUSTOMERS = envInt('BENCH_CUSTOMERS', Math.round(MESSAGES * 0.75));
@@ -634,22 +633,9 @@ async function main(): Promise<number> {
   const problems: string[] = [];
   const warnings: string[] = [];
   try {
-    const id = randomTag();
-    const prefix = `bench:${id}:`;
-    const appPrefix = `${prefix}app:`;
+    const { prefix, appPrefix, database, redis, openai, graph } = await startBenchStage(cleanup, 'mca_bench', REDIS_URL);
     const secret = `bench-secret-${randomTag(8)}`;
     const adminKey = `bench-admin-${randomTag(8)}`;
-
-    const database = await createBenchDatabase('mca_bench');
-    cleanup.add(`drop database ${database.name}`, () => database.drop());
-    const redis = benchRedis(REDIS_URL);
-    cleanup.add('close Redis', () => redis.quit());
-    cleanup.add(`delete Redis keys ${prefix}*`, () => deleteKeysWithPrefix(redis, prefix));
-
-    const openai = await startOpenAIStandin();
-    cleanup.add('close the OpenAI stand-in', () => openai.close());
-    const graph = await startGraphStandin();
-    cleanup.add('close the Graph stand-in', () => graph.close());
 
     const env: NodeJS.ProcessEnv = {
       NODE_ENV: 'development',
