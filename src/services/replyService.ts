@@ -365,21 +365,23 @@ export async function sendMessages(
 ): Promise<void> {
   const { userId } = context.conversation;
   const phoneNumber = context.phoneNumber;
+  // A bot reply is given back (guarantee 13), as the claim would; a human's message says it could not go.
+  const giveUp = async (message: Message, refusal: { code: string; message: string }) => {
+    if (message.author === 'agent') {
+      // Refunded: the cached pre-check is forgotten, since a refund may lift an empty balance.
+      if (await cancelBotReply(userId, message.id, refusal.code)) await forgetCredits(userId).catch(() => undefined);
+    } else await markOutboundFailed(userId, message.id, refusal);
+    replyMetrics.failures.inc({ reason: refusal.code });
+    log.warn({ message_id: message.id, code: refusal.code }, 'message not sent');
+  };
   for (const message of queued) {
     if (!phoneNumber) {
-      // A bot reply is given back (guarantee 13); a human's message says it could not go.
-      if (message.author === 'agent') {
-        // Refunded: the cached pre-check is forgotten, since a refund may lift an empty balance.
-        if (await cancelBotReply(userId, message.id, 'number_unavailable')) await forgetCredits(userId).catch(() => undefined);
-      }
-      else await markOutboundFailed(userId, message.id, { code: 'number_unavailable', message: 'The number was deleted before this message could be sent' });
+      await giveUp(message, { code: 'number_unavailable', message: 'The number was deleted before this message could be sent' });
       continue;
     }
     const refusal = refusalToSend(context, message);
     if (refusal) {
-      await markOutboundFailed(userId, message.id, refusal);
-      replyMetrics.failures.inc({ reason: refusal.code });
-      log.warn({ message_id: message.id, code: refusal.code }, 'message not sent');
+      await giveUp(message, refusal);
       continue;
     }
     if (message.type === 'template') {

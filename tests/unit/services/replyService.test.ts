@@ -962,14 +962,16 @@ describe('sendMessages', () => {
     expect(model.markOutboundSent).toHaveBeenCalledWith(USER, message.id, ['wamid.TPL1']);
   });
 
-  it('when the customer opted out while a message waited, then it fails with opted_out; the opt-out confirmation alone still goes', async () => {
+  it('when the customer opted out while messages waited, then a human\'s fails with opted_out, a bot reply is cancelled and refunded; the opt-out confirmation alone still goes', async () => {
     const reply = outbound({ text: 'Here is your answer' });
+    const human = outbound({ author: 'human', sequenceNo: 8, text: 'Ana here' });
     const confirmation = outbound({ sequenceNo: 9, text: 'You are unsubscribed', payload: { opt_out_confirmation: true } });
-    installStore(reply, confirmation);
+    installStore(reply, human, confirmation);
 
     await send(context({ conversation: { optedOut: true } }));
 
-    expect(byId(reply.id)).toMatchObject({ status: 'failed', errorCode: 'opted_out' });
+    expect(model.cancelBotReply).toHaveBeenCalledWith(USER, reply.id, 'opted_out');
+    expect(byId(human.id)).toMatchObject({ status: 'failed', errorCode: 'opted_out' });
     expect(graph.sendText).toHaveBeenCalledTimes(1);
     expect(graph.sendText.mock.calls[0]![0].text).toBe('You are unsubscribed');
   });
@@ -982,15 +984,17 @@ describe('sendMessages', () => {
     expect(isOptOutConfirmation(message)).toBe(expected);
   });
 
-  it('when the customer window closed while free text waited, then it fails with window_closed and never reaches Graph', async () => {
+  it('when the customer window closed while free text waited, then a human\'s fails with window_closed, a bot reply is cancelled and refunded, and neither reaches Graph', async () => {
     const reply = outbound({ text: 'Here is your answer' });
-    installStore(reply);
+    const human = outbound({ author: 'human', sequenceNo: 8, text: 'Ana here' });
+    installStore(reply, human);
 
     await send(context({ conversation: { windowOpen: false } }));
 
     expect(graph.sendText).not.toHaveBeenCalled();
     expect(model.claimOutboundPart).not.toHaveBeenCalled();
-    expect(byId(reply.id)).toMatchObject({ status: 'failed', errorCode: 'window_closed' });
+    expect(model.cancelBotReply).toHaveBeenCalledWith(USER, reply.id, 'window_closed');
+    expect(byId(human.id)).toMatchObject({ status: 'failed', errorCode: 'window_closed' });
   });
 
   it('when a split message is accepted, then each part is claimed and sent alone, in order, and the message is marked sent with every id', async () => {
