@@ -75,12 +75,16 @@ BEGIN
 END $$;
 
 -- Whether the conversation's customer opted out on its number (customer_opt_outs).
+-- plpgsql, not SQL, here and in keyword_matches: Postgres 15 parses and plans a SQL function
+-- with a subquery at every call (it cannot inline it), and a turn asks this five times; plpgsql
+-- keeps its plan for the session (tests/load/README.md, "Figures behind choices").
 CREATE OR REPLACE FUNCTION customer_opted_out(p_conversation conversations) RETURNS boolean
-LANGUAGE sql STABLE AS $$
-  SELECT EXISTS (SELECT 1 FROM customer_opt_outs o
+LANGUAGE plpgsql STABLE AS $$
+BEGIN
+  RETURN EXISTS (SELECT 1 FROM customer_opt_outs o
                   WHERE o.phone_number_id = p_conversation.phone_number_id
-                    AND o.customer_external_id = p_conversation.customer_external_id)
-$$;
+                    AND o.customer_external_id = p_conversation.customer_external_id);
+END $$;
 
 -- Whether a customer message is to be answered: NULL when it is, else why not, the first
 -- that holds of 'unanswerable' (the message itself is nothing to answer, a verdict the
@@ -185,11 +189,17 @@ END $$;
 -- Whether a customer's text is one of the keywords: equal ignoring case, surrounding white
 -- space, and how much white space separates words ("Talk to  a human " = "talk to a human").
 CREATE OR REPLACE FUNCTION keyword_matches(p_text text, p_keywords text[]) RETURNS boolean
-LANGUAGE sql IMMUTABLE AS $$
-  SELECT p_text IS NOT NULL AND EXISTS (
-    SELECT 1 FROM unnest(p_keywords) k
-     WHERE lower(regexp_replace(btrim(k, E' \t\r\n'), '\s+', ' ', 'g')) = lower(regexp_replace(btrim(p_text, E' \t\r\n'), '\s+', ' ', 'g')))
-$$;
+LANGUAGE plpgsql IMMUTABLE AS $$
+DECLARE
+  v_text text;
+BEGIN
+  IF p_text IS NULL OR p_keywords IS NULL THEN
+    RETURN false;
+  END IF;
+  v_text := lower(regexp_replace(btrim(p_text, E' \t\r\n'), '\s+', ' ', 'g'));
+  RETURN EXISTS (SELECT 1 FROM unnest(p_keywords) k
+                  WHERE lower(regexp_replace(btrim(k, E' \t\r\n'), '\s+', ' ', 'g')) = v_text);
+END $$;
 
 -- The opt-out and opt-in words of a conversation without an agent: the columns' defaults
 -- (027_opt_out.sql). A customer can always stop a number's messages, agent or not.

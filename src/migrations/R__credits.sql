@@ -76,7 +76,9 @@ BEGIN
 END $$;
 
 -- Credits held for a tenant's model calls in flight: unexpired holds only.
+-- plpgsql for its plan kept per session, as customer_opted_out (R__conversations.sql).
 CREATE OR REPLACE FUNCTION credits_held(p_user_id uuid) RETURNS bigint
-LANGUAGE sql STABLE AS $$
-  SELECT COALESCE(sum(h.amount), 0)::bigint FROM credit_holds h WHERE h.user_id = p_user_id AND h.expires_at > now();
-$$;
+LANGUAGE plpgsql STABLE AS $$
+BEGIN
+  RETURN (SELECT COALESCE(sum(h.amount), 0)::bigint FROM credit_holds h WHERE h.user_id = p_user_id AND h.expires_at > now());
+END $$;

@@ -182,7 +182,10 @@ END $$;
 -- under the conversation's row lock (which ingest_business_echo holds while it parks an echo),
 -- an echo parked with this id was ours and is dropped, and once no part of the conversation is
 -- in flight any more the echoes still parked are a human's (flush_parked_echoes).
-CREATE OR REPLACE FUNCTION record_part_sent(p_user_id uuid, p_message_id uuid, p_part_no integer, p_external_id text)
+-- p_message_external_ids: given when this was the message's last part (every part's id, in
+-- order), the message is marked sent too (mark_outbound_sent), in the same round trip and commit.
+CREATE OR REPLACE FUNCTION record_part_sent(p_user_id uuid, p_message_id uuid, p_part_no integer, p_external_id text,
+                                            p_message_external_ids text[] DEFAULT NULL)
 RETURNS void
 LANGUAGE plpgsql AS $$
 DECLARE
@@ -199,6 +202,31 @@ BEGIN
     DELETE FROM parked_echoes pe WHERE pe.channel = 'instagram' AND pe.external_id = p_external_id;
     PERFORM flush_parked_echoes(v_message.conversation_id);
   END IF;
+  IF p_message_external_ids IS NOT NULL THEN
+    PERFORM mark_outbound_sent(p_user_id, p_message_id, p_message_external_ids);
+  END IF;
+END $$;
+
+-- Graph accepted every part of a queued message: the first part's id is the message's id, and
+-- all of them are kept. A status Meta reported for the first part while the message waited (a
+-- part settled by its status after its worker died) is taken over, so the message does not lag
+-- behind Meta.
+CREATE OR REPLACE FUNCTION mark_outbound_sent(p_user_id uuid, p_message_id uuid, p_external_ids text[])
+RETURNS void
+LANGUAGE plpgsql AS $$
+DECLARE
+  v_reported outbound_parts;
+BEGIN
+  SELECT * INTO v_reported FROM outbound_parts op
+   WHERE op.user_id = p_user_id AND op.message_id = p_message_id AND op.part_no = 0 AND op.external_id = p_external_ids[1]
+     AND outbound_status_rank(op.meta_status) > outbound_status_rank('sent');
+  UPDATE messages m
+     SET status = COALESCE(v_reported.meta_status, 'sent'),
+         error_code = CASE WHEN v_reported.meta_status = 'failed' THEN COALESCE(v_reported.error_code, 'unknown') ELSE m.error_code END,
+         error_message = CASE WHEN v_reported.meta_status = 'failed' THEN COALESCE(v_reported.error_message, m.error_message) ELSE m.error_message END,
+         external_id = p_external_ids[1], updated_at = now(),
+         payload = COALESCE(m.payload, '{}'::jsonb) - 'send_progress' || jsonb_build_object('external_ids', to_jsonb(COALESCE(p_external_ids, '{}'::text[])))
+   WHERE m.user_id = p_user_id AND m.id = p_message_id AND m.status = 'queued';
 END $$;
 
 -- Echoes parked in a conversation (ingest_business_echo) become humans' messages, pausing the

@@ -404,24 +404,11 @@ export async function failPendingInbound(
 /**
  * Graph accepted every part: the first part's id is the message's id, all of them are kept.
  * A status Meta reported for the first part while the message waited (a part settled by its
- * status after its worker died) is taken over, so the message does not lag behind Meta.
+ * status after its worker died) is taken over, so the message does not lag behind Meta
+ * (mark_outbound_sent, R__sending.sql).
  */
 export async function markOutboundSent(userId: string, id: string, externalIds: string[], client: Queryable = db): Promise<void> {
-  await client.query(
-    `WITH reported AS (
-       SELECT meta_status, error_code, error_message FROM outbound_parts
-        WHERE user_id = $1 AND message_id = $2 AND part_no = 0 AND external_id = $3
-          AND outbound_status_rank(meta_status) > outbound_status_rank('sent')
-     )
-     UPDATE messages
-        SET status = COALESCE((SELECT meta_status FROM reported), 'sent'),
-            error_code = COALESCE((SELECT COALESCE(error_code, 'unknown') FROM reported WHERE meta_status = 'failed'), error_code),
-            error_message = COALESCE((SELECT error_message FROM reported WHERE meta_status = 'failed'), error_message),
-            external_id = $3, updated_at = now(),
-            payload = COALESCE(payload, '{}'::jsonb) - 'send_progress' || jsonb_build_object('external_ids', $4::jsonb)
-      WHERE user_id = $1 AND id = $2 AND status = 'queued'`,
-    [userId, id, externalIds[0] ?? null, JSON.stringify(externalIds)],
-  );
+  await client.query(`SELECT mark_outbound_sent($1, $2, $3)`, [userId, id, externalIds]);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -462,16 +449,19 @@ export async function claimOutboundPart(
 /**
  * Graph answered this attempt with Meta's id: the part is sent, and nobody was in doubt about
  * it. On Instagram an echo parked with this id was ours, and echoes parked while nothing else
- * is in flight are a human's (record_part_sent, R__sending.sql).
+ * is in flight are a human's (record_part_sent, R__sending.sql). `messageExternalIds`: when this
+ * was the message's last part, every part's id in order; the message is marked sent with them
+ * (as markOutboundSent does) in the same statement, saving the turn a round trip and a commit.
  */
 export async function recordPartSent(
   userId: string,
   messageId: string,
   partNo: number,
   externalId: string,
+  messageExternalIds: string[] | null = null,
   client: Queryable = db,
 ): Promise<void> {
-  await client.query(`SELECT record_part_sent($1, $2, $3, $4)`, [userId, messageId, partNo, externalId]);
+  await client.query(`SELECT record_part_sent($1, $2, $3, $4, $5)`, [userId, messageId, partNo, externalId, messageExternalIds]);
 }
 
 /**

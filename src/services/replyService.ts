@@ -385,11 +385,11 @@ export async function sendMessages(
       continue;
     }
     if (message.type === 'template') {
-      const externalId = await sendPart({ ...context, phoneNumber }, message, 0, message.text ?? '', deps, log, (send) =>
+      const sent = await sendPart({ ...context, phoneNumber }, message, 0, message.text ?? '', [], deps, log, (send) =>
         deps.graph.sendTemplate({ ...send, template: templateOf(message) }).then((result) => result.externalId),
       );
-      if (externalId === null) continue;
-      await markOutboundSent(userId, message.id, [externalId]);
+      if (sent === null) continue;
+      if (!sent.messageSent) await markOutboundSent(userId, message.id, [sent.externalId]);
       replyMetrics.replies.inc({ channel: message.channel, author: message.author });
       log.info({ message_id: message.id, template: message.text }, 'template sent');
       continue;
@@ -402,13 +402,16 @@ export async function sendMessages(
     // Parts sent before outbound_parts existed were kept in the message's payload.
     const legacy = legacySendProgress(message);
     const externalIds = legacy.externalIds.slice(0, legacy.nextPart);
+    let messageSent = false;
     for (let index = legacy.nextPart; index < parts.length; index++) {
-      const externalId = await sendPart({ ...context, phoneNumber }, message, index, parts[index]!, deps, log);
-      if (externalId === null) break;
-      externalIds.push(externalId);
+      const last = index === parts.length - 1;
+      const sent = await sendPart({ ...context, phoneNumber }, message, index, parts[index]!, last ? externalIds : null, deps, log);
+      if (sent === null) break;
+      externalIds.push(sent.externalId);
+      messageSent = sent.messageSent;
     }
     if (externalIds.length < parts.length) continue;
-    await markOutboundSent(userId, message.id, externalIds);
+    if (!messageSent) await markOutboundSent(userId, message.id, externalIds);
     deps.onProgress?.();
     replyMetrics.replies.inc({ channel: message.channel, author: message.author });
     log.info({ message_id: message.id, parts: externalIds.length }, 'message sent');
@@ -450,17 +453,22 @@ type SendingContext = ReplyContext & { phoneNumber: NonNullable<ReplyContext['ph
 /** Who and from where a send goes: what every Graph send takes besides its content. */
 type SendTarget = { channel: Message['channel']; accountId: string; accessToken: string; to: string; callbackData?: string };
 
+/** A part Meta has: its id, and whether recording it marked the whole message sent. */
+type PartSent = { externalId: string; messageSent: boolean };
+
 /**
  * Sends one part so that Meta gets it once, as far as anyone can know: claimed (marked
  * `sending`) in its own commit first, then posted, then recorded with Meta's id. Returns that
  * id, or null when Graph refused the part for good (the message is failed then). Throws
- * RetryLater when Graph keeps failing or the lease is lost.
+ * RetryLater when Graph keeps failing or the lease is lost. `sentBefore`: for the message's last
+ * part, the ids of the parts before it; recording this part then marks the message sent too.
  */
 async function sendPart(
   context: SendingContext,
   message: Message,
   index: number,
   text: string,
+  sentBefore: string[] | null,
   deps: Pick<ReplyDeps, 'graph' | 'signal' | 'sendInDoubtGraceMs' | 'sendRate'>,
   log: typeof logger,
   // How the part goes to Graph: a text part by default; a template sends its template instead.
@@ -468,7 +476,7 @@ async function sendPart(
     deps.graph
       .sendText({ ...target, text: message.text ?? '', fromPart: index, toPart: index + 1, ...(callbackData ? { callbackData: () => callbackData } : {}) })
       .then((result) => result.externalIds[0]!),
-): Promise<string | null> {
+): Promise<PartSent | null> {
   const { userId } = context.conversation;
   for (let attempt = 1; ; attempt++) {
     // The account's turn in the shared bucket first, before the part is claimed: a send that
@@ -481,7 +489,7 @@ async function sendPart(
     const token = randomUUID();
     const settled = await claimPart(userId, message, index, text, token, deps, log);
     if (settled === CANCELLED) return null;
-    if (settled !== null) return settled;
+    if (settled !== null) return { externalId: settled, messageSent: false };
     const timer = replyMetrics.sendLatency.startTimer({ channel: message.channel });
     try {
       const externalId = await post({
@@ -493,8 +501,8 @@ async function sendPart(
         ...(message.channel === 'whatsapp' ? { callbackData: partCallbackData(message.id, index) } : {}),
       });
       timer();
-      await recordPartSent(userId, message.id, index, externalId);
-      return externalId;
+      await recordPartSent(userId, message.id, index, externalId, sentBefore && [...sentBefore, externalId]);
+      return { externalId, messageSent: sentBefore !== null };
     } catch (error) {
       timer();
       // Anything else (a crash of ours, Postgres gone) leaves the part `sending`: in doubt for whoever comes next.

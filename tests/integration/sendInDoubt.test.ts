@@ -214,7 +214,7 @@ describe('an Instagram echo (by the id Graph returned; parked while a part of ou
     let echoed: Promise<unknown> = Promise.resolve();
     await withTransaction(async (tx) => {
       // Graph answered the worker: it stores the id, and holds the conversation's row until it commits.
-      await recordPartSent(userId, replyId, 0, event.external_id, tx);
+      await recordPartSent(userId, replyId, 0, event.external_id, null, tx);
       echoed = ingestBusinessEcho(event, GRACE_MS);
       await eventually(async () => (await db.query<Row>(`SELECT 1 FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'`)).rows.length > 0, 5_000, 'the echo waiting on the conversation');
     });

@@ -53,7 +53,7 @@ describe('every tenant-owned statement', () => {
     { name: 'failPendingInbound', call: (client) => failPendingInbound(USER, CONVERSATION, error, client) },
     { name: 'markOutboundSent', call: (client) => markOutboundSent(USER, 'm', ['wamid.1'], client) },
     { name: 'claimOutboundPart', call: (client) => claimOutboundPart(USER, 'm', 0, 'hi', 'token', 15_000, 86_400, client), rows: [{ outcome: 'claimed', externalId: null, waitMs: 0 }] },
-    { name: 'recordPartSent', call: (client) => recordPartSent(USER, 'm', 0, 'wamid.1', client) },
+    { name: 'recordPartSent', call: (client) => recordPartSent(USER, 'm', 0, 'wamid.1', null, client) },
     { name: 'loadOwedConversation', call: (client) => loadOwedConversation(USER, CONVERSATION, client) },
     { name: 'findTurnAgent', call: (client) => findTurnAgent(USER, AGENT, client) },
     { name: 'findTurnNumber', call: (client) => findTurnNumber(USER, NUMBER, client) },
@@ -191,16 +191,10 @@ describe('failPendingInbound', () => {
 });
 
 describe('markOutboundSent', () => {
-  it('when every part was sent, then the first id is the message\'s and all of them go as JSON text', async () => {
+  it('when every part was sent, then the message and every part\'s id in order go to mark_outbound_sent', async () => {
     await markOutboundSent(USER, 'm', ['wamid.1', 'wamid.2']);
 
-    expect(paramsOf(fake.db)).toEqual([USER, 'm', 'wamid.1', '["wamid.1","wamid.2"]']);
-  });
-
-  it('when Graph gave no id, then the message\'s id is null', async () => {
-    await markOutboundSent(USER, 'm', []);
-
-    expect(paramsOf(fake.db)).toEqual([USER, 'm', null, '[]']);
+    expect(paramsOf(fake.db)).toEqual([USER, 'm', ['wamid.1', 'wamid.2']]);
   });
 });
 
@@ -228,10 +222,13 @@ describe('claimOutboundPart', () => {
 describe('recordPartSent and releasePart', () => {
   it('when Graph answered, then the part and Meta\'s id are sent; when Meta refused, then only this attempt\'s mark is removed', async () => {
     await recordPartSent(USER, 'm', 1, 'wamid.1');
-    expect(paramsOf(fake.db)).toEqual([USER, 'm', 1, 'wamid.1']);
+    expect(paramsOf(fake.db)).toEqual([USER, 'm', 1, 'wamid.1', null]);
+
+    await recordPartSent(USER, 'm', 1, 'wamid.1', ['wamid.0', 'wamid.1']);
+    expect(paramsOf(fake.db, 1)).toEqual([USER, 'm', 1, 'wamid.1', ['wamid.0', 'wamid.1']]);
 
     await releasePart(USER, 'm', 1, 'token-9');
-    expect(paramsOf(fake.db, 1)).toEqual([USER, 'm', 1, 'token-9']);
+    expect(paramsOf(fake.db, 2)).toEqual([USER, 'm', 1, 'token-9']);
   });
 });
 

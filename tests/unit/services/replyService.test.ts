@@ -164,6 +164,8 @@ interface Store {
   parts: Map<string, Part>;
   /** Postgres' clock for the parts, in ms; the send tests move it with each requested wait. */
   clock: number;
+  /** The part ids each message was marked sent with (markOutboundSent, or recordPartSent of its last part). */
+  markedSent: Map<string, string[]>;
 }
 let store: Store;
 
@@ -172,7 +174,7 @@ const queued = () => store.messages.filter((m) => m.direction === 'outbound' && 
 const byId = (id: string) => store.messages.find((m) => m.id === id);
 
 function installStore(...messages: Message[]): void {
-  store = { messages: [...messages], history: null, balance: 1_000, held: new Map(), parts: new Map(), clock: 0 };
+  store = { messages: [...messages], history: null, balance: 1_000, held: new Map(), parts: new Map(), clock: 0, markedSent: new Map() };
   loadTurnWork.mockImplementation(async () => {
     const context = await loadReplyContext();
     if (!context) return null;
@@ -234,10 +236,13 @@ function installStore(...messages: Message[]): void {
     if (reply.holdId) store.held.delete(reply.holdId);
     return { outcome: 'recorded', reply: { ...row }, charged: reply.cost };
   });
-  model.markOutboundSent.mockImplementation(async (_user, id, externalIds) => {
+  const markSent = (id: string, externalIds: string[]) => {
     const row = byId(id);
-    if (row?.status === 'queued') Object.assign(row, { status: 'sent', externalId: externalIds[0] ?? null });
-  });
+    if (row?.status !== 'queued') return;
+    Object.assign(row, { status: 'sent', externalId: externalIds[0] ?? null });
+    store.markedSent.set(id, externalIds);
+  };
+  model.markOutboundSent.mockImplementation(async (_user, id, externalIds) => markSent(id, externalIds));
   model.markOutboundFailed.mockImplementation(async (_user, id, error) => {
     const row = byId(id);
     if (row?.status === 'queued') Object.assign(row, { status: 'failed', errorCode: error.code, errorMessage: error.message });
@@ -263,8 +268,9 @@ function installStore(...messages: Message[]): void {
     Object.assign(part, { token, since: store.clock });
     return { outcome: 'resent_after_grace' };
   });
-  model.recordPartSent.mockImplementation(async (_user, messageId, partNo, externalId) => {
+  model.recordPartSent.mockImplementation(async (_user, messageId, partNo, externalId, messageExternalIds) => {
     Object.assign(store.parts.get(`${messageId}:${partNo}`)!, { status: 'sent', externalId, settledBy: 'answer', reported: true });
+    if (messageExternalIds) markSent(messageId, messageExternalIds);
   });
   model.releasePart.mockImplementation(async (_user, messageId, partNo, token) => {
     const key = `${messageId}:${partNo}`;
@@ -959,7 +965,7 @@ describe('sendMessages', () => {
       callbackData: `out:${message.id}:0`,
     });
     expect(model.claimOutboundPart.mock.calls.map(([, id, part, text]) => [id, part, text])).toEqual([[message.id, 0, 'order_update']]);
-    expect(model.markOutboundSent).toHaveBeenCalledWith(USER, message.id, ['wamid.TPL1']);
+    expect(store.markedSent.get(message.id)).toEqual(['wamid.TPL1']);
   });
 
   it('when the customer opted out while messages waited, then a human\'s fails with opted_out, a bot reply is cancelled and refunded; the opt-out confirmation alone still goes', async () => {
@@ -1011,8 +1017,14 @@ describe('sendMessages', () => {
       [reply.id, 1, parts[1]],
       [reply.id, 2, parts[2]],
     ]);
-    expect(model.recordPartSent.mock.calls.map(([, , part, id]) => [part, id])).toEqual([[0, 'wamid.OUT1'], [1, 'wamid.OUT2'], [2, 'wamid.OUT3']]);
-    expect(model.markOutboundSent).toHaveBeenCalledWith(USER, reply.id, ['wamid.OUT1', 'wamid.OUT2', 'wamid.OUT3']);
+    // The last part's record marks the message sent in the same statement: no round trip of its own.
+    expect(model.recordPartSent.mock.calls.map(([, , part, id, all]) => [part, id, all])).toEqual([
+      [0, 'wamid.OUT1', null],
+      [1, 'wamid.OUT2', null],
+      [2, 'wamid.OUT3', ['wamid.OUT1', 'wamid.OUT2', 'wamid.OUT3']],
+    ]);
+    expect(model.markOutboundSent).not.toHaveBeenCalled();
+    expect(store.markedSent.get(reply.id)).toEqual(['wamid.OUT1', 'wamid.OUT2', 'wamid.OUT3']);
   });
 
   it('when a part goes to WhatsApp, then its callback data names the message and that part', async () => {
@@ -1167,7 +1179,7 @@ describe('sendMessages', () => {
     await send(context({ conversation: { channel: 'instagram' } }));
 
     expect(graph.sendText.mock.calls.map(([input]) => input.fromPart)).toEqual([0, 1, 1, 2]);
-    expect(model.markOutboundSent).toHaveBeenCalledWith(USER, reply.id, ['p0', 'wamid.OUT1', 'wamid.OUT2']);
+    expect(store.markedSent.get(reply.id)).toEqual(['p0', 'wamid.OUT1', 'wamid.OUT2']);
   });
 
   it('when a turn gave up after a partial send, then the next turn sends only what is left and keeps the earlier ids', async () => {
@@ -1181,7 +1193,7 @@ describe('sendMessages', () => {
     await send(context({ conversation: { channel: 'instagram' } }));
 
     expect(graph.sendText.mock.calls.map(([input]) => input.fromPart)).toEqual([1, 2]);
-    expect(model.markOutboundSent).toHaveBeenCalledWith(USER, reply.id, ['p0', 'p1', 'p2']);
+    expect(store.markedSent.get(reply.id)).toEqual(['p0', 'p1', 'p2']);
   });
 
   it('when a partial send then fails for good, then the message is failed and never marked sent', async () => {
@@ -1192,7 +1204,7 @@ describe('sendMessages', () => {
     await send(context({ conversation: { channel: 'instagram' } }));
 
     expect(model.markOutboundFailed).toHaveBeenCalledWith(USER, reply.id, expect.objectContaining({ code: '131026' }));
-    expect(model.markOutboundSent).not.toHaveBeenCalled();
+    expect(store.markedSent.size).toBe(0);
     expect(graph.sendText).toHaveBeenCalledTimes(2);
   });
 
@@ -1203,7 +1215,7 @@ describe('sendMessages', () => {
     await send(context({ conversation: { channel: 'instagram' } }));
 
     expect(graph.sendText.mock.calls.map(([input]) => input.fromPart)).toEqual([2]);
-    expect(model.markOutboundSent).toHaveBeenCalledWith(USER, reply.id, ['old0', 'old1', 'wamid.OUT1']);
+    expect(store.markedSent.get(reply.id)).toEqual(['old0', 'old1', 'wamid.OUT1']);
   });
 
   describe('a part in doubt (another attempt marked it sending and never recorded it)', () => {
@@ -1220,7 +1232,7 @@ describe('sendMessages', () => {
       await send();
 
       expect(graph.sendText).not.toHaveBeenCalled();
-      expect(model.markOutboundSent).toHaveBeenCalledWith(USER, reply.id, ['wamid.META']);
+      expect(store.markedSent.get(reply.id)).toEqual(['wamid.META']);
       expect(store.clock).toBeLessThan(GRACE_MS);
       expect(await inDoubtCount('settled_by_status')).toBe(before + 1);
     });
@@ -1238,7 +1250,7 @@ describe('sendMessages', () => {
       await send(context({ conversation: { channel: 'instagram' } }));
 
       expect(graph.sendText).not.toHaveBeenCalled();
-      expect(model.markOutboundSent).toHaveBeenCalledWith(USER, reply.id, ['mid.ECHO']);
+      expect(store.markedSent.get(reply.id)).toEqual(['mid.ECHO']);
       expect(await inDoubtCount('settled_by_echo')).toBe(before + 1);
     });
 
@@ -1271,7 +1283,7 @@ describe('sendMessages', () => {
       await send();
 
       expect(sentAt).toBe(GRACE_MS - 4_000);
-      expect(model.markOutboundSent).toHaveBeenCalledWith(USER, reply.id, ['wamid.AGAIN']);
+      expect(store.markedSent.get(reply.id)).toEqual(['wamid.AGAIN']);
       expect(await inDoubtCount('resent_after_grace')).toBe(before + 1);
     });
 
