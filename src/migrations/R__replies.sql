@@ -14,7 +14,7 @@
 -- deleted too; when the statement raises, the caller releases it.
 CREATE OR REPLACE FUNCTION record_reply(
   p_user_id uuid, p_conversation_id uuid, p_answered uuid[], p_text text, p_reply_to uuid, p_cost bigint, p_tokens integer,
-  p_hold_id uuid DEFAULT NULL)
+  p_hold_id uuid DEFAULT NULL, p_first_part text DEFAULT NULL, p_part_token uuid DEFAULT NULL)
 RETURNS TABLE (outcome text, charged bigint, reply messages)
 LANGUAGE plpgsql AS $$
 DECLARE
@@ -38,6 +38,15 @@ BEGIN
     RAISE EXCEPTION 'pending messages were answered elsewhere' USING ERRCODE = 'MC001';
   END IF;
   v_reply := append_message(v_conversation, 'outbound', 'agent', 'text', p_text, NULL, 'queued', p_reply_to => p_reply_to);
+  -- The first part claimed for the sender (p_part_token) in this commit, as claim_outbound_part
+  -- would claim it: the bot may speak here (checked above under the conversation's lock, which
+  -- that claim would take again) and nothing of the reply went out, so it is `sending` now. The
+  -- turn saves the claim's round trip and commit. Before the charge: the tenant's lock is held
+  -- for as little as can be.
+  IF p_first_part IS NOT NULL THEN
+    INSERT INTO outbound_parts (message_id, part_no, user_id, channel, text, status, attempt_token, sending_since)
+    VALUES (v_reply.id, 0, p_user_id, v_reply.channel, p_first_part, 'sending', p_part_token, now());
+  END IF;
   SELECT * INTO v_charge FROM charge_credits(p_user_id, p_cost, 'reply', v_reply.id, p_conversation_id, NULL, p_tokens);
   RETURN QUERY SELECT 'recorded'::text, COALESCE(0 - v_charge.amount, 0), v_reply;
 END $$;

@@ -311,6 +311,11 @@ export interface ReplyToRecord {
   tokens: number;
   /** The turn's credit hold, settled (deleted) in the same statement as the charge. */
   holdId?: string | null;
+  /**
+   * The reply's first part, claimed for this attempt (`sending`, as claimOutboundPart's
+   * 'claimed') in the same commit: the turn sends it without a claim of its own.
+   */
+  firstPart?: { text: string; token: string } | null;
 }
 
 export type RecordedReply = { outcome: 'recorded'; reply: Message; charged: number } | { outcome: 'paused_or_archived' };
@@ -320,15 +325,16 @@ export const ANSWERED_ELSEWHERE = 'MC001';
 
 /**
  * Records a reply in one statement (record_reply, R__replies.sql): under the conversation's
- * row lock, the answered messages, the reply as `queued`, and its clamped charge. Nothing is
+ * row lock, the answered messages, the reply as `queued`, its clamped charge, and its first
+ * part claimed when `firstPart` is given. Nothing is
  * written when the bot may no longer answer there (paused, archived or unlinked meanwhile); an error with code
  * ANSWERED_ELSEWHERE (nothing written either) when another worker answered a message first.
  */
 export async function recordReply(userId: string, conversationId: string, reply: ReplyToRecord, client: Queryable = db): Promise<RecordedReply> {
   const { rows } = await client.query<Message & { outcome: 'recorded' | 'paused_or_archived'; charged: string }>(
     `SELECT outcome, charged, ${MESSAGE_COLUMNS}
-       FROM (SELECT r.outcome, r.charged, (r.reply).* FROM record_reply($1, $2, $3::uuid[], $4, $5, $6, $7, $8) r) recorded`,
-    [userId, conversationId, reply.answered, reply.text, reply.replyToMessageId, reply.cost, reply.tokens, reply.holdId ?? null],
+       FROM (SELECT r.outcome, r.charged, (r.reply).* FROM record_reply($1, $2, $3::uuid[], $4, $5, $6, $7, $8, $9, $10) r) recorded`,
+    [userId, conversationId, reply.answered, reply.text, reply.replyToMessageId, reply.cost, reply.tokens, reply.holdId ?? null, reply.firstPart?.text ?? null, reply.firstPart?.token ?? null],
   );
   const { outcome, charged, ...message } = rows[0]!;
   return outcome === 'recorded' ? { outcome, reply: message, charged: Number(charged) } : { outcome };

@@ -230,6 +230,7 @@ export async function serveConversation(userId: string, conversationId: string, 
     // record_reply settles the hold in the reply's transaction; any other way out releases it.
     let settled = false;
     let recorded: RecordedReply;
+    let firstPart: FirstPart | null;
     let tokens: number;
     let cost: number;
     try {
@@ -269,6 +270,7 @@ export async function serveConversation(userId: string, conversationId: string, 
       }
 
       if (deps.signal.aborted) throw new RetryLater('lease lost during the model call');
+      firstPart = await firstPartToClaim(context, completion.text, deps);
       tokens = completion.promptTokens + completion.completionTokens;
       // Priced at the model the agent asked for (the one held for), by input and output tokens.
       cost = costForUsage(agent.model, completion.promptTokens, completion.completionTokens);
@@ -277,7 +279,7 @@ export async function serveConversation(userId: string, conversationId: string, 
       // messages ignored. If another worker answered them first (a lease that lapsed), nothing
       // is written, and whatever is still pending is answered by the next round.
       try {
-        recorded = await recordReply(userId, conversationId, { answered: ids, text: completion.text, replyToMessageId: newest.id, cost, tokens, holdId });
+        recorded = await recordReply(userId, conversationId, { answered: ids, text: completion.text, replyToMessageId: newest.id, cost, tokens, holdId, firstPart });
         settled = true;
       } catch (error) {
         if ((error as { code?: string }).code !== ANSWERED_ELSEWHERE) throw error;
@@ -297,11 +299,34 @@ export async function serveConversation(userId: string, conversationId: string, 
     // stale yes costs one refused hold).
     if (recorded.charged < cost) await forgetCredits(userId).catch(() => undefined);
     log.info({ message_id: recorded.reply.id, tokens, charged: recorded.charged, answered: ids.length }, 'reply recorded');
-    await sendMessages(context, [recorded.reply], deps, log);
+    await sendMessages(context, [recorded.reply], deps, log, firstPart?.token);
     // Done: whatever arrived meanwhile nudged the conversation, and a nudge that finds the
     // lease taken marks it dirty, so the worker's release comes back here for another round.
     return;
   }
+}
+
+type FirstPart = { text: string; token: string };
+
+/**
+ * The reply's first part, for record_reply to claim in the reply's own commit (what sendPart's
+ * claim would do, a round trip and a commit saved), once the account's turn in the shared send
+ * rate is taken, as sendPart takes it before a claim. Null when the reply is not to go out as it
+ * is (no text, or refused: sendMessages says why).
+ */
+async function firstPartToClaim(context: ReplyContext, text: string, deps: Pick<ReplyDeps, 'signal' | 'sendRate'>): Promise<FirstPart | null> {
+  const { channel } = context.conversation;
+  const first = splitForChannel(channel, text)[0];
+  if (first === undefined || !context.phoneNumber || refusalToSend(context, { author: 'agent', type: 'text', payload: null })) return null;
+  if (deps.sendRate) await takeSendTurn(deps.sendRate, channel, context.phoneNumber.externalId, deps.signal);
+  return { text: first, token: randomUUID() };
+}
+
+/** The account's turn in the shared bucket; a send that finds it empty waits (RetryLater when the lease is lost meanwhile). */
+async function takeSendTurn(sendRate: SendRateLimiter, channel: Message['channel'], accountId: string, signal: AbortSignal): Promise<void> {
+  await sendRate.take(channel, accountId, signal).catch(() => {
+    throw new RetryLater('lease lost while waiting for the send rate');
+  });
 }
 
 /** A hold that cannot be released now (Postgres away) lapses at its expiry; the turn's own outcome matters more. */
@@ -362,6 +387,8 @@ export async function sendMessages(
   queued: Message[],
   deps: Pick<ReplyDeps, 'graph' | 'signal' | 'sendInDoubtGraceMs' | 'onProgress' | 'sendRate'>,
   log: typeof logger,
+  /** The attempt token of the first message's first part, claimed already by record_reply. */
+  firstPartToken?: string,
 ): Promise<void> {
   const { userId } = context.conversation;
   const phoneNumber = context.phoneNumber;
@@ -385,7 +412,7 @@ export async function sendMessages(
       continue;
     }
     if (message.type === 'template') {
-      const sent = await sendPart({ ...context, phoneNumber }, message, 0, message.text ?? '', [], deps, log, (send) =>
+      const sent = await sendPart({ ...context, phoneNumber }, message, 0, message.text ?? '', { sentBefore: [] }, deps, log, (send) =>
         deps.graph.sendTemplate({ ...send, template: templateOf(message) }).then((result) => result.externalId),
       );
       if (sent === null) continue;
@@ -405,7 +432,8 @@ export async function sendMessages(
     let messageSent = false;
     for (let index = legacy.nextPart; index < parts.length; index++) {
       const last = index === parts.length - 1;
-      const sent = await sendPart({ ...context, phoneNumber }, message, index, parts[index]!, last ? externalIds : null, deps, log);
+      const claimed = index === 0 && message === queued[0] ? firstPartToken : undefined;
+      const sent = await sendPart({ ...context, phoneNumber }, message, index, parts[index]!, { sentBefore: last ? externalIds : null, claimed }, deps, log);
       if (sent === null) break;
       externalIds.push(sent.externalId);
       messageSent = sent.messageSent;
@@ -425,7 +453,7 @@ export async function sendMessages(
  * sent. A human's free text was refused at the API already; this catches the window closing
  * while it waited.
  */
-function refusalToSend(context: ReplyContext, message: Message): { code: string; message: string } | null {
+function refusalToSend(context: ReplyContext, message: Pick<Message, 'author' | 'type' | 'payload'>): { code: string; message: string } | null {
   // The confirmation of an opt-out is the one message an opted-out customer still gets.
   if (context.conversation.optedOut && !isOptOutConfirmation(message)) {
     return { code: 'opted_out', message: 'The customer opted out on this number before this message could be sent' };
@@ -462,13 +490,15 @@ type PartSent = { externalId: string; messageSent: boolean };
  * id, or null when Graph refused the part for good (the message is failed then). Throws
  * RetryLater when Graph keeps failing or the lease is lost. `sentBefore`: for the message's last
  * part, the ids of the parts before it; recording this part then marks the message sent too.
+ * `claimed`: the token this part was claimed with already (record_reply), so its first attempt
+ * neither waits for the send rate nor claims again.
  */
 async function sendPart(
   context: SendingContext,
   message: Message,
   index: number,
   text: string,
-  sentBefore: string[] | null,
+  { sentBefore, claimed }: { sentBefore: string[] | null; claimed?: string },
   deps: Pick<ReplyDeps, 'graph' | 'signal' | 'sendInDoubtGraceMs' | 'sendRate'>,
   log: typeof logger,
   // How the part goes to Graph: a text part by default; a template sends its template instead.
@@ -479,17 +509,16 @@ async function sendPart(
 ): Promise<PartSent | null> {
   const { userId } = context.conversation;
   for (let attempt = 1; ; attempt++) {
-    // The account's turn in the shared bucket first, before the part is claimed: a send that
-    // finds it empty waits here (no part is in doubt meanwhile) rather than fail.
-    if (deps.sendRate) {
-      await deps.sendRate.take(message.channel, context.phoneNumber.externalId, deps.signal).catch(() => {
-        throw new RetryLater('lease lost while waiting for the send rate');
-      });
+    let token = attempt === 1 ? claimed : undefined;
+    if (token === undefined) {
+      // The account's turn in the shared bucket first, before the part is claimed: a send that
+      // finds it empty waits here (no part is in doubt meanwhile) rather than fail.
+      if (deps.sendRate) await takeSendTurn(deps.sendRate, message.channel, context.phoneNumber.externalId, deps.signal);
+      token = randomUUID();
+      const settled = await claimPart(userId, message, index, text, token, deps, log);
+      if (settled === CANCELLED) return null;
+      if (settled !== null) return { externalId: settled, messageSent: false };
     }
-    const token = randomUUID();
-    const settled = await claimPart(userId, message, index, text, token, deps, log);
-    if (settled === CANCELLED) return null;
-    if (settled !== null) return { externalId: settled, messageSent: false };
     const timer = replyMetrics.sendLatency.startTimer({ channel: message.channel });
     try {
       const externalId = await post({

@@ -3,7 +3,8 @@
  * the charge commit together or not at all, whatever happened while the model was thinking.
  */
 import { db } from '../../src/utils/database';
-import { ANSWERED_ELSEWHERE, recordReply } from '../../src/models/ReplyTurn';
+import { randomUUID } from 'node:crypto';
+import { ANSWERED_ELSEWHERE, claimOutboundPart, recordPartSent, recordReply } from '../../src/models/ReplyTurn';
 import { setupTestDatabase, teardownTestDatabase } from '../fixtures/testDatabase';
 import { createTestTenant } from '../fixtures/tenants';
 import { createTestConversation, insertTestMessages } from '../fixtures/conversations';
@@ -43,6 +44,30 @@ describe('recordReply', () => {
     expect(after.messages[2].reply_to_message_id).toBe(ids[1]);
     expect(after.ledger).toEqual([{ amount: -7, message_id: result.outcome === 'recorded' ? result.reply.id : null, tokens: 120 }]);
     expect(after.balance).toBe(93);
+  });
+
+  it('when the first part is given, then it is claimed for that token in the same commit: another attempt finds it in doubt, and its record with every id marks the reply sent', async () => {
+    const { userId, conversationId, ids } = await conversationWithPending(100);
+    const token = randomUUID();
+
+    const result = await recordReply(userId, conversationId, { answered: ids, text: 'Hello!', replyToMessageId: ids[1]!, cost: 7, tokens: 120, firstPart: { text: 'Hello!', token } });
+    if (result.outcome !== 'recorded') throw new Error('not recorded');
+
+    const { rows: parts } = await db.query<Row>('SELECT part_no, status, attempt_token, text FROM outbound_parts WHERE message_id = $1', [result.reply.id]);
+    expect(parts).toEqual([{ part_no: 0, status: 'sending', attempt_token: token, text: 'Hello!' }]);
+    expect(await claimOutboundPart(userId, result.reply.id, 0, 'Hello!', randomUUID(), 60_000, 86_400)).toMatchObject({ outcome: 'in_doubt' });
+
+    await recordPartSent(userId, result.reply.id, 0, 'wamid.FIRST', ['wamid.FIRST']);
+    const { rows: sent } = await db.query<Row>('SELECT status, external_id, payload FROM messages WHERE id = $1', [result.reply.id]);
+    expect(sent[0]).toMatchObject({ status: 'sent', external_id: 'wamid.FIRST', payload: { external_ids: ['wamid.FIRST'] } });
+  });
+
+  it('when the bot may no longer answer, then no part is claimed either', async () => {
+    const { userId, conversationId, ids } = await conversationWithPending(100, { botPaused: true });
+
+    expect(await recordReply(userId, conversationId, { answered: ids, text: 'Hi', replyToMessageId: ids[1]!, cost: 5, tokens: 10, firstPart: { text: 'Hi', token: randomUUID() } })).toEqual({ outcome: 'paused_or_archived' });
+    const { rows } = await db.query<Row>('SELECT count(*)::int AS n FROM outbound_parts op JOIN messages m ON m.id = op.message_id WHERE m.conversation_id = $1', [conversationId]);
+    expect(rows[0].n).toBe(0);
   });
 
   it('when the cost is more than the balance, then the charge takes what is left and the balance stops at zero', async () => {

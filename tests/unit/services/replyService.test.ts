@@ -234,6 +234,10 @@ function installStore(...messages: Message[]): void {
     const row = outbound({ conversationId, text: reply.text, replyToMessageId: reply.replyToMessageId });
     store.messages.push(row);
     if (reply.holdId) store.held.delete(reply.holdId);
+    // Its first part claimed in the same commit, as record_reply does.
+    if (reply.firstPart) {
+      store.parts.set(`${row.id}:0`, { status: 'sending', token: reply.firstPart.token, since: store.clock, externalId: null, settledBy: null, reported: false });
+    }
     return { outcome: 'recorded', reply: { ...row }, charged: reply.cost };
   });
   const markSent = (id: string, externalIds: string[]) => {
@@ -428,7 +432,10 @@ describe('serveConversation', () => {
       cost: Math.ceil((120 * config.CREDITS_PER_1K_TOKENS) / 1000),
       tokens: 120,
       holdId: expect.any(String),
+      firstPart: { text: 'Hi! How can I help?', token: expect.any(String) },
     });
+    // Its first part was claimed in that statement too: no claim of its own before the send.
+    expect(model.claimOutboundPart).not.toHaveBeenCalled();
     // The hold was settled by record_reply, not released apart.
     expect(model.releaseHold).not.toHaveBeenCalled();
     expect(store.held.size).toBe(0);
@@ -637,11 +644,10 @@ describe('serveConversation', () => {
       expect(forgetCredits).not.toHaveBeenCalled();
 
       installStore(message());
-      model.recordReply.mockImplementationOnce(async (_user, conversationId, reply) => {
-        const row = outbound({ conversationId, text: reply.text, replyToMessageId: reply.replyToMessageId });
-        store.messages.push(row);
-        for (const id of reply.answered) Object.assign(byId(id)!, { status: 'answered' });
-        return { outcome: 'recorded', reply: { ...row }, charged: reply.cost - 1 };
+      const record = model.recordReply.getMockImplementation()!;
+      model.recordReply.mockImplementationOnce(async (user, conversationId, reply) => {
+        const recorded = await record(user, conversationId, reply);
+        return recorded.outcome === 'recorded' ? { ...recorded, charged: reply.cost - 1 } : recorded;
       });
       await serveConversation(USER, CONVERSATION, deps());
       expect(forgetCredits).toHaveBeenCalledWith(USER);
