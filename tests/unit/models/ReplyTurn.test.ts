@@ -148,7 +148,11 @@ describe('recordReply', () => {
     answer(fake.db, [{ outcome: 'recorded', charged: '2', ...stored }]);
 
     await expect(recordReply(USER, CONVERSATION, reply)).resolves.toEqual({ outcome: 'recorded', reply: stored, charged: 2 });
-    expect(paramsOf(fake.db)).toEqual([USER, CONVERSATION, ['a', 'b'], 'Size 38 is in stock', 'b', 2, 140, null]);
+    expect(paramsOf(fake.db)).toEqual([USER, CONVERSATION, ['a', 'b'], 'Size 38 is in stock', 'b', 2, 140, null, null, null]);
+
+    answer(fake.db, [{ outcome: 'recorded', charged: '2', ...stored }]);
+    await recordReply(USER, CONVERSATION, { ...reply, firstPart: { text: 'Size 38', token: 'token-1' } });
+    expect(paramsOf(fake.db, 1).slice(-2)).toEqual(['Size 38', 'token-1']);
   });
 
   it('when the bot may no longer answer there, then only the outcome comes back', async () => {
