@@ -33,6 +33,8 @@ export interface OwedWork {
   context: StoredReplyContext;
   /** Pending customer messages and queued outbound ones, in sequence order. */
   owed: Message[];
+  /** What the model reads: listHistory up to the newest pending customer message (none pending: empty). */
+  history: Message[];
 }
 
 /** The conversation's columns in loadOwedConversation's rows; the rest are the owed message's. */
@@ -49,33 +51,60 @@ export interface OwedConversation {
   conversation: StoredReplyContext['conversation'];
   phoneNumberId: string;
   owed: Message[];
+  history: Message[];
 }
 
+/** The newest `limit` messages up to a turn, newest first, each with its turn number (see listHistory). */
+const recentTurnsSql = (user: string, conversation: string, upto: string, limit: string) => `
+  SELECT m.*, COALESCE(answered.sequence_no, m.sequence_no) AS turn_no
+    FROM messages m
+    LEFT JOIN messages answered ON answered.id = m.reply_to_message_id
+   WHERE m.user_id = ${user} AND m.conversation_id = ${conversation}
+     AND COALESCE(answered.sequence_no, m.sequence_no) <= ${upto}
+     AND m.type <> 'reaction' AND m.status NOT IN ('failed', 'stale', 'cancelled')
+     AND (m.payload ->> 'fallback') IS DISTINCT FROM 'true'
+   ORDER BY turn_no DESC, m.sequence_no DESC
+   LIMIT ${limit}`;
+
+/** The newest pending customer message of conversation `c` (a statement's alias): where its history stops. */
+const NEWEST_PENDING_SQL = `(SELECT max(p.sequence_no) FROM messages p
+  WHERE p.user_id = c.user_id AND p.conversation_id = c.id AND p.direction = 'inbound' AND p.status = 'pending')`;
+
 /**
- * The conversation, why not to answer it (SQL reason_not_to_answer), and what it
- * owes, in one query; the agent and number come from the cache (services/cachedLookups.ts).
- * Null when the conversation is not the tenant's.
+ * The conversation, why not to answer it (SQL reason_not_to_answer), what it owes, and the
+ * history the model reads for its pending messages (listHistory, at the agent's history_limit),
+ * in one query: a turn needs all of them before its model call, and a round trip and a commit
+ * fewer per reply is what the pipeline bench measures. The agent and number come from the cache
+ * (services/cachedLookups.ts). Null when the conversation is not the tenant's.
  */
 export async function loadOwedConversation(userId: string, conversationId: string, client: Queryable = db): Promise<OwedConversation | null> {
-  const { rows } = await client.query<Record<string, unknown> & Message>(
+  const { rows } = await client.query<Record<string, unknown> & Message & { row_kind: 'owed' | 'history' | null }>(
     `SELECT c.id AS c_id, c.user_id AS c_user_id, c.channel AS c_channel, c.customer_external_id AS c_customer_external_id,
             c.is_active AS c_is_active, c.bot_paused AS c_bot_paused, c.agent_id AS c_agent_id,
             c.phone_number_id AS c_phone_number_id, reason_not_to_answer(c) AS c_reason_not_to_answer,
             COALESCE(c.last_customer_message_at + ${CUSTOMER_WINDOW} > now(), false) AS c_window_open,
             customer_opted_out(c) AS c_opted_out,
-            owed.*
+            turn.*
        FROM conversations c
+       LEFT JOIN agents a ON a.id = c.agent_id AND a.user_id = c.user_id
        LEFT JOIN LATERAL (
-         SELECT ${MESSAGE_COLUMNS} FROM messages
+         SELECT 'owed' AS row_kind, NULL::integer AS turn_no, ${MESSAGE_COLUMNS} FROM messages
           WHERE user_id = c.user_id AND conversation_id = c.id
             AND ((direction = 'inbound' AND status = 'pending') OR (direction = 'outbound' AND status = 'queued'))
-       ) owed ON true
+         UNION ALL
+         SELECT 'history', turn_no::integer, ${MESSAGE_COLUMNS}
+           FROM (${recentTurnsSql('c.user_id', 'c.id', NEWEST_PENDING_SQL, 'COALESCE(a.history_limit, 0)')}) recent
+       ) turn ON true
       WHERE c.user_id = $1 AND c.id = $2
-      ORDER BY owed."sequenceNo"`,
+      ORDER BY turn.row_kind, turn.turn_no, turn."sequenceNo"`,
     [userId, conversationId],
   );
   const row = rows[0];
   if (!row) return null;
+  const messagesOf = (kind: 'owed' | 'history') =>
+    rows
+      .filter((r) => r.row_kind === kind)
+      .map((r) => Object.fromEntries(Object.entries(r).filter(([key]) => !CONTEXT_KEY.test(key) && key !== 'row_kind' && key !== 'turn_no')) as unknown as Message);
   return {
     reasonNotToAnswer: row.c_reason_not_to_answer as string | null,
     conversation: {
@@ -90,9 +119,8 @@ export async function loadOwedConversation(userId: string, conversationId: strin
       optedOut: row.c_opted_out as boolean,
     },
     phoneNumberId: row.c_phone_number_id as string,
-    owed: rows
-      .filter((r) => r.id !== null)
-      .map((r) => Object.fromEntries(Object.entries(r).filter(([key]) => !CONTEXT_KEY.test(key))) as unknown as Message),
+    owed: messagesOf('owed'),
+    history: messagesOf('history'),
   };
 }
 
@@ -141,17 +169,6 @@ export async function findStaleConversations(
 // ---------------------------------------------------------------------------------------------
 // What the model reads
 
-/** The newest `limit` messages up to a turn, newest first, each with its turn number (see listHistory). */
-const recentTurnsSql = (user: string, conversation: string, upto: string, limit: string) => `
-  SELECT m.*, COALESCE(answered.sequence_no, m.sequence_no) AS turn_no
-    FROM messages m
-    LEFT JOIN messages answered ON answered.id = m.reply_to_message_id
-   WHERE m.user_id = ${user} AND m.conversation_id = ${conversation}
-     AND COALESCE(answered.sequence_no, m.sequence_no) <= ${upto}
-     AND m.type <> 'reaction' AND m.status NOT IN ('failed', 'stale', 'cancelled')
-     AND (m.payload ->> 'fallback') IS DISTINCT FROM 'true'
-   ORDER BY turn_no DESC, m.sequence_no DESC
-   LIMIT ${limit}`;
 
 /**
  * The last `limit` messages of the conversation up to the customer's message `uptoSequenceNo`,
@@ -177,48 +194,39 @@ export async function listHistory(
   return rows;
 }
 
-/** What a reply attempt starts from: read once, before the model is called. */
+/** A reply attempt begun: the credits held for its model call, and how many attempts the messages have had. */
 export interface ReplyAttempt {
-  /** The highest attempt count among the messages, this attempt included. */
+  /** The hold's id; null when the balance (less other holds) cannot cover it, and nothing was counted. */
+  holdId: string | null;
+  /** The highest attempt count among the messages, this attempt included (0 when nothing was held). */
   attempts: number;
-  balance: number;
-  /** What the model reads: listHistory up to the newest message. */
-  history: Message[];
 }
 
 /**
- * Counts one more attempt at the messages, reads the tenant's balance and the conversation's
- * history up to the newest of them, in one round trip: a worker needs all three before every
- * model call (the history is read as it was before the count).
+ * Begins a reply attempt in one round trip: holds `amount` credits for the model call
+ * (hold_credits, R__credits.sql; see holdCredits) and, only when the hold was granted, counts one
+ * more attempt at the messages. A refused hold counts nothing: no model call follows it.
  */
 export async function beginReplyAttempt(
   userId: string,
   conversationId: string,
   ids: string[],
-  historyLimit: number,
-  uptoSequenceNo: number,
+  amount: number,
+  ttlMs: number,
   client: Queryable = db,
 ): Promise<ReplyAttempt> {
-  const { rows } = await client.query<Message & { turnAttempts: number; turnBalance: string; turn_no: number | null }>(
-    `WITH bumped AS (
+  const { rows } = await client.query<{ holdId: string | null; attempts: number }>(
+    `WITH hold AS MATERIALIZED (
+       SELECT hold_credits($1, $2, $3, $4) AS id
+     ), bumped AS (
        UPDATE messages SET attempts = attempts + 1, updated_at = now()
-       WHERE user_id = $1 AND id = ANY($3::uuid[]) RETURNING attempts
-     ), turn AS (
-       SELECT COALESCE(max(attempts), 0) AS attempts, (SELECT credit_balance FROM users WHERE id = $1) AS balance FROM bumped
+        WHERE user_id = $1 AND id = ANY($5::uuid[]) AND (SELECT id FROM hold) IS NOT NULL
+        RETURNING attempts
      )
-     SELECT turn.attempts AS "turnAttempts", turn.balance AS "turnBalance", history.*
-       FROM turn
-       LEFT JOIN (SELECT ${MESSAGE_COLUMNS}, turn_no FROM (${recentTurnsSql('$1', '$2', '$5', '$4')}) recent) history ON true
-      ORDER BY history.turn_no, history."sequenceNo"`,
-    [userId, conversationId, ids, historyLimit, uptoSequenceNo],
+     SELECT (SELECT id FROM hold) AS "holdId", (SELECT COALESCE(max(attempts), 0) FROM bumped)::integer AS attempts`,
+    [userId, amount, conversationId, ttlMs, ids],
   );
-  const first = rows[0];
-  return {
-    attempts: first?.turnAttempts ?? 0,
-    balance: Number(first?.turnBalance ?? 0),
-    // eslint-disable-next-line @typescript-eslint/no-unused-vars
-    history: rows.filter((row) => row.id !== null).map(({ turnAttempts, turnBalance, turn_no, ...message }) => message),
-  };
+  return { holdId: rows[0]?.holdId ?? null, attempts: rows[0]?.attempts ?? 0 };
 }
 
 /** Takes back the attempt beginReplyAttempt counted, for a turn whose model call was refused unmade. */

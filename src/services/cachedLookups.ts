@@ -102,8 +102,8 @@ export interface TurnWork extends OwedWork {
 }
 
 /**
- * The start of a turn: the conversation, Postgres's verdict on answering it and what it owes
- * from Postgres, in one query; its agent, its number and the credits pre-check from the cache, in
+ * The start of a turn: the conversation, Postgres's verdict on answering it, what it owes and
+ * the history the model reads from Postgres, in one query; its agent, its number and the credits pre-check from the cache, in
  * one more round trip (to Redis). Null when the conversation is not the tenant's.
  */
 export async function loadTurnWork(userId: string, conversationId: string): Promise<TurnWork | null> {
@@ -115,5 +115,5 @@ export async function loadTurnWork(userId: string, conversationId: string): Prom
     findCachedTurnNumber(userId, owed.phoneNumberId),
     hasCreditsCached(userId),
   ]);
-  return { context: { reasonNotToAnswer: owed.reasonNotToAnswer, conversation, agent, phoneNumber }, owed: owed.owed, hasCredits };
+  return { context: { reasonNotToAnswer: owed.reasonNotToAnswer, conversation, agent, phoneNumber }, owed: owed.owed, history: owed.history, hasCredits };
 }

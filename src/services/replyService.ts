@@ -29,7 +29,6 @@ import {
   fallbackAlreadyQueued,
   undoReplyAttempt,
   claimOutboundPart,
-  holdCredits,
   markInboundStatus,
   markOutboundFailed,
   markOutboundSent,
@@ -179,21 +178,10 @@ export async function serveConversation(userId: string, conversationId: string, 
       replyMetrics.failures.inc({ reason: 'model_circuit_open' });
       throw new WaitForCircuit(deps.openai.circuitRetryAfterMs(agent.model, userId));
     }
-    const { attempts, balance, history } = await beginReplyAttempt(userId, conversationId, ids, agent.historyLimit, newest.sequenceNo);
-    if (balance <= 0) {
-      await answerWithoutCredits(context, pending, log);
-      continue;
-    }
-    if (attempts > config.MESSAGE_MAX_ATTEMPTS) {
-      await markInboundStatus(userId, ids, 'failed', { code: 'max_attempts', message: 'Gave up after repeated failures; see the logs' });
-      replyMetrics.failures.inc({ reason: 'max_attempts' });
-      log.error({ attempts }, 'message failed after its last attempt');
-      continue;
-    }
-
     void markReadBestEffort(context, newest, deps.graph, log).catch((error: unknown) => log.warn({ err: error }, 'mark-as-read failed'));
     // Voice notes are transcribed (and charged) and images fetched here, in the worker, once per
     // message; what cannot be had is described to the model by its type instead.
+    const { history } = work;
     let turnHistory = history;
     let images = new Map<string, string>();
     if (pending.some((m) => mediaOf(m) !== null)) {
@@ -221,10 +209,19 @@ export async function serveConversation(userId: string, conversationId: string, 
 
     // Guarantee 14: hold the dearest outcome (the prompt as estimated plus max_tokens, at the
     // model's price) before calling; concurrent turns of the tenant see each other's holds, so
-    // credits for one reply buy one model call, however many conversations ask at once.
-    const holdId = await holdCredits(userId, conversationId, costForUsage(agent.model, estimatePromptTokens(messages), agent.maxTokens), holdTtlMs());
+    // credits for one reply buy one model call, however many conversations ask at once. The
+    // attempt is counted with the hold, in one round trip; a refused hold counts none.
+    const holdAmount = costForUsage(agent.model, estimatePromptTokens(messages), agent.maxTokens);
+    const { holdId, attempts } = await beginReplyAttempt(userId, conversationId, ids, holdAmount, holdTtlMs());
     if (holdId === null) {
       await answerWithoutCredits(context, pending, log);
+      continue;
+    }
+    if (attempts > config.MESSAGE_MAX_ATTEMPTS) {
+      await releaseHoldQuietly(userId, holdId, log);
+      await markInboundStatus(userId, ids, 'failed', { code: 'max_attempts', message: 'Gave up after repeated failures; see the logs' });
+      replyMetrics.failures.inc({ reason: 'max_attempts' });
+      log.error({ attempts }, 'message failed after its last attempt');
       continue;
     }
     // record_reply settles the hold in the reply's transaction; any other way out releases it.

@@ -48,7 +48,7 @@ export function getPool(): Pool {
       connectionTimeoutMillis: 30_000,
       idleTimeoutMillis: 30_000,
       // Every statement here is a keyed lookup or write whose best plan does not depend on the
-      // values; custom plans re-planned a turn's statements at each call (beginReplyAttempt: 0.2 ms of
+      // values; custom plans re-planned a turn's statements at each call (its history read: 0.2 ms of
       // planning for 0.2 ms of execution, pg_stat_statements in npm run bench -- pipeline).
       // statement_timeout: a runaway statement (a bad plan, a lock held by a stuck session) is
       // cancelled rather than holding its connection, and the request or turn waiting on it,

@@ -45,7 +45,7 @@ describe('every tenant-owned statement', () => {
   const recorded = { outcome: 'paused_or_archived', charged: null };
   itScopesEveryStatementToTheTenant(fake.db, USER, [
     { name: 'listHistory', call: (client) => listHistory(USER, CONVERSATION, 20, 5, client) },
-    { name: 'beginReplyAttempt', call: (client) => beginReplyAttempt(USER, CONVERSATION, ['m'], 20, 5, client) },
+    { name: 'beginReplyAttempt', call: (client) => beginReplyAttempt(USER, CONVERSATION, ['m'], 800, 60_000, client), rows: [{ holdId: null, attempts: 0 }] },
     { name: 'recordReply', call: (client) => recordReply(USER, CONVERSATION, { answered: ['m'], text: 'hi', replyToMessageId: 'm', cost: 1, tokens: 9 }, client), rows: [recorded] },
     { name: 'holdCredits', call: (client) => holdCredits(USER, CONVERSATION, 800, 60_000, client), rows: [{ id: null }] },
     { name: 'releaseHold', call: (client) => releaseHold(USER, 'h', client) },
@@ -67,23 +67,28 @@ describe('every tenant-owned statement', () => {
 });
 
 describe('loadOwedConversation', () => {
-  it('when the conversation owes messages, then the conversation, its number id and the reason come from the first row, and each row gives one owed message', async () => {
+  it('when the conversation owes messages, then the conversation, its number id and the reason come from the first row, and each row gives one owed message or one of the history', async () => {
     const owed = [messageRow(3), messageRow(4, { direction: 'outbound', author: 'agent', status: 'queued' })];
+    const history = [messageRow(1), messageRow(2, { direction: 'outbound', author: 'agent', status: 'sent' }), messageRow(3)];
     const columns = { c_id: CONVERSATION, c_user_id: USER, c_channel: 'whatsapp', c_customer_external_id: '1555', c_is_active: true, c_bot_paused: false, c_agent_id: AGENT, c_phone_number_id: NUMBER, c_reason_not_to_answer: 'bot_paused', c_window_open: true, c_opted_out: false };
-    answer(fake.db, owed.map((m) => ({ ...columns, ...m })));
+    answer(fake.db, [
+      ...history.map((m, i) => ({ ...columns, row_kind: 'history', turn_no: i + 1, ...m })),
+      ...owed.map((m) => ({ ...columns, row_kind: 'owed', turn_no: null, ...m })),
+    ]);
 
     expect(await loadOwedConversation(USER, CONVERSATION)).toEqual({
       reasonNotToAnswer: 'bot_paused',
       conversation: { id: CONVERSATION, userId: USER, channel: 'whatsapp', customerExternalId: '1555', isActive: true, botPaused: false, agentId: AGENT, windowOpen: true, optedOut: false },
       phoneNumberId: NUMBER,
       owed,
+      history,
     });
     expect(paramsOf(fake.db)).toEqual([USER, CONVERSATION]);
   });
 
   it('when nothing is owed, then owed is empty; when the conversation is not the tenant\'s, then null', async () => {
     answer(fake.db, [{ c_id: CONVERSATION, c_user_id: USER, c_phone_number_id: NUMBER, ...noMessage() }]);
-    await expect(loadOwedConversation(USER, CONVERSATION)).resolves.toMatchObject({ owed: [] });
+    await expect(loadOwedConversation(USER, CONVERSATION)).resolves.toMatchObject({ owed: [], history: [] });
     await expect(loadOwedConversation(USER, CONVERSATION)).resolves.toBeNull();
   });
 });
@@ -119,26 +124,20 @@ describe('listHistory', () => {
 });
 
 describe('beginReplyAttempt', () => {
-  it('when an attempt begins, then the count and balance come from the first row and the history without the turn columns', async () => {
-    const history = [messageRow(1), messageRow(2)];
-    answer(fake.db, history.map((m, i) => ({ ...m, turnAttempts: 2, turnBalance: '41', turn_no: i + 1 })));
+  it('when an attempt begins, then the tenant, the amount, the conversation, the hold\'s lifetime and the messages go in one statement, and the hold and the count come back', async () => {
+    answer(fake.db, [{ holdId: 'h1', attempts: 2 }]);
 
-    const attempt = await beginReplyAttempt(USER, CONVERSATION, ['a', 'b'], 20, 2);
-
-    expect(paramsOf(fake.db)).toEqual([USER, CONVERSATION, ['a', 'b'], 20, 2]);
-    expect(attempt).toEqual({ attempts: 2, balance: 41, history });
+    await expect(beginReplyAttempt(USER, CONVERSATION, ['a', 'b'], 800, 60_000)).resolves.toEqual({ holdId: 'h1', attempts: 2 });
+    expect(paramsOf(fake.db)).toEqual([USER, 800, CONVERSATION, 60_000, ['a', 'b']]);
   });
 
-  it('when there is no history, then the lone row gives the count and balance and the history is empty', async () => {
-    answer(fake.db, [{ ...noMessage(), turnAttempts: 1, turnBalance: '0', turn_no: null }]);
-
-    await expect(beginReplyAttempt(USER, CONVERSATION, ['a'], 20, 2)).resolves.toEqual({ attempts: 1, balance: 0, history: [] });
-  });
-
-  it('when no row comes back, then the count and balance are zero', async () => {
-    await expect(beginReplyAttempt(USER, CONVERSATION, [], 20, 2)).resolves.toEqual({ attempts: 0, balance: 0, history: [] });
+  it('when the hold is refused, then no hold and no count come back', async () => {
+    answer(fake.db, [{ holdId: null, attempts: 0 }]);
+    await expect(beginReplyAttempt(USER, CONVERSATION, ['a'], 800, 60_000)).resolves.toEqual({ holdId: null, attempts: 0 });
+    await expect(beginReplyAttempt(USER, CONVERSATION, ['a'], 800, 60_000)).resolves.toEqual({ holdId: null, attempts: 0 });
   });
 });
+
 
 describe('recordReply', () => {
   const reply = { answered: ['a', 'b'], text: 'Size 38 is in stock', replyToMessageId: 'b', cost: 2, tokens: 140 };

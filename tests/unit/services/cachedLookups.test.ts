@@ -121,12 +121,13 @@ describe("a turn's agent and number", () => {
       conversation: { id: CONVERSATION, userId: TENANT_A, channel: 'whatsapp', customerExternalId: 'c', isActive: true, botPaused: false, agentId: AGENT, windowOpen: true, optedOut: false },
       phoneNumberId: NUMBER,
       owed: [],
+      history: [],
     });
     jest.mocked(findTurnAgent).mockResolvedValue(agent('p'));
     jest.mocked(findTurnNumber).mockResolvedValue({ id: NUMBER, externalId: '1555', agentId: AGENT, accessTokenEncrypted: 'v2:x' });
     jest.mocked(findBalance).mockResolvedValue(5);
     const work = await loadTurnWork(TENANT_A, CONVERSATION);
-    expect(work).toMatchObject({ hasCredits: true, owed: [], context: { agent: { systemPrompt: 'p' }, phoneNumber: { id: NUMBER }, reasonNotToAnswer: null } });
+    expect(work).toMatchObject({ hasCredits: true, owed: [], history: [], context: { agent: { systemPrompt: 'p' }, phoneNumber: { id: NUMBER }, reasonNotToAnswer: null } });
     expect(findTurnAgent).toHaveBeenCalledWith(TENANT_A, AGENT);
     expect(findTurnNumber).toHaveBeenCalledWith(TENANT_A, NUMBER);
 

@@ -173,6 +173,8 @@ const pending = () => store.messages.filter((m) => m.direction === 'inbound' && 
 const queued = () => store.messages.filter((m) => m.direction === 'outbound' && m.status === 'queued');
 const byId = (id: string) => store.messages.find((m) => m.id === id);
 
+const historyUpTo = (limit: number, upto: number) => (store.history ?? store.messages.filter((m) => m.sequenceNo <= upto)).slice(-limit);
+
 function installStore(...messages: Message[]): void {
   store = { messages: [...messages], history: null, balance: 1_000, held: new Map(), parts: new Map(), clock: 0, markedSent: new Map() };
   loadTurnWork.mockImplementation(async () => {
@@ -181,21 +183,23 @@ function installStore(...messages: Message[]): void {
     return {
       context: stored(context),
       owed: [...pending(), ...queued()].sort((x, y) => x.sequenceNo - y.sequenceNo).map((m) => ({ ...m })),
+      // Read with the turn, up to the newest pending message, at the agent's history_limit.
+      history: pending().length > 0 ? historyUpTo(context.agent?.historyLimit ?? 0, Math.max(...pending().map((m) => m.sequenceNo))).map((m) => ({ ...m })) : [],
       hasCredits: store.cachedHasCredits ?? store.balance > 0,
     };
   });
-  const historyUpTo = (limit: number, upto: number) => (store.history ?? store.messages.filter((m) => m.sequenceNo <= upto)).slice(-limit);
   model.markInboundStatus.mockImplementation(async (_user, ids, status, error = null) => {
     const moved = pending().filter((m) => ids.includes(m.id));
     for (const m of moved) Object.assign(m, { status, errorCode: error?.code ?? null, errorMessage: error?.message ?? null });
     return moved.length;
   });
-  model.beginReplyAttempt.mockImplementation(async (_user, _conversation, ids, limit, upto) => {
-    // The history is read as it was before the count, as the real statement's snapshot.
-    const history = historyUpTo(limit, upto).map((m) => ({ ...m }));
+  // The hold, then the count only when it was granted, as the real statement does.
+  model.beginReplyAttempt.mockImplementation(async (user, conversation, ids, amount, ttlMs) => {
+    const holdId = await model.holdCredits(user, conversation, amount, ttlMs);
+    if (holdId === null) return { holdId, attempts: 0 };
     const rows = store.messages.filter((m) => ids.includes(m.id));
     for (const m of rows) m.attempts += 1;
-    return { attempts: Math.max(0, ...rows.map((m) => m.attempts)), balance: store.balance, history };
+    return { holdId, attempts: Math.max(0, ...rows.map((m) => m.attempts)) };
   });
   model.undoReplyAttempt.mockImplementation(async (_user, ids) => {
     for (const m of store.messages) if (ids.includes(m.id) && m.attempts > 0) m.attempts -= 1;
@@ -408,7 +412,7 @@ describe('serveConversation', () => {
 
     await serveConversation(USER, CONVERSATION, deps());
 
-    expect(model.beginReplyAttempt).toHaveBeenCalledWith(USER, CONVERSATION, [photo.id], 20, photo.sequenceNo);
+    expect(model.beginReplyAttempt).toHaveBeenCalledWith(USER, CONVERSATION, [photo.id], expect.any(Number), expect.any(Number));
     expect(openai.complete).toHaveBeenCalledTimes(1);
     expect(openai.complete).toHaveBeenCalledWith({
       model: 'gpt-test',
@@ -472,7 +476,7 @@ describe('serveConversation', () => {
     await serveConversation(USER, CONVERSATION, deps());
 
     expect(openai.complete).toHaveBeenCalledTimes(1);
-    expect(model.beginReplyAttempt).toHaveBeenCalledWith(USER, CONVERSATION, [a.id, b.id, c.id], 20, c.sequenceNo);
+    expect(model.beginReplyAttempt).toHaveBeenCalledWith(USER, CONVERSATION, [a.id, b.id, c.id], expect.any(Number), expect.any(Number));
     expect(model.recordReply).toHaveBeenCalledWith(USER, CONVERSATION, expect.objectContaining({ answered: [a.id, b.id, c.id], replyToMessageId: c.id }));
     expect(graph.sendText).toHaveBeenCalledTimes(1);
   });
@@ -633,7 +637,7 @@ describe('serveConversation', () => {
 
       await serveConversation(USER, CONVERSATION, deps());
 
-      expect(model.beginReplyAttempt).toHaveBeenCalledWith(USER, CONVERSATION, [a.id], 20, a.sequenceNo);
+      expect(model.beginReplyAttempt).toHaveBeenCalledWith(USER, CONVERSATION, [a.id], expect.any(Number), expect.any(Number));
       expect(model.markInboundStatus).toHaveBeenCalledWith(USER, [a.id], 'insufficient_credits', null, tx);
       expect(openai.complete).not.toHaveBeenCalled();
     });
@@ -764,6 +768,21 @@ describe('serveConversation', () => {
         message: 'Gave up after repeated failures; see the logs',
       });
       expect(poison.status).toBe('failed');
+      expect(openai.complete).not.toHaveBeenCalled();
+      // The hold taken with the count is given back: no call was made.
+      expect(model.releaseHold).toHaveBeenCalledTimes(1);
+      expect(store.held.size).toBe(0);
+    });
+
+    it('when the hold is refused, then no attempt is counted', async () => {
+      const poor = message({ attempts: 1 });
+      installStore(poor);
+      store.cachedHasCredits = true;
+      store.balance = 1;
+
+      await serveConversation(USER, CONVERSATION, deps());
+
+      expect(poor).toMatchObject({ status: 'insufficient_credits', attempts: 1 });
       expect(openai.complete).not.toHaveBeenCalled();
     });
 
