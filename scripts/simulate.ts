@@ -166,53 +166,32 @@ export interface InstagramTextInput {
   echo?: boolean | undefined;
 }
 
-/** An Instagram messaging webhook carrying one text message (Instagram API with Instagram Login). */
-export function instagramTextWebhook(input: InstagramTextInput): string {
+/** An Instagram messaging webhook (Instagram API with Instagram Login) carrying one message between the account and a user. */
+function instagramMessagingWebhook(accountId: string, sender: string, recipient: string, message: Record<string, unknown>): string {
   const now = Date.now();
-  // On an echo the business is the sender and the customer the recipient.
-  const [sender, recipient] = input.echo ? [input.accountId, input.igsid] : [input.igsid, input.accountId];
   return JSON.stringify({
     object: 'instagram',
-    entry: [
-      {
-        id: input.accountId,
-        time: now,
-        messaging: [
-          {
-            sender: { id: sender },
-            recipient: { id: recipient },
-            timestamp: now,
-            message: { mid: input.mid ?? newInstagramMid(input.accountId), text: input.text, ...(input.echo ? { is_echo: true } : {}) },
-          },
-        ],
-      },
-    ],
+    entry: [{ id: accountId, time: now, messaging: [{ sender: { id: sender }, recipient: { id: recipient }, timestamp: now, message }] }],
+  });
+}
+
+/** An Instagram messaging webhook carrying one text message. */
+export function instagramTextWebhook(input: InstagramTextInput): string {
+  // On an echo the business is the sender and the customer the recipient.
+  const [sender, recipient] = input.echo ? [input.accountId, input.igsid] : [input.igsid, input.accountId];
+  return instagramMessagingWebhook(input.accountId, sender, recipient, {
+    mid: input.mid ?? newInstagramMid(input.accountId),
+    text: input.text,
+    ...(input.echo ? { is_echo: true } : {}),
   });
 }
 
 /** An Instagram messaging webhook carrying one attachment (`audio`, `image`, `video`, `file`…) by its CDN URL. */
 export function instagramAttachmentWebhook(input: { accountId: string; igsid: string; type: string; url: string; text?: string; mid?: string }): string {
-  const now = Date.now();
-  return JSON.stringify({
-    object: 'instagram',
-    entry: [
-      {
-        id: input.accountId,
-        time: now,
-        messaging: [
-          {
-            sender: { id: input.igsid },
-            recipient: { id: input.accountId },
-            timestamp: now,
-            message: {
-              mid: input.mid ?? newInstagramMid(input.accountId),
-              ...(input.text !== undefined ? { text: input.text } : {}),
-              attachments: [{ type: input.type, payload: { url: input.url } }],
-            },
-          },
-        ],
-      },
-    ],
+  return instagramMessagingWebhook(input.accountId, input.igsid, input.accountId, {
+    mid: input.mid ?? newInstagramMid(input.accountId),
+    ...(input.text !== undefined ? { text: input.text } : {}),
+    attachments: [{ type: input.type, payload: { url: input.url } }],
   });
 }
 

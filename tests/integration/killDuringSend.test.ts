@@ -10,9 +10,8 @@
  * customer message answered, every reply accepted by Graph exactly once, in order.
  */
 import { appendFileSync } from 'node:fs';
-import { config } from '../../src/config';
 import { setupTestDatabase, teardownTestDatabase } from '../fixtures/testDatabase';
-import { runEntryPoint, type RunningProcess } from '../fixtures/processes';
+import type { RunningProcess } from '../fixtures/processes';
 import {
   createBusiness,
   customerWrites,
@@ -42,13 +41,7 @@ const WORKER_ENV = {
 
 /** A real `npm run start:worker -- message` process on this file's database, Redis prefix and stand-ins. */
 async function startWorker(): Promise<RunningProcess> {
-  const worker = runEntryPoint('scripts/worker-start.ts', ['message'], {
-    DATABASE_URL: config.DATABASE_URL,
-    REDIS_KEY_PREFIX: config.REDIS_KEY_PREFIX,
-    OPENAI_BASE_URL: pipeline.openai.url,
-    OPENAI_API_KEY: 'test-key',
-    META_GRAPH_API_URL: pipeline.graph.url,
-    INSTAGRAM_GRAPH_API_URL: pipeline.graph.url,
+  const worker = pipeline.spawnMessageWorker({
     ...WORKER_ENV,
   });
   alive.add(worker);

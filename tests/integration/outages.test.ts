@@ -4,11 +4,10 @@
  * try again; they count toward neither MESSAGE_MAX_ATTEMPTS nor poison (only crashes do).
  * Leases are shortened (WORKER_LEASE_MS) so that an outage of many leases takes seconds.
  */
-import { config } from '../../src/config';
 import { getRedis } from '../../src/utils/redis';
 import { deadLetterStream } from '../../src/utils/queue';
 import { setupTestDatabase, teardownTestDatabase } from '../fixtures/testDatabase';
-import { runEntryPoint, type RunningProcess } from '../fixtures/processes';
+import type { RunningProcess } from '../fixtures/processes';
 import { createBusiness, customerWrites, eventually, ledgerOf, messagesOf, startPipeline, type Pipeline } from '../fixtures/pipeline';
 
 let pipeline: Pipeline;
@@ -17,13 +16,7 @@ let customerSeq = 0;
 const newCustomer = () => `1557${String(process.pid).slice(-3)}${String(++customerSeq).padStart(4, '0')}`;
 
 function workerProcess(env: NodeJS.ProcessEnv): RunningProcess {
-  const worker = runEntryPoint('scripts/worker-start.ts', ['message'], {
-    DATABASE_URL: config.DATABASE_URL,
-    REDIS_KEY_PREFIX: config.REDIS_KEY_PREFIX,
-    OPENAI_BASE_URL: pipeline.openai.url,
-    OPENAI_API_KEY: 'test-key',
-    META_GRAPH_API_URL: pipeline.graph.url,
-    INSTAGRAM_GRAPH_API_URL: pipeline.graph.url,
+  const worker = pipeline.spawnMessageWorker({
     SHUTDOWN_TIMEOUT_MS: '8000',
     // Two crashes and the work is poison, two counted attempts and a message fails: an outage
     // spans far more tries than that, and must spend none of them.

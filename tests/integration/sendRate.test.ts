@@ -8,7 +8,7 @@ import { spawn } from 'node:child_process';
 import path from 'node:path';
 import { config } from '../../src/config';
 import { whatsappTextBody } from '../fixtures/meta';
-import { ROOT, runEntryPoint, type RunningProcess } from '../fixtures/processes';
+import { ROOT, type RunningProcess } from '../fixtures/processes';
 import { createBusiness, eventually, messagesOf, pipelineForFile, postWebhook } from '../fixtures/pipeline';
 
 const pipeline = pipelineForFile();
@@ -56,19 +56,13 @@ describe('the send rate, shared by every worker process', () => {
   }, 30_000);
 
   it('when two message worker processes reply from one number faster than Meta takes, then every reply waits its turn: all sent, none refused with 130429', async () => {
-    const { app, graph, openai } = pipeline();
+    const { app, graph } = pipeline();
     const RATE = 4;
     // Meta's side: one send more than our rate per second is refused (a margin for network jitter).
     graph.setThroughputLimit(RATE + 1);
     const business = await createBusiness(app);
     for (let i = 0; i < 2; i++) {
-      const worker = runEntryPoint('scripts/worker-start.ts', ['message'], {
-        DATABASE_URL: config.DATABASE_URL,
-        REDIS_KEY_PREFIX: config.REDIS_KEY_PREFIX,
-        OPENAI_API_KEY: 'test-key',
-        OPENAI_BASE_URL: openai.url,
-        META_GRAPH_API_URL: graph.url,
-        INSTAGRAM_GRAPH_API_URL: graph.url,
+      const worker = pipeline().spawnMessageWorker({
         META_SEND_RATE_PER_SECOND: String(RATE),
         WORKER_CONCURRENCY: '4',
         WORKER_LEASE_MS: '5000',

@@ -1,6 +1,5 @@
-import { config } from '../../src/config';
 import { setupTestDatabase, teardownTestDatabase } from '../fixtures/testDatabase';
-import { runEntryPoint, type RunningProcess } from '../fixtures/processes';
+import type { RunningProcess } from '../fixtures/processes';
 import { createBusiness, customerWrites, eventually, messagesOf, startPipeline, type Pipeline } from '../fixtures/pipeline';
 import { getRedis } from '../../src/utils/redis';
 import { CONSUMER_GROUPS, messageStream } from '../../src/utils/queue';
@@ -10,13 +9,7 @@ const running: RunningProcess[] = [];
 
 /** A real `npm run start:worker -- message` process, pointed at this file's database and stand-ins. */
 function workerProcess(): RunningProcess {
-  const worker = runEntryPoint('scripts/worker-start.ts', ['message'], {
-    DATABASE_URL: config.DATABASE_URL,
-    REDIS_KEY_PREFIX: config.REDIS_KEY_PREFIX,
-    OPENAI_BASE_URL: pipeline.openai.url,
-    OPENAI_API_KEY: 'test-key',
-    META_GRAPH_API_URL: pipeline.graph.url,
-    INSTAGRAM_GRAPH_API_URL: pipeline.graph.url,
+  const worker = pipeline.spawnMessageWorker({
     WORKER_LEASE_MS: '1000',
     SWEEPER_INTERVAL_MS: '500',
     SHUTDOWN_TIMEOUT_MS: '8000',

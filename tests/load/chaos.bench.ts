@@ -30,6 +30,7 @@ import { sign, uniqueWamid, whatsappTextBody } from '../fixtures/meta';
 import type { OpenAIStandin } from '../fixtures/standins/openaiStandin';
 import { standinAccessToken, type GraphFault } from '../fixtures/standins/graphStandin';
 import {
+  api,
   Cleanup,
   type BenchDatabase,
   deleteKeysWithPrefix,
@@ -103,17 +104,6 @@ interface Fault {
   to: number;
   what: string;
   apply: () => void;
-}
-
-async function api<T>(base: string, method: string, path: string, auth: string, body?: unknown, expect = 200): Promise<T> {
-  const response = await fetch(`${base}${path}`, {
-    method,
-    headers: { authorization: `Bearer ${auth}`, 'content-type': 'application/json' },
-    body: body === undefined ? undefined : JSON.stringify(body),
-  });
-  const text = await response.text();
-  if (response.status !== expect) throw new Error(`${method} ${path}: ${response.status} ${text}`);
-  return JSON.parse(text) as T;
 }
 
 async function seedTenant(base: string, adminKey: string, t: number): Promise<Tenant> {

@@ -757,3 +757,15 @@ export async function databaseTransactions(client: Client, databaseName: string)
   const { rows } = await client.query<{ xacts: string }>('SELECT xact_commit + xact_rollback AS xacts FROM pg_stat_database WHERE datname = $1', [databaseName]);
   return Number(rows[0]?.xacts ?? Number.NaN);
 }
+
+/** One JSON call to the product's API as a dashboard makes it; anything but `expect` throws with the answer. */
+export async function api<T>(base: string, method: string, path: string, auth: string, body?: unknown, expect = 200): Promise<T> {
+  const response = await fetch(`${base}${path}`, {
+    method,
+    headers: { authorization: `Bearer ${auth}`, 'content-type': 'application/json' },
+    body: body === undefined ? undefined : JSON.stringify(body),
+  });
+  const text = await response.text();
+  if (response.status !== expect) throw new Error(`${method} ${path}: ${response.status} ${text}`);
+  return JSON.parse(text) as T;
+}

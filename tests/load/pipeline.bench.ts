@@ -38,6 +38,7 @@ import { sign, uniqueWamid, whatsappTextBody } from '../fixtures/meta';
 import { type OpenAIStandin, type RecordedRequest } from '../fixtures/standins/openaiStandin';
 import { standinAccessToken, type GraphStandin, type RecordedSend } from '../fixtures/standins/graphStandin';
 import {
+  api,
   benchRedis,
   Cleanup,
   cpuDelta,
@@ -558,17 +559,6 @@ async function runPhase(ctx: Context, spec: PhaseSpec): Promise<PhaseResult> {
 }
 
 // ---------------------------------------------------------------------------------------------
-
-async function api<T>(base: string, method: string, path: string, auth: string, body?: unknown, expect = 200): Promise<T> {
-  const response = await fetch(`${base}${path}`, {
-    method,
-    headers: { authorization: `Bearer ${auth}`, 'content-type': 'application/json' },
-    body: body === undefined ? undefined : JSON.stringify(body),
-  });
-  const text = await response.text();
-  if (response.status !== expect) throw new Error(`${method} ${path}: ${response.status} ${text}`);
-  return JSON.parse(text) as T;
-}
 
 /** `TENANTS` tenants, each with an agent, sharing `NUMBERS` WhatsApp numbers, made through the API. */
 async function seedThroughApi(base: string, adminKey: string): Promise<{ numbers: string[] }> {

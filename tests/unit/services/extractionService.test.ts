@@ -10,6 +10,7 @@ import * as extractions from '../../../src/models/Extraction';
 import * as credits from '../../../src/services/creditService';
 import * as database from '../../../src/utils/database';
 import { fakeDatabaseOf, resetFakeDatabase } from '../../fixtures/fakeDatabase';
+import { agentRow } from '../../fixtures/rows';
 import { DEFAULT_LEAD_FIELDS } from '../../../src/services/agentService';
 import type { OpenAIService, StructuredRequest } from '../../../src/services/openaiService';
 import { ModelError } from '../../../src/services/modelErrors';
@@ -87,30 +88,7 @@ function conversation(overrides: Partial<Conversation> = {}): Conversation {
 }
 
 function agent(overrides: Partial<Agent> = {}): Agent {
-  return {
-    id: AGENT,
-    userId: USER,
-    name: 'Shop',
-    systemPrompt: 'Be brief.',
-    model: 'gpt-4o-mini',
-    temperature: 0.7,
-    maxTokens: 512,
-    historyLimit: 20,
-    maxPromptTokens: 8000,
-    debounceMs: 0,
-    leadFields: null,
-    fallbackMessage: null,
-    resumeAfterMinutes: null,
-    handoffKeywords: [],
-    optOutKeywords: ['STOP', 'UNSUBSCRIBE'],
-    optInKeywords: ['START'],
-    optOutMessage: null,
-    vision: true,
-    archivedAt: null,
-    createdAt: new Date(),
-    updatedAt: new Date(),
-    ...overrides,
-  };
+  return agentRow({ id: AGENT, userId: USER, name: 'Shop', systemPrompt: 'Be brief.', model: 'gpt-4o-mini', maxTokens: 512, ...overrides });
 }
 
 let sequence = 0;
