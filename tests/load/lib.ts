@@ -752,6 +752,12 @@ export function machineBusyShare(before: ReturnType<typeof machineCpu>, after: R
   return (after.busy - before.busy) / (after.total - before.total);
 }
 
+/** Busy CPU ms summed over all cores between two machineCpu() readings (every user of the machine counts). */
+export function machineBusyMs(before: ReturnType<typeof machineCpu>, after: ReturnType<typeof machineCpu>): number {
+  if (!before || !after) return Number.NaN;
+  return ((after.busy - before.busy) * 1000) / ticksPerSecond();
+}
+
 /** Committed + rolled-back transactions of one database so far (pg_stat_database; backends report with up to ~1 s delay). */
 export async function databaseTransactions(client: Client, databaseName: string): Promise<number> {
   const { rows } = await client.query<{ xacts: string }>('SELECT xact_commit + xact_rollback AS xacts FROM pg_stat_database WHERE datname = $1', [databaseName]);

@@ -15,12 +15,11 @@
  * measure for all three, so other users of the machine add to every row alike.
  */
 import { Pool } from 'pg';
-import { Cleanup, createScratchDatabase, envInt, fixed, formatTable, machineCpu, machineLine, runPgbench } from './lib';
+import { Cleanup, createScratchDatabase, envInt, fixed, formatTable, machineBusyMs, machineCpu, machineLine, runPgbench } from './lib';
 
 const SECONDS = envInt('BENCH_SECONDS', 10, 2, 600);
 const ROUNDS = envInt('BENCH_ROUNDS', 2, 1, 20);
 const CONCURRENCY = 10;
-const TICKS_PER_SECOND = 100;
 
 interface Measure {
   label: string;
@@ -36,9 +35,7 @@ async function measured(label: string, work: () => Promise<number>): Promise<Mea
   const started = performance.now();
   const count = await work();
   const elapsedMs = performance.now() - started;
-  const after = machineCpu();
-  const cpuMs = before && after ? ((after.busy - before.busy) * 1000) / TICKS_PER_SECOND : Number.NaN;
-  return { label, count, elapsedMs, cpuMs };
+  return { label, count, elapsedMs, cpuMs: machineBusyMs(before, machineCpu()) };
 }
 
 /** CONCURRENCY loops calling `once` until SECONDS have passed; how many calls finished. */
@@ -66,22 +63,22 @@ async function main(): Promise<void> {
     await runPgbench(database.url, ['-i', '-q', '-s', '10'], 300_000);
     const pool = new Pool({ connectionString: database.url, max: CONCURRENCY });
     cleanup.add('close the pool', () => pool.end());
-    const select = { name: 'roundtrip_select', text: 'SELECT $1::int AS n' };
-    await loop((i) => pool.query({ ...select, values: [i] })); // warm-up: connections open, statements prepared
+    const select = (i: number, client: Pick<Pool, 'query'> = pool) => client.query({ name: 'roundtrip_select', text: 'SELECT $1::int AS n', values: [i] });
+    await loop(select); // warm-up: connections open, statements prepared
 
     console.log(`roundtrip bench: ${ROUNDS} round(s) of ${SECONDS} s each; ${CONCURRENCY} clients; machine: ${machineLine()}`);
     const runs: Record<string, Measure[]> = { pgbench: [], statement: [], transaction: [] };
     const steps: Record<string, () => Promise<Measure>> = {
       pgbench: () =>
         measured('pgbench', async () => (await runPgbench(database.url, ['-N', '-c', '10', '-j', '2', '-T', String(SECONDS)], SECONDS * 1000 + 60_000)).transactions),
-      statement: () => measured('statement', () => loop((i) => pool.query({ ...select, values: [i] }))),
+      statement: () => measured('statement', () => loop(select)),
       transaction: () =>
         measured('transaction', () =>
           loop(async (i) => {
             const client = await pool.connect();
             try {
               await client.query('BEGIN');
-              await client.query({ ...select, values: [i] });
+              await select(i, client);
               await client.query('COMMIT');
             } finally {
               client.release();
